@@ -1,0 +1,31 @@
+# One obvious command for each job. The first run bootstraps uv into .tools/ and the
+# locked environment into .venv/ (uv.lock pins every version that was tested).
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+VENV := .venv
+
+.PHONY: sync demo test lint bench clean
+
+$(UV):
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet uv==$(UV_VERSION)
+
+sync: $(UV)
+	$(UV) sync --locked --quiet
+
+demo: sync
+	$(VENV)/bin/hotlist demo
+
+test: sync
+	$(VENV)/bin/pytest
+
+lint: sync
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+bench: sync
+	$(VENV)/bin/python -m bench.run
+
+clean:
+	rm -rf .tools $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,170 @@
+"""Configuration: one TOML file (``--config`` or ``HOTLIST_CONFIG``) plus environment overrides.
+
+Environment overrides use ``HOTLIST_`` + the dotted key in upper case with ``__`` between
+levels, e.g. ``HOTLIST_DATA_DIR=/var/lib/hotlist`` or
+``HOTLIST_SOURCES__NCIC__URL=sftp://hotlist@drop:22/outbound``. Values are parsed as TOML
+values when they parse (``["V","P"]``, ``0.05``), else taken as strings.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ENV_PREFIX = "HOTLIST_"
+CONFIG_ENV = "HOTLIST_CONFIG"
+
+#: Hit types that may never be loaded, whatever the configuration says (SB 54).
+FORBIDDEN_HIT_TYPES = frozenset({"N"})
+KNOWN_HIT_TYPES = frozenset("VPFRAMWCHKLTXBN")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key and the fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeedGuards(_Strict):
+    """Per-source safety limits for applying a snapshot (formats.md section 4)."""
+
+    max_row_error_share: float = Field(0.01, ge=0.0, le=1.0)
+    max_removal_share: float = Field(0.05, ge=0.0, le=1.0)
+    freshness_hours: float = Field(12.0, gt=0.0)
+
+
+class SourceConfig(_Strict):
+    """One upstream: where its files are and how to read them."""
+
+    url: str
+    layout: str
+    files: dict[str, str]
+    hit_types: tuple[str, ...] = ()
+    private_key: Path | None = None
+    known_hosts: Path | None = None
+    connect_timeout_s: float = Field(15.0, gt=0.0)
+    read_timeout_s: float = Field(60.0, gt=0.0)
+    guards: FeedGuards = FeedGuards()
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        if not url.startswith(("file://", "sftp://")):
+            raise ValueError("url must start with file:// or sftp://")
+        return url
+
+    @field_validator("hit_types")
+    @classmethod
+    def _lawful_hit_types(cls, hit_types: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(hit_types) - KNOWN_HIT_TYPES)
+        if unknown:
+            raise ValueError(f"unknown hit types {unknown}; known: {''.join(sorted(KNOWN_HIT_TYPES))}")
+        # N (immigration violator) is dropped silently here and refused again at parse time:
+        # no configuration can load it (SB 54).
+        return tuple(h for h in hit_types if h not in FORBIDDEN_HIT_TYPES)
+
+
+class Settings(_Strict):
+    """The whole configuration."""
+
+    data_dir: Path = Path("data")
+    sources: dict[Literal["svs", "ncic"], SourceConfig]
+
+    def source(self, name: str) -> SourceConfig:
+        try:
+            return self.sources[name]  # type: ignore[index]
+        except KeyError:
+            raise ConfigError(
+                f"source {name!r} is not configured; add a [sources.{name}] table"
+            ) from None
+
+
+DEFAULT_SOURCES: dict[str, dict[str, Any]] = {
+    "svs": {
+        "url": "file:///srv/drop/svs",
+        "layout": "clew-svs",
+        "files": {"svs": "svs.tbl", "sfr": "sfr.tbl", "slr": "slr.tbl"},
+    },
+    "ncic": {
+        "url": "file:///srv/drop/ncic",
+        "layout": "ncic-fixed",
+        "files": {"ncic": "VEHEXTRT.txt"},
+        "hit_types": ["V", "P", "F", "R", "A", "M"],
+    },
+}
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Turn ``HOTLIST_A__B=value`` variables into a nested mapping ``{a: {b: value}}``."""
+    out: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        if name in {"HOTLIST_SFTP_PASSPHRASE"} or name.startswith("HOTLIST_FAULT"):
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = _env_value(raw)
+    return out
+
+
+def load_settings(
+    path: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read the configuration file (if any), apply defaults and environment overrides."""
+    environ = os.environ if environ is None else environ
+    if path is None and environ.get(CONFIG_ENV):
+        path = Path(environ[CONFIG_ENV])
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from None
+    raw = _merge(raw, env_overrides(environ))
+    sources = raw.get("sources", {})
+    if not isinstance(sources, dict):
+        raise ConfigError("'sources' must be a table")
+    raw["sources"] = {
+        name: _merge(DEFAULT_SOURCES.get(name, {}), body) for name, body in sources.items()
+    } or {name: dict(body) for name, body in DEFAULT_SOURCES.items()}
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        where = f" in {path}" if path else ""
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration{where}: {problems}") from None
+    base = path.parent if path is not None else Path.cwd()
+    if not settings.data_dir.is_absolute():
+        settings = settings.model_copy(update={"data_dir": (base / settings.data_dir).resolve()})
+    return settings

@@ -1,0 +1,75 @@
+"""The landing area: temporary names, fsync, atomic rename, checksum companions."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path, PurePosixPath
+
+from hotlist.sources import FetchError, FetchFailure
+
+TMP_SUFFIX = ".part"
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def landing_dir(data_dir: Path, source: str) -> Path:
+    path = data_dir / "landing" / source
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def check_remote_name(name: str, allowed: set[str]) -> str:
+    """Refuse a server-supplied name that could escape the landing area or was not asked for."""
+    if "\x00" in name or "/" in name or "\\" in name or name in {"", ".", ".."}:
+        raise FetchError(FetchFailure.UNSAFE_NAME, f"refused unsafe remote file name {name!r}")
+    if PurePosixPath(name).is_absolute() or ".." in PurePosixPath(name).parts:
+        raise FetchError(FetchFailure.UNSAFE_NAME, f"refused unsafe remote file name {name!r}")
+    if name not in allowed:
+        raise FetchError(
+            FetchFailure.UNSAFE_NAME,
+            f"remote file name {name!r} is not one of the configured names {sorted(allowed)}",
+        )
+    return name
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish_file(tmp: Path, final: Path) -> None:
+    """fsync ``tmp`` and rename it over ``final`` atomically."""
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, final)
+    fsync_dir(final.parent)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def parse_sha256_companion(text: str, name: str) -> str:
+    """Read a ``<name>.sha256`` companion: ``HEX`` or ``HEX  name`` (sha256sum format)."""
+    fields = text.strip().split()
+    if not fields or not _HEX64.match(fields[0]) or (len(fields) > 1 and fields[-1].lstrip("*") != name):
+        raise FetchError(
+            FetchFailure.CHECKSUM_MISMATCH,
+            f"{name}.sha256 is not a sha256sum line for {name}",
+        )
+    return fields[0].lower()
+
+
+def remove_stale_parts(directory: Path) -> None:
+    """Delete leftovers of an interrupted download (they may hold record content)."""
+    for part in directory.glob(f"*{TMP_SUFFIX}"):
+        part.unlink(missing_ok=True)

@@ -1,0 +1,77 @@
+"""``file://`` source: a directory on this machine (a mounted drop, or the demo)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from hotlist.config import SourceConfig
+from hotlist.sources import FetchError, FetchFailure, LandedFile, SeenBefore, Unchanged
+from hotlist.sources.landing import (
+    TMP_SUFFIX,
+    check_remote_name,
+    parse_sha256_companion,
+    publish_file,
+    remove_stale_parts,
+)
+
+
+def _directory(url: str) -> Path:
+    return Path(unquote(urlparse(url).path))
+
+
+def fetch_local(
+    source: SourceConfig, feeds: list[str], landing: Path, seen_before: SeenBefore
+) -> list[LandedFile | Unchanged]:
+    """Copy each feed's file into ``landing``, hashing as it goes; refuse a file that moved."""
+    directory = _directory(source.url)
+    remove_stale_parts(landing)
+    allowed = set(source.files.values())
+    out: list[LandedFile | Unchanged] = []
+    for feed in feeds:
+        name = check_remote_name(source.files[feed], allowed)
+        path = directory / name
+        try:
+            before = path.stat()
+        except FileNotFoundError:
+            raise FetchError(FetchFailure.NOT_FOUND, f"{path} does not exist") from None
+        except PermissionError:
+            raise FetchError(FetchFailure.PERMISSION_DENIED, f"cannot read {path}") from None
+        if seen_before(feed, name, before.st_size, before.st_mtime):
+            out.append(Unchanged(feed, name))
+            continue
+        tmp = landing / (name + TMP_SUFFIX)
+        digest = hashlib.sha256()
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with open(path, "rb") as src, os.fdopen(fd, "wb") as dst:
+                while block := src.read(1 << 20):
+                    digest.update(block)
+                    dst.write(block)
+        except PermissionError:
+            tmp.unlink(missing_ok=True)
+            raise FetchError(FetchFailure.PERMISSION_DENIED, f"cannot read {path}") from None
+        after = path.stat()
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            tmp.unlink(missing_ok=True)
+            raise FetchError(
+                FetchFailure.CHANGED_WHILE_READ,
+                f"{path} changed while it was read (size or mtime moved); retry after the"
+                " upstream finishes writing it",
+            )
+        sha = digest.hexdigest()
+        companion = directory / (name + ".sha256")
+        if companion.exists():
+            expected = parse_sha256_companion(companion.read_text("ascii", "replace"), name)
+            if expected != sha:
+                tmp.unlink(missing_ok=True)
+                raise FetchError(
+                    FetchFailure.CHECKSUM_MISMATCH,
+                    f"{path} does not match {companion.name} (expected {expected}, got {sha})",
+                )
+        final = landing / name
+        publish_file(tmp, final)
+        out.append(LandedFile(feed, name, final, sha, before.st_size, before.st_mtime))
+    return out
