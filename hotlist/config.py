@@ -65,7 +65,9 @@ class SourceConfig(_Strict):
     def _lawful_hit_types(cls, hit_types: tuple[str, ...]) -> tuple[str, ...]:
         unknown = sorted(set(hit_types) - KNOWN_HIT_TYPES)
         if unknown:
-            raise ValueError(f"unknown hit types {unknown}; known: {''.join(sorted(KNOWN_HIT_TYPES))}")
+            raise ValueError(
+                f"unknown hit types {unknown}; known: {''.join(sorted(KNOWN_HIT_TYPES))}"
+            )
         # N (immigration violator) is dropped silently here and refused again at parse time:
         # no configuration can load it (SB 54).
         return tuple(h for h in hit_types if h not in FORBIDDEN_HIT_TYPES)
@@ -111,6 +113,15 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _source_with_defaults(name: str, body: Any) -> Any:
+    if not isinstance(body, Mapping):
+        return body
+    merged = _merge(DEFAULT_SOURCES.get(name, {}), body)
+    if "files" in body:  # a file list given replaces the default one whole
+        merged["files"] = body["files"]
+    return merged
+
+
 def _env_value(raw: str) -> Any:
     try:
         return tomllib.loads(f"v = {raw}")["v"]
@@ -134,9 +145,7 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
-def load_settings(
-    path: Path | None = None, environ: Mapping[str, str] | None = None
-) -> Settings:
+def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Read the configuration file (if any), apply defaults and environment overrides."""
     environ = os.environ if environ is None else environ
     if path is None and environ.get(CONFIG_ENV):
@@ -154,7 +163,7 @@ def load_settings(
     if not isinstance(sources, dict):
         raise ConfigError("'sources' must be a table")
     raw["sources"] = {
-        name: _merge(DEFAULT_SOURCES.get(name, {}), body) for name, body in sources.items()
+        name: _source_with_defaults(name, body) for name, body in sources.items()
     } or {name: dict(body) for name, body in DEFAULT_SOURCES.items()}
     try:
         settings = Settings.model_validate(raw)

@@ -61,7 +61,11 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 def parse_sha256_companion(text: str, name: str) -> str:
     """Read a ``<name>.sha256`` companion: ``HEX`` or ``HEX  name`` (sha256sum format)."""
     fields = text.strip().split()
-    if not fields or not _HEX64.match(fields[0]) or (len(fields) > 1 and fields[-1].lstrip("*") != name):
+    if (
+        not fields
+        or not _HEX64.match(fields[0])
+        or (len(fields) > 1 and fields[-1].lstrip("*") != name)
+    ):
         raise FetchError(
             FetchFailure.CHECKSUM_MISMATCH,
             f"{name}.sha256 is not a sha256sum line for {name}",

@@ -1,0 +1,417 @@
+"""Parse one landed file into candidate entries, quarantined rows and row issues.
+
+The path of a file: lines (polars, one string column) -> header and trailer checks ->
+fields by the layout -> hit-type filter (``N`` records dropped before anything is kept)
+-> normalization -> pandera contracts -> entries / quarantine / issues. Messages and
+issues name file, line, field and rule, never a value: values are record content.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandera.polars as pa
+import polars as pl
+from pandera.errors import SchemaErrors
+
+from contracts.models import ClewRow, CodeAdvisories, NcicRow
+from hotlist import normalize as norm
+from hotlist.codes import codes, hit_type_lists
+from hotlist.layout import Layout, Marker
+
+ISSUE_SCHEMA = {"line_no": pl.Int64, "field": pl.String, "rule": pl.String, "severity": pl.String}
+#: Columns of a candidate entry, in store order (entry ids are given at apply time).
+ENTRY_COLUMNS = (
+    "feed",
+    "list",
+    "record_id",
+    "ori",
+    "record_date",
+    "plate",
+    "plate_raw",
+    "state",
+    "state_raw",
+    "county",
+    "plate_year",
+    "plate_type",
+    "vehicle_year",
+    "make",
+    "model",
+    "style",
+    "colour",
+    "line_no",
+)
+_CODE_FIELDS = ("plate_type", "make", "style", "colour")
+
+
+class FileRejected(Exception):
+    """The whole file is refused; ``rule`` is a stable code, the message says where and why."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+
+
+@dataclass(frozen=True)
+class ParsedFile:
+    """What a file holds, sorted into what may load, what is quarantined, and why."""
+
+    name: str
+    extract_time: dt.datetime
+    record_lines: int
+    entries: pl.DataFrame
+    quarantine: pl.DataFrame
+    issues: pl.DataFrame
+    excluded: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def row_errors(self) -> int:
+        return self.quarantine.height
+
+    @property
+    def warnings(self) -> int:
+        return int((self.issues["severity"] == "warning").sum())
+
+
+def read_lines(path: Path) -> pl.DataFrame:
+    """Every line of ``path`` as ``(line_no, text)``; CR of CRLF removed, blanks kept as ''."""
+    try:
+        frame = pl.read_csv(
+            path,
+            separator="\x1f",
+            quote_char=None,
+            has_header=False,
+            new_columns=["text"],
+            schema={"text": pl.String},
+            encoding="utf8-lossy",
+            truncate_ragged_lines=False,
+            raise_if_empty=False,
+        )
+    except pl.exceptions.PolarsError:
+        frame = _read_lines_exact(path)
+    if frame.width != 1:
+        frame = _read_lines_exact(path)
+    return (
+        frame.with_columns(pl.col("text").fill_null(""))
+        .with_row_index("line_no", offset=1)
+        .with_columns(pl.col("line_no").cast(pl.Int64))
+    )
+
+
+def _read_lines_exact(path: Path) -> pl.DataFrame:
+    """The slow, exact reader for files the fast one cannot split (control bytes)."""
+    raw = path.read_bytes()
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    text = [ln.rstrip(b"\r").decode("utf-8", "replace") for ln in lines]
+    return pl.DataFrame({"text": text}, schema={"text": pl.String})
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        fh.seek(0, 2)
+        if fh.tell() == 0:
+            return False
+        fh.seek(-1, 2)
+        return fh.read(1) == b"\n"
+
+
+def _marker_time(marker: Marker, text: str) -> dt.datetime | None:
+    match = marker.pattern.match(text)
+    if match is None:
+        return None
+    if marker.time_format is None or "time" not in match.groupdict():
+        return None
+    try:
+        naive = dt.datetime.strptime(match["time"], marker.time_format)
+    except ValueError:
+        return None
+    return naive.replace(tzinfo=marker.timezone or dt.UTC)
+
+
+def _fields(lines: pl.DataFrame, layout: Layout) -> pl.DataFrame:
+    text = pl.col("text")
+    if layout.format == "fixed":
+        cols = [
+            text.str.slice(f.start, None if f.end is None else f.end - f.start)
+            .str.strip_chars()
+            .alias(f.name)
+            for f in layout.fields
+        ]
+        return lines.with_columns(*cols, pl.lit(True).alias("_shape_ok"))
+    parts = text.str.split(layout.separator)
+    cols = [
+        parts.list.get(i, null_on_oob=True).str.strip_chars().alias(f.name)
+        for i, f in enumerate(layout.fields)
+    ]
+    return lines.with_columns(*cols, (parts.list.len() == len(layout.fields)).alias("_shape_ok"))
+
+
+def _blank_to_null(name: str) -> pl.Expr:
+    return pl.when(pl.col(name) == "").then(None).otherwise(pl.col(name)).alias(name)
+
+
+def _normalized(
+    frame: pl.DataFrame, layout: Layout, feed: str, feed_list: str | None
+) -> pl.DataFrame:
+    names = set(layout.field_names)
+    for optional in (
+        "record_id",
+        "ori",
+        "county",
+        "plate_year",
+        "plate_type",
+        "vehicle_year",
+        "make",
+        "model",
+        "style",
+        "colour",
+    ):
+        if optional not in names:
+            frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(optional))
+    frame = frame.with_columns(
+        _blank_to_null(n)
+        for n in (
+            "record_id",
+            "ori",
+            "county",
+            "plate_year",
+            "plate_type",
+            "vehicle_year",
+            "make",
+            "model",
+            "style",
+            "colour",
+        )
+    )
+    if layout.has_record_id:
+        letters = hit_type_lists()
+        list_expr = (
+            pl.col("record_id")
+            .str.slice(0, 1)
+            .replace_strict(list(letters), list(letters.values()), default=None)
+        )
+    else:
+        list_expr = pl.lit(feed_list)
+    return frame.select(
+        pl.lit(feed).alias("feed"),
+        list_expr.alias("list"),
+        pl.col("record_id").str.to_uppercase(),
+        pl.concat_str(norm.code(pl.col("ori").str.slice(0, 2)), pl.col("ori").str.slice(2)).alias(
+            "ori"
+        ),
+        pl.col("record_date").str.strptime(pl.Date, "%Y%m%d", strict=False).alias("record_date"),
+        norm.plate(pl.col("plate")).alias("plate"),
+        pl.col("plate").alias("plate_raw"),
+        norm.state(pl.col("state")).alias("state"),
+        pl.col("state").alias("state_raw"),
+        pl.col("county"),
+        pl.col("plate_year")
+        .str.to_integer(strict=False)
+        .cast(pl.Int16, strict=False)
+        .alias("plate_year"),
+        pl.col("plate_year").alias("plate_year_raw"),
+        *(norm.code(pl.col(c)).alias(c) for c in _CODE_FIELDS if c != "colour"),
+        pl.col("vehicle_year")
+        .str.to_integer(strict=False)
+        .cast(pl.Int16, strict=False)
+        .alias("vehicle_year"),
+        pl.col("vehicle_year").alias("vehicle_year_raw"),
+        pl.col("model").str.to_uppercase(),
+        norm.code(pl.col("colour")).alias("colour"),
+        pl.col("line_no"),
+        pl.col("text"),
+        pl.col("_shape_ok"),
+    )
+
+
+_CHECK_RULES = (
+    ("str_matches", "format"),
+    ("str_length", "length"),
+    ("isin", "unknown_code"),
+    ("not_nullable", "missing"),
+)
+
+
+def _rule(column: str, check: str) -> tuple[str, str]:
+    """``(field, rule)`` for a pandera failure: ``plate_raw`` + ``str_matches`` -> plate.format."""
+    field_name = column.removesuffix("_raw")
+    if field_name == "record_date" and check == "not_nullable":
+        return field_name, "record_date.invalid"
+    for prefix, rule in _CHECK_RULES:
+        if check.startswith(prefix):
+            return field_name, f"{field_name}.{rule}"
+    return field_name, f"{field_name}.{check.split('(')[0]}"
+
+
+def contract_failures(
+    model: type[pa.DataFrameModel], frame: pl.DataFrame, severity: str
+) -> pl.DataFrame:
+    """Run a contract; return ``(line_no, field, rule, severity)`` per failure.
+
+    The failure values pandera reports are record content: they are dropped here.
+    """
+    try:
+        model.validate(frame, lazy=True)
+    except SchemaErrors as exc:
+        cases = exc.failure_cases.filter(pl.col("index").is_not_null())
+        if cases.height == 0:
+            raise RuntimeError(f"contract {model.__name__} failed at schema level") from None
+        line_nos = frame["line_no"]
+        named = [_rule(c, k) for c, k in zip(cases["column"], cases["check"], strict=True)]
+        return pl.DataFrame(
+            {
+                "line_no": line_nos.gather(cases["index"].cast(pl.Int64)),
+                "field": [f for f, _ in named],
+                "rule": [r for _, r in named],
+                "severity": [severity] * cases.height,
+            },
+            schema=ISSUE_SCHEMA,
+        )
+    return pl.DataFrame(schema=ISSUE_SCHEMA)
+
+
+def _issue(frame: pl.DataFrame, fld: str, rule: str, severity: str) -> pl.DataFrame:
+    return frame.select(
+        pl.col("line_no"),
+        pl.lit(fld).alias("field"),
+        pl.lit(rule).alias("rule"),
+        pl.lit(severity).alias("severity"),
+    )
+
+
+def parse_file(
+    path: Path,
+    layout: Layout,
+    feed: str,
+    feed_list: str | None,
+    hit_types: frozenset[str],
+    fallback_time: dt.datetime,
+) -> ParsedFile:
+    """Read ``path`` by ``layout``; raise :class:`FileRejected` if the file is unusable whole."""
+    name = path.name
+    if not _ends_with_newline(path):
+        raise FileRejected(
+            "incomplete-last-line",
+            f"{name}: the last line is incomplete (no line end): the file was cut short",
+        )
+    lines = read_lines(path)
+    extract_time: dt.datetime | None = None
+    body = lines
+    if layout.header is not None:
+        first = lines["text"][0] if lines.height else ""
+        extract_time = _marker_time(layout.header, first)
+        if layout.header.pattern.match(first):
+            body = body.slice(1)
+            if extract_time is None:
+                raise FileRejected("header-time", f"{name} line 1: header time is not a valid time")
+        elif layout.header.required:
+            raise FileRejected(
+                "header-missing",
+                f"{name} line 1: expected a header matching {layout.header.pattern.pattern!r}",
+            )
+    body = body.filter(pl.col("text").str.strip_chars() != "").vstack(
+        pl.DataFrame(schema=body.schema)
+    )
+    blank = lines.height - (1 if body.height < lines.height and extract_time else 0)
+    if layout.trailer is not None:
+        last = body["text"][-1] if body.height else ""
+        match = layout.trailer.pattern.match(last)
+        if match is None:
+            if layout.trailer.required:
+                raise FileRejected(
+                    "trailer-missing",
+                    f"{name}: no trailer line matching {layout.trailer.pattern.pattern!r}; the file is incomplete",
+                )
+        else:
+            body = body.slice(0, body.height - 1)
+            declared = int(match["count"])
+            if declared != body.height:
+                raise FileRejected(
+                    "trailer-count",
+                    f"{name}: trailer declares {declared} records, the file holds {body.height}; the file is incomplete",
+                )
+    record_lines = body.height
+    fields = _fields(body, layout)
+    excluded: dict[str, int] = {}
+    if layout.has_record_id:
+        letter = pl.col("record_id").str.slice(0, 1).str.to_uppercase()
+        immigration = fields.filter(letter == "N")
+        excluded["immigration_violator_sb54"] = immigration.height
+        fields = fields.filter(letter != "N")
+        letters = set(hit_type_lists())
+        not_configured = fields.filter(letter.is_in(sorted(letters - hit_types)))
+        excluded["hit_type_not_configured"] = not_configured.height
+        fields = fields.filter(~letter.is_in(sorted(letters - hit_types)))
+    rows = _normalized(fields, layout, feed, feed_list)
+    not_a_hit = rows.filter(
+        pl.col("plate").is_in(sorted(norm.NOT_A_HIT_PLATES))
+        & pl.col("plate_raw").str.contains(norm.RAW_PLATE_PATTERN)
+    )
+    excluded["plate_not_a_hit"] = not_a_hit.height
+    rows = rows.join(not_a_hit.select("line_no"), on="line_no", how="anti")
+    shape = _issue(rows.filter(~pl.col("_shape_ok")), "line", "line.field_count", "error")
+    row_model = NcicRow if layout.has_record_id else ClewRow
+    errors = pl.concat([shape, contract_failures(row_model, rows, "error")])
+    warnings = contract_failures(CodeAdvisories, rows, "warning")
+    bad_lines = errors.select("line_no").unique()
+    quarantine = (
+        rows.join(bad_lines, on="line_no", how="semi")
+        .join(
+            errors.group_by("line_no").agg(
+                pl.col("rule").unique().sort().str.join(",").alias("rules")
+            ),
+            on="line_no",
+        )
+        .select(
+            "line_no",
+            pl.col("text").alias("raw_line"),
+            "rules",
+            *_carry_key(layout),
+        )
+        .sort("line_no")
+    )
+    good = rows.join(bad_lines, on="line_no", how="anti")
+    identity = list(layout.identity)
+    dupes = good.filter(
+        pl.struct(identity).is_duplicated() & ~pl.struct(identity).is_first_distinct()
+    )
+    good = good.join(dupes.select("line_no"), on="line_no", how="anti")
+    issues = pl.concat(
+        [errors, warnings, _issue(dupes, "identity", "identity.duplicate", "warning")]
+    ).sort("line_no")
+    return ParsedFile(
+        name=name,
+        extract_time=extract_time or fallback_time,
+        record_lines=record_lines,
+        entries=good.select(ENTRY_COLUMNS),
+        quarantine=quarantine,
+        issues=issues,
+        excluded=excluded,
+    )
+
+
+def _carry_key(layout: Layout) -> list[pl.Expr]:
+    """The identity a quarantined row still reveals, so the entry's previous version stays."""
+    if layout.has_record_id:
+        ok = pl.col("record_id").str.contains(r"^[A-Z][0-9]{9}$").fill_null(False)
+        return [
+            pl.when(ok).then(pl.col("record_id")).alias("carry_record_id"),
+            pl.lit(None, pl.String).alias("carry_plate"),
+            pl.lit(None, pl.String).alias("carry_state"),
+        ]
+    ok = (
+        pl.col("plate_raw").str.contains(norm.RAW_PLATE_PATTERN).fill_null(False)
+        & (pl.col("plate").str.len_chars() > 0)
+        & pl.col("state").is_in(
+            sorted(__import__("hotlist.codes", fromlist=["codes"]).codes("states"))
+        )
+    )
+    return [
+        pl.lit(None, pl.String).alias("carry_record_id"),
+        pl.when(ok).then(pl.col("plate")).alias("carry_plate"),
+        pl.when(ok).then(pl.col("state")).alias("carry_state"),
+    ]

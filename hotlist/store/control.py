@@ -1,0 +1,220 @@
+"""The control database: versions, id-only change log, tombstones and file events.
+
+Nothing here is record content. Entries appear as opaque ids; removed NCIC records by
+their NIC (the source record id a compliance reviewer needs); removed entries of every
+source by a keyed hash of plate and state (HMAC with a local secret) so that "was this
+plate removed?" can be answered without keeping the plate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from hotlist.store import control_path, private_dir, store_dir
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS counters (name VARCHAR NOT NULL, value BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS versions (
+    version BIGINT NOT NULL, feed VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL, content_file VARCHAR NOT NULL,
+    file_sha256 VARCHAR, extract_time TIMESTAMPTZ,
+    entries BIGINT NOT NULL, added BIGINT NOT NULL, changed BIGINT NOT NULL,
+    removed BIGINT NOT NULL, quarantined BIGINT NOT NULL, carried BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS changes (
+    version BIGINT NOT NULL, feed VARCHAR NOT NULL, entry_id BIGINT NOT NULL, op VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tombstones (
+    entry_id BIGINT NOT NULL, feed VARCHAR NOT NULL, list VARCHAR NOT NULL,
+    record_id VARCHAR, keyed_hash VARCHAR NOT NULL, reason VARCHAR NOT NULL,
+    detected_version BIGINT NOT NULL, detected_at TIMESTAMPTZ NOT NULL,
+    purged_at TIMESTAMPTZ, verified VARCHAR
+);
+CREATE TABLE IF NOT EXISTS file_events (
+    event_id BIGINT NOT NULL, occurred_at TIMESTAMPTZ NOT NULL, feed VARCHAR NOT NULL,
+    name VARCHAR NOT NULL, sha256 VARCHAR, size BIGINT, mtime DOUBLE,
+    extract_time TIMESTAMPTZ, verdict VARCHAR NOT NULL, rule VARCHAR, message VARCHAR,
+    version BIGINT, record_lines BIGINT, row_errors BIGINT, warnings BIGINT,
+    excluded VARCHAR
+);
+CREATE TABLE IF NOT EXISTS file_issues (
+    event_id BIGINT NOT NULL, line_no BIGINT NOT NULL, field VARCHAR NOT NULL,
+    rule VARCHAR NOT NULL, severity VARCHAR NOT NULL
+);
+"""
+
+#: At most this many issue rows are kept per file (the counts are always complete).
+MAX_ISSUES_PER_FILE = 10_000
+
+
+@dataclass(frozen=True)
+class FeedVersion:
+    """The current version of one feed."""
+
+    feed: str
+    version: int
+    content_file: Path
+    created_at: dt.datetime
+    extract_time: dt.datetime | None
+    file_sha256: str | None
+    entries: int
+    quarantined: int
+
+
+@dataclass(frozen=True)
+class FileEvent:
+    """What happened to one received file (or one failed fetch)."""
+
+    feed: str
+    name: str
+    verdict: str  # applied | duplicate | rejected | fetch-failed
+    sha256: str | None = None
+    size: int | None = None
+    mtime: float | None = None
+    extract_time: dt.datetime | None = None
+    rule: str | None = None
+    message: str | None = None
+    version: int | None = None
+    record_lines: int | None = None
+    row_errors: int | None = None
+    warnings: int | None = None
+    excluded: dict[str, int] | None = None
+
+
+def connect(data_dir: Path) -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed) the control database read-write. Hold the writer lock."""
+    private_dir(store_dir(data_dir))
+    con = duckdb.connect(str(control_path(data_dir)))
+    con.execute(SCHEMA)
+    return con
+
+
+def next_value(con: duckdb.DuckDBPyConnection, name: str) -> int:
+    """The next value of a counter (not yet reserved; see :func:`set_counter`)."""
+    row = con.execute("SELECT value FROM counters WHERE name = ?", [name]).fetchone()
+    return 1 if row is None else int(row[0]) + 1
+
+
+def set_counter(con: duckdb.DuckDBPyConnection, name: str, value: int) -> None:
+    con.execute("DELETE FROM counters WHERE name = ?", [name])
+    con.execute("INSERT INTO counters VALUES (?, ?)", [name, value])
+
+
+def current_versions(con: duckdb.DuckDBPyConnection, data_dir: Path) -> dict[str, FeedVersion]:
+    rows = con.execute(
+        """
+        SELECT feed, version, content_file, created_at, extract_time, file_sha256,
+               entries, quarantined
+        FROM versions QUALIFY row_number() OVER (PARTITION BY feed ORDER BY version DESC) = 1
+        """
+    ).fetchall()
+    return {
+        r[0]: FeedVersion(
+            feed=r[0],
+            version=int(r[1]),
+            content_file=data_dir / r[2],
+            created_at=r[3],
+            extract_time=r[4],
+            file_sha256=r[5],
+            entries=int(r[6]),
+            quarantined=int(r[7]),
+        )
+        for r in rows
+    }
+
+
+def last_extract_time(con: duckdb.DuckDBPyConnection, feed: str) -> dt.datetime | None:
+    row = con.execute(
+        "SELECT max(extract_time) FROM versions WHERE feed = ? AND kind = 'ingest'", [feed]
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def applied_before(con: duckdb.DuckDBPyConnection, feed: str, sha256: str) -> int | None:
+    """The version at which a file with this content hash was applied, if ever."""
+    row = con.execute(
+        "SELECT max(version) FROM versions WHERE feed = ? AND file_sha256 = ?", [feed, sha256]
+    ).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def seen_unchanged(
+    con: duckdb.DuckDBPyConnection, feed: str, name: str, size: int, mtime: float
+) -> bool:
+    """True when the last file taken for ``feed`` had this name, size and mtime."""
+    row = con.execute(
+        """
+        SELECT name, size, mtime FROM file_events
+        WHERE feed = ? AND verdict IN ('applied', 'duplicate')
+        ORDER BY event_id DESC LIMIT 1
+        """,
+        [feed],
+    ).fetchone()
+    return row is not None and (row[0], row[1], row[2]) == (name, size, mtime)
+
+
+def record_event(
+    con: duckdb.DuckDBPyConnection,
+    event: FileEvent,
+    at: dt.datetime,
+    issues: Any = None,
+) -> int:
+    """Append a file event (and up to MAX_ISSUES_PER_FILE issue rows); return its id."""
+    event_id = next_value(con, "event")
+    con.execute(
+        "INSERT INTO file_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            event_id,
+            at,
+            event.feed,
+            event.name,
+            event.sha256,
+            event.size,
+            event.mtime,
+            event.extract_time,
+            event.verdict,
+            event.rule,
+            event.message,
+            event.version,
+            event.record_lines,
+            event.row_errors,
+            event.warnings,
+            json.dumps(event.excluded) if event.excluded is not None else None,
+        ],
+    )
+    set_counter(con, "event", event_id)
+    if issues is not None and issues.height:
+        kept = issues.head(MAX_ISSUES_PER_FILE)
+        con.register("_issues", kept)
+        con.execute(
+            "INSERT INTO file_issues SELECT ?, line_no, field, rule, severity FROM _issues",
+            [event_id],
+        )
+        con.unregister("_issues")
+    return event_id
+
+
+def last_events(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
+    """Per feed: the last event, and the last good (applied or duplicate) one."""
+    out: dict[str, dict[str, Any]] = {}
+    for feed, name, verdict, rule, message, at, sha in con.execute(
+        """
+        SELECT feed, name, verdict, rule, message, occurred_at, sha256 FROM file_events
+        QUALIFY row_number() OVER (PARTITION BY feed ORDER BY event_id DESC) = 1
+        """
+    ).fetchall():
+        out[feed] = {
+            "name": name,
+            "verdict": verdict,
+            "rule": rule,
+            "message": message,
+            "at": at.isoformat(),
+            "sha256": sha,
+        }
+    return out
