@@ -73,10 +73,35 @@ class SourceConfig(_Strict):
         return tuple(h for h in hit_types if h not in FORBIDDEN_HIT_TYPES)
 
 
+DEFAULT_PURPOSES = ("investigation", "patrol", "stolen-vehicle-recovery", "amber-alert")
+
+
+def is_immigration_purpose(purpose: str) -> bool:
+    """SB 54: immigration enforcement is never a purpose, however it is spelled."""
+    folded = purpose.casefold().replace("_", "-")
+    return "immigration" in folded or folded in {"ice", "ero", "deportation", "removal"}
+
+
+class AccessConfig(_Strict):
+    """Who may see hotlist data and why (SB 34 usage and privacy policy)."""
+
+    purposes: tuple[str, ...] = DEFAULT_PURPOSES
+    privacy_policy: Path | None = None
+
+    @field_validator("purposes")
+    @classmethod
+    def _lawful_purposes(cls, purposes: tuple[str, ...]) -> tuple[str, ...]:
+        unlawful = [p for p in purposes if is_immigration_purpose(p)]
+        if unlawful:
+            raise ValueError(f"{unlawful}: immigration enforcement is never a purpose (SB 54)")
+        return purposes
+
+
 class Settings(_Strict):
     """The whole configuration."""
 
     data_dir: Path = Path("data")
+    access: AccessConfig = AccessConfig()
     sources: dict[Literal["svs", "ncic"], SourceConfig]
 
     def source(self, name: str) -> SourceConfig:

@@ -44,11 +44,14 @@ Outcome = ApplyResult | Rejection
 class IngestFailed(Exception):
     """At least one file was rejected; the message lists them (no record content)."""
 
-    def __init__(self, rejections: list[Rejection]) -> None:
+    def __init__(self, outcomes: list[Outcome]) -> None:
+        self.outcomes = outcomes
+        self.rejections = [o for o in outcomes if isinstance(o, Rejection)]
         super().__init__(
-            "; ".join(f"{r.feed}/{r.name} rejected [{r.rule}]: {r.message}" for r in rejections)
+            "; ".join(
+                f"{r.feed}/{r.name} rejected [{r.rule}]: {r.message}" for r in self.rejections
+            )
         )
-        self.rejections = rejections
 
 
 def _now() -> dt.datetime:
@@ -177,9 +180,8 @@ def ingest_source(
             log.info("%s/%s unchanged upstream (size and mtime as applied)", item.feed, item.name)
             continue
         outcomes.append(apply_landed(settings, source_name, item, approved_sha256))
-    rejections = [o for o in outcomes if isinstance(o, Rejection)]
-    if rejections:
-        raise IngestFailed(rejections)
+    if any(isinstance(o, Rejection) for o in outcomes):
+        raise IngestFailed(outcomes)
     return outcomes
 
 
