@@ -41,6 +41,8 @@ def _known_model(data: PolarsData) -> pl.LazyFrame:
     pairs = sorted(models())
     return data.lazyframe.select(
         pl.col("model").is_null()
+        # A model is judged only under a known make; an unknown make is its own warning.
+        | ~pl.col("make").is_in(sorted(codes("makes"))).fill_null(False)
         | pl.concat_str(pl.col("make"), pl.lit("/"), pl.col("model")).is_in(pairs)
     )
 

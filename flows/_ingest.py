@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.client.schemas.objects import TaskRun
-from prefect.states import State
+from prefect.client.schemas.objects import State, TaskRun
 from prefect.tasks import Task
 
 from hotlist.config import load_settings
@@ -77,7 +76,8 @@ def run_ingest(source: str, config: str | None, approve_mass_removal: str | None
     ]
     if any(isinstance(o, Rejection) for o in outcomes):
         raise IngestFailed(outcomes)
+    verdicts = [o.verdict for o in outcomes if not isinstance(o, Rejection)]
     return {
-        "files_applied": sum(1 for o in outcomes if o.verdict == "applied"),  # type: ignore[union-attr]
-        "files_unchanged": sum(1 for o in outcomes if o.verdict == "duplicate"),  # type: ignore[union-attr]
+        "files_applied": verdicts.count("applied"),
+        "files_unchanged": verdicts.count("duplicate"),
     }

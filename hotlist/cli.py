@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -37,7 +37,7 @@ ConfigOption = Annotated[
 ]
 
 
-class SourceName(str, Enum):
+class SourceName(StrEnum):
     svs = "svs"
     ncic = "ncic"
 

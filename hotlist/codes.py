@@ -13,7 +13,7 @@ from importlib import resources
 
 def _rows(table: str) -> list[dict[str, str]]:
     ref = resources.files("contracts") / "codes" / f"{table}.csv"
-    with ref.open("r", encoding="utf-8", newline="") as fh:
+    with ref.open("r", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
 
 

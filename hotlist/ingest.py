@@ -143,6 +143,7 @@ def apply_landed(
                             message=str(exc),
                         ),
                         now,
+                        exc.issues,
                     )
                     result = Rejection(landed.feed, landed.name, landed.sha256, exc.rule, str(exc))
                 write_state(con, data_dir)

@@ -18,7 +18,7 @@ from pandera.errors import SchemaErrors
 
 from contracts.models import ClewRow, CodeAdvisories, NcicRow
 from hotlist import normalize as norm
-from hotlist.codes import codes, hit_type_lists
+from hotlist.codes import hit_type_lists
 from hotlist.layout import Layout, Marker
 
 ISSUE_SCHEMA = {"line_no": pl.Int64, "field": pl.String, "rule": pl.String, "severity": pl.String}
@@ -52,6 +52,8 @@ class FileRejected(Exception):
     def __init__(self, rule: str, message: str) -> None:
         super().__init__(message)
         self.rule = rule
+        #: Row issues of the file, when it was read far enough to have them.
+        self.issues: pl.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -313,10 +315,8 @@ def parse_file(
                 "header-missing",
                 f"{name} line 1: expected a header matching {layout.header.pattern.pattern!r}",
             )
-    body = body.filter(pl.col("text").str.strip_chars() != "").vstack(
-        pl.DataFrame(schema=body.schema)
-    )
-    blank = lines.height - (1 if body.height < lines.height and extract_time else 0)
+    # Blank lines are not records: the trailer counts record lines only.
+    body = body.filter(pl.col("text").str.strip_chars() != "")
     if layout.trailer is not None:
         last = body["text"][-1] if body.height else ""
         match = layout.trailer.pattern.match(last)

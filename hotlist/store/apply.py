@@ -79,15 +79,14 @@ def _check_guards(
             f" ({share:.1%} > {guards.max_row_error_share:.1%} allowed); the previous snapshot"
             " stays; see `hotlist status` and the file's issues",
         )
-    if previous_count and diff.removed.height / previous_count > guards.max_removal_share:
-        if approved_sha256 != sha256:
-            raise FileRejected(
-                "mass-removal",
-                f"{parsed.name}: would remove {diff.removed.height} of {previous_count} entries"
-                f" ({diff.removed.height / previous_count:.1%} >"
-                f" {guards.max_removal_share:.1%} allowed). If upstream really removed them,"
-                f" approve this exact file: --approve-mass-removal {sha256}",
-            )
+    removal_share = diff.removed.height / previous_count if previous_count else 0.0
+    if removal_share > guards.max_removal_share and approved_sha256 != sha256:
+        raise FileRejected(
+            "mass-removal",
+            f"{parsed.name}: would remove {diff.removed.height} of {previous_count} entries"
+            f" ({removal_share:.1%} > {guards.max_removal_share:.1%} allowed). If upstream"
+            f" really removed them, approve this exact file: --approve-mass-removal {sha256}",
+        )
 
 
 def apply_parsed(
@@ -135,7 +134,11 @@ def apply_parsed(
     previous = _previous_entries(current, parsed.entries)
     first_id = ctl.next_value(con, "entry")
     diff = diff_snapshot(previous, parsed.entries, parsed.quarantine, identity, first_id)
-    _check_guards(parsed, diff, previous.height, landed.sha256, guards, approved_sha256)
+    try:
+        _check_guards(parsed, diff, previous.height, landed.sha256, guards, approved_sha256)
+    except FileRejected as exc:
+        exc.issues = parsed.issues
+        raise
     HotlistEntry.validate(diff.entries)
     version = ctl.next_value(con, "version")
     path = content_path(data_dir, feed, version)
@@ -153,11 +156,12 @@ def apply_parsed(
         pl.lit(f"absent from snapshot {landed.sha256[:12]} ({landed.name})").alias("reason"),
     )
     changes = pl.concat(
-        [
-            pl.DataFrame({"entry_id": diff.added, "op": "add"}),
-            pl.DataFrame({"entry_id": diff.changed, "op": "change"}),
-            pl.DataFrame({"entry_id": diff.removed["entry_id"], "op": "remove"}),
-        ]
+        pl.DataFrame({"entry_id": ids.cast(pl.Int64)}).with_columns(pl.lit(op).alias("op"))
+        for op, ids in (
+            ("add", diff.added),
+            ("change", diff.changed),
+            ("remove", diff.removed["entry_id"]),
+        )
     )
     con.execute("BEGIN TRANSACTION")
     try:

@@ -34,11 +34,12 @@ def write_content_file(path: Path, entries: pl.DataFrame, quarantine: pl.DataFra
     fsync_dir(path.parent)
 
 
-def read_entries(path: Path, columns: str = "*") -> pl.DataFrame:
+def read_entries(path: Path) -> pl.DataFrame:
     """All entries of a content file (read-only open; never blocks a writer)."""
     con = duckdb.connect(str(path), read_only=True)
     try:
-        return con.sql(f"SELECT {columns} FROM entries").pl()
+        frame: pl.DataFrame = con.sql("SELECT * FROM entries").pl()
+        return frame
     finally:
         con.close()
 

@@ -40,10 +40,6 @@ class SnapshotDiff:
     removed: pl.DataFrame
     carried: int
 
-    @property
-    def next_entry_id(self) -> int:
-        return int(self.entries["entry_id"].max() or 0) + 1
-
 
 def diff_snapshot(
     previous: pl.DataFrame,

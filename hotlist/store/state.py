@@ -16,8 +16,8 @@ from typing import Any
 import duckdb
 
 from hotlist.sources.landing import fsync_dir
-from hotlist.store import private_dir, store_dir
 from hotlist.store import control as ctl
+from hotlist.store import private_dir, store_dir
 
 STATE_FILE = "state.json"
 

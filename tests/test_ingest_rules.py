@@ -1,0 +1,302 @@
+"""Ingest: every rule of formats.md section 4, on real files and a real DuckDB store."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from hotlist.config import Settings
+from hotlist.ingest import IngestFailed, Rejection, ingest_source
+from hotlist.lookup import find_hits
+from hotlist.sources import FetchError, FetchFailure
+from hotlist.store import control_path
+from hotlist.store.apply import ApplyResult
+from hotlist.store.state import read_state
+from tests.builders import Drop, clew_file, clew_line, ncic_file, ncic_line
+
+NCIC_DAY1 = [
+    ncic_line("V000000001", "7ABC123"),
+    ncic_line("V000000002", "8XYZ999", "NV"),
+    ncic_line("P000000003", "4PLT444"),
+    ncic_line("F000000004", "5FEL555"),
+    ncic_line("F000000004", "5FEL556"),  # a supplemental plate of the same record
+    ncic_line("N000000005", "6IMM666"),  # immigration violator: never loaded
+    ncic_line("W000000006", "3WNT333"),  # wanted person: not a configured hit type
+    ncic_line("A000000007", "2AMB222"),
+    ncic_line("M000000008", "1MIS111"),
+    ncic_line("R000000009", "ABCD123", "ON"),
+    ncic_line("V000000010", "9VEH010"),
+]
+
+
+@pytest.fixture
+def relaxed(make_settings: Callable[..., Settings]) -> Settings:
+    """Guards loose enough for hand-written files of a dozen lines."""
+    return make_settings("guards = {max_removal_share = 0.5, max_row_error_share = 0.2}")
+
+
+def _ncic(settings: Settings) -> list[ApplyResult]:
+    outcomes = ingest_source(settings, "ncic")
+    assert all(isinstance(o, ApplyResult) for o in outcomes)
+    return [o for o in outcomes if isinstance(o, ApplyResult)]
+
+
+def _rejection(settings: Settings, source: str) -> Rejection:
+    with pytest.raises(IngestFailed) as failed:
+        ingest_source(settings, source)
+    [rejection] = failed.value.rejections
+    return rejection
+
+
+def _plates(settings: Settings) -> set[str]:
+    path = settings.data_dir / read_state(settings.data_dir)["feeds"]["ncic"]["content_file"]
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return {row[0] for row in con.execute("SELECT plate FROM entries").fetchall()}
+    finally:
+        con.close()
+
+
+def test_it_loads_the_configured_hit_types_and_never_immigration_records(
+    settings: Settings, drop: Drop
+) -> None:
+    drop.put("VEHEXTRT.txt", ncic_file(NCIC_DAY1))
+    [result] = _ncic(settings)
+    assert result.verdict == "applied"
+    assert result.entries == 9
+    plates = _plates(settings)
+    assert "6IMM666" not in plates
+    assert "3WNT333" not in plates
+    assert {"5FEL555", "5FEL556"} <= plates
+
+
+def test_hit_types_cannot_be_configured_to_include_immigration_violators(
+    make_settings: Callable[..., Settings], drop: Drop
+) -> None:
+    settings = make_settings('hit_types = ["V", "N", "W"]')
+    assert settings.source("ncic").hit_types == ("V", "W")
+    drop.put("VEHEXTRT.txt", ncic_file(NCIC_DAY1))
+    _ncic(settings)
+    plates = _plates(settings)
+    assert "6IMM666" not in plates
+    assert "3WNT333" in plates
+
+
+def test_the_same_file_twice_changes_nothing(settings: Settings, drop: Drop) -> None:
+    path = drop.put("VEHEXTRT.txt", ncic_file(NCIC_DAY1))
+    [first] = _ncic(settings)
+    assert _ncic(settings) == []  # same size and mtime: not even downloaded
+    drop.put("VEHEXTRT.txt", path.read_bytes())  # same bytes, new mtime: hashed, then skipped
+    [again] = _ncic(settings)
+    assert again.verdict == "duplicate"
+    assert again.version == first.version
+    assert read_state(settings.data_dir)["hotlist_version"] == first.version
+
+
+def test_day_two_adds_changes_and_removes_with_tombstones_of_ids_only(
+    relaxed: Settings, drop: Drop
+) -> None:
+    settings = relaxed
+    drop.put("VEHEXTRT.txt", ncic_file(NCIC_DAY1))
+    _ncic(settings)
+    day2 = [ln for ln in NCIC_DAY1 if "7ABC123" not in ln and "5FEL556" not in ln]
+    day2 = [ln.replace("BLK", "WHI") if "8XYZ999" in ln else ln for ln in day2]
+    day2.append(ncic_line("V000000011", "7NEW777"))
+    drop.put("VEHEXTRT.txt", ncic_file(day2, stamp="202611221800"))
+    [result] = _ncic(settings)
+    assert (result.added, result.changed, result.removed) == (1, 1, 2)
+    con = duckdb.connect(str(control_path(settings.data_dir)), read_only=True)
+    try:
+        tombstones = con.execute(
+            "SELECT record_id, keyed_hash, reason FROM tombstones ORDER BY 1"
+        ).fetchall()
+        columns = {d[0] for d in con.execute("SELECT * FROM tombstones").description or []}
+        ops = dict(
+            con.execute(
+                "SELECT op, count(*) FROM changes WHERE version = ? GROUP BY op", [result.version]
+            ).fetchall()
+        )
+    finally:
+        con.close()
+    assert [t[0] for t in tombstones] == ["F000000004", "V000000001"]
+    assert all(len(t[1]) == 64 for t in tombstones)
+    assert "plate" not in columns
+    assert ops == {"add": 1, "change": 1, "remove": 2}
+    assert find_hits(settings.data_dir, "7ABC123") == []
+    assert [h.record_id for h in find_hits(settings.data_dir, "5fel-555")] == ["F000000004"]
+
+
+def test_it_rejects_a_clew_file_whose_trailer_count_disagrees(
+    settings: Settings, drop: Drop
+) -> None:
+    drop.put("svs.tbl", clew_file([clew_line("7ABC123")], count=2))
+    drop.put("sfr.tbl", clew_file([clew_line("5FEL555")]))
+    drop.put("slr.tbl", clew_file([clew_line("4PLT444")]))
+    rejection = _rejection(settings, "svs")
+    assert (rejection.feed, rejection.rule) == ("svs", "trailer-count")
+    assert "trailer declares 2 records, the file holds 1" in rejection.message
+    feeds = read_state(settings.data_dir)["feeds"]
+    assert feeds["sfr"]["entries"] == 1 and feeds["slr"]["entries"] == 1  # the others applied
+    assert feeds["svs"]["version"] is None
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("DATE11/22/2026 08:00\n" + clew_line("7ABC123") + "\n", "trailer-missing"),
+        (clew_file([clew_line("7ABC123")]).rstrip("\n"), "incomplete-last-line"),
+        (clew_file([clew_line("7ABC123")], header="7ABC123 CA1920240105"), "header-missing"),
+    ],
+)
+def test_it_rejects_an_incomplete_clew_file(
+    make_settings: Callable[..., Settings], drop: Drop, text: str, rule: str
+) -> None:
+    settings = make_settings(svs='files = {svs = "svs.tbl"}')
+    drop.put("svs.tbl", text)
+    assert _rejection(settings, "svs").rule == rule
+
+
+def test_a_rejected_file_keeps_the_previous_snapshot(settings: Settings, drop: Drop) -> None:
+    drop.put("VEHEXTRT.txt", ncic_file(NCIC_DAY1))
+    [first] = _ncic(settings)
+    drop.put("VEHEXTRT.txt", ncic_file(NCIC_DAY1[:3], stamp="202611221800").rstrip("\n"))
+    assert _rejection(settings, "ncic").rule == "incomplete-last-line"
+    state = read_state(settings.data_dir)["feeds"]["ncic"]
+    assert state["version"] == first.version and state["entries"] == first.entries
+    assert state["last_event"]["verdict"] == "rejected"
+
+
+def test_it_rejects_a_replayed_or_older_file(settings: Settings, drop: Drop) -> None:
+    drop.put("VEHEXTRT.txt", ncic_file(NCIC_DAY1, stamp="202611221800"))
+    _ncic(settings)
+    drop.put("VEHEXTRT.txt", ncic_file(NCIC_DAY1[:-1], stamp="202611220600"))
+    rejection = _rejection(settings, "ncic")
+    assert rejection.rule == "replay"
+    assert len(_plates(settings)) == 9
+
+
+def test_it_rejects_a_file_with_too_many_row_errors(settings: Settings, drop: Drop) -> None:
+    bad = [ncic_line("V00000000X", f"BAD{i}") for i in range(3)]
+    drop.put("VEHEXTRT.txt", ncic_file(NCIC_DAY1 + bad))
+    rejection = _rejection(settings, "ncic")
+    assert rejection.rule == "row-error-share"
+    assert "3 of 12 rows have errors" in rejection.message
+
+
+def test_mass_removal_is_refused_until_that_exact_file_is_approved(
+    settings: Settings, drop: Drop
+) -> None:
+    drop.put("VEHEXTRT.txt", ncic_file(NCIC_DAY1))
+    _ncic(settings)
+    drop.put("VEHEXTRT.txt", ncic_file(NCIC_DAY1[:2], stamp="202611221800"))
+    rejection = _rejection(settings, "ncic")
+    assert rejection.rule == "mass-removal"
+    assert f"--approve-mass-removal {rejection.sha256}" in rejection.message
+    assert len(_plates(settings)) == 9
+    with pytest.raises(IngestFailed):
+        ingest_source(settings, "ncic", approved_sha256="0" * 64)  # another file's approval
+    [applied] = ingest_source(settings, "ncic", approved_sha256=rejection.sha256)
+    assert isinstance(applied, ApplyResult) and applied.removed == 7
+    assert _plates(settings) == {"7ABC123", "8XYZ999"}
+
+
+def test_a_quarantined_row_keeps_the_previous_version_of_its_entry(
+    relaxed: Settings, drop: Drop
+) -> None:
+    settings = relaxed
+    drop.put("VEHEXTRT.txt", ncic_file(NCIC_DAY1))
+    _ncic(settings)
+    day2 = [
+        ncic_line("V000000001", "7ABC123", date="20241340") if "7ABC123" in ln else ln
+        for ln in NCIC_DAY1
+    ]
+    drop.put("VEHEXTRT.txt", ncic_file(day2, stamp="202611221800"))
+    [result] = _ncic(settings)
+    assert (result.quarantined, result.carried, result.removed) == (1, 1, 0)
+    assert [h.record_id for h in find_hits(settings.data_dir, "7ABC123")] == ["V000000001"]
+
+
+def test_row_issues_name_line_field_and_rule_but_no_value(settings: Settings, drop: Drop) -> None:
+    lines = [
+        *NCIC_DAY1,
+        ncic_line("V000000012", "7QQQ777", "ZZ"),
+        ncic_line("V000000013", "7MAK777", make="QQQQ"),
+    ]
+    drop.put("VEHEXTRT.txt", ncic_file(lines))
+    with pytest.raises(IngestFailed):  # 1 error in 12 candidate rows exceeds the default 1%
+        _ncic(settings)
+    con = duckdb.connect(str(control_path(settings.data_dir)), read_only=True)
+    try:
+        issues = con.execute(
+            "SELECT line_no, field, rule, severity FROM file_issues ORDER BY 1"
+        ).fetchall()
+    finally:
+        con.close()
+    assert (13, "state", "state.unknown_code", "error") in issues
+    assert (14, "make", "make.unknown_code", "warning") in issues
+
+
+def test_an_unknown_make_is_a_warning_and_the_row_loads(settings: Settings, drop: Drop) -> None:
+    drop.put(
+        "VEHEXTRT.txt", ncic_file([*NCIC_DAY1, ncic_line("V000000013", "7MAK777", make="QQQQ")])
+    )
+    [result] = _ncic(settings)
+    assert result.warnings == 1 and result.quarantined == 0
+    assert len(find_hits(settings.data_dir, "7MAK777")) == 1
+
+
+def test_the_csv_variant_loads_by_configuration_alone(
+    make_settings: Callable[..., Settings], drop: Drop
+) -> None:
+    settings = make_settings(layout="ncic-csv")
+    drop.put(
+        "VEHEXTRT.txt",
+        "NCIC LPR EXTRACT 202611220800\n"
+        "C845996328,0H0671200,20211122,JFJ4764,0H,2022,TK,2013,CHEV,AVA,PK,CRM\n"
+        "V845996329,CA0190000,20211122,7ABC123,CA,2022,C0,2013,D0DG,CHA,4D,BLK/WHI\n",
+    )
+    settings = settings.model_copy(
+        update={
+            "sources": {
+                **settings.sources,
+                "ncic": settings.source("ncic").model_copy(update={"hit_types": ("V", "C")}),
+            }
+        }
+    )
+    [result] = _ncic(settings)
+    assert result.entries == 2 and result.warnings == 0
+    [hit] = find_hits(settings.data_dir, "JFJ4764", "OH")
+    assert (hit.record_id, hit.state, hit.ori) == ("C845996328", "OH", "OH0671200")
+
+
+def test_a_file_that_changes_while_it_is_read_is_refused(settings: Settings, drop: Drop) -> None:
+    path = drop.put("VEHEXTRT.txt", ncic_file(NCIC_DAY1) * 1 + ("X" * 99 + "\n") * 400_000)
+    stop = threading.Event()
+
+    def touch() -> None:
+        tick = 1_800_000_000
+        while not stop.is_set():
+            tick += 1
+            path.touch()
+            import os
+
+            os.utime(path, (tick, tick))
+            time.sleep(0.0005)
+
+    toucher = threading.Thread(target=touch)
+    toucher.start()
+    try:
+        with pytest.raises(FetchError) as failure:
+            ingest_source(settings, "ncic")
+    finally:
+        stop.set()
+        toucher.join()
+    assert failure.value.kind is FetchFailure.CHANGED_WHILE_READ
+    assert failure.value.transient
+    assert read_state(settings.data_dir)["feeds"]["ncic"]["last_event"]["verdict"] == "fetch-failed"
+    assert not any(Path(settings.data_dir, "landing", "ncic").iterdir())
