@@ -70,6 +70,7 @@ def acquire(settings: Settings, source_name: str) -> list[LandedFile | Unchanged
     with writer_lock(data_dir, wait_s=600):
         con = ctl.connect(data_dir)
         try:
+            recover(con, data_dir)
             try:
                 return fetch(
                     source_name,

@@ -18,6 +18,8 @@ NOT_A_HIT_PLATES = frozenset({"", "NONE", "UNK", "UNKNOWN", "0", "00", "000", "1
 #: Characters a raw plate may carry; anything else makes the row malformed.
 RAW_PLATE_PATTERN = r"^[A-Za-z0-9 .\-]*$"
 _NOT_PLATE_CHARS = re.compile(r"[^A-Z0-9]")
+#: What trimming removes around a code (the same set for polars and for Python).
+BLANKS = " \t\r\n\f\v"
 
 #: OCR look-alike classes used for fuzzy candidate matching only, never for storage.
 OCR_CLASSES = ("0ODQ", "1I", "2Z", "5S", "8B", "6G")
@@ -31,7 +33,7 @@ def plate(expr: pl.Expr) -> pl.Expr:
 
 def code(expr: pl.Expr) -> pl.Expr:
     """Trim, upper case, legacy digit zero read as letter O."""
-    return expr.str.strip_chars().str.to_uppercase().str.replace_all("0", "O", literal=True)
+    return expr.str.strip_chars(BLANKS).str.to_uppercase().str.replace_all("0", "O", literal=True)
 
 
 def state(expr: pl.Expr) -> pl.Expr:
@@ -45,7 +47,7 @@ def plate_value(raw: str) -> str:
 
 
 def code_value(raw: str) -> str:
-    return raw.strip().upper().replace("0", "O")
+    return raw.strip(BLANKS).upper().replace("0", "O")
 
 
 def state_value(raw: str) -> str:

@@ -26,6 +26,7 @@ from hotlist.store import FEEDS, content_path, feed_dir
 from hotlist.store import control as ctl
 from hotlist.store.content import read_entries, remove_unreferenced, write_content_file
 from hotlist.store.diff import SnapshotDiff, diff_snapshot
+from hotlist.store.state import write_state
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,9 @@ class ApplyResult:
 
 
 def recover(con: duckdb.DuckDBPyConnection, data_dir: Path) -> list[Path]:
-    """Delete content files no committed version refers to (leftovers of a killed run)."""
+    """Bring state.json up to the committed versions, then delete content files no version
+    refers to (leftovers of a killed run: an uncommitted new file, or a superseded one)."""
+    write_state(con, data_dir)
     current = ctl.current_versions(con, data_dir)
     removed: list[Path] = []
     for feed in FEEDS:
@@ -221,6 +224,8 @@ def apply_parsed(
         for view in ("_changes", "_tombstones"):
             con.unregister(view)
     crash_point("after-commit")
+    write_state(con, data_dir)  # readers move to the new file before the old one goes
+    crash_point("after-state")
     remove_unreferenced(feed_dir(data_dir, feed), path)
     return ApplyResult(
         feed,
