@@ -1,0 +1,137 @@
+"""Flows against a real Prefect API (prefect_test_harness): runs, failures, deployments, and
+no record content in anything Prefect stores."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from hotlist.config import Settings
+from hotlist.store.state import read_state
+from tests.builders import Drop, clew_file, clew_line, ncic_file, ncic_line
+
+MARKERS = ["ZQXMRK01", "ZQXMRK02", "ZQXMRK03", "ZQXMRK04", "ZQXMRK05"]
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path | str]]:
+    """One real Prefect API server for the whole session, with its own PREFECT_HOME."""
+    import prefect.settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    home = tmp_path_factory.mktemp("prefect-home")
+    with (
+        prefect.settings.temporary_settings(
+            updates={
+                prefect.settings.PREFECT_HOME: home,
+                prefect.settings.PREFECT_LOGGING_TO_API_BATCH_INTERVAL: 0.05,
+            }
+        ),
+        prefect_test_harness(server_startup_timeout=240),
+    ):
+        db_url = prefect.settings.PREFECT_SERVER_DATABASE_CONNECTION_URL.value()
+        yield {
+            "home": home,
+            "db": Path(db_url.split("///", 1)[1]),
+            "api": str(prefect.settings.PREFECT_API_URL.value()),
+        }
+
+
+def _flush_prefect_logs() -> None:
+    from prefect.logging.handlers import APILogHandler
+
+    APILogHandler().flush()
+
+
+def _files_under(*roots: Path) -> Iterator[Path]:
+    for root in roots:
+        for path in root.rglob("*"):
+            if path.is_file():
+                yield path
+
+
+def test_the_ncic_flow_applies_the_extract_and_keeps_plates_out_of_prefect(
+    prefect_api: dict[str, Path | str], make_settings: Callable[..., Settings], drop: Drop
+) -> None:
+    from flows.ingest_ncic import ingest_ncic
+
+    settings = make_settings("guards = {max_row_error_share = 0.5}")
+    records = [ncic_line(f"V{i:09d}", plate) for i, plate in enumerate(MARKERS)]
+    records.append(
+        ncic_line("V000000099", "ZQXBAD@1")
+    )  # quarantined: its line stays out of Prefect too
+    drop.put("VEHEXTRT.txt", ncic_file(records))
+    config = str(settings.data_dir.parent / "hotlist.toml")
+    result = ingest_ncic(config=config)
+    assert result == {"files_applied": 1, "files_unchanged": 0}
+    assert read_state(settings.data_dir)["feeds"]["ncic"]["entries"] == len(MARKERS)
+    _flush_prefect_logs()
+    home, db = Path(prefect_api["home"]), Path(prefect_api["db"])
+    scanned = list(_files_under(home, db.parent))
+    assert any(p.name.startswith(db.name) for p in scanned)
+    for path in scanned:
+        data = path.read_bytes()
+        for plate in [*MARKERS, "ZQXBAD"]:
+            assert plate.encode() not in data, f"{plate} found in {path}"
+
+
+def test_a_rejected_file_fails_the_flow_run_with_the_rule_named(
+    prefect_api: dict[str, Path | str], make_settings: Callable[..., Settings], drop: Drop
+) -> None:
+    from flows.ingest_svs import ingest_svs
+
+    settings = make_settings()
+    drop.put("svs.tbl", clew_file([clew_line("7ABC123")], count=5))
+    drop.put("sfr.tbl", clew_file([clew_line("5FEL555")]))
+    drop.put("slr.tbl", clew_file([clew_line("4PLT444")]))
+    state = ingest_svs(config=str(settings.data_dir.parent / "hotlist.toml"), return_state=True)
+    assert state.is_failed()
+    assert "svs/svs.tbl rejected [trailer-count]" in str(state.message)
+    feeds = read_state(settings.data_dir)["feeds"]
+    assert feeds["sfr"]["entries"] == 1
+    assert feeds["svs"]["version"] is None
+
+
+def test_a_missing_file_fails_at_once_without_retries(
+    prefect_api: dict[str, Path | str], make_settings: Callable[..., Settings]
+) -> None:
+    from flows.ingest_ncic import ingest_ncic
+
+    settings = make_settings()
+    state = ingest_ncic(config=str(settings.data_dir.parent / "hotlist.toml"), return_state=True)
+    assert state.is_failed()
+    assert "[not-found]" in str(state.message)
+
+
+def test_prefect_deploy_all_accepts_the_project_deployments(
+    prefect_api: dict[str, Path | str], tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": str(prefect_api["api"]),
+        "PREFECT_HOME": str(tmp_path),
+        "HOTLIST_HOME": str(Path.cwd()),
+    }
+    prefect = [sys.executable, "-m", "prefect"]
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [*prefect, *args], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    run("work-pool", "create", "hotlist", "--type", "process", "--overwrite")
+    run("--no-prompt", "deploy", "--all")
+    svs = run("deployment", "inspect", "ingest-svs/clew-svs")
+    ncic = run("deployment", "inspect", "ingest-ncic/ncic-extract")
+    assert "'cron': '5 */2 * * *'" in svs
+    assert "'cron': '30 6,18 * * *'" in ncic and "'cron': '30 9,21 * * *'" in ncic
+    for inspected in (svs, ncic):
+        assert "'collision_strategy': 'ENQUEUE'" in inspected
+        assert "'limit': 1" in inspected
