@@ -18,7 +18,7 @@ from pandera.errors import SchemaErrors
 
 from contracts.models import ClewRow, CodeAdvisories, NcicRow
 from hotlist import normalize as norm
-from hotlist.codes import hit_type_lists
+from hotlist.codes import codes, hit_type_lists
 from hotlist.layout import Layout, Marker
 
 ISSUE_SCHEMA = {"line_no": pl.Int64, "field": pl.String, "rule": pl.String, "severity": pl.String}
@@ -225,7 +225,6 @@ def _normalized(
         pl.col("model").str.to_uppercase(),
         norm.code(pl.col("colour")).alias("colour"),
         pl.col("line_no"),
-        pl.col("text"),
         pl.col("_shape_ok"),
     )
 
@@ -334,62 +333,90 @@ def parse_file(
                     "trailer-count",
                     f"{name}: trailer declares {declared} records, the file holds {body.height}; the file is incomplete",
                 )
-    record_lines = body.height
+    chunks = [
+        _parse_chunk(body.slice(start, CHUNK_LINES), layout, feed, feed_list, hit_types)
+        for start in range(0, body.height, CHUNK_LINES)
+    ] or [_parse_chunk(body, layout, feed, feed_list, hit_types)]
+    entries = pl.concat([c.entries for c in chunks])
+    identity = list(layout.identity)
+    # One entry per identity: a later line with the same identity is reported, not loaded.
+    duplicate = ~pl.struct(identity).is_first_distinct()
+    dupes = entries.filter(duplicate)
+    excluded: dict[str, int] = {}
+    for chunk in chunks:
+        for key, count in chunk.excluded.items():
+            excluded[key] = excluded.get(key, 0) + count
+    return ParsedFile(
+        name=name,
+        extract_time=extract_time or fallback_time,
+        record_lines=body.height,
+        entries=entries.filter(~duplicate) if dupes.height else entries,
+        quarantine=pl.concat([c.quarantine for c in chunks]),
+        issues=pl.concat(
+            [
+                *(c.issues for c in chunks),
+                _issue(dupes, "identity", "identity.duplicate", "warning"),
+            ]
+        ).sort("line_no"),
+        excluded=excluded,
+    )
+
+
+#: Lines parsed at a time: bounds the memory of the wide intermediate frames.
+CHUNK_LINES = 250_000
+
+
+def _parse_chunk(
+    body: pl.DataFrame,
+    layout: Layout,
+    feed: str,
+    feed_list: str | None,
+    hit_types: frozenset[str],
+) -> ParsedFile:
     fields = _fields(body, layout)
     excluded: dict[str, int] = {}
     if layout.has_record_id:
-        letter = pl.col("record_id").str.slice(0, 1).str.to_uppercase()
-        immigration = fields.filter(letter == "N")
-        excluded["immigration_violator_sb54"] = immigration.height
-        fields = fields.filter(letter != "N")
-        letters = set(hit_type_lists())
-        not_configured = fields.filter(letter.is_in(sorted(letters - hit_types)))
-        excluded["hit_type_not_configured"] = not_configured.height
-        fields = fields.filter(~letter.is_in(sorted(letters - hit_types)))
+        # A row without a readable letter stays, to be quarantined for its record id.
+        letter = pl.col("record_id").str.slice(0, 1).str.to_uppercase().fill_null("")
+        refused = sorted(set(hit_type_lists()) - hit_types - {"N"})
+        # SB 54: immigration violator records are dropped before anything is kept.
+        immigration = letter == "N"
+        not_configured = letter.is_in(refused)
+        excluded["immigration_violator_sb54"] = fields.select(immigration.sum()).item()
+        excluded["hit_type_not_configured"] = fields.select(not_configured.sum()).item()
+        fields = fields.filter(~immigration & ~not_configured)
     rows = _normalized(fields, layout, feed, feed_list)
-    not_a_hit = rows.filter(
+    del fields
+    not_a_hit = (
         pl.col("plate").is_in(sorted(norm.NOT_A_HIT_PLATES))
         & pl.col("plate_raw").str.contains(norm.RAW_PLATE_PATTERN)
-    )
-    excluded["plate_not_a_hit"] = not_a_hit.height
-    rows = rows.join(not_a_hit.select("line_no"), on="line_no", how="anti")
+    ).fill_null(False)
+    excluded["plate_not_a_hit"] = rows.select(not_a_hit.sum()).item()
+    rows = rows.filter(~not_a_hit)
     shape = _issue(rows.filter(~pl.col("_shape_ok")), "line", "line.field_count", "error")
     row_model = NcicRow if layout.has_record_id else ClewRow
     errors = pl.concat([shape, contract_failures(row_model, rows, "error")])
     warnings = contract_failures(CodeAdvisories, rows, "warning")
-    bad_lines = errors.select("line_no").unique()
+    bad = pl.col("line_no").is_in(errors["line_no"].unique().implode())
     quarantine = (
-        rows.join(bad_lines, on="line_no", how="semi")
+        rows.filter(bad)
         .join(
             errors.group_by("line_no").agg(
                 pl.col("rule").unique().sort().str.join(",").alias("rules")
             ),
             on="line_no",
         )
-        .select(
-            "line_no",
-            pl.col("text").alias("raw_line"),
-            "rules",
-            *_carry_key(layout),
-        )
+        .join(body.select("line_no", pl.col("text").alias("raw_line")), on="line_no")
+        .select("line_no", "raw_line", "rules", *_carry_key(layout))
         .sort("line_no")
     )
-    good = rows.join(bad_lines, on="line_no", how="anti")
-    identity = list(layout.identity)
-    dupes = good.filter(
-        pl.struct(identity).is_duplicated() & ~pl.struct(identity).is_first_distinct()
-    )
-    good = good.join(dupes.select("line_no"), on="line_no", how="anti")
-    issues = pl.concat(
-        [errors, warnings, _issue(dupes, "identity", "identity.duplicate", "warning")]
-    ).sort("line_no")
     return ParsedFile(
-        name=name,
-        extract_time=extract_time or fallback_time,
-        record_lines=record_lines,
-        entries=good.select(ENTRY_COLUMNS),
+        name="",
+        extract_time=dt.datetime.min,
+        record_lines=body.height,
+        entries=rows.filter(~bad).select(ENTRY_COLUMNS),
         quarantine=quarantine,
-        issues=issues,
+        issues=pl.concat([errors, warnings]),
         excluded=excluded,
     )
 
@@ -406,9 +433,7 @@ def _carry_key(layout: Layout) -> list[pl.Expr]:
     ok = (
         pl.col("plate_raw").str.contains(norm.RAW_PLATE_PATTERN).fill_null(False)
         & (pl.col("plate").str.len_chars() > 0)
-        & pl.col("state").is_in(
-            sorted(__import__("hotlist.codes", fromlist=["codes"]).codes("states"))
-        )
+        & pl.col("state").is_in(sorted(codes("states")))
     )
     return [
         pl.lit(None, pl.String).alias("carry_record_id"),

@@ -1,0 +1,62 @@
+"""One measured step, run in its own process so its peak RSS is its own.
+
+``python -m bench.child STEP CONFIG`` prints ``{"seconds": ...}``; the parent reads the
+child's peak RSS from ``wait4``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def floor(ncic_file: Path, db_file: Path) -> None:
+    """Read the extract and load its fields into a fresh DuckDB table: no validation at all."""
+    import duckdb
+
+    from hotlist.layout import load_layout
+    from hotlist.parse import _fields, read_lines
+
+    lines = read_lines(ncic_file).slice(1)
+    frame = _fields(lines, load_layout("ncic-fixed")).drop("text", "_shape_ok")
+    db_file.unlink(missing_ok=True)
+    con = duckdb.connect(str(db_file))
+    con.register("frame", frame.to_arrow())
+    con.execute("CREATE TABLE entries AS SELECT * FROM frame")
+    con.execute("CHECKPOINT")
+    con.close()
+
+
+def ingest(config: Path, source: str, tracked: bool) -> None:
+    from hotlist.config import load_settings
+
+    if tracked:
+        from flows.ingest_ncic import ingest_ncic
+        from flows.ingest_svs import ingest_svs
+
+        flow = ingest_ncic if source == "ncic" else ingest_svs
+        flow(config=str(config))
+    else:
+        from hotlist.ingest import ingest_source
+
+        ingest_source(load_settings(config), source)
+
+
+def main() -> None:
+    step, *args = sys.argv[1:]
+    started = time.perf_counter()
+    if step == "floor":
+        floor(Path(args[0]), Path(args[1]))
+    elif step == "ingest":
+        ingest(Path(args[0]), args[1], args[2] == "tracked")
+    elif step == "import":
+        import hotlist.ingest  # noqa: F401
+    else:
+        raise SystemExit(f"unknown step {step}")
+    print(json.dumps({"seconds": time.perf_counter() - started}))
+
+
+if __name__ == "__main__":
+    main()
