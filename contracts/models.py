@@ -95,9 +95,12 @@ class CodeAdvisories(pa.DataFrameModel):
 
 
 class HotlistEntry(pa.DataFrameModel):
-    """An entry of the hotlist: what patrol systems receive and look plates up in."""
+    """An entry of the hotlist: what patrol systems receive and look plates up in.
 
-    entry_id: int = pa.Field(ge=1)
+    Checked on every chunk before it is written; the entry id is not part of the contract,
+    as the store derives it from the identity while writing.
+    """
+
     feed: str = pa.Field(isin=["svs", "sfr", "slr", "ncic"])
     list: str = pa.Field(isin=LOADABLE_LISTS)
     record_id: str | None = pa.Field(nullable=True, str_matches=NIC_PATTERN)

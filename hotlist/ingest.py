@@ -14,10 +14,10 @@ from pathlib import Path
 from hotlist.codes import hit_type_lists
 from hotlist.config import Settings
 from hotlist.layout import load_layout
-from hotlist.parse import FileRejected, parse_file
+from hotlist.parse import FileRejected, read_snapshot
 from hotlist.sources import FetchError, LandedFile, Unchanged, fetch
 from hotlist.store import control as ctl
-from hotlist.store.apply import ApplyResult, apply_parsed, recover
+from hotlist.store.apply import ApplyResult, apply_snapshot, recover
 from hotlist.store.lock import writer_lock
 from hotlist.store.state import write_state
 
@@ -119,7 +119,7 @@ def apply_landed(
             try:
                 recover(con, data_dir)
                 try:
-                    parsed = parse_file(
+                    snapshot = read_snapshot(
                         landed.path,
                         layout,
                         landed.feed,
@@ -127,8 +127,15 @@ def apply_landed(
                         hit_types,
                         fallback_time=dt.datetime.fromtimestamp(landed.mtime, dt.UTC),
                     )
-                    result: Outcome = apply_parsed(
-                        con, data_dir, landed, parsed, identity, source.guards, approved_sha256, now
+                    result: Outcome = apply_snapshot(
+                        con,
+                        data_dir,
+                        landed,
+                        snapshot,
+                        identity,
+                        source.guards,
+                        approved_sha256,
+                        now,
                     )
                 except FileRejected as exc:
                     ctl.record_event(

@@ -1,6 +1,8 @@
-"""Keyed hashes of plates: answer "was this plate removed?" without keeping the plate.
+"""Keyed hashes: opaque entry ids, and "was this plate removed?" without keeping the plate.
 
-The key is a local secret (``data_dir/secrets/keyed-hash.key``, 32 random bytes, mode
+Entry ids are the low 63 bits of MD5(key | feed | identity), computed in DuckDB: stable
+across versions without a lookup of the previous snapshot, and meaningless without the
+key. Tombstones carry HMAC-SHA256(key, plate|state). The key is a local secret (``data_dir/secrets/keyed-hash.key``, 32 random bytes, mode
 0600) created on first use and never leaving this machine; without it the hashes in
 tombstones and deletion reports cannot be tested against guessed plates.
 """
@@ -24,6 +26,16 @@ def _key(data_dir: Path) -> bytes:
         with os.fdopen(fd, "wb") as fh:
             fh.write(os.urandom(32))
         return path.read_bytes()
+
+
+def entry_id_sql(data_dir: Path, feed: str, identity: list[str]) -> str:
+    """A DuckDB expression giving the entry id of a row from its identity columns."""
+    key = _key(data_dir).hex()  # hex digits only: safe inside the SQL literal
+    columns = ", ".join(f'"{c}"' for c in identity)
+    return (
+        f"CAST(md5_number_lower('{key}|{feed}|' || concat_ws('|', {columns}))"
+        " & 9223372036854775807 AS BIGINT)"
+    )
 
 
 class PlateHasher:

@@ -9,6 +9,7 @@ issues name file, line, field and rule, never a value: values are record content
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -284,15 +285,16 @@ def _issue(frame: pl.DataFrame, fld: str, rule: str, severity: str) -> pl.DataFr
     )
 
 
-def parse_file(
+def read_snapshot(
     path: Path,
     layout: Layout,
     feed: str,
     feed_list: str | None,
     hit_types: frozenset[str],
     fallback_time: dt.datetime,
-) -> ParsedFile:
-    """Read ``path`` by ``layout``; raise :class:`FileRejected` if the file is unusable whole."""
+) -> Snapshot:
+    """Check ``path`` as a whole (line ends, header, trailer); raise :class:`FileRejected`
+    if it is unusable. Its rows are parsed later, chunk by chunk (:meth:`Snapshot.chunks`)."""
     name = path.name
     if not _ends_with_newline(path):
         raise FileRejected(
@@ -315,7 +317,9 @@ def parse_file(
                 f"{name} line 1: expected a header matching {layout.header.pattern.pattern!r}",
             )
     # Blank lines are not records: the trailer counts record lines only.
-    body = body.filter(pl.col("text").str.strip_chars() != "")
+    blank = pl.col("text").str.strip_chars() == ""
+    if body.select(blank.any()).item():
+        body = body.filter(~blank)
     if layout.trailer is not None:
         last = body["text"][-1] if body.height else ""
         match = layout.trailer.pattern.match(last)
@@ -333,33 +337,76 @@ def parse_file(
                     "trailer-count",
                     f"{name}: trailer declares {declared} records, the file holds {body.height}; the file is incomplete",
                 )
-    chunks = [
-        _parse_chunk(body.slice(start, CHUNK_LINES), layout, feed, feed_list, hit_types)
-        for start in range(0, body.height, CHUNK_LINES)
-    ] or [_parse_chunk(body, layout, feed, feed_list, hit_types)]
-    entries = pl.concat([c.entries for c in chunks])
-    identity = list(layout.identity)
-    # One entry per identity: a later line with the same identity is reported, not loaded.
-    duplicate = ~pl.struct(identity).is_first_distinct()
-    dupes = entries.filter(duplicate)
-    excluded: dict[str, int] = {}
-    for chunk in chunks:
-        for key, count in chunk.excluded.items():
-            excluded[key] = excluded.get(key, 0) + count
-    return ParsedFile(
+    return Snapshot(
         name=name,
         extract_time=extract_time or fallback_time,
         record_lines=body.height,
-        entries=entries.filter(~duplicate) if dupes.height else entries,
-        quarantine=pl.concat([c.quarantine for c in chunks]),
-        issues=pl.concat(
-            [
-                *(c.issues for c in chunks),
-                _issue(dupes, "identity", "identity.duplicate", "warning"),
-            ]
-        ).sort("line_no"),
-        excluded=excluded,
+        body=body,
+        layout=layout,
+        feed=feed,
+        feed_list=feed_list,
+        hit_types=hit_types,
     )
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A file that passed the whole-file checks, ready to be parsed chunk by chunk."""
+
+    name: str
+    extract_time: dt.datetime
+    record_lines: int
+    body: pl.DataFrame  # line_no, text of the record lines
+    layout: Layout
+    feed: str
+    feed_list: str | None
+    hit_types: frozenset[str]
+
+    def chunks(self) -> Iterator[ParsedFile]:
+        """Parse the record lines, :data:`CHUNK_LINES` at a time, so memory stays bounded."""
+        for start in range(0, max(self.body.height, 1), CHUNK_LINES):
+            yield _parse_chunk(
+                self.body.slice(start, CHUNK_LINES), self.layout, self.feed, self.feed_list,
+                self.hit_types,
+            )  # fmt: skip
+
+
+def parse_file(
+    path: Path,
+    layout: Layout,
+    feed: str,
+    feed_list: str | None,
+    hit_types: frozenset[str],
+    fallback_time: dt.datetime,
+) -> ParsedFile:
+    """Read a whole file into one :class:`ParsedFile` (the store reads chunk by chunk)."""
+    snapshot = read_snapshot(path, layout, feed, feed_list, hit_types, fallback_time)
+    chunks = list(snapshot.chunks())
+    entries = pl.concat([c.entries for c in chunks])
+    # One entry per identity: a later line with the same identity is reported, not loaded.
+    duplicate = ~pl.struct(list(layout.identity)).is_first_distinct()
+    dupes = entries.filter(duplicate)
+    return ParsedFile(
+        name=snapshot.name,
+        extract_time=snapshot.extract_time,
+        record_lines=snapshot.record_lines,
+        entries=entries.filter(~duplicate),
+        quarantine=pl.concat([c.quarantine for c in chunks]),
+        issues=pl.concat([*(c.issues for c in chunks), duplicate_issues(dupes)]).sort("line_no"),
+        excluded=sum_excluded([c.excluded for c in chunks]),
+    )
+
+
+def duplicate_issues(dupes: pl.DataFrame) -> pl.DataFrame:
+    return _issue(dupes, "identity", "identity.duplicate", "warning")
+
+
+def sum_excluded(counts: list[dict[str, int]]) -> dict[str, int]:
+    excluded: dict[str, int] = {}
+    for chunk in counts:
+        for key, count in chunk.items():
+            excluded[key] = excluded.get(key, 0) + count
+    return excluded
 
 
 #: Lines parsed at a time: bounds the memory of the wide intermediate frames.

@@ -1,15 +1,19 @@
-"""Apply one parsed file to its feed: whole or not at all.
+"""Apply one snapshot file to its feed: whole or not at all.
 
-Steps, each safe to be killed after: diff against the current snapshot -> guards ->
-write a fresh content file -> one control transaction (version, change log, tombstones,
-file event) -> delete the superseded content file. Until the control transaction commits
-the previous version is current; afterwards the new one is, and anything no version
-refers to is deleted by the next writer (:func:`recover`).
+Steps, each safe to be killed after: parse the file chunk by chunk, streaming each
+chunk's entries into a fresh content file -> compare with the current file (added,
+changed, removed; entries a quarantined row still names are carried forward) -> guards
+-> one control transaction (version, change log, tombstones, file event) -> state.json
+-> delete the superseded content file. Until the control transaction commits the
+previous version is current; afterwards the new one is, and anything no version refers
+to is deleted by the next writer (:func:`recover`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,13 +23,14 @@ import polars as pl
 from contracts.models import HotlistEntry
 from hotlist.config import FeedGuards
 from hotlist.faults import crash_point
-from hotlist.keyed import PlateHasher
-from hotlist.parse import FileRejected, ParsedFile
+from hotlist.keyed import PlateHasher, entry_id_sql
+from hotlist.parse import FileRejected, Snapshot, duplicate_issues, sum_excluded
 from hotlist.sources import LandedFile
-from hotlist.store import FEEDS, content_path, feed_dir
+from hotlist.sources.landing import fsync_dir
+from hotlist.store import FEEDS, content_path, feed_dir, private_dir
 from hotlist.store import control as ctl
-from hotlist.store.content import read_entries, remove_unreferenced, write_content_file
-from hotlist.store.diff import SnapshotDiff, diff_snapshot
+from hotlist.store.content import connect_writer, remove_unreferenced
+from hotlist.store.diff import CONTENT_COLUMNS, carried_ids
 from hotlist.store.state import write_state
 
 
@@ -59,50 +64,216 @@ def recover(con: duckdb.DuckDBPyConnection, data_dir: Path) -> list[Path]:
     return removed
 
 
-def _previous_entries(current: ctl.FeedVersion | None, staged: pl.DataFrame) -> pl.DataFrame:
-    if current is None:
-        return staged.clear().select(pl.lit(None, pl.Int64).alias("entry_id"), *staged.columns)
-    return read_entries(current.content_file).cast(dict(staged.schema), strict=False)  # type: ignore[arg-type]
+@dataclass(frozen=True)
+class _Staged:
+    """What streaming a snapshot into a new content file produced."""
+
+    quarantine: pl.DataFrame
+    issues: pl.DataFrame
+    excluded: dict[str, int]
+
+    @property
+    def row_errors(self) -> int:
+        return self.quarantine.height
+
+    @property
+    def warnings(self) -> int:
+        return int((self.issues["severity"] == "warning").sum())
+
+
+def _stage(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, id_sql: str) -> _Staged:
+    """Parse the snapshot chunk by chunk into ``entries``; memory stays bounded by a chunk."""
+    quarantine: list[pl.DataFrame] = []
+    issues: list[pl.DataFrame] = []
+    excluded: list[dict[str, int]] = []
+    for chunk in snapshot.chunks():
+        HotlistEntry.validate(chunk.entries)
+        con.register("_chunk", chunk.entries.to_arrow())
+        select = f"SELECT {id_sql} AS entry_id, * FROM _chunk"  # noqa: S608
+        if quarantine:
+            con.execute(f"INSERT INTO entries {select}")
+        else:
+            con.execute(f"CREATE TABLE entries AS {select}")
+        con.unregister("_chunk")
+        quarantine.append(chunk.quarantine)
+        issues.append(chunk.issues)
+        excluded.append(chunk.excluded)
+    return _Staged(
+        quarantine=pl.concat(quarantine),
+        issues=pl.concat(issues),
+        excluded=sum_excluded(excluded),
+    )
+
+
+def _drop_duplicates(
+    con: duckdb.DuckDBPyConnection, tmp: Path, data_dir: Path
+) -> tuple[duckdb.DuckDBPyConnection, pl.DataFrame]:
+    """Keep the first line of each identity; report the others. Rare, so the rewrite runs
+    only when needed, and into a fresh file: deleting rows in place leaves them in it."""
+    dupes = con.sql(
+        "SELECT line_no FROM entries QUALIFY row_number() OVER"
+        " (PARTITION BY entry_id ORDER BY line_no) > 1"
+    ).pl()
+    if dupes.height == 0:
+        return con, duplicate_issues(dupes)
+    con.close()
+    first = tmp.with_name(tmp.name + ".dupes")
+    os.replace(tmp, first)
+    con = connect_writer(tmp, data_dir)
+    con.execute("ATTACH ? AS dupes (READ_ONLY)", [str(first)])
+    con.execute(
+        "CREATE TABLE entries AS SELECT * FROM dupes.entries QUALIFY row_number() OVER"
+        " (PARTITION BY entry_id ORDER BY line_no) = 1"
+    )
+    con.execute("DETACH dupes")
+    first.unlink()
+    return con, duplicate_issues(dupes)
+
+
+_GONE_SCHEMA = {
+    "entry_id": pl.Int64,
+    "list": pl.String,
+    "record_id": pl.String,
+    "plate": pl.String,
+    "state": pl.String,
+}
+
+
+@dataclass(frozen=True)
+class _Delta:
+    added: pl.Series
+    changed: pl.Series
+    removed: pl.DataFrame  # entry_id, list, record_id, plate, state: for the tombstones
+    carried: pl.Series
+    previous_count: int
+    entries: int = 0
+
+
+def _delta(con: duckdb.DuckDBPyConnection, quarantine: pl.DataFrame) -> _Delta:
+    """Compare ``entries`` with the attached ``prev`` in one join; carry forward what a
+    quarantined row still names, and say what was added, changed and removed."""
+    differs = " OR ".join(f"n.{c} IS DISTINCT FROM p.{c}" for c in CONTENT_COLUMNS)
+    delta = con.sql(
+        "SELECT coalesce(n.entry_id, p.entry_id) AS entry_id,"  # noqa: S608
+        " CASE WHEN p.entry_id IS NULL THEN 'add' WHEN n.entry_id IS NULL THEN 'remove'"
+        " ELSE 'change' END AS op, p.list, p.record_id, p.plate, p.state"
+        " FROM entries n FULL OUTER JOIN prev.entries p ON n.entry_id = p.entry_id"
+        f" WHERE n.entry_id IS NULL OR p.entry_id IS NULL OR {differs} ORDER BY 1"
+    ).pl()
+    missing = delta.filter(pl.col("op") == "remove").drop("op")
+    carried = carried_ids(missing, quarantine)
+    if carried.len():
+        con.register("_carried", pl.DataFrame({"entry_id": carried}).to_arrow())
+        con.execute(
+            "INSERT INTO entries SELECT * REPLACE (CAST(NULL AS BIGINT) AS line_no)"
+            " FROM prev.entries WHERE entry_id IN (SELECT entry_id FROM _carried)"
+        )
+    [count] = con.execute("SELECT count(*) FROM prev.entries").fetchall()
+    return _Delta(
+        added=delta.filter(pl.col("op") == "add")["entry_id"],
+        changed=delta.filter(pl.col("op") == "change")["entry_id"],
+        removed=missing.filter(~pl.col("entry_id").is_in(carried.implode())),
+        carried=carried,
+        previous_count=int(count[0]),
+    )
 
 
 def _check_guards(
-    parsed: ParsedFile,
-    diff: SnapshotDiff,
-    previous_count: int,
+    snapshot: Snapshot,
+    staged: _Staged,
+    delta: _Delta,
     sha256: str,
     guards: FeedGuards,
     approved_sha256: str | None,
 ) -> None:
-    candidates = max(parsed.record_lines - sum(parsed.excluded.values()), 1)
-    share = parsed.row_errors / candidates
+    candidates = max(snapshot.record_lines - sum(staged.excluded.values()), 1)
+    share = staged.row_errors / candidates
     if share > guards.max_row_error_share:
         raise FileRejected(
             "row-error-share",
-            f"{parsed.name}: {parsed.row_errors} of {candidates} rows have errors"
+            f"{snapshot.name}: {staged.row_errors} of {candidates} rows have errors"
             f" ({share:.1%} > {guards.max_row_error_share:.1%} allowed); the previous snapshot"
             " stays; see `hotlist status` and the file's issues",
         )
-    removal_share = diff.removed.height / previous_count if previous_count else 0.0
+    removed, previous = delta.removed.height, delta.previous_count
+    removal_share = removed / previous if previous else 0.0
     if removal_share > guards.max_removal_share and approved_sha256 != sha256:
         raise FileRejected(
             "mass-removal",
-            f"{parsed.name}: would remove {diff.removed.height} of {previous_count} entries"
+            f"{snapshot.name}: would remove {removed} of {previous} entries"
             f" ({removal_share:.1%} > {guards.max_removal_share:.1%} allowed). If upstream"
             f" really removed them, approve this exact file: --approve-mass-removal {sha256}",
         )
 
 
-def apply_parsed(
+def _write_content_file(
+    path: Path,
+    data_dir: Path,
+    previous: Path | None,
+    snapshot: Snapshot,
+    identity: list[str],
+    check: _Guard,
+) -> tuple[_Staged, _Delta]:
+    """Write the next version as a fresh file, fsync it and rename it into place."""
+    private_dir(path.parent)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    writer = connect_writer(tmp, data_dir)
+    try:
+        staged = _stage(writer, snapshot, entry_id_sql(data_dir, snapshot.feed, identity))
+        writer, dupes = _drop_duplicates(writer, tmp, data_dir)
+        issues = pl.concat([staged.issues, dupes]).sort("line_no")
+        staged = _Staged(staged.quarantine, issues, staged.excluded)
+        if previous is None:
+            ids = writer.sql("SELECT entry_id FROM entries ORDER BY 1").pl()["entry_id"]
+            delta = _Delta(ids, ids.clear(), pl.DataFrame(schema=_GONE_SCHEMA), ids.clear(), 0)
+        else:
+            writer.execute("ATTACH ? AS prev (READ_ONLY)", [str(previous)])
+            delta = _delta(writer, staged.quarantine)
+            writer.execute("DETACH prev")
+        [count] = writer.execute("SELECT count(*) FROM entries").fetchall()
+        delta = dataclasses.replace(delta, entries=int(count[0]))
+        try:
+            check(staged, delta)
+        except FileRejected as exc:
+            exc.issues = staged.issues
+            raise
+        writer.register("_quarantine", staged.quarantine.to_arrow())
+        writer.execute("CREATE TABLE quarantine AS SELECT * FROM _quarantine")
+        writer.execute("CHECKPOINT")
+    except BaseException:
+        writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    writer.close()
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+    return staged, delta
+
+
+class _Guard:
+    def __init__(self, snapshot: Snapshot, sha256: str, guards: FeedGuards, approved: str | None):
+        self.args = (snapshot, sha256, guards, approved)
+
+    def __call__(self, staged: _Staged, delta: _Delta) -> None:
+        snapshot, sha256, guards, approved = self.args
+        _check_guards(snapshot, staged, delta, sha256, guards, approved)
+
+
+def apply_snapshot(
     con: duckdb.DuckDBPyConnection,
     data_dir: Path,
     landed: LandedFile,
-    parsed: ParsedFile,
+    snapshot: Snapshot,
     identity: list[str],
     guards: FeedGuards,
     approved_sha256: str | None,
     now: dt.datetime,
 ) -> ApplyResult:
-    """Apply ``parsed`` (the content of ``landed``) as the next version of its feed.
+    """Apply ``snapshot`` (the content of ``landed``) as the next version of its feed.
 
     Raises :class:`FileRejected` for a replayed or older file and for the guards; the
     caller records the rejection. Call with the writer lock held.
@@ -113,42 +284,34 @@ def apply_parsed(
         ctl.record_event(
             con,
             ctl.FileEvent(
-                feed,
-                landed.name,
-                "duplicate",
-                landed.sha256,
-                landed.size,
-                landed.mtime,
-                parsed.extract_time,
-                version=done_at,
+                feed, landed.name, "duplicate", landed.sha256, landed.size, landed.mtime,
+                snapshot.extract_time, version=done_at,
                 message=f"identical to the file applied at version {done_at}",
             ),
             now,
-        )
+        )  # fmt: skip
         return ApplyResult(feed, landed.name, landed.sha256, "duplicate", done_at)
     last = ctl.last_extract_time(con, feed)
-    if last is not None and parsed.extract_time <= last:
+    if last is not None and snapshot.extract_time <= last:
         raise FileRejected(
             "replay",
-            f"{parsed.name}: extract time {parsed.extract_time.isoformat()} is not newer than"
+            f"{snapshot.name}: extract time {snapshot.extract_time.isoformat()} is not newer than"
             f" the applied snapshot's {last.isoformat()}: a replayed or older file",
         )
     current = ctl.current_versions(con, data_dir).get(feed)
-    previous = _previous_entries(current, parsed.entries)
-    first_id = ctl.next_value(con, "entry")
-    diff = diff_snapshot(previous, parsed.entries, parsed.quarantine, identity, first_id)
-    try:
-        _check_guards(parsed, diff, previous.height, landed.sha256, guards, approved_sha256)
-    except FileRejected as exc:
-        exc.issues = parsed.issues
-        raise
-    HotlistEntry.validate(diff.entries)
     version = ctl.next_value(con, "version")
     path = content_path(data_dir, feed, version)
-    write_content_file(path, diff.entries, parsed.quarantine)
+    staged, delta = _write_content_file(
+        path,
+        data_dir,
+        current.content_file if current else None,
+        snapshot,
+        identity,
+        _Guard(snapshot, landed.sha256, guards, approved_sha256),
+    )
     crash_point("after-content-file")
     hasher = PlateHasher(data_dir)
-    tombstones = diff.removed.select(
+    tombstones = delta.removed.select(
         pl.col("entry_id"),
         pl.lit(feed).alias("feed"),
         pl.col("list"),
@@ -161,30 +324,22 @@ def apply_parsed(
     changes = pl.concat(
         pl.DataFrame({"entry_id": ids.cast(pl.Int64)}).with_columns(pl.lit(op).alias("op"))
         for op, ids in (
-            ("add", diff.added),
-            ("change", diff.changed),
-            ("remove", diff.removed["entry_id"]),
+            ("add", delta.added),
+            ("change", delta.changed),
+            ("remove", delta.removed["entry_id"]),
         )
     )
+    entries = delta.entries
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(
             "INSERT INTO versions VALUES (?, ?, 'ingest', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                version,
-                feed,
-                now,
-                str(path.relative_to(data_dir)),
-                landed.sha256,
-                parsed.extract_time,
-                diff.entries.height,
-                diff.added.len(),
-                diff.changed.len(),
-                diff.removed.height,
-                parsed.quarantine.height,
-                diff.carried,
+                version, feed, now, str(path.relative_to(data_dir)), landed.sha256,
+                snapshot.extract_time, entries, delta.added.len(), delta.changed.len(),
+                delta.removed.height, staged.quarantine.height, delta.carried.len(),
             ],
-        )
+        )  # fmt: skip
         con.register("_changes", changes)
         con.execute("INSERT INTO changes SELECT ?, ?, entry_id, op FROM _changes", [version, feed])
         con.register("_tombstones", tombstones)
@@ -196,24 +351,14 @@ def apply_parsed(
         ctl.record_event(
             con,
             ctl.FileEvent(
-                feed,
-                landed.name,
-                "applied",
-                landed.sha256,
-                landed.size,
-                landed.mtime,
-                parsed.extract_time,
-                version=version,
-                record_lines=parsed.record_lines,
-                row_errors=parsed.row_errors,
-                warnings=parsed.warnings,
-                excluded=parsed.excluded,
+                feed, landed.name, "applied", landed.sha256, landed.size, landed.mtime,
+                snapshot.extract_time, version=version, record_lines=snapshot.record_lines,
+                row_errors=staged.row_errors, warnings=staged.warnings, excluded=staged.excluded,
             ),
             now,
-            parsed.issues,
-        )
+            staged.issues,
+        )  # fmt: skip
         ctl.set_counter(con, "version", version)
-        ctl.set_counter(con, "entry", max(first_id + diff.added.len() - 1, first_id - 1))
         crash_point("before-commit")
         con.execute("COMMIT")
     except BaseException:
@@ -228,16 +373,8 @@ def apply_parsed(
     crash_point("after-state")
     remove_unreferenced(feed_dir(data_dir, feed), path)
     return ApplyResult(
-        feed,
-        landed.name,
-        landed.sha256,
-        "applied",
-        version,
-        entries=diff.entries.height,
-        added=diff.added.len(),
-        changed=diff.changed.len(),
-        removed=diff.removed.height,
-        carried=diff.carried,
-        quarantined=parsed.quarantine.height,
-        warnings=parsed.warnings,
-    )
+        feed, landed.name, landed.sha256, "applied", version, entries=entries,
+        added=delta.added.len(), changed=delta.changed.len(), removed=delta.removed.height,
+        carried=delta.carried.len(), quarantined=staged.quarantine.height,
+        warnings=staged.warnings,
+    )  # fmt: skip

@@ -2,46 +2,28 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import duckdb
-import polars as pl
 
 from hotlist.sources.landing import fsync_dir
-from hotlist.store import private_dir
+from hotlist.store import private_dir, store_dir
+
+#: DuckDB may use this much memory per writer before it spills to ``store/spill``.
+MEMORY_LIMIT = "512MB"
 
 
-def write_content_file(path: Path, entries: pl.DataFrame, quarantine: pl.DataFrame) -> None:
-    """Write a fresh content file under a temporary name, fsync it, rename it into place."""
-    private_dir(path.parent)
-    tmp = path.with_name(path.name + ".tmp")
-    for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
-        leftover.unlink(missing_ok=True)
-    con = duckdb.connect(str(tmp))
-    try:
-        con.register("_entries", entries.to_arrow())
-        con.execute("CREATE TABLE entries AS SELECT * FROM _entries")
-        con.register("_quarantine", quarantine.to_arrow())
-        con.execute("CREATE TABLE quarantine AS SELECT * FROM _quarantine")
-        con.execute("CHECKPOINT")
-    finally:
-        con.close()
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+def spill_dir(data_dir: Path) -> Path:
+    return store_dir(data_dir) / "spill"
 
 
-def read_entries(path: Path) -> pl.DataFrame:
-    """All entries of a content file (read-only open; never blocks a writer)."""
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        frame: pl.DataFrame = con.sql("SELECT * FROM entries").pl()
-        return frame
-    finally:
-        con.close()
+def connect_writer(path: Path, data_dir: Path) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(path))
+    spill = private_dir(spill_dir(data_dir))
+    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    con.execute("SET preserve_insertion_order = false")
+    con.execute("SET temp_directory = ?", [str(spill)])
+    return con
 
 
 def remove_unreferenced(feed_directory: Path, keep: Path | None) -> list[Path]:

@@ -95,9 +95,16 @@ def connect(data_dir: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
+    """The first row of a query, fully fetched (DuckDB refuses new work on a connection
+    while an earlier result is only partly read)."""
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0] if rows else None
+
+
 def next_value(con: duckdb.DuckDBPyConnection, name: str) -> int:
     """The next value of a counter (not yet reserved; see :func:`set_counter`)."""
-    row = con.execute("SELECT value FROM counters WHERE name = ?", [name]).fetchone()
+    row = one(con, "SELECT value FROM counters WHERE name = ?", [name])
     return 1 if row is None else int(row[0]) + 1
 
 
@@ -130,17 +137,17 @@ def current_versions(con: duckdb.DuckDBPyConnection, data_dir: Path) -> dict[str
 
 
 def last_extract_time(con: duckdb.DuckDBPyConnection, feed: str) -> dt.datetime | None:
-    row = con.execute(
-        "SELECT max(extract_time) FROM versions WHERE feed = ? AND kind = 'ingest'", [feed]
-    ).fetchone()
+    row = one(
+        con, "SELECT max(extract_time) FROM versions WHERE feed = ? AND kind = 'ingest'", [feed]
+    )
     return None if row is None else row[0]
 
 
 def applied_before(con: duckdb.DuckDBPyConnection, feed: str, sha256: str) -> int | None:
     """The version at which a file with this content hash was applied, if ever."""
-    row = con.execute(
-        "SELECT max(version) FROM versions WHERE feed = ? AND file_sha256 = ?", [feed, sha256]
-    ).fetchone()
+    row = one(
+        con, "SELECT max(version) FROM versions WHERE feed = ? AND file_sha256 = ?", [feed, sha256]
+    )
     return None if row is None or row[0] is None else int(row[0])
 
 
@@ -148,14 +155,15 @@ def seen_unchanged(
     con: duckdb.DuckDBPyConnection, feed: str, name: str, size: int, mtime: float
 ) -> bool:
     """True when the last file taken for ``feed`` had this name, size and mtime."""
-    row = con.execute(
+    row = one(
+        con,
         """
         SELECT name, size, mtime FROM file_events
         WHERE feed = ? AND verdict IN ('applied', 'duplicate')
         ORDER BY event_id DESC LIMIT 1
         """,
         [feed],
-    ).fetchone()
+    )
     return row is not None and (row[0], row[1], row[2]) == (name, size, mtime)
 
 

@@ -32,11 +32,12 @@ def build_state(con: duckdb.DuckDBPyConnection, data_dir: Path) -> dict[str, Any
     feeds: dict[str, Any] = {}
     for feed in sorted(set(current) | set(events)):
         version = current.get(feed)
-        last_good = con.execute(
+        last_good = ctl.one(
+            con,
             "SELECT name, occurred_at, sha256 FROM file_events WHERE feed = ? AND verdict = 'applied'"
             " ORDER BY event_id DESC LIMIT 1",
             [feed],
-        ).fetchone()
+        )
         feeds[feed] = {
             "version": version.version if version else None,
             "content_file": str(version.content_file.relative_to(data_dir)) if version else None,
