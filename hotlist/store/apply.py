@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from contracts.models import HotlistEntry
 from hotlist.config import FeedGuards
 from hotlist.faults import crash_point
 from hotlist.keyed import PlateHasher, entry_id_sql
-from hotlist.parse import FileRejected, Snapshot, duplicate_issues, sum_excluded
+from hotlist.parse import FileRejected, ParsedFile, Snapshot, duplicate_issues, sum_excluded
 from hotlist.sources import LandedFile
 from hotlist.sources.landing import fsync_dir
 from hotlist.store import FEEDS, content_path, feed_dir, private_dir
@@ -81,23 +83,36 @@ class _Staged:
         return int((self.issues["severity"] == "warning").sum())
 
 
+def _validated_chunks(snapshot: Snapshot) -> Iterator[ParsedFile]:
+    for chunk in snapshot.chunks():
+        HotlistEntry.validate(chunk.entries)
+        yield chunk
+
+
 def _stage(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, id_sql: str) -> _Staged:
-    """Parse the snapshot chunk by chunk into ``entries``; memory stays bounded by a chunk."""
+    """Parse the snapshot chunk by chunk into ``entries``; memory stays bounded by a chunk.
+
+    The next chunk is parsed on a second thread while DuckDB writes the current one (both
+    release the GIL), so parsing and writing overlap on two cores.
+    """
     quarantine: list[pl.DataFrame] = []
     issues: list[pl.DataFrame] = []
     excluded: list[dict[str, int]] = []
-    for chunk in snapshot.chunks():
-        HotlistEntry.validate(chunk.entries)
-        con.register("_chunk", chunk.entries.to_arrow())
-        select = f"SELECT {id_sql} AS entry_id, * FROM _chunk"  # noqa: S608
-        if quarantine:
-            con.execute(f"INSERT INTO entries {select}")
-        else:
-            con.execute(f"CREATE TABLE entries AS {select}")
-        con.unregister("_chunk")
-        quarantine.append(chunk.quarantine)
-        issues.append(chunk.issues)
-        excluded.append(chunk.excluded)
+    chunks = _validated_chunks(snapshot)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse") as parser:
+        upcoming = parser.submit(next, chunks, None)
+        while (chunk := upcoming.result()) is not None:
+            upcoming = parser.submit(next, chunks, None)
+            con.register("_chunk", chunk.entries.to_arrow())
+            select = f"SELECT {id_sql} AS entry_id, * FROM _chunk"  # noqa: S608
+            if quarantine:
+                con.execute(f"INSERT INTO entries {select}")
+            else:
+                con.execute(f"CREATE TABLE entries AS {select}")
+            con.unregister("_chunk")
+            quarantine.append(chunk.quarantine)
+            issues.append(chunk.issues)
+            excluded.append(chunk.excluded)
     return _Staged(
         quarantine=pl.concat(quarantine),
         issues=pl.concat(issues),
