@@ -13,6 +13,7 @@ from prefect import get_run_logger, task
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.tasks import Task
 
+from flows.purge import purge_and_verify
 from hotlist.config import load_settings
 from hotlist.ingest import IngestFailed, Outcome, Rejection, acquire, apply_landed, describe
 from hotlist.sources import FetchError, LandedFile, Unchanged
@@ -68,16 +69,19 @@ def apply_file(
 
 
 def run_ingest(source: str, config: str | None, approve_mass_removal: str | None) -> dict[str, Any]:
-    """Fetch, then apply every landed file; fail the run if any file was rejected."""
+    """Fetch, apply every landed file, then purge what was removed; fail the run if any
+    file was rejected (after the purge: what did apply is erased on time)."""
     outcomes = [
         apply_file(config, source, item, approve_mass_removal)
         for item in fetch_files(config, source)
         if isinstance(item, LandedFile)
     ]
+    verdicts = [o.verdict for o in outcomes if not isinstance(o, Rejection)]
+    purged = purge_and_verify(config) if "applied" in verdicts else None
     if any(isinstance(o, Rejection) for o in outcomes):
         raise IngestFailed(outcomes)
-    verdicts = [o.verdict for o in outcomes if not isinstance(o, Rejection)]
     return {
         "files_applied": verdicts.count("applied"),
         "files_unchanged": verdicts.count("duplicate"),
+        "purge": purged,
     }

@@ -24,8 +24,10 @@ from hotlist.config import ConfigError, Settings, is_immigration_purpose, load_s
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
 audit_app = typer.Typer(no_args_is_help=True, help="The SB 34 access log.")
 app.add_typer(audit_app, name="audit")
-console = Console()
-err = Console(stderr=True)
+report_app = typer.Typer(no_args_is_help=True, help="Deletion reports for MOU compliance review.")
+app.add_typer(report_app, name="report")
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 ConfigOption = Annotated[
     Path | None,
@@ -238,6 +240,192 @@ def audit_verify(config: ConfigOption = None) -> None:
         return
     err.print(f"[red]access log tampered:[/red] {result.problem}")
     raise typer.Exit(1)
+
+
+PrefectHomeOption = Annotated[
+    Path | None,
+    typer.Option(help="Prefect's home to verify too (default: $PREFECT_HOME, else ~/.prefect)."),
+]
+
+
+def _nics(nic: list[str], nic_file: Path | None) -> list[str]:
+
+    values = list(nic)
+    if nic_file is not None:
+        values += [
+            ln.strip()
+            for ln in nic_file.read_text().splitlines()
+            if ln.strip() and not ln.startswith("#")
+        ]
+    bad = [v for v in values if len(v) != 10 or not v[0].isalpha() or not v[1:].isdigit()]
+    if bad:
+        err.print(
+            f"[red]not a NIC (a letter and 9 digits):[/red] {len(bad)} value(s), first at position {values.index(bad[0]) + 1}"
+        )
+        raise typer.Exit(2)
+    return sorted({v.upper() for v in values}) if values else []
+
+
+@app.command()
+def purge(
+    config: ConfigOption = None,
+    nic: Annotated[list[str], typer.Option("--nic", help="NIC to purge now (repeatable).")] = [],  # noqa: B006
+    nic_file: Annotated[Path | None, typer.Option(help="File of NICs, one per line.")] = None,
+    reason: Annotated[
+        str | None, typer.Option(help="Why (entered in error, court order, ...).")
+    ] = None,
+    requested_by: Annotated[str | None, typer.Option(help="Who asked for the purge.")] = None,
+    lift: Annotated[
+        bool, typer.Option("--lift", help="Lift a manual purge: the records may load again.")
+    ] = False,
+    prefect_home: PrefectHomeOption = None,
+) -> None:
+    """Erase every pending removal from every local copy and verify it; or purge NICs by hand."""
+    from hotlist.purge import PurgeIncomplete, default_prefect_home, lift_purge, manual_purge
+    from hotlist.purge import purge as run_purge
+
+    settings = _settings(config)
+    home = prefect_home or default_prefect_home()
+    nics = _nics(nic, nic_file)
+    try:
+        if lift:
+            if not nics or not requested_by:
+                err.print("[red]--lift needs --nic (or --nic-file) and --requested-by[/red]")
+                raise typer.Exit(2)
+            lifted = lift_purge(settings, nics, requested_by)
+            console.print(
+                f"lifted {lifted} manual purge(s); the next ingest may load these records again"
+            )
+            return
+        if nics:
+            if not reason or not requested_by:
+                err.print("[red]a manual purge needs --reason and --requested-by[/red]")
+                raise typer.Exit(2)
+            result = manual_purge(settings, nics, reason, requested_by, home)
+        else:
+            result = run_purge(settings, home, list(settings.purge.scan_paths))
+    except PurgeIncomplete as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(
+        f"purge run {result.run_id}: {result.purged} records purged, {result.files_erased} files erased;"
+        f" verification {result.verification.summary()}"
+    )
+    if result.report:
+        console.print(f"report: {result.report}")
+
+
+@app.command()
+def verify(config: ConfigOption = None, prefect_home: PrefectHomeOption = None) -> None:
+    """Forensic check: no trace of any removed record in any file; exit 1 naming the places."""
+    from hotlist.purge import default_prefect_home
+    from hotlist.verify import verify as run_verify
+
+    settings = _settings(config)
+    result = run_verify(
+        settings.data_dir,
+        prefect_home or default_prefect_home(),
+        [],
+        extra_roots=list(settings.purge.scan_paths),
+    )
+    for finding in result.findings:
+        err.print(f"[red]{finding.place}[/red]: {finding.problem}")
+    console.print(result.summary())
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+class ReportFormat(StrEnum):
+    html = "html"
+    csv = "csv"
+    json = "json"
+
+
+@report_app.command("deletions")
+def report_deletions(
+    config: ConfigOption = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only removals detected since (YYYY-MM-DD).")
+    ] = None,
+    fmt: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.html,
+    out: Annotated[Path | None, typer.Option(help="Write here instead of standard output.")] = None,
+) -> None:
+    """Every removed record: why, when detected, when purged, outstanding copies, proof."""
+    import datetime as dt
+
+    import duckdb
+
+    from hotlist.reports import deletion_rows, render, summarize
+    from hotlist.store import control_path
+
+    settings = _settings(config)
+    start = dt.datetime.fromisoformat(since).replace(tzinfo=dt.UTC) if since else None
+    con = duckdb.connect(str(control_path(settings.data_dir)), read_only=True)
+    try:
+        rows = deletion_rows(con, since=start)
+    finally:
+        con.close()
+    summary = summarize(rows, settings.purge.sla_hours, dt.datetime.now(dt.UTC))
+    text = render(rows, summary, fmt.value, "Deletion report")
+    if out:
+        out.write_text(text)
+        console.print(f"wrote {out}")
+    else:
+        print(text)
+
+
+@report_app.command("lookup")
+def report_lookup(
+    plate: Annotated[str, typer.Argument(help="Plate to look for among removed records.")],
+    state: Annotated[str, typer.Option("--state", help="Plate state or province code.")],
+    user: Annotated[str, typer.Option("--user", help="Your username (access log).")],
+    org: Annotated[str, typer.Option("--org", help="Your agency's ORI (access log).")],
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Was this plate removed? Answered from keyed hashes; the plate itself is not kept."""
+    import duckdb
+
+    from hotlist import audit
+    from hotlist import normalize as norm
+    from hotlist.keyed import PlateHasher
+    from hotlist.store import control_path
+
+    settings = _settings(config)
+    digest = PlateHasher(settings.data_dir)(norm.plate_value(plate), norm.state_value(state))
+    con = duckdb.connect(str(control_path(settings.data_dir)), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT feed, list, record_id, reason, detected_at, purged_at FROM tombstones"
+            " WHERE keyed_hash = ? ORDER BY detected_at",
+            [digest],
+        ).fetchall()
+    finally:
+        con.close()
+    audit.append(
+        settings.data_dir,
+        audit.AccessRecord(
+            user,
+            org,
+            "deletion-report-lookup",
+            f"plate {plate} state {state}",
+            f"granted: {len(rows)} removals",
+            "cli",
+        ),
+    )
+    if as_json:
+        keys = ("feed", "list", "record_id", "reason", "detected_at", "purged_at")
+        print(json.dumps([dict(zip(keys, map(str, r), strict=True)) for r in rows], indent=2))
+        return
+    if not rows:
+        console.print("no removal of this plate on record")
+        return
+    table = Table(title=f"{len(rows)} removal(s)")
+    for col in ("feed", "list", "record id", "reason", "detected", "purged"):
+        table.add_column(col)
+    for feed, lst, rid, why, detected, purged in rows:
+        table.add_row(feed, lst, rid or "-", why, str(detected), str(purged or "outstanding"))
+    console.print(table)
 
 
 @app.command()

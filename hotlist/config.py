@@ -97,11 +97,20 @@ class AccessConfig(_Strict):
         return purposes
 
 
+class PurgeConfig(_Strict):
+    """Deletion propagation (NCIC MOU): how fast local copies must be purged."""
+
+    sla_hours: float = Field(1.0, gt=0.0)
+    #: Further directories to verify (e.g. a Prefect result store outside PREFECT_HOME).
+    scan_paths: tuple[Path, ...] = ()
+
+
 class Settings(_Strict):
     """The whole configuration."""
 
     data_dir: Path = Path("data")
     access: AccessConfig = AccessConfig()
+    purge: PurgeConfig = PurgeConfig()
     sources: dict[Literal["svs", "ncic"], SourceConfig]
 
     def source(self, name: str) -> SourceConfig:

@@ -16,6 +16,7 @@ import pytest
 from hotlist.config import Settings
 from hotlist.ingest import ingest_source
 from hotlist.lookup import find_hits
+from hotlist.purge import purge
 from hotlist.store import control_path, feed_dir
 from hotlist.store.state import read_state
 from tests.builders import Drop, ncic_file, ncic_line
@@ -47,10 +48,14 @@ def _assert_finished_day2(settings: Settings) -> None:
     assert state["entries"] == 199
     assert find_hits(settings.data_dir, "7D10199") == []
     assert len(find_hits(settings.data_dir, "7D21000")) == 1
+    # The current file, and the superseded one the purge erases: no orphan of the kill.
+    files = sorted(p.name for p in feed_dir(settings.data_dir, "ncic").iterdir())
+    assert files == ["v000000001.duckdb", Path(state["content_file"]).name]
+    assert _tombstones(settings) == 4
+    purge(settings, None)
     assert [p.name for p in feed_dir(settings.data_dir, "ncic").iterdir()] == [
         Path(state["content_file"]).name
     ]
-    assert _tombstones(settings) == 4
 
 
 @pytest.mark.parametrize(

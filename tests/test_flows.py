@@ -68,7 +68,8 @@ def test_the_ncic_flow_applies_the_extract_and_keeps_plates_out_of_prefect(
     drop.put("VEHEXTRT.txt", ncic_file(records))
     config = str(settings.data_dir.parent / "hotlist.toml")
     result = ingest_ncic(config=config)
-    assert result == {"files_applied": 1, "files_unchanged": 0}
+    assert (result["files_applied"], result["files_unchanged"]) == (1, 0)
+    assert result["purge"]["verified"] is True
     assert read_state(settings.data_dir)["feeds"]["ncic"]["entries"] == len(MARKERS)
     _flush_prefect_logs()
     home, db = Path(prefect_api["home"]), Path(prefect_api["db"])
@@ -131,6 +132,7 @@ def test_prefect_deploy_all_accepts_the_project_deployments(
     svs = run("deployment", "inspect", "ingest-svs/clew-svs")
     ncic = run("deployment", "inspect", "ingest-ncic/ncic-extract")
     assert "'cron': '5 */2 * * *'" in svs
+    assert "'cron': '45 * * * *'" in run("deployment", "inspect", "purge/purge-sweep")
     assert "'cron': '30 6,18 * * *'" in ncic and "'cron': '30 9,21 * * *'" in ncic
     for inspected in (svs, ncic):
         assert "'collision_strategy': 'ENQUEUE'" in inspected

@@ -3,10 +3,10 @@
 Steps, each safe to be killed after: parse the file chunk by chunk, streaming each
 chunk's entries into a fresh content file -> compare with the current file (added,
 changed, removed; entries a quarantined row still names are carried forward) -> guards
--> one control transaction (version, change log, tombstones, file event) -> state.json
--> delete the superseded content file. Until the control transaction commits the
-previous version is current; afterwards the new one is, and anything no version refers
-to is deleted by the next writer (:func:`recover`).
+-> one control transaction (version, change log, tombstones, file event) -> state.json.
+Until the control transaction commits the previous version is current; afterwards the
+new one is, and a file no version refers to is deleted by the next writer
+(:func:`recover`). The superseded file is erased by the purge (:mod:`hotlist.purge`).
 """
 
 from __future__ import annotations
@@ -56,12 +56,12 @@ class ApplyResult:
 
 def recover(con: duckdb.DuckDBPyConnection, data_dir: Path) -> list[Path]:
     """Bring state.json up to the committed versions, then delete content files no version
-    refers to (leftovers of a killed run: an uncommitted new file, or a superseded one)."""
+    refers to: leftovers of a killed run. Superseded versions stay until the purge has
+    verified and erased what they hold of removed records."""
     write_state(con, data_dir)
-    current = ctl.current_versions(con, data_dir)
+    keep = set(ctl.live_content_files(con, data_dir))
     removed: list[Path] = []
     for feed in FEEDS:
-        keep = current[feed].content_file if feed in current else None
         removed += remove_unreferenced(feed_dir(data_dir, feed), keep)
     return removed
 
@@ -89,7 +89,23 @@ def _validated_chunks(snapshot: Snapshot) -> Iterator[ParsedFile]:
         yield chunk
 
 
-def _stage(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, id_sql: str) -> _Staged:
+def _suppress(chunk: ParsedFile, suppressed: list[str]) -> ParsedFile:
+    """Drop lines of manually purged records (entries and quarantined lines alike)."""
+    if not suppressed:
+        return chunk
+    ids = pl.Series(suppressed).implode()
+    entries = chunk.entries.filter(~pl.col("record_id").is_in(ids).fill_null(False))
+    quarantine = chunk.quarantine.filter(
+        ~pl.col("raw_line").str.contains_any(suppressed).fill_null(False)
+    )
+    dropped = chunk.entries.height - entries.height + chunk.quarantine.height - quarantine.height
+    excluded = chunk.excluded | {"suppressed_manual_purge": dropped}
+    return dataclasses.replace(chunk, entries=entries, quarantine=quarantine, excluded=excluded)
+
+
+def _stage(
+    con: duckdb.DuckDBPyConnection, snapshot: Snapshot, id_sql: str, suppressed: list[str]
+) -> _Staged:
     """Parse the snapshot chunk by chunk into ``entries``; memory stays bounded by a chunk.
 
     The next chunk is parsed on a second thread while DuckDB writes the current one (both
@@ -101,10 +117,11 @@ def _stage(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, id_sql: str) -> _
     chunks = _validated_chunks(snapshot)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse") as parser:
         upcoming = parser.submit(next, chunks, None)
-        while (chunk := upcoming.result()) is not None:
+        while (parsed := upcoming.result()) is not None:
             upcoming = parser.submit(next, chunks, None)
+            chunk = _suppress(parsed, suppressed)
             con.register("_chunk", chunk.entries.to_arrow())
-            select = f"SELECT {id_sql} AS entry_id, * FROM _chunk"  # noqa: S608
+            select = f"SELECT {id_sql} AS entry_id, * FROM _chunk"
             if quarantine:
                 con.execute(f"INSERT INTO entries {select}")
             else:
@@ -169,7 +186,7 @@ def _delta(con: duckdb.DuckDBPyConnection, quarantine: pl.DataFrame) -> _Delta:
     quarantined row still names, and say what was added, changed and removed."""
     differs = " OR ".join(f"n.{c} IS DISTINCT FROM p.{c}" for c in CONTENT_COLUMNS)
     delta = con.sql(
-        "SELECT coalesce(n.entry_id, p.entry_id) AS entry_id,"  # noqa: S608
+        "SELECT coalesce(n.entry_id, p.entry_id) AS entry_id,"
         " CASE WHEN p.entry_id IS NULL THEN 'add' WHEN n.entry_id IS NULL THEN 'remove'"
         " ELSE 'change' END AS op, p.list, p.record_id, p.plate, p.state"
         " FROM entries n FULL OUTER JOIN prev.entries p ON n.entry_id = p.entry_id"
@@ -228,6 +245,7 @@ def _write_content_file(
     snapshot: Snapshot,
     identity: list[str],
     check: _Guard,
+    suppressed: list[str],
 ) -> tuple[_Staged, _Delta]:
     """Write the next version as a fresh file, fsync it and rename it into place."""
     private_dir(path.parent)
@@ -235,7 +253,8 @@ def _write_content_file(
     tmp.unlink(missing_ok=True)
     writer = connect_writer(tmp, data_dir)
     try:
-        staged = _stage(writer, snapshot, entry_id_sql(data_dir, snapshot.feed, identity))
+        id_sql = entry_id_sql(data_dir, snapshot.feed, identity)
+        staged = _stage(writer, snapshot, id_sql, suppressed)
         writer, dupes = _drop_duplicates(writer, tmp, data_dir)
         issues = pl.concat([staged.issues, dupes]).sort("line_no")
         staged = _Staged(staged.quarantine, issues, staged.excluded)
@@ -323,6 +342,7 @@ def apply_snapshot(
         snapshot,
         identity,
         _Guard(snapshot, landed.sha256, guards, approved_sha256),
+        ctl.active_suppressions(con) if "record_id" in identity else [],
     )
     crash_point("after-content-file")
     hasher = PlateHasher(data_dir)
@@ -348,7 +368,7 @@ def apply_snapshot(
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(
-            "INSERT INTO versions VALUES (?, ?, 'ingest', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO versions VALUES (?, ?, 'ingest', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
             [
                 version, feed, now, str(path.relative_to(data_dir)), landed.sha256,
                 snapshot.extract_time, entries, delta.added.len(), delta.changed.len(),
@@ -384,9 +404,8 @@ def apply_snapshot(
         for view in ("_changes", "_tombstones"):
             con.unregister(view)
     crash_point("after-commit")
-    write_state(con, data_dir)  # readers move to the new file before the old one goes
+    write_state(con, data_dir)  # readers move to the new file; the purge erases the old one
     crash_point("after-state")
-    remove_unreferenced(feed_dir(data_dir, feed), path)
     return ApplyResult(
         feed, landed.name, landed.sha256, "applied", version, entries=entries,
         added=delta.added.len(), changed=delta.changed.len(), removed=delta.removed.height,

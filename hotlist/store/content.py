@@ -26,13 +26,13 @@ def connect_writer(path: Path, data_dir: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def remove_unreferenced(feed_directory: Path, keep: Path | None) -> list[Path]:
-    """Delete every file of a feed directory but ``keep``: superseded versions, leftovers."""
+def remove_unreferenced(feed_directory: Path, keep: set[Path]) -> list[Path]:
+    """Delete every file of a feed directory not in ``keep``: leftovers of a killed run."""
     removed: list[Path] = []
     if not feed_directory.exists():
         return removed
     for path in sorted(feed_directory.iterdir()):
-        if keep is not None and path == keep:
+        if path in keep:
             continue
         path.unlink(missing_ok=True)
         removed.append(path)

@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS versions (
     created_at TIMESTAMPTZ NOT NULL, content_file VARCHAR NOT NULL,
     file_sha256 VARCHAR, extract_time TIMESTAMPTZ,
     entries BIGINT NOT NULL, added BIGINT NOT NULL, changed BIGINT NOT NULL,
-    removed BIGINT NOT NULL, quarantined BIGINT NOT NULL, carried BIGINT NOT NULL
+    removed BIGINT NOT NULL, quarantined BIGINT NOT NULL, carried BIGINT NOT NULL,
+    erased_at TIMESTAMPTZ
 );
 CREATE TABLE IF NOT EXISTS changes (
     version BIGINT NOT NULL, feed VARCHAR NOT NULL, entry_id BIGINT NOT NULL, op VARCHAR NOT NULL
@@ -42,6 +43,15 @@ CREATE TABLE IF NOT EXISTS file_events (
     extract_time TIMESTAMPTZ, verdict VARCHAR NOT NULL, rule VARCHAR, message VARCHAR,
     version BIGINT, record_lines BIGINT, row_errors BIGINT, warnings BIGINT,
     excluded VARCHAR
+);
+CREATE TABLE IF NOT EXISTS purge_runs (
+    run_id BIGINT NOT NULL, started_at TIMESTAMPTZ NOT NULL, finished_at TIMESTAMPTZ NOT NULL,
+    kind VARCHAR NOT NULL, purged BIGINT NOT NULL, files_erased BIGINT NOT NULL,
+    ok BOOLEAN NOT NULL, verification VARCHAR NOT NULL, report VARCHAR
+);
+CREATE TABLE IF NOT EXISTS suppressions (
+    record_id VARCHAR NOT NULL, reason VARCHAR NOT NULL, requested_by VARCHAR NOT NULL,
+    requested_at TIMESTAMPTZ NOT NULL, lifted_at TIMESTAMPTZ, lifted_by VARCHAR
 );
 CREATE TABLE IF NOT EXISTS file_issues (
     event_id BIGINT NOT NULL, line_no BIGINT NOT NULL, field VARCHAR NOT NULL,
@@ -95,6 +105,16 @@ def connect(data_dir: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def active_suppressions(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """NICs under a manual purge: never loaded again until the purge is lifted."""
+    return [
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT record_id FROM suppressions WHERE lifted_at IS NULL ORDER BY 1"
+        ).fetchall()
+    ]
+
+
 def one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
     """The first row of a query, fully fetched (DuckDB refuses new work on a connection
     while an earlier result is only partly read)."""
@@ -133,6 +153,17 @@ def current_versions(con: duckdb.DuckDBPyConnection, data_dir: Path) -> dict[str
             quarantined=int(r[7]),
         )
         for r in rows
+    }
+
+
+def live_content_files(con: duckdb.DuckDBPyConnection, data_dir: Path) -> dict[Path, bool]:
+    """Content files not yet erased, each with whether it is its feed's current one."""
+    current = {v.content_file for v in current_versions(con, data_dir).values()}
+    return {
+        data_dir / row[0]: data_dir / row[0] in current
+        for row in con.execute(
+            "SELECT content_file FROM versions WHERE erased_at IS NULL"
+        ).fetchall()
     }
 
 

@@ -1,0 +1,48 @@
+"""Prefect flow: propagate deletions to every local copy, verify, report.
+
+Runs after every ingest (the ingest flows call it) and on its own schedule as a sweep.
+Its parameters and results are counts and paths: never record content.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import prefect.settings
+from prefect import flow, get_run_logger, task
+
+from hotlist.config import load_settings
+from hotlist.purge import purge as run_purge
+
+
+@task(name="purge-and-verify", retries=2, retry_delay_seconds=[30, 120])
+def purge_and_verify(config: str | None) -> dict[str, Any]:
+    settings = load_settings(Path(config) if config else None)
+    home = Path(prefect.settings.PREFECT_HOME.value())
+    result = run_purge(settings, home, list(settings.purge.scan_paths))
+    get_run_logger().info(
+        "purge run %d: %d records purged, %d files erased; %s",
+        result.run_id, result.purged, result.files_erased, result.verification.summary(),
+    )  # fmt: skip
+    return {
+        "run_id": result.run_id,
+        "purged": result.purged,
+        "files_erased": result.files_erased,
+        "verified": result.verification.ok,
+        "report": str(result.report) if result.report else None,
+    }
+
+
+@flow(name="purge")
+def purge(config: str | None = None) -> dict[str, Any]:
+    """Erase removed records from every local copy, verify it, write the deletion report.
+
+    Args:
+        config: path of the hotlist TOML configuration (default: HOTLIST_CONFIG).
+    """
+    return purge_and_verify(config)
+
+
+if __name__ == "__main__":
+    purge()
