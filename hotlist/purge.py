@@ -84,6 +84,32 @@ def _markers(
     return sorted(set(found))
 
 
+def _still_listed(
+    con: duckdb.DuckDBPyConnection, current: list[Path], plates: list[str]
+) -> set[str]:
+    """Plates of removed records that another current entry still carries lawfully (the
+    same plate under another record): finding them is no trace of the removed record.
+    The removed record itself is checked by its entry id."""
+    if not plates:
+        return set()
+    con.register("_plates", pl.DataFrame({"p": plates}).to_arrow())
+    listed: set[str] = set()
+    for path in current:
+        con.execute("ATTACH ? AS cur (READ_ONLY)", [str(path)])
+        try:
+            listed |= {
+                r[0]
+                for r in con.execute(
+                    "SELECT DISTINCT v FROM (SELECT plate AS v FROM cur.entries UNION ALL"
+                    " SELECT plate_raw FROM cur.entries) WHERE v IN (SELECT p FROM _plates)"
+                ).fetchall()
+            }
+        finally:
+            con.execute("DETACH cur")
+    con.unregister("_plates")
+    return listed
+
+
 def _needs_rewrite(path: Path) -> bool:
     con = duckdb.connect(str(path), read_only=True)
     try:
@@ -156,6 +182,8 @@ def purge(
             live = ctl.live_content_files(con, data_dir)
             superseded = sorted(p for p, is_current in live.items() if not is_current)
             markers = _markers(con, [p for p in superseded if p.exists()], pending)
+            current = [p for p, is_current in live.items() if is_current and p.exists()]
+            markers = sorted(set(markers) - _still_listed(con, current, markers))
             crash_point("after-markers")
             erased = _erase_transients(data_dir)
             for path in superseded:
