@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,7 +186,14 @@ def purge(
             current = [p for p, is_current in live.items() if is_current and p.exists()]
             markers = sorted(set(markers) - _still_listed(con, current, markers))
             crash_point("after-markers")
+            from hotlist.publish import publish, superseded_versions
+            from hotlist.store.state import build_state
+
+            publish(con, data_dir, build_state(con, data_dir))
             erased = _erase_transients(data_dir)
+            for old in superseded_versions(data_dir):
+                shutil.rmtree(old)
+                erased += 1
             for path in superseded:
                 path.unlink(missing_ok=True)
                 con.execute(

@@ -1,0 +1,143 @@
+"""Published hotlist versions: immutable files patrol systems pull, switched atomically.
+
+``data_dir/published/``::
+
+    CURRENT.json            the current version: number, files, counts, freshness
+    v<N>/hotlist.parquet    every entry of hotlist version N (all feeds)
+    v<N>/hotlist.csv        the same, for systems that take files
+    changes/v<N>.parquet    ids only: entry_id, op (add/change/remove) of version N
+
+A version directory is written under a temporary name, fsynced, renamed, and only then
+named in CURRENT.json (written to a temporary file and renamed): a reader sees a whole
+version or the previous one, and never waits. Superseded version directories hold
+content of removed records: the purge deletes them (``docs/inventory.md``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from hotlist.sources.landing import fsync_dir
+from hotlist.store import control as ctl
+from hotlist.store import private_dir
+
+#: Columns a consumer receives: what a hit needs, not how the line was spelled.
+PUBLISHED_COLUMNS = (
+    "entry_id", "feed", "list", "record_id", "plate", "state", "record_date", "ori",
+    "county", "plate_year", "plate_type", "vehicle_year", "make", "model", "style", "colour",
+)  # fmt: skip
+#: Change files older than this many versions are dropped (a consumer further behind
+#: gets a full version).
+KEEP_CHANGE_VERSIONS = 500
+
+
+def published_dir(data_dir: Path) -> Path:
+    return private_dir(data_dir / "published")
+
+
+def read_current(data_dir: Path) -> dict[str, Any] | None:
+    try:
+        current: dict[str, Any] = json.loads((data_dir / "published" / "CURRENT.json").read_text())
+        return current
+    except FileNotFoundError:
+        return None
+
+
+def _fsync_tree(path: Path) -> None:
+    for file in path.iterdir():
+        with open(file, "rb") as fh:
+            os.fsync(fh.fileno())
+    fsync_dir(path)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def publish(con: duckdb.DuckDBPyConnection, data_dir: Path, state: dict[str, Any]) -> int:
+    """Publish the store's current hotlist version if it is not published yet; return it."""
+    root = published_dir(data_dir)
+    current = ctl.current_versions(con, data_dir)
+    version = max((v.version for v in current.values()), default=0)
+    published = read_current(data_dir)
+    if version == 0 or (published and published["version"] == version):
+        return version
+    changes = private_dir(root / "changes")
+    since = published["version"] if published else 0
+    for v in range(max(since + 1, version - KEEP_CHANGE_VERSIONS + 1), version + 1):
+        rows = con.sql(f"SELECT entry_id, op FROM changes WHERE version = {int(v)}").pl()
+        target = changes / f"v{v:09d}.parquet"
+        rows.write_parquet(target.with_suffix(".tmp"))
+        os.replace(target.with_suffix(".tmp"), target)
+    tmp = root / f"v{version:09d}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    private_dir(tmp)
+    reader = duckdb.connect()
+    try:
+        parts = []
+        for i, feed_version in enumerate(sorted(current.values(), key=lambda f: f.feed)):
+            reader.execute(f"ATTACH '{feed_version.content_file}' AS f{i} (READ_ONLY)")
+            parts.append(f"SELECT {', '.join(PUBLISHED_COLUMNS)} FROM f{i}.entries")
+        union = " UNION ALL ".join(parts)
+        reader.execute(
+            f"COPY ({union} ORDER BY plate, state) TO '{tmp / 'hotlist.parquet'}' (FORMAT parquet)"
+        )
+        reader.execute(
+            f"COPY ({union} ORDER BY plate, state) TO '{tmp / 'hotlist.csv'}' (FORMAT csv, HEADER)"
+        )
+        [[entries]] = reader.execute(f"SELECT count(*) FROM ({union})").fetchall()
+    finally:
+        reader.close()
+    manifest = {
+        "version": version,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(),
+        "entries": int(entries),
+        "feeds": {f: {"version": v.version, "entries": v.entries} for f, v in current.items()},
+        "files": {n: _sha256(tmp / n) for n in ("hotlist.parquet", "hotlist.csv")},
+        "freshness": {
+            feed: {"applied_at": info.get("applied_at"), "extract_time": info.get("extract_time")}
+            for feed, info in state.get("feeds", {}).items()
+        },
+    }
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    for f in tmp.iterdir():
+        f.chmod(0o600)
+    _fsync_tree(tmp)
+    final = root / f"v{version:09d}"
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    pointer = root / "CURRENT.json.tmp"
+    pointer.write_text(json.dumps({**manifest, "dir": final.name}, indent=2))
+    pointer.chmod(0o600)
+    with open(pointer, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(pointer, root / "CURRENT.json")
+    fsync_dir(root)
+    for old in sorted(changes.glob("v*.parquet")):
+        if int(old.stem[1:]) <= version - KEEP_CHANGE_VERSIONS:
+            old.unlink()
+    return version
+
+
+def superseded_versions(data_dir: Path) -> list[Path]:
+    """Published version directories (and leftovers) other than the current one."""
+    root = data_dir / "published"
+    if not root.exists():
+        return []
+    current = read_current(data_dir)
+    keep = current["dir"] if current else None
+    return sorted(
+        p for p in root.iterdir() if p.is_dir() and p.name.startswith("v") and p.name != keep
+    )
