@@ -60,8 +60,13 @@ def _last_line(fh: Any) -> bytes | None:
         back = min(size, back * 2)
 
 
-def append(data_dir: Path, record: AccessRecord, at: dt.datetime | None = None) -> dict[str, Any]:
-    """Append one record to the chain (serialized between processes by ``flock``)."""
+def append(
+    data_dir: Path, record: AccessRecord, at: dt.datetime | None = None, sync: bool = True
+) -> dict[str, Any]:
+    """Append one record to the chain (serialized between processes by ``flock``).
+
+    ``sync=False`` leaves the fsync to the caller (the API syncs in batches, see
+    :class:`hotlist.serve.app.AccessLogSync`); the record is written either way."""
     path = log_path(data_dir)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(fd, "rb+") as fh:
@@ -78,7 +83,8 @@ def append(data_dir: Path, record: AccessRecord, at: dt.datetime | None = None) 
         fh.seek(0, os.SEEK_END)
         fh.write(json.dumps(entry, sort_keys=True, ensure_ascii=True).encode() + b"\n")
         fh.flush()
-        os.fsync(fh.fileno())
+        if sync:
+            os.fsync(fh.fileno())
     return entry
 
 

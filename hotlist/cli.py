@@ -26,6 +26,8 @@ audit_app = typer.Typer(no_args_is_help=True, help="The SB 34 access log.")
 app.add_typer(audit_app, name="audit")
 report_app = typer.Typer(no_args_is_help=True, help="Deletion reports for MOU compliance review.")
 app.add_typer(report_app, name="report")
+consumers_app = typer.Typer(no_args_is_help=True, help="Patrol systems that pull the hotlist.")
+app.add_typer(consumers_app, name="consumers")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -356,16 +358,19 @@ def report_deletions(
     import duckdb
 
     from hotlist.reports import deletion_rows, render, summarize
+    from hotlist.serve.consumers import all_consumers
     from hotlist.store import control_path
 
     settings = _settings(config)
     start = dt.datetime.fromisoformat(since).replace(tzinfo=dt.UTC) if since else None
     con = duckdb.connect(str(control_path(settings.data_dir)), read_only=True)
     try:
-        rows = deletion_rows(con, since=start)
+        rows = deletion_rows(con, since=start, consumers=all_consumers(settings.data_dir))
     finally:
         con.close()
-    summary = summarize(rows, settings.purge.sla_hours, dt.datetime.now(dt.UTC))
+    summary = summarize(
+        rows, settings.purge.sla_hours, dt.datetime.now(dt.UTC), settings.purge.consumer_sla_hours
+    )
     text = render(rows, summary, fmt.value, "Deletion report")
     if out:
         out.write_text(text)
@@ -426,6 +431,141 @@ def report_lookup(
     for feed, lst, rid, why, detected, purged in rows:
         table.add_row(feed, lst, rid or "-", why, str(detected), str(purged or "outstanding"))
     console.print(table)
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (loopback by default).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+) -> None:
+    """Serve the pull and lookup API to registered patrol systems."""
+    from hotlist.serve.app import serve as run
+
+    run(_settings(config), host, port)
+
+
+@consumers_app.command("add")
+def consumers_add(
+    name: Annotated[str, typer.Argument(help="The consumer's name (a patrol system).")],
+    agency_ori: Annotated[str, typer.Option(help="The agency's ORI.")],
+    agency_name: Annotated[str, typer.Option(help="The agency's name.")],
+    agency_kind: Annotated[
+        str, typer.Option(help="ca-local, ca-state, federal, out-of-state or private.")
+    ],
+    key_file: Annotated[
+        Path | None, typer.Option(help="Write the key here (mode 0600) instead of printing it.")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Register a consumer; its API key is shown once (only its hash is kept)."""
+    from hotlist.serve import consumers as reg
+
+    try:
+        kind = reg.AgencyKind(agency_kind)
+    except ValueError:
+        err.print(
+            f"[red]--agency-kind must be one of {', '.join(k.value for k in reg.AgencyKind)}[/red]"
+        )
+        raise typer.Exit(2) from None
+    try:
+        key = reg.add(_settings(config).data_dir, name, agency_ori, agency_name, kind)
+    except reg.ConsumerError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    if not kind.may_receive:
+        err.print(
+            f"[yellow]{kind.value} agencies are registered but refused all data (SB 34)[/yellow]"
+        )
+    _deliver_key(key, key_file)
+
+
+def _deliver_key(key: str, key_file: Path | None) -> None:
+    if key_file is None:
+        console.print(key)
+        return
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+    console.print(f"key written to {key_file}")
+
+
+@consumers_app.command("list")
+def consumers_list(config: ConfigOption = None) -> None:
+    """Every consumer, its agency, and the hotlist version it last confirmed."""
+    from hotlist.serve import consumers as reg
+    from hotlist.store.state import read_state
+
+    settings = _settings(config)
+    current = read_state(settings.data_dir).get("hotlist_version", 0)
+    table = Table(title="consumers")
+    for col in ("name", "agency", "kind", "status", "acked version", "lag", "acked at"):
+        table.add_column(col)
+    for c in reg.all_consumers(settings.data_dir):
+        lag = "-" if c.acked_version is None else str(current - c.acked_version)
+        table.add_row(
+            c.name, f"{c.agency_name} ({c.agency_ori})", c.agency_kind.value,
+            "revoked" if c.revoked_at else "active", str(c.acked_version or "-"), lag, c.acked_at or "-",
+        )  # fmt: skip
+    console.print(table)
+
+
+@consumers_app.command("revoke")
+def consumers_revoke(name: str, config: ConfigOption = None) -> None:
+    """Revoke a consumer's key: its requests are refused from now on."""
+    from hotlist.serve import consumers as reg
+
+    try:
+        reg.revoke(_settings(config).data_dir, name)
+    except reg.ConsumerError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"revoked {name}")
+
+
+@consumers_app.command("rotate")
+def consumers_rotate(
+    name: str,
+    key_file: Annotated[
+        Path | None, typer.Option(help="Write the new key here (mode 0600).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Replace a consumer's key; the old one stops working at once."""
+    from hotlist.serve import consumers as reg
+
+    try:
+        key = reg.rotate(_settings(config).data_dir, name)
+    except reg.ConsumerError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    _deliver_key(key, key_file)
+
+
+@app.command()
+def pull(
+    server: Annotated[str, typer.Option(help="The hotlist API, e.g. http://127.0.0.1:8765")],
+    key_file: Annotated[Path, typer.Option(help="File holding this consumer's API key.")],
+    user: Annotated[str, typer.Option(help="The username on whose behalf the copy is kept.")],
+    purpose: Annotated[str, typer.Option(help="Purpose from the agency policy.")],
+    out: Annotated[Path, typer.Option(help="Directory of the local copy.")],
+) -> None:
+    """Bring a local copy up to date (delta, or full when too far behind) and acknowledge it."""
+    from hotlist.serve.client import PullError
+    from hotlist.serve.client import pull as run
+
+    try:
+        result = run(server, key_file.read_text().strip(), user, purpose, out)
+    except PullError as exc:
+        err.print(f"[red]pull refused:[/red] {exc}")
+        raise typer.Exit(1) from None
+    kind = "full version" if result.full else "delta"
+    console.print(
+        f"now at version {result.version} ({kind}: {result.upserts} upserts, {result.removals} removals;"
+        f" {result.entries} entries)"
+    )
 
 
 @app.command()

@@ -101,6 +101,8 @@ class PurgeConfig(_Strict):
     """Deletion propagation (NCIC MOU): how fast local copies must be purged."""
 
     sla_hours: float = Field(1.0, gt=0.0)
+    #: A patrol system must drop a removed record within this many hours.
+    consumer_sla_hours: float = Field(12.0, gt=0.0)
     #: Further directories to verify (e.g. a Prefect result store outside PREFECT_HOME).
     scan_paths: tuple[Path, ...] = ()
 

@@ -17,6 +17,7 @@ import duckdb
 import polars as pl
 
 from hotlist.config import Settings
+from hotlist.serve.consumers import Consumer, all_consumers
 from hotlist.store import private_dir
 
 SOURCE_OF_FEED = {"svs": "CLEW SVS", "sfr": "CLEW SVS", "slr": "CLEW SVS", "ncic": "NCIC"}
@@ -27,9 +28,16 @@ COLUMNS = (
 
 
 def deletion_rows(
-    con: duckdb.DuckDBPyConnection, since: dt.datetime | None = None, run_id: int | None = None
+    con: duckdb.DuckDBPyConnection,
+    since: dt.datetime | None = None,
+    run_id: int | None = None,
+    consumers: list[Consumer] | None = None,
 ) -> pl.DataFrame:
-    """One row per removed record; ``run_id`` limits to a purge run plus what is pending."""
+    """One row per removed record; ``run_id`` limits to a purge run plus what is pending.
+
+    A removal is outstanding for a consumer until it acknowledges a published version at
+    or after the one that removed the record (``outstanding_copies`` names them).
+    """
     where: list[str] = ["TRUE"]
     params: list[object] = []
     if since is not None:
@@ -39,7 +47,8 @@ def deletion_rows(
         where.append("(purged_at IS NULL OR verified LIKE ?)")
         params.append(f"purge run {run_id}:%")
     sql = (
-        "SELECT feed, list, record_id, keyed_hash, reason, detected_at, purged_at, verified"
+        "SELECT feed, list, record_id, keyed_hash, reason, detected_at, purged_at, verified,"
+        " detected_version"
         f" FROM tombstones WHERE {' AND '.join(where)} ORDER BY detected_at, entry_id"
     )
     rows = con.execute(sql, params).fetchall()
@@ -54,6 +63,7 @@ def deletion_rows(
             "detected_at": pl.Datetime("us", "UTC"),
             "purged_at": pl.Datetime("us", "UTC"),
             "verified": pl.String,
+            "detected_version": pl.Int64,
         },
         orient="row",
     )
@@ -74,11 +84,25 @@ def deletion_rows(
         .otherwise(pl.lit("purged"))
         .alias("status"),
         pl.col("verified").fill_null("").alias("verification"),
-        pl.lit("").alias("outstanding_copies"),
+        _outstanding(consumers or []).alias("outstanding_copies"),
     )
 
 
-def summarize(rows: pl.DataFrame, sla_hours: float, now: dt.datetime) -> dict[str, Any]:
+def _outstanding(consumers: list[Consumer]) -> pl.Expr:
+    """Names of active consumers whose acknowledged version predates the removal."""
+    parts = [
+        pl.when(pl.lit(c.acked_version or 0) < pl.col("detected_version")).then(pl.lit(c.name))
+        for c in consumers
+        if c.revoked_at is None and c.agency_kind.may_receive
+    ]
+    if not parts:
+        return pl.lit("")
+    return pl.concat_str(parts, separator=" ", ignore_nulls=True).str.strip_chars()
+
+
+def summarize(
+    rows: pl.DataFrame, sla_hours: float, now: dt.datetime, consumer_sla_hours: float = 12.0
+) -> dict[str, Any]:
     sla_s = sla_hours * 3600
     purged = rows.filter(pl.col("status") == "purged")
     pending = rows.filter(pl.col("status") == "outstanding")
@@ -95,6 +119,11 @@ def summarize(rows: pl.DataFrame, sla_hours: float, now: dt.datetime) -> dict[st
         "max_detection_to_purge_s": float(latency.max()) if latency.len() else None,  # type: ignore[arg-type]
         "sla_hours": sla_hours,
         "past_sla": late_pending + late_purged,
+        "consumer_sla_hours": consumer_sla_hours,
+        "copies_outstanding": int((rows["outstanding_copies"] != "").sum()),
+        "copies_overdue": rows.filter(
+            (pl.col("outstanding_copies") != "") & (age > consumer_sla_hours * 3600)
+        ).height,
         "by_source": dict(rows.group_by("source").len().iter_rows()),
     }
 
@@ -169,9 +198,14 @@ def render_html(rows: pl.DataFrame, summary: dict[str, Any], title: str) -> str:
         ("Median detection to purge", _seconds(summary["median_detection_to_purge_s"])),
         ("Slowest detection to purge", _seconds(summary["max_detection_to_purge_s"])),
         (f"Past the {summary['sla_hours']:g} h SLA", late),
+        ("Records still held by a patrol system", summary["copies_outstanding"]),
+        (
+            f"... of which past the {summary['consumer_sla_hours']:g} h consumer SLA",
+            summary["copies_overdue"],
+        ),
     ]
     for label, value in facts:
-        cls = ' class="bad"' if label.startswith("Past") and value else ""
+        cls = ' class="bad"' if ("SLA" in label) and value else ""
         lines.append(f"<tr><th>{label}</th><td{cls}>{_cell(value)}</td></tr>")
     lines.append("</table><h2>Removals and purge latency</h2>")
     lines.append(_chart(rows))
@@ -211,8 +245,9 @@ def render(rows: pl.DataFrame, summary: dict[str, Any], fmt: str, title: str) ->
 def write_run_report(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: int) -> Path:
     """The report of one purge run (what it purged, and what is still outstanding)."""
     now = dt.datetime.now(dt.UTC)
-    rows = deletion_rows(con, run_id=run_id)
-    summary = summarize(rows, settings.purge.sla_hours, now) | {"purge_run": run_id}
+    rows = deletion_rows(con, run_id=run_id, consumers=all_consumers(settings.data_dir))
+    summary = summarize(rows, settings.purge.sla_hours, now, settings.purge.consumer_sla_hours)
+    summary["purge_run"] = run_id
     folder = private_dir(settings.data_dir / "reports")
     base = folder / f"deletions-run{run_id:06d}"
     for fmt in ("html", "json"):

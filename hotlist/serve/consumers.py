@@ -1,0 +1,164 @@
+"""Consumers (patrol systems, ALPR integrations) and their agencies: who may receive data.
+
+SB 34 lets a California public agency share ALPR information only with another
+California public agency: consumers of a federal, out-of-state or private agency are
+registered (so their refusals are logged against a name) but never receive data.
+
+Keys are 32 random bytes shown once; only their SHA-256 is stored. The registry is a
+SQLite file (``data_dir/serve/consumers.sqlite``): the API and the CLI both write to it
+(acks, registrations), and SQLite's locking serializes them without the store's writer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from hotlist.store import private_dir
+
+
+class AgencyKind(StrEnum):
+    CA_LOCAL = "ca-local"
+    CA_STATE = "ca-state"
+    FEDERAL = "federal"
+    OUT_OF_STATE = "out-of-state"
+    PRIVATE = "private"
+
+    @property
+    def may_receive(self) -> bool:
+        """SB 34 (Civil Code 1798.90.55(b)): California public agencies only."""
+        return self in (AgencyKind.CA_LOCAL, AgencyKind.CA_STATE)
+
+
+@dataclass(frozen=True)
+class Consumer:
+    name: str
+    agency_ori: str
+    agency_name: str
+    agency_kind: AgencyKind
+    created_at: str
+    revoked_at: str | None
+    acked_version: int | None
+    acked_at: str | None
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS consumers (
+    name TEXT PRIMARY KEY, key_hash TEXT NOT NULL UNIQUE, agency_ori TEXT NOT NULL,
+    agency_name TEXT NOT NULL, agency_kind TEXT NOT NULL, created_at TEXT NOT NULL,
+    revoked_at TEXT, acked_version INTEGER, acked_at TEXT
+);
+"""
+
+
+class ConsumerError(Exception):
+    """A registry operation cannot be done; the message says why."""
+
+
+def registry_path(data_dir: Path) -> Path:
+    return private_dir(data_dir / "serve") / "consumers.sqlite"
+
+
+@contextmanager
+def registry(data_dir: Path) -> Iterator[sqlite3.Connection]:
+    path = registry_path(data_dir)
+    fresh = not path.exists()
+    con = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        if fresh:
+            path.chmod(0o600)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA secure_delete=ON")
+        con.executescript(SCHEMA)
+        yield con
+    finally:
+        con.close()
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+def _row(r: tuple[object, ...]) -> Consumer:
+    return Consumer(
+        name=str(r[0]), agency_ori=str(r[1]), agency_name=str(r[2]),
+        agency_kind=AgencyKind(str(r[3])), created_at=str(r[4]),
+        revoked_at=None if r[5] is None else str(r[5]),
+        acked_version=None if r[6] is None else int(str(r[6])),
+        acked_at=None if r[7] is None else str(r[7]),
+    )  # fmt: skip
+
+
+_COLUMNS = (
+    "name, agency_ori, agency_name, agency_kind, created_at, revoked_at, acked_version, acked_at"
+)
+
+
+def add(data_dir: Path, name: str, ori: str, agency_name: str, kind: AgencyKind) -> str:
+    """Register a consumer; return its API key (shown once, stored hashed)."""
+    key = "hl_" + secrets.token_urlsafe(32)
+    with registry(data_dir) as con:
+        try:
+            con.execute(
+                "INSERT INTO consumers VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
+                (name, hash_key(key), ori, agency_name, kind.value, _now()),
+            )
+        except sqlite3.IntegrityError:
+            raise ConsumerError(f"a consumer named {name!r} exists already") from None
+    return key
+
+
+def rotate(data_dir: Path, name: str) -> str:
+    key = "hl_" + secrets.token_urlsafe(32)
+    with registry(data_dir) as con:
+        cur = con.execute(
+            "UPDATE consumers SET key_hash = ? WHERE name = ? AND revoked_at IS NULL",
+            (hash_key(key), name),
+        )
+        if cur.rowcount != 1:
+            raise ConsumerError(f"no active consumer named {name!r}")
+    return key
+
+
+def revoke(data_dir: Path, name: str) -> None:
+    with registry(data_dir) as con:
+        cur = con.execute(
+            "UPDATE consumers SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+            (_now(), name),
+        )
+        if cur.rowcount != 1:
+            raise ConsumerError(f"no active consumer named {name!r}")
+
+
+def all_consumers(data_dir: Path) -> list[Consumer]:
+    with registry(data_dir) as con:
+        return [_row(r) for r in con.execute(f"SELECT {_COLUMNS} FROM consumers ORDER BY name")]
+
+
+def by_key(data_dir: Path, key: str) -> Consumer | None:
+    with registry(data_dir) as con:
+        row = con.execute(
+            f"SELECT {_COLUMNS} FROM consumers WHERE key_hash = ?", (hash_key(key),)
+        ).fetchone()
+    return None if row is None else _row(row)
+
+
+def ack(data_dir: Path, name: str, version: int) -> None:
+    """A consumer confirms the version it now holds (never moves backwards)."""
+    with registry(data_dir) as con:
+        con.execute(
+            "UPDATE consumers SET acked_version = max(coalesce(acked_version, 0), ?),"
+            " acked_at = ? WHERE name = ?",
+            (version, _now(), name),
+        )
