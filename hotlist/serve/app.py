@@ -7,8 +7,6 @@ refused, is written to the hash-chained access log with the data element, user,
 organization, purpose, outcome and client address.
 """
 
-from __future__ import annotations
-
 import datetime as dt
 import io
 import json

@@ -1,0 +1,305 @@
+"""The patrol API over real HTTP: access control (SB 34, SB 54), the access log, deltas,
+acks in the deletion reports, ETags, and version switches under load."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import duckdb
+import httpx
+import polars as pl
+import pytest
+
+from hotlist import audit
+from hotlist.config import Settings
+from hotlist.ingest import ingest_source
+from hotlist.purge import purge
+from hotlist.reports import deletion_rows
+from hotlist.serve import consumers as reg
+from hotlist.serve.client import PullError, pull
+from hotlist.store import control_path
+from tests.builders import Drop, ncic_file, ncic_line
+from tests.serving import running_api
+
+BASE = [ncic_line(f"V{i:09d}", f"7API{i:03d}") for i in range(100)]
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings], tmp_path: Path) -> Settings:
+    policy = tmp_path / "policy.txt"
+    policy.write_text("ALPR usage and privacy policy of the demo agency.\n")
+    configured = make_settings("guards = {max_removal_share = 0.5}")
+    return configured.model_copy(
+        update={"access": configured.access.model_copy(update={"privacy_policy": policy})}
+    )
+
+
+def _stamp(n: int) -> str:
+    return f"2026112{n}0800"
+
+
+def _publish(settings: Settings, drop: Drop, lines: list[str], n: int) -> None:
+    drop.put("VEHEXTRT.txt", ncic_file(lines, stamp=_stamp(n)))
+    ingest_source(settings, "ncic")
+    purge(settings, None)
+
+
+@pytest.fixture
+def api(settings: Settings, drop: Drop) -> Iterator[str]:
+    _publish(settings, drop, BASE, 1)
+    with running_api(settings) as url:
+        yield url
+
+
+@pytest.fixture
+def key(settings: Settings) -> str:
+    return reg.add(settings.data_dir, "patrol-1", "CA0190000", "Demo PD", reg.AgencyKind.CA_LOCAL)
+
+
+def _headers(key: str | None, user: str = "officer1", purpose: str = "patrol") -> dict[str, str]:
+    headers = {"X-User": user, "X-Purpose": purpose}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    return headers
+
+
+def _lookup(
+    url: str, headers: dict[str, str], plate: str = "7API001", **extra: object
+) -> httpx.Response:
+    return httpx.post(
+        f"{url}/v1/lookup", json={"plate": plate, **extra}, headers=headers, timeout=30
+    )
+
+
+def test_a_lookup_finds_the_hit_and_is_logged_with_the_four_sb34_fields(
+    api: str, key: str, settings: Settings
+) -> None:
+    response = _lookup(api, _headers(key), "7api-001")
+    assert response.status_code == 200
+    [hit] = response.json()["hits"]
+    assert (hit["record_id"], hit["match"]) == ("V000000001", "exact")
+    assert response.json()["freshness"]["ncic"]["stale"] is False
+    [record] = list(audit.records(settings.data_dir))
+    assert record["user"] == "officer1"
+    assert record["organization"] == "CA0190000"
+    assert record["purpose"] == "patrol"
+    assert record["data_element"] == "plate 7api-001"
+    assert record["outcome"] == "granted: 1 hits"
+    assert record["client"] == "127.0.0.1"
+    assert record["time"]
+
+
+@pytest.mark.parametrize(
+    ("auth", "status"),
+    [(None, 401), ("hl_not-a-key", 401), ("revoked", 401)],
+)
+def test_requests_without_a_valid_key_are_refused_and_logged(
+    api: str, key: str, settings: Settings, auth: str | None, status: int
+) -> None:
+    if auth == "revoked":
+        reg.revoke(settings.data_dir, "patrol-1")
+        auth = key
+    response = _lookup(api, _headers(auth))
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"]
+    [record] = list(audit.records(settings.data_dir))
+    assert record["outcome"].startswith("refused")
+
+
+@pytest.mark.parametrize("kind", list(reg.AgencyKind))
+def test_only_california_public_agencies_receive_data(
+    api: str, settings: Settings, kind: reg.AgencyKind
+) -> None:
+    agency_key = reg.add(settings.data_dir, f"c-{kind.value}", "XX0000000", "Agency", kind)
+    response = _lookup(api, _headers(agency_key))
+    full = httpx.get(f"{api}/v1/hotlist", headers=_headers(agency_key), timeout=30)
+    if kind in (reg.AgencyKind.CA_LOCAL, reg.AgencyKind.CA_STATE):
+        assert response.status_code == full.status_code == 200
+    else:
+        assert response.status_code == full.status_code == 403
+        assert "SB 34" in response.json()["detail"]
+        assert all(r["outcome"].startswith("refused") for r in audit.records(settings.data_dir))
+
+
+@pytest.mark.parametrize(
+    ("purpose", "status", "why"),
+    [
+        ("immigration-enforcement", 403, "SB 54"),
+        ("Immigration", 403, "SB 54"),
+        ("curiosity", 403, "purposes"),
+    ],
+)
+def test_purposes_outside_the_policy_and_immigration_are_refused(
+    api: str, key: str, settings: Settings, purpose: str, status: int, why: str
+) -> None:
+    response = _lookup(api, _headers(key, purpose=purpose))
+    assert response.status_code == status
+    assert why in response.json()["detail"]
+    [record] = list(audit.records(settings.data_dir))
+    assert (record["purpose"], record["outcome"][:7]) == (purpose, "refused")
+
+
+def test_a_request_must_name_the_user(api: str, key: str) -> None:
+    assert _lookup(api, _headers(key, user="")).status_code == 400
+
+
+def test_fuzzy_lookup_marks_ocr_candidates_apart_from_exact_hits(api: str, key: str) -> None:
+    response = _lookup(api, _headers(key), "7AP1001", fuzzy=True)  # I read as 1
+    body = response.json()
+    assert body["hits"] == []
+    assert [(c["plate"], c["match"]) for c in body["candidates"]] == [("7API001", "ocr-candidate")]
+
+
+def test_the_privacy_policy_is_public(api: str) -> None:
+    response = httpx.get(f"{api}/privacy-policy", timeout=30)
+    assert response.status_code == 200
+    assert "privacy policy" in response.text
+
+
+def test_etag_answers_not_modified(api: str, key: str) -> None:
+    first = httpx.get(
+        f"{api}/v1/hotlist", params={"format": "parquet"}, headers=_headers(key), timeout=30
+    )
+    again = httpx.get(
+        f"{api}/v1/hotlist",
+        params={"format": "parquet"},
+        headers={**_headers(key), "If-None-Match": first.headers["ETag"]},
+        timeout=30,
+    )
+    assert again.status_code == 304
+
+
+def _server_copy(url: str, key: str) -> pl.DataFrame:
+    full = httpx.get(
+        f"{url}/v1/hotlist", params={"format": "json"}, headers=_headers(key), timeout=30
+    ).json()
+    return pl.DataFrame(full["entries"]).select("entry_id", "plate").sort("entry_id")
+
+
+def test_deltas_keep_a_client_copy_equal_to_the_server_over_several_versions(
+    api: str, key: str, settings: Settings, drop: Drop, tmp_path: Path
+) -> None:
+    out = tmp_path / "patrol-copy"
+    first = pull(api, key, "car12", "patrol", out)
+    assert (first.full, first.entries) == (True, 100)
+    lines = list(BASE)
+    for n in range(2, 5):
+        lines = [ln for ln in lines if f"7API{n:03d}" not in ln] + [
+            ncic_line(f"P{n:09d}", f"8NEW{n:03d}")
+        ]
+        lines = [ln.replace("BLK", "RED") if f"7API{10 + n:03d}" in ln else ln for ln in lines]
+        _publish(settings, drop, lines, n)
+        result = pull(api, key, "car12", "patrol", out)
+        assert not result.full
+        assert (result.upserts, result.removals) == (2, 1)
+        local = (
+            pl.read_parquet(out / "hotlist.parquet").select("entry_id", "plate").sort("entry_id")
+        )
+        assert local.equals(_server_copy(api, key))
+    local = pl.read_parquet(out / "hotlist.parquet")
+    assert "7API002" not in local["plate"].to_list()
+    assert local.filter(pl.col("plate") == "7API013")["colour"].to_list() == ["RED"]
+
+
+def test_a_client_too_far_behind_gets_a_full_version(
+    api: str, key: str, settings: Settings, drop: Drop, tmp_path: Path
+) -> None:
+    out = tmp_path / "copy"
+    pull(api, key, "car12", "patrol", out)
+    _publish(settings, drop, BASE[1:], 2)
+    for change_file in (settings.data_dir / "published" / "changes").glob("*.parquet"):
+        change_file.unlink()  # as if the change files no longer reached back to this client
+    result = pull(api, key, "car12", "patrol", out)
+    assert result.full
+    assert result.entries == 99
+
+
+def test_removals_stay_outstanding_per_consumer_until_acknowledged(
+    api: str, key: str, settings: Settings, drop: Drop, tmp_path: Path
+) -> None:
+    late = reg.add(settings.data_dir, "patrol-2", "CA0190000", "Demo PD", reg.AgencyKind.CA_LOCAL)
+    pull(api, key, "car12", "patrol", tmp_path / "a")
+    pull(api, late, "car7", "patrol", tmp_path / "b")
+    _publish(settings, drop, BASE[1:], 2)
+    pull(api, key, "car12", "patrol", tmp_path / "a")
+
+    def outstanding() -> list[str]:
+        con = duckdb.connect(str(control_path(settings.data_dir)), read_only=True)
+        try:
+            rows = deletion_rows(con, consumers=reg.all_consumers(settings.data_dir))
+        finally:
+            con.close()
+        return rows["outstanding_copies"].to_list()
+
+    assert outstanding() == ["patrol-2"]
+    pull(api, late, "car7", "patrol", tmp_path / "b")
+    assert outstanding() == [""]
+
+
+def test_a_refused_pull_says_why(api: str, settings: Settings, tmp_path: Path) -> None:
+    fed = reg.add(settings.data_dir, "fed", "DC0000000", "A federal agency", reg.AgencyKind.FEDERAL)
+    with pytest.raises(PullError, match="SB 34"):
+        pull(api, fed, "agent", "patrol", tmp_path / "x")
+
+
+def test_readers_see_whole_versions_while_new_ones_are_published(
+    api: str, key: str, settings: Settings, drop: Drop
+) -> None:
+    errors: list[str] = []
+    versions: set[int] = set()
+    stop = threading.Event()
+
+    def read() -> None:
+        with httpx.Client(base_url=api, timeout=30) as http:
+            while not stop.is_set():
+                response = http.post("/v1/lookup", json={"plate": "7API050"}, headers=_headers(key))
+                if response.status_code != 200 or len(response.json()["hits"]) != 1:
+                    errors.append(f"{response.status_code} {response.text[:100]}")
+                else:
+                    versions.add(response.json()["version"])
+
+    readers = [threading.Thread(target=read) for _ in range(4)]
+    for thread in readers:
+        thread.start()
+    try:
+        lines = list(BASE)
+        for n in range(2, 6):
+            lines = [*lines, ncic_line(f"A{n:09d}", f"9AMB{n:03d}")]
+            _publish(settings, drop, lines, n)
+    finally:
+        stop.set()
+        for thread in readers:
+            thread.join()
+    assert errors == []
+    assert len(versions) >= 2
+
+
+def test_the_openapi_schema_documents_every_route_with_examples(api: str) -> None:
+    schema = httpx.get(f"{api}/openapi.json", timeout=30).json()
+    assert {"/v1/hotlist", "/v1/lookup", "/v1/ack", "/privacy-policy"} <= set(schema["paths"])
+    assert "7ABC123" in json.dumps(schema["components"]["schemas"]["LookupRequest"])
+
+
+def test_a_property_based_fuzz_run_against_the_openapi_schema_finds_no_server_error(
+    api: str, key: str, tmp_path: Path
+) -> None:
+    """schemathesis generates requests from the schema (valid and invalid), over real HTTP."""
+    import subprocess
+    import sys
+
+    command = [
+        sys.executable, "-m", "schemathesis.cli", "run", f"{api}/openapi.json",
+        "--checks", "not_a_server_error", "--max-examples", "40", "--generation-deterministic",
+        "-H", f"Authorization: Bearer {key}", "-H", "X-User: fuzzer", "-H", "X-Purpose: patrol",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    import re
+
+    counts = re.search(r"(\d+) generated, (\d+) passed", done.stdout)
+    assert counts is not None, done.stdout[-2000:]
+    assert int(counts[1]) == int(counts[2]) >= 100
