@@ -120,7 +120,8 @@ def status(
     """Per feed: version, entries, last file, age, fresh or stale, quarantined rows."""
     from hotlist.status import feed_statuses
 
-    statuses = feed_statuses(_settings(config))
+    settings = _settings(config)
+    statuses = feed_statuses(settings)
     if as_json:
         print(
             json.dumps(
@@ -160,8 +161,27 @@ def status(
             s.last_event or "-",
         )
     console.print(table)
+    _consumer_lag(settings)
     if any(s.stale for s in statuses):
         raise typer.Exit(3)
+
+
+def _consumer_lag(settings: Settings) -> None:
+    from hotlist.serve import consumers as reg
+    from hotlist.store.state import read_state
+
+    if not reg.registry_path(settings.data_dir).exists():
+        return
+    current = int(read_state(settings.data_dir).get("hotlist_version", 0))
+    table = Table(title=f"patrol copies (hotlist version {current})")
+    for col in ("consumer", "agency", "acked version", "lag (versions)", "acked at"):
+        table.add_column(col)
+    for c in reg.all_consumers(settings.data_dir):
+        if c.revoked_at or not c.agency_kind.may_receive:
+            continue
+        lag = "never pulled" if c.acked_version is None else str(current - c.acked_version)
+        table.add_row(c.name, c.agency_ori, str(c.acked_version or "-"), lag, c.acked_at or "-")
+    console.print(table)
 
 
 @app.command()

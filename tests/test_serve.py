@@ -303,3 +303,18 @@ def test_a_property_based_fuzz_run_against_the_openapi_schema_finds_no_server_er
     counts = re.search(r"(\d+) generated, (\d+) passed", done.stdout)
     assert counts is not None, done.stdout[-2000:]
     assert int(counts[1]) == int(counts[2]) >= 100
+
+
+def test_status_shows_each_consumers_version_and_lag(
+    api: str, key: str, settings: Settings, drop: Drop, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from hotlist.cli import app
+
+    pull(api, key, "car12", "patrol", tmp_path / "copy")
+    _publish(settings, drop, BASE[2:], 2)
+    config = str(settings.data_dir.parent / "hotlist.toml")
+    shown = CliRunner().invoke(app, ["status", "-c", config]).stdout
+    row = next(line for line in shown.splitlines() if "patrol-1" in line)
+    assert "│ 1 " in row  # one version behind
