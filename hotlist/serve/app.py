@@ -272,6 +272,50 @@ def create_app(settings: Settings) -> FastAPI:
             )  # fmt: skip
         return Caller(consumer, user, purpose, client)
 
+    encoded_lock = threading.Lock()
+    deltas: dict[tuple[int, int], tuple[pl.DataFrame, pl.Series] | None] = {}
+
+    def delta_of(loaded: Loaded, since: int) -> tuple[pl.DataFrame, pl.Series] | None:
+        key = (loaded.version, since)
+        with encoded_lock:
+            if key in deltas:
+                return deltas[key]
+        delta = _delta(data_dir, since, loaded)
+        with encoded_lock:
+            if len(deltas) >= 32 or any(k[0] != loaded.version for k in deltas):
+                deltas.clear()
+            deltas[key] = delta
+        return delta
+
+    encoded: dict[tuple[int, int | None, str], bytes] = {}
+
+    def delta_bytes(
+        version: int, since: int | None, format: str, upserts: pl.DataFrame, removals: pl.Series
+    ) -> bytes:
+        """A delta file, encoded once per (version, since, format): consumers at the same
+        version ask for the same bytes."""
+        key = (version, since, format)
+        with encoded_lock:
+            if key in encoded:
+                return encoded[key]
+        rows = pl.concat(
+            [
+                upserts.with_columns(pl.lit("upsert").alias("op")),
+                pl.DataFrame({"entry_id": removals}).with_columns(pl.lit("remove").alias("op")),
+            ],
+            how="diagonal_relaxed",
+        )
+        buffer = io.BytesIO()
+        if format == "parquet":
+            rows.write_parquet(buffer)
+        else:
+            rows.write_csv(buffer)
+        with encoded_lock:
+            if len(encoded) >= 32 or any(k[0] != version for k in encoded):
+                encoded.clear()
+            encoded[key] = buffer.getvalue()
+        return encoded[key]
+
     def freshness(loaded: Loaded) -> dict[str, Any]:
         now = dt.datetime.now(dt.UTC)
         limits = {
@@ -330,7 +374,7 @@ def create_app(settings: Settings) -> FastAPI:
         full = since is None or since > loaded.version
         upserts, removals = loaded.by_plate.clear(), pl.Series("entry_id", [], pl.Int64)
         if not full and since is not None:
-            delta = _delta(data_dir, since, loaded)
+            delta = delta_of(loaded, since)
             if delta is None:
                 full = True
             else:
@@ -377,21 +421,12 @@ def create_app(settings: Settings) -> FastAPI:
             return Response(
                 json.dumps(body, default=str), media_type="application/json", headers=headers
             )
-        rows = pl.concat(
-            [
-                upserts.with_columns(pl.lit("upsert").alias("op")),
-                pl.DataFrame({"entry_id": removals}).with_columns(pl.lit("remove").alias("op")),
-            ],
-            how="diagonal_relaxed",
+        media = "application/vnd.apache.parquet" if format == "parquet" else "text/csv"
+        return Response(
+            delta_bytes(loaded.version, since, format, upserts, removals),
+            media_type=media,
+            headers=headers,
         )
-        buffer = io.BytesIO()
-        if format == "parquet":
-            rows.write_parquet(buffer)
-            media = "application/vnd.apache.parquet"
-        else:
-            rows.write_csv(buffer)
-            media = "text/csv"
-        return Response(buffer.getvalue(), media_type=media, headers=headers)
 
     @app.post(
         "/v1/lookup", response_model=LookupResponse, summary="Hits for a plate across every list"
