@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import unquote, urlparse
 
 import paramiko
@@ -200,7 +200,7 @@ class _RefuseUnknownHost(paramiko.RejectPolicy):
 
     def missing_host_key(
         self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
-    ) -> Any:
+    ) -> NoReturn:
         e = self.endpoint
         raise FetchError(
             FetchFailure.UNKNOWN_HOST,
@@ -265,6 +265,7 @@ def _connect(
     client.get_host_keys().load(str(known_hosts))
     client.set_missing_host_key_policy(_RefuseUnknownHost(endpoint, known_hosts))
     sock = _open_socket(endpoint, source.connect_timeout_s)
+    started = time.monotonic()
     try:
         client.connect(
             endpoint.host,
@@ -283,20 +284,41 @@ def _connect(
     except BaseException as exc:
         client.close()
         sock.close()
-        if isinstance(exc, paramiko.BadHostKeyException):
-            raise _host_key_changed(endpoint, known_hosts, exc) from None
-        if isinstance(exc, paramiko.AuthenticationException) and _is_refusal(exc):
-            raise FetchError(
-                FetchFailure.AUTH_REFUSED,
-                f"{endpoint.label} refused key authentication with {source.private_key}"
-                f" ({key.get_name()} {key.fingerprint}); ask the server's operator to"
-                f" authorize that public key for user {endpoint.user}, or fix private_key or"
-                " the user in the URL",
-            ) from None
-        if isinstance(exc, Exception) and not isinstance(exc, FetchError):
-            raise _classify(exc, endpoint, "(connecting)", source) from exc
-        raise
+        if isinstance(exc, FetchError) or not isinstance(exc, Exception):
+            raise
+        timed_out = time.monotonic() - started >= source.connect_timeout_s
+        raise _connect_failure(exc, endpoint, source, key, known_hosts, timed_out) from exc
     return client
+
+
+def _connect_failure(
+    exc: Exception,
+    endpoint: _Endpoint,
+    source: SourceConfig,
+    key: paramiko.PKey,
+    known_hosts: Path,
+    timed_out: bool,
+) -> FetchError:
+    """Classify a failure of the handshake, host key check or login."""
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return _host_key_changed(endpoint, known_hosts, exc)
+    if isinstance(exc, paramiko.AuthenticationException) and _is_refusal(exc):
+        return FetchError(
+            FetchFailure.AUTH_REFUSED,
+            f"{endpoint.label} refused key authentication with {source.private_key}"
+            f" ({key.get_name()} {key.fingerprint}); ask the server's operator to"
+            f" authorize that public key for user {endpoint.user}, or fix private_key or"
+            " the user in the URL",
+        )
+    # paramiko reports a handshake that ran out of time as "No existing session".
+    if timed_out or _is_timeout(exc):
+        return FetchError(
+            FetchFailure.TIMEOUT,
+            f"{endpoint.host} port {endpoint.port} did not complete the SSH handshake and login"
+            f" within {source.connect_timeout_s:g} s; check that it is an SSH server and"
+            " healthy, retry later, or raise connect_timeout_s",
+        )
+    return _classify(exc, endpoint, "", source)
 
 
 def _is_refusal(exc: paramiko.AuthenticationException) -> bool:
@@ -313,20 +335,28 @@ def _sftp_session(
     try:
         with _translated(endpoint, endpoint.directory, source):
             transport = client.get_transport()
-            assert transport is not None
+            if transport is None:
+                raise paramiko.SSHException("the SSH session closed right after login")
             transport.set_keepalive(KEEPALIVE_S)
             sftp = paramiko.SFTPClient.from_transport(transport)
-            if sftp is None:
+            channel = sftp.get_channel() if sftp is not None else None
+            if sftp is None or channel is None:
                 raise paramiko.SSHException("the server refused the sftp subsystem")
-            channel = sftp.get_channel()
-            assert channel is not None
             channel.settimeout(source.read_timeout_s)
         try:
             yield sftp
         finally:
-            sftp.close()
+            _close_quietly(sftp)
     finally:
-        client.close()
+        _close_quietly(client)
+
+
+def _close_quietly(closable: paramiko.SFTPClient | paramiko.SSHClient) -> None:
+    """Hang up; on a dropped connection this fails, and must not mask the error being raised."""
+    try:
+        closable.close()
+    except Exception as exc:
+        log.debug("closing the SFTP session failed: %s", type(exc).__name__)
 
 
 # -- failures --------------------------------------------------------------------------------
@@ -342,6 +372,7 @@ def _is_timeout(exc: BaseException) -> bool:
 def _classify(exc: Exception, endpoint: _Endpoint, remote: str, source: SourceConfig) -> FetchError:
     """Map a paramiko/socket/SFTP exception to a FetchError that says where and what to do."""
     where = f"{remote} on {endpoint.label}"
+    at = f"at {remote}" if remote else "while connecting"
     if isinstance(exc, FileNotFoundError):
         return FetchError(
             FetchFailure.NOT_FOUND,
@@ -358,7 +389,7 @@ def _classify(exc: Exception, endpoint: _Endpoint, remote: str, source: SourceCo
         return FetchError(
             FetchFailure.TIMEOUT,
             f"{endpoint.label} stopped answering ({source.read_timeout_s:g} s read timeout,"
-            f" {source.connect_timeout_s:g} s connect timeout) at {remote}; retry later, or"
+            f" {source.connect_timeout_s:g} s connect timeout) {at}; retry later, or"
             " raise read_timeout_s / connect_timeout_s for a slow link",
         )
     if isinstance(exc, paramiko.AuthenticationException):
@@ -368,7 +399,7 @@ def _classify(exc: Exception, endpoint: _Endpoint, remote: str, source: SourceCo
         )
     return FetchError(
         FetchFailure.CONNECTION_DROPPED,
-        f"the connection to {endpoint.label} failed at {remote} ({type(exc).__name__}: {exc});"
+        f"the connection to {endpoint.label} failed {at} ({type(exc).__name__}: {exc});"
         " retry; nothing partial was kept",
     )
 
@@ -395,23 +426,46 @@ def _stat(sftp: paramiko.SFTPClient, remote: str) -> _Stat:
     return _Stat(int(attrs.st_size), int(attrs.st_mtime))
 
 
+def _prefetch(src: paramiko.SFTPFile, size: int) -> None:
+    """Queue read requests for the whole file; paramiko sends them from a helper thread.
+
+    If the connection dies while that thread is still sending, paramiko lets the EOFError
+    escape the thread (a traceback on stderr). The reading thread reports the failure
+    anyway, so the helper's copy is dropped.
+    """
+    send_requests = getattr(src, "_prefetch_thread", None)
+    if callable(send_requests):
+
+        def send_quietly(*args: Any) -> None:
+            try:
+                send_requests(*args)
+            except (EOFError, OSError, paramiko.SSHException):
+                log.debug("stopped sending read requests: the connection is gone")
+
+        vars(src)["_prefetch_thread"] = send_quietly
+    src.prefetch(size)
+
+
 def _download(sftp: paramiko.SFTPClient, remote: str, size: int, part: Path) -> tuple[str, int]:
     """Copy ``size`` bytes of ``remote`` to ``part`` (0600), hashing; fsync. -> (sha256, bytes)."""
     digest = hashlib.sha256()
     received = 0
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
     with os.fdopen(os.open(part, flags, 0o600), "wb", buffering=0) as out:
-        with sftp.open(remote, "rb") as src:
-            src.MAX_REQUEST_SIZE = READ_REQUEST_BYTES
-            if size:
-                src.prefetch(size)
-            while received < size:
-                block = src.read(min(READ_REQUEST_BYTES, size - received))
-                if not block:
-                    break
-                digest.update(block)
-                out.write(block)
-                received += len(block)
+        src = sftp.open(remote, "rb")
+        # On failure the handle is left to the session teardown: closing it here would wait
+        # on a server that is gone, and could replace the real error with a later one.
+        src.MAX_REQUEST_SIZE = READ_REQUEST_BYTES
+        if size:
+            _prefetch(src, size)
+        while received < size:
+            block = src.read(min(READ_REQUEST_BYTES, size - received))
+            if not block:
+                break
+            digest.update(block)
+            out.write(block)
+            received += len(block)
+        src.close()
         os.fsync(out.fileno())
     return digest.hexdigest(), received
 

@@ -237,6 +237,7 @@ LogLevel VERBOSE
         sessions = descendants(process.pid)
         _signal_all([process.pid], sig)
         _signal_all(sessions, sig)
+        _signal_all([process.pid, *sessions], signal.SIGCONT)  # a frozen sshd must see it
         try:
             process.wait(_STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -252,6 +253,18 @@ LogLevel VERBOSE
     def kill(self) -> None:
         """Kill sshd and its sessions at once (SIGKILL): open connections drop mid-stream."""
         self._terminate(signal.SIGKILL)
+
+    def _signal_sessions(self, sig: signal.Signals) -> None:
+        if self._process is not None:
+            _signal_all([self._process.pid, *descendants(self._process.pid)], sig)
+
+    def freeze(self) -> None:
+        """Stop sshd and its sessions (SIGSTOP): connections stay open but nothing answers."""
+        self._signal_sessions(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """Let frozen sshd processes run again (SIGCONT)."""
+        self._signal_sessions(signal.SIGCONT)
 
     def restart(self) -> None:
         """Stop if running, then start again on the same port with the same keys."""
@@ -273,6 +286,11 @@ LogLevel VERBOSE
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    def authorize(self, public_key_line: str) -> None:
+        """Accept one more client key (sshd reads authorized_keys at each login)."""
+        with open(self.authorized_keys, "a") as keys:
+            keys.write(public_key_line.strip() + "\n")
 
     # -- addressing ------------------------------------------------------------------------
 
