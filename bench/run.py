@@ -87,7 +87,17 @@ def prefect_server(home: Path) -> Iterator[dict[str, str]]:
     port = free_port()
     env = {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -96,7 +106,7 @@ def prefect_server(home: Path) -> Iterator[dict[str, str]]:
     try:
         for _ in range(240):
             try:
-                with urllib.request.urlopen(f"{url}/health", timeout=1):
+                with urllib.request.urlopen(f"{url}/health", timeout=1):  # noqa: S310 (loopback http)
                     break
             except OSError:
                 time.sleep(0.5)
@@ -125,7 +135,9 @@ def ingest_days(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--ncic-rows", type=int, default=2_000_000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -137,22 +149,33 @@ def main() -> None:
     work = OUT / "work"
     results: dict[str, Any] = {"ncic_rows": args.ncic_rows, "ncic_mb": round(ncic_mb, 1)}
     results["floor"] = median(
-        [measure(["floor", str(dataset.day1 / "VEHEXTRT.txt"), str(work / "floor.duckdb")]) for _ in range(args.repeats)]
+        [
+            measure(["floor", str(dataset.day1 / "VEHEXTRT.txt"), str(work / "floor.duckdb")])
+            for _ in range(args.repeats)
+        ]
     )
     results["ncic_untracked"] = ingest_days(dataset, work, "ncic", "untracked", {}, args.repeats)
     results["svs_untracked"] = ingest_days(dataset, work, "svs", "untracked", {}, args.repeats)
     with prefect_server(work / "prefect-home") as env:
         results["ncic_tracked"] = ingest_days(dataset, work, "ncic", "tracked", env, args.repeats)
-    cold = ingest_days(dataset, work, "ncic", "tracked", {"PREFECT_HOME": str(work / "cold-home")}, 1)
-    results["cold_start_overhead_s"] = round(cold["day1"]["wall"] - results["ncic_tracked"]["day1"]["wall"], 1)
+    cold = ingest_days(
+        dataset, work, "ncic", "tracked", {"PREFECT_HOME": str(work / "cold-home")}, 1
+    )
+    results["cold_start_overhead_s"] = round(
+        cold["day1"]["wall"] - results["ncic_tracked"]["day1"]["wall"], 1
+    )
     (OUT / "results.json").write_text(json.dumps(results, indent=2))
     report(results)
 
 
 def report(results: dict[str, Any]) -> None:
     floor = results["floor"]
-    print(f"\nNCIC extract: {results['ncic_rows']:,} rows, {results['ncic_mb']} MB; floor = read + load, no validation")
-    print(f"{'step':32} {'step s':>8} {'x floor':>8} {'wall s':>8} {'peak RSS MB':>12} {'x floor':>8}")
+    print(
+        f"\nNCIC extract: {results['ncic_rows']:,} rows, {results['ncic_mb']} MB; floor = read + load, no validation"
+    )
+    print(
+        f"{'step':32} {'step s':>8} {'x floor':>8} {'wall s':>8} {'peak RSS MB':>12} {'x floor':>8}"
+    )
     rows = [("floor (read + load)", floor)]
     for key in ("ncic_untracked", "ncic_tracked", "svs_untracked"):
         for day in ("day1", "day2"):
@@ -162,7 +185,9 @@ def report(results: dict[str, Any]) -> None:
             f"{name:32} {r['seconds']:8.2f} {r['seconds'] / floor['seconds']:8.2f} {r['wall']:8.2f}"
             f" {r['rss_mb']:12.0f} {r['rss_mb'] / floor['rss_mb']:8.2f}"
         )
-    print(f"cold-start overhead of a flow run without a running Prefect API: {results['cold_start_overhead_s']} s")
+    print(
+        f"cold-start overhead of a flow run without a running Prefect API: {results['cold_start_overhead_s']} s"
+    )
 
 
 if __name__ == "__main__":
