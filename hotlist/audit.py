@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -136,3 +137,45 @@ def verify_chain(data_dir: Path) -> ChainCheck:
                 )
             prev_hash, expected_seq, count = stored, expected_seq + 1, count + 1
     return ChainCheck(True, count)
+
+
+class AccessLogWriter:
+    """A long-lived appender for a server process: keeps the file open and the chain's
+    last hash in memory, re-reading the tail only when another process appended."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = log_path(data_dir)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        self._fh = os.fdopen(fd, "rb+", buffering=0)
+        self._size = -1
+        self._last: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+
+    def append(self, record: AccessRecord) -> None:
+        with self._lock:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX)
+            try:
+                size = os.fstat(self._fh.fileno()).st_size
+                if size != self._size:
+                    last = _last_line(self._fh)
+                    self._last = json.loads(last) if last else None
+                prev = self._last
+                body = {
+                    "seq": (prev["seq"] + 1) if prev else 1,
+                    "time": dt.datetime.now(dt.UTC).isoformat(),
+                    **asdict(record),
+                    "prev": prev["hash"] if prev else GENESIS,
+                }
+                entry = {**body, "hash": _digest(body)}
+                line = json.dumps(entry, sort_keys=True, ensure_ascii=True).encode() + b"\n"
+                os.write(self._fh.fileno(), line)
+                self._last, self._size = entry, size + len(line)
+            finally:
+                fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+
+    def sync(self) -> None:
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self.sync()
+        self._fh.close()

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import secrets
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -162,3 +164,34 @@ def ack(data_dir: Path, name: str, version: int) -> None:
             " acked_at = ? WHERE name = ?",
             (version, _now(), name),
         )
+
+
+class KeyCache:
+    """Consumers by key for the API, re-read whenever the registry files change (a
+    revocation takes effect on the next request), without a query per request."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._stamp: tuple[float, ...] = ()
+        self._by_hash: dict[str, Consumer] = {}
+        self._lock = threading.Lock()
+
+    def _files_stamp(self) -> tuple[float, ...]:
+        path = registry_path(self.data_dir)
+        stamps = []
+        for suffix in ("", "-wal"):
+            try:
+                st = os.stat(f"{path}{suffix}")
+                stamps += [st.st_mtime_ns, st.st_size]
+            except FileNotFoundError:
+                stamps += [0, 0]
+        return tuple(stamps)
+
+    def get(self, key: str) -> Consumer | None:
+        stamp = self._files_stamp()
+        if stamp != self._stamp:
+            with self._lock, registry(self.data_dir) as con:
+                rows = con.execute(f"SELECT key_hash, {_COLUMNS} FROM consumers").fetchall()
+                self._by_hash = {str(r[0]): _row(r[1:]) for r in rows}
+                self._stamp = self._files_stamp()
+        return self._by_hash.get(hash_key(key))
