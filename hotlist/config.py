@@ -14,7 +14,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 ENV_PREFIX = "HOTLIST_"
 CONFIG_ENV = "HOTLIST_CONFIG"
@@ -59,6 +66,16 @@ class SourceConfig(_Strict):
         if not url.startswith(("file://", "sftp://")):
             raise ValueError("url must start with file:// or sftp://")
         return url
+
+    @model_validator(mode="after")
+    def _sftp_is_pinned(self) -> SourceConfig:
+        if self.url.startswith("sftp://") and (
+            self.known_hosts is None or self.private_key is None
+        ):
+            raise ValueError(
+                "an sftp:// source needs known_hosts (the pinned server key) and private_key"
+            )
+        return self
 
     @field_validator("hit_types")
     @classmethod

@@ -151,3 +151,25 @@ def test_state_files_are_private(loaded: Settings) -> None:
         mode = stat.S_IMODE(path.stat().st_mode)
         expected = 0o700 if path.is_dir() else 0o600
         assert mode == expected, f"{path} has mode {oct(mode)}"
+
+
+def test_an_sftp_source_without_a_pinned_host_key_is_refused_at_load(tmp_path: Path) -> None:
+    config = tmp_path / "sftp.toml"
+    config.write_text('[sources.ncic]\nurl = "sftp://hotlist@drop.example:22/outbound"\n')
+    result = runner.invoke(app, ["status", "-c", str(config)])
+    assert result.exit_code == 2
+    assert "known_hosts" in result.stderr
+
+
+def test_environment_overrides_the_configuration_file(tmp_path: Path) -> None:
+    from hotlist.config import load_settings
+
+    config = tmp_path / "c.toml"
+    config.write_text('data_dir = "here"\n[sources.ncic]\nurl = "file:///a"\n')
+    settings = load_settings(
+        config,
+        {"HOTLIST_DATA_DIR": "/var/lib/hotlist", "HOTLIST_SOURCES__NCIC__HIT_TYPES": '["V"]'},
+    )
+    assert settings.data_dir == Path("/var/lib/hotlist")
+    assert settings.source("ncic").hit_types == ("V",)
+    assert settings.source("ncic").url == "file:///a"

@@ -137,3 +137,36 @@ def test_prefect_deploy_all_accepts_the_project_deployments(
     for inspected in (svs, ncic):
         assert "'collision_strategy': 'ENQUEUE'" in inspected
         assert "'limit': 1" in inspected
+
+
+def test_the_ncic_flow_runs_end_to_end_over_a_real_sshd(
+    prefect_api: dict[str, Path | str], tmp_path: Path
+) -> None:
+    """fetch over SFTP (pinned host key, key auth) -> apply -> purge -> verified."""
+    from flows.ingest_ncic import ingest_ncic
+    from hotlist.config import load_settings
+    from hotlist.lookup import find_hits
+    from tests.sshd_server import start_sshd
+
+    server = start_sshd()
+    try:
+        outbound = server.root / "outbound"
+        outbound.mkdir(mode=0o755)
+        extract = outbound / "VEHEXTRT.txt"
+        extract.write_text(ncic_file([ncic_line(f"V{i:09d}", f"7SSH{i:03d}") for i in range(30)]))
+        extract.chmod(0o644)
+        config = tmp_path / "hotlist.toml"
+        config.write_text(
+            f'data_dir = "data"\n[sources.ncic]\nurl = "{server.url_for("outbound")}"\n'
+            f'private_key = "{server.client_key}"\nknown_hosts = "{server.known_hosts}"\n'
+        )
+        result = ingest_ncic(config=str(config))
+        assert result["files_applied"] == 1
+        assert result["purge"]["verified"] is True
+        settings = load_settings(config)
+        assert [h.record_id for h in find_hits(settings.data_dir, "7SSH007")] == ["V000000007"]
+        again = ingest_ncic(config=str(config))  # nothing new upstream: nothing downloaded
+        assert again["files_applied"] == 0
+        assert again["files_unchanged"] == 0
+    finally:
+        server.close()

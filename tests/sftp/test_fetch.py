@@ -132,24 +132,15 @@ def test_it_refuses_an_unsafe_configured_name_before_connecting(
     assert landed(landing) == []
 
 
-def test_it_requires_a_known_hosts_file_for_sftp(
-    remote_dir: Path, landing: Path, make_source: MakeSource
+@pytest.mark.parametrize("missing", ["known_hosts", "private_key"])
+def test_an_sftp_source_needs_a_pinned_host_key_and_a_client_key(
+    remote_dir: Path, make_source: MakeSource, missing: str
 ) -> None:
-    with pytest.raises(FetchError) as caught:
-        fetch_sftp(make_source(remote_dir, known_hosts=None), ["svs"], landing, never_seen)
+    """Refused when the configuration loads, before any connection is tried."""
+    from pydantic import ValidationError
 
-    assert caught.value.kind is FetchFailure.CONFIG
-    assert "known_hosts is required" in str(caught.value)
-
-
-def test_it_requires_a_private_key_for_sftp(
-    remote_dir: Path, landing: Path, make_source: MakeSource
-) -> None:
-    with pytest.raises(FetchError) as caught:
-        fetch_sftp(make_source(remote_dir, private_key=None), ["svs"], landing, never_seen)
-
-    assert caught.value.kind is FetchFailure.CONFIG
-    assert "private_key is required" in str(caught.value)
+    with pytest.raises(ValidationError, match=r"known_hosts .* and private_key"):
+        make_source(remote_dir, **{missing: None})
 
 
 def test_it_removes_parts_left_by_an_interrupted_run_before_fetching(
