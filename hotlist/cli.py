@@ -17,6 +17,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from hotlist.config import ConfigError, Settings, is_immigration_purpose, load_settings
@@ -50,7 +51,7 @@ def _settings(config: Path | None) -> Settings:
     try:
         return load_settings(config)
     except ConfigError as exc:
-        err.print(f"[red]configuration error:[/red] {exc}")
+        err.print(f"[red]configuration error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
 
 
@@ -91,7 +92,7 @@ def ingest(
             return_state=True,
         )
         if not state.is_completed():
-            err.print(f"[red]flow run {state.name}:[/red] {state.message}")
+            err.print(f"[red]flow run {state.name}:[/red] {escape(str(state.message))}")
             raise typer.Exit(1)
         console.print(f"flow run completed: {state.result()}")
         return
@@ -99,16 +100,16 @@ def ingest(
     try:
         outcomes = ingest_source(settings, source.value, approve_mass_removal)
     except FetchError as exc:
-        err.print(f"[red]fetch failed:[/red] {exc}")
+        err.print(f"[red]fetch failed:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from None
     except IngestFailed as exc:
         for outcome in exc.outcomes:
-            (err if isinstance(outcome, Rejection) else console).print(describe(outcome))
+            (err if isinstance(outcome, Rejection) else console).print(escape(describe(outcome)))
             if isinstance(outcome, Rejection):
-                err.print(f"  {outcome.message}")
+                err.print(f"  {escape(outcome.message)}")
         raise typer.Exit(1) from None
     for outcome in outcomes:
-        console.print(describe(outcome))
+        console.print(escape(describe(outcome)))
     if not outcomes:
         console.print("nothing new upstream")
 
@@ -216,7 +217,7 @@ def lookup(
         audit.append(
             settings.data_dir, audit.AccessRecord(user, org, purpose, element, refusal, "cli")
         )
-        err.print(f"[red]{refusal}[/red]")
+        err.print(f"[red]{escape(refusal)}[/red]")
         raise typer.Exit(4)
     hits = find_hits(settings.data_dir, plate, state)
     audit.append(
@@ -260,7 +261,7 @@ def audit_verify(config: ConfigOption = None) -> None:
     if result.ok:
         console.print(f"access log intact: {result.records} records")
         return
-    err.print(f"[red]access log tampered:[/red] {result.problem}")
+    err.print(f"[red]access log tampered:[/red] {escape(str(result.problem))}")
     raise typer.Exit(1)
 
 
@@ -327,7 +328,7 @@ def purge(
         else:
             result = run_purge(settings, home, list(settings.purge.scan_paths))
     except PurgeIncomplete as exc:
-        err.print(f"[red]{exc}[/red]")
+        err.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(1) from None
     console.print(
         f"purge run {result.run_id}: {result.purged} records purged, {result.files_erased} files erased;"
@@ -351,7 +352,7 @@ def verify(config: ConfigOption = None, prefect_home: PrefectHomeOption = None) 
         extra_roots=list(settings.purge.scan_paths),
     )
     for finding in result.findings:
-        err.print(f"[red]{finding.place}[/red]: {finding.problem}")
+        err.print(f"[red]{escape(finding.place)}[/red]: {escape(finding.problem)}")
     console.print(result.summary())
     if not result.ok:
         raise typer.Exit(1)
@@ -493,7 +494,7 @@ def consumers_add(
     try:
         key = reg.add(_settings(config).data_dir, name, agency_ori, agency_name, kind)
     except reg.ConsumerError as exc:
-        err.print(f"[red]{exc}[/red]")
+        err.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(1) from None
     if not kind.may_receive:
         err.print(
@@ -540,7 +541,7 @@ def consumers_revoke(name: str, config: ConfigOption = None) -> None:
     try:
         reg.revoke(_settings(config).data_dir, name)
     except reg.ConsumerError as exc:
-        err.print(f"[red]{exc}[/red]")
+        err.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(1) from None
     console.print(f"revoked {name}")
 
@@ -559,7 +560,7 @@ def consumers_rotate(
     try:
         key = reg.rotate(_settings(config).data_dir, name)
     except reg.ConsumerError as exc:
-        err.print(f"[red]{exc}[/red]")
+        err.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(1) from None
     _deliver_key(key, key_file)
 
@@ -579,7 +580,7 @@ def pull(
     try:
         result = run(server, key_file.read_text().strip(), user, purpose, out)
     except PullError as exc:
-        err.print(f"[red]pull refused:[/red] {exc}")
+        err.print(f"[red]pull refused:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from None
     kind = "full version" if result.full else "delta"
     console.print(
@@ -595,6 +596,10 @@ def demo(
     ),
 ) -> None:
     """Generate day-1 and day-2 sample files and run both ingests through Prefect."""
+    import gc
+
     from hotlist.demo import run_demo
 
-    sys.exit(run_demo(workdir, console))
+    code = run_demo(workdir, console)
+    gc.collect()  # free the failed run's traceback (and the DuckDB objects it holds) now
+    sys.exit(code)

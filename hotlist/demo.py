@@ -1,21 +1,29 @@
-"""``hotlist demo``: two days of sample files, both ingests through Prefect, a summary.
+"""``hotlist demo``: two days of sample files through the real pipeline, end to end.
+
+The sample files are served by an embedded SFTP server on 127.0.0.1 (generated host key
+pinned in a generated known_hosts, generated client key), so the demo exercises the real
+client path. Both ingest flows run through Prefect's ephemeral API (nothing to start),
+each followed by a purge that publishes the new hotlist version and verifies every local
+copy, Prefect's own storage included. A patrol consumer pulls day 1, then day 2, over
+the real HTTP API; the last deletion report shows its copy purged.
 
 Day 2 removes, adds and changes entries, and carries one bad file (a CLEW table whose
-trailer disagrees with its records): it is rejected while the others apply. The ingest
-flows run against Prefect's ephemeral API (nothing to start), each followed by a purge
-whose verification covers the demo's own PREFECT_HOME.
+trailer disagrees with its records): it is rejected while the others apply.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import os
 import shutil
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from hotlist.samples import write_demo_days
+from hotlist.samples import DemoDays, write_demo_days
 
 FILES = ("svs.tbl", "sfr.tbl", "slr.tbl", "VEHEXTRT.txt")
 
@@ -23,64 +31,7 @@ FILES = ("svs.tbl", "sfr.tbl", "slr.tbl", "VEHEXTRT.txt")
 def _stage(day: Path, drop: Path) -> None:
     drop.mkdir(parents=True, exist_ok=True)
     for name in FILES:
-        shutil.copy2(day / name, drop / name)
-
-
-def run_demo(workdir: Path, console: Console) -> int:
-    workdir = workdir.resolve()
-    if workdir.exists():
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
-    home = workdir / "prefect-home"
-    os.environ["PREFECT_HOME"] = str(home)
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.pop("PREFECT_API_URL", None)
-    days = write_demo_days(workdir / "upstream")
-    drop = workdir / "drop"
-    config = workdir / "hotlist.toml"
-    config.write_text(
-        f'data_dir = "data"\n'
-        f'[sources.svs]\nurl = "file://{drop}"\nguards = {{max_removal_share = 0.5}}\n'
-        f'[sources.ncic]\nurl = "file://{drop}"\nguards = {{max_removal_share = 0.5}}\n'
-    )
-    console.print(f"[bold]hotlist demo[/bold] in {workdir}")
-    console.print("starting Prefect's ephemeral API (first start takes a while)...")
-    from flows.ingest_ncic import ingest_ncic
-    from flows.ingest_svs import ingest_svs
-    from hotlist.config import load_settings
-    from hotlist.status import feed_statuses
-
-    runs = Table(title="flow runs")
-    for col in ("day", "flow", "state", "detail"):
-        runs.add_column(col)
-    for label, day in (("day 1", days.day1), ("day 2", days.day2)):
-        _stage(day, drop)
-        for flow in (ingest_svs, ingest_ncic):
-            state = flow(config=str(config), return_state=True)
-            detail = (
-                str(state.message or "") if not state.is_completed() else _counts(state.result())
-            )
-            runs.add_row(label, flow.name, state.name, detail)
-    console.print(runs)
-    settings = load_settings(config)
-    table = Table(title="feeds after day 2")
-    for col in ("feed", "version", "entries", "quarantined", "last event", "freshness"):
-        table.add_column(col)
-    for s in feed_statuses(settings):
-        table.add_row(
-            s.feed, str(s.version), str(s.entries), str(s.quarantined), s.last_event or "-",
-            "STALE" if s.stale else "fresh",
-        )  # fmt: skip
-    console.print(table)
-    reports = sorted((settings.data_dir / "reports").glob("deletions-run*.html"))
-    if reports:
-        console.print(f"latest deletion report: {reports[-1]}")
-    console.print(
-        f"try: hotlist status -c {config}\n"
-        f"     hotlist lookup {days.sample_plate} --user demo --org CA0000000 --purpose patrol -c {config}\n"
-        f"     hotlist verify -c {config} --prefect-home {home}"
-    )
-    return 0
+        shutil.copy(day / name, drop / name)  # a new upstream file: a new mtime
 
 
 def _counts(result: object) -> str:
@@ -93,3 +44,109 @@ def _counts(result: object) -> str:
             f"; purge run {purge['run_id']}: {purge['purged']} purged, verified={purge['verified']}"
         )
     return text
+
+
+def run_demo(workdir: Path, console: Console) -> int:
+    workdir = workdir.resolve()
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True, mode=0o700)
+    home = workdir / "prefect-home"
+    os.environ["PREFECT_HOME"] = str(home)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The summary tells what happened; Prefect's own log would repeat the expected
+    # rejection of day 2's bad file as a traceback.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
+    logging.getLogger("hotlist.sources.sftp_server").setLevel(logging.CRITICAL)
+    os.environ.pop("PREFECT_API_URL", None)
+    days = write_demo_days(workdir / "upstream")
+    drop = workdir / "drop"
+    drop.mkdir(mode=0o755)
+    from hotlist.sources.sftp_server import serve_directory
+
+    with serve_directory(drop, workdir / "sftp-keys") as sftp:
+        config = workdir / "hotlist.toml"
+        source = (
+            f'url = "{sftp.url}"\nprivate_key = "{sftp.private_key}"\n'
+            f'known_hosts = "{sftp.known_hosts}"\nguards = {{max_removal_share = 0.5}}\n'
+        )
+        config.write_text(f'data_dir = "data"\n[sources.svs]\n{source}[sources.ncic]\n{source}')
+        console.print(f"[bold]hotlist demo[/bold] in {workdir}")
+        console.print(f"sample files served over SFTP at {sftp.url} (host key pinned)")
+        console.print("starting Prefect's ephemeral API (the first start takes a while)...")
+        return _run(days, drop, config, home, console)
+
+
+def _run(days: DemoDays, drop: Path, config: Path, home: Path, console: Console) -> int:
+    from flows.ingest_ncic import ingest_ncic
+    from flows.ingest_svs import ingest_svs
+    from hotlist.config import load_settings
+    from hotlist.reports import deletion_rows, render, summarize
+    from hotlist.serve import consumers as reg
+    from hotlist.serve.app import running_in_thread
+    from hotlist.serve.client import pull
+    from hotlist.status import feed_statuses
+    from hotlist.store import control_path
+
+    settings = load_settings(config)
+    key = reg.add(
+        settings.data_dir,
+        "demo-patrol",
+        "CA0190000",
+        "Demo Police Department",
+        reg.AgencyKind.CA_LOCAL,
+    )
+    runs = Table(title="flow runs (Prefect) and the patrol copy (HTTP API)")
+    for col in ("day", "step", "state", "detail"):
+        runs.add_column(col)
+    copy = config.parent / "patrol-copy"
+    exit_code = 0
+    with running_in_thread(settings) as api:
+        for label, day in (("day 1", days.day1), ("day 2", days.day2)):
+            _stage(day, drop)
+            for flow in (ingest_svs, ingest_ncic):
+                state = flow(config=str(config), return_state=True)
+                completed = state.is_completed()
+                detail = _counts(state.result()) if completed else str(state.message or "")
+                expected = completed or (label == "day 2" and flow is ingest_svs)
+                exit_code = exit_code or (0 if expected else 1)
+                runs.add_row(label, flow.name, state.name, escape(detail))
+            pulled = pull(api, key, "demo-officer", "patrol", copy)
+            kind = "full version" if pulled.full else "delta"
+            runs.add_row(
+                label, "patrol pull", "Completed",
+                f"version {pulled.version} ({kind}: +{pulled.upserts} -{pulled.removals}),"
+                f" {pulled.entries} entries, acknowledged",
+            )  # fmt: skip
+    console.print(runs)
+    table = Table(title="feeds after day 2")
+    for col in ("feed", "version", "entries", "quarantined", "last event", "freshness"):
+        table.add_column(col)
+    for s in feed_statuses(settings):
+        table.add_row(
+            s.feed, str(s.version), str(s.entries), str(s.quarantined), s.last_event or "-",
+            "STALE" if s.stale else "fresh",
+        )  # fmt: skip
+    console.print(table)
+    import duckdb
+
+    con = duckdb.connect(str(control_path(settings.data_dir)), read_only=True)
+    try:
+        rows = deletion_rows(con, consumers=reg.all_consumers(settings.data_dir))
+    finally:
+        con.close()
+    summary = summarize(rows, settings.purge.sla_hours, dt.datetime.now(dt.UTC))
+    report = settings.data_dir / "reports" / "deletions-demo.html"
+    report.write_text(render(rows, summary, "html", "Deletion report (demo)"))
+    console.print(
+        f"removed records: {summary['removed_records']}, purged and verified: {summary['purged']},"
+        f" still held by a patrol copy: {summary['copies_outstanding']}"
+    )
+    console.print(f"deletion report: {report}")
+    plate = days.ncic_records["day2"][0].plate.strip()
+    console.print(
+        f"try:  hotlist status -c {config}\n"
+        f"      hotlist lookup {plate} --user demo --org CA0190000 --purpose patrol -c {config}\n"
+        f"      PREFECT_HOME={home} hotlist verify -c {config}"
+    )
+    return exit_code

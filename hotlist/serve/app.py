@@ -10,8 +10,11 @@ organization, purpose, outcome and client address.
 import datetime as dt
 import io
 import json
+import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -578,3 +581,29 @@ def serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+
+
+@contextmanager
+def running_in_thread(settings: Settings, port: int = 0) -> Iterator[str]:
+    """Serve on 127.0.0.1 from a thread of this process (the demo, the tests); yields the URL."""
+    import uvicorn
+
+    if port == 0:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, name="hotlist-api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"the API did not start on 127.0.0.1:{port}")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
