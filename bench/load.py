@@ -54,6 +54,7 @@ class Connection:
             self.writer = None
             if attempt == 2:
                 raise ConnectionError("the server closed the connection")
+        assert self.reader is not None
         status = int(status_line.split()[1])
         length = 0
         while (line := await self.reader.readline()) not in (b"\r\n", b""):

@@ -486,7 +486,10 @@ def create_app(settings: Settings) -> FastAPI:
         body: LookupRequest, who: Annotated[Caller, Depends(caller)]
     ) -> LookupResponse:
         # Never wait for a new version: answer from the loaded one while it loads.
-        loaded = cache.loaded_now() or await run_in_threadpool(cache.current, True)
+        now_loaded = cache.loaded_now()
+        loaded = (
+            now_loaded if now_loaded is not None else await run_in_threadpool(cache.current, True)
+        )
         if loaded.version < cache.published_version():
             cache.current(wait=False)
         plate = norm.plate_value(body.plate)
