@@ -21,6 +21,7 @@ def floor(ncic_file: Path, db_file: Path) -> None:
 
     lines = read_lines(ncic_file).slice(1)
     frame = _fields(lines, load_layout("ncic-fixed")).drop("text", "_shape_ok")
+    db_file.parent.mkdir(parents=True, exist_ok=True)
     db_file.unlink(missing_ok=True)
     con = duckdb.connect(str(db_file))
     con.register("frame", frame.to_arrow())
@@ -51,8 +52,11 @@ def main() -> None:
         floor(Path(args[0]), Path(args[1]))
     elif step == "ingest":
         ingest(Path(args[0]), args[1], args[2] == "tracked")
-    elif step == "import":
-        import hotlist.ingest  # noqa: F401
+    elif step == "purge":
+        from hotlist.config import load_settings
+        from hotlist.purge import purge
+
+        purge(load_settings(Path(args[0])), None)
     else:
         raise SystemExit(f"unknown step {step}")
     print(json.dumps({"seconds": time.perf_counter() - started}))

@@ -8,7 +8,12 @@ day 2: 1 % removed, 1 % added), then measures, each step in its own process:
 * floor: read the extract and load its fields into a fresh DuckDB table, no validation;
 * day-1 and day-2 ingest end to end (fetch, parse, validate, diff, write, commit), run
   in-process (untracked) and as Prefect flow runs against an already running API;
-* the cold-start cost of a flow run without an API (ephemeral Prefect server).
+* the cold-start cost of a flow run without an API (ephemeral Prefect server);
+* purge: from the day-2 tombstones (1 % of the store) to a verified purge;
+* SFTP: the day-1 extract fetched from a local sshd by ``fetch_sftp`` and by OpenSSH's
+  ``sftp`` client in the same run;
+* the patrol API: full and 1 % delta sizes, full download time, and a bounded load test
+  (``bench/load.py``: 50 consumers pulling deltas beside 500 lookups/s).
 
 Wall time and peak RSS of each step, and each as a ratio to the floor, go to stdout and
 to ``bench/out/results.json``.
@@ -61,6 +66,7 @@ def median(runs: list[dict[str, float]]) -> dict[str, float]:
 
 
 def write_config(root: Path, drop: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
     config = root / "hotlist.toml"
     config.write_text(
         f'data_dir = "data"\n[sources.svs]\nurl = "file://{drop}"\n'
@@ -140,6 +146,7 @@ def main() -> None:
     )
     parser.add_argument("--ncic-rows", type=int, default=2_000_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--load-seconds", type=float, default=20.0)
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     generated = time.perf_counter()

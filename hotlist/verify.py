@@ -30,6 +30,8 @@ from hotlist.store import control_path
 MIN_SCAN_LEN = 5
 #: Files this module reads as opaque bytes are scanned in blocks of this size (with overlap).
 BLOCK = 16 << 20
+#: Columns that hold free text (a whole upstream line): searched for markers inside.
+FREE_TEXT = frozenset({"raw_line"})
 #: Where content may rest only while a writer works; anything left there is a finding.
 TRANSIENT_DIRS = ("landing", "store/spill")
 
@@ -118,21 +120,26 @@ def check_duckdb_file(
             )
     if markers.len() == 0:
         return
+    long_markers = markers.filter(markers.str.len_chars() >= MIN_SCAN_LEN).to_list()
     for schema, table, column in _string_columns(con):
         values = con.sql(f'SELECT DISTINCT "{column}" AS v FROM "{schema}"."{table}"').pl()["v"]
-        hits = values.drop_nulls()
-        exact = hits.filter(hits.is_in(markers.implode()))
-        long_markers = markers.filter(markers.str.len_chars() >= MIN_SCAN_LEN)
-        inside = (
-            hits.filter(hits.str.contains_any(long_markers.to_list()))
-            if long_markers.len()
-            else hits.clear()
-        )
-        found = exact.len() + inside.len()
+        found = _found(values.drop_nulls(), markers, long_markers, free_text=column in FREE_TEXT)
         if found:
             result.add(
                 f"{path}:{table}.{column}", f"{found} values hold content of a removed record"
             )
+
+
+def _found(values: pl.Series, markers: pl.Series, long_markers: list[str], free_text: bool) -> int:
+    """Values equal to a marker; in free text (a raw line), values that contain one.
+
+    A field such as ``plate`` holds one value: ``7ABC123`` is no trace of a removed
+    ``ABC12``, so structured fields are matched whole.
+    """
+    found = int(values.is_in(markers.implode()).sum())
+    if free_text and long_markers:
+        found += int(values.str.contains_any(long_markers).sum())
+    return found
 
 
 def scan_bytes(path: Path, markers: list[bytes], result: Verification) -> None:
@@ -162,9 +169,7 @@ def scan_table_file(path: Path, markers: pl.Series, result: Verification) -> Non
     long_markers = markers.filter(markers.str.len_chars() >= MIN_SCAN_LEN).to_list()
     for column in frame.columns:
         values = frame[column].cast(pl.String, strict=False).drop_nulls()
-        found = int(values.is_in(markers.implode()).sum())
-        if long_markers:
-            found += int(values.str.contains_any(long_markers).sum())
+        found = _found(values, markers, long_markers, free_text=column in FREE_TEXT)
         if found:
             result.add(f"{path}:{column}", f"{found} values hold content of a removed record")
 

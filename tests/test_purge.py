@@ -274,3 +274,21 @@ def test_the_report_flags_removals_past_the_sla(relaxed: Settings, drop: Drop) -
     assert summary["outstanding"] == 4
     assert summary["past_sla"] == 4
     assert 'class="bad">4<' in render(rows, summary, "html", "t")
+
+
+def test_a_kept_plate_that_contains_a_removed_one_is_no_trace_of_it(
+    relaxed: Settings, drop: Drop
+) -> None:
+    drop.put(
+        "VEHEXTRT.txt",
+        ncic_file([*KEEP, ncic_line("V000000900", "ABC12"), ncic_line("V000000901", "7ABC123")]),
+    )
+    ingest_source(relaxed, "ncic")
+    drop.put(
+        "VEHEXTRT.txt", ncic_file([*KEEP, ncic_line("V000000901", "7ABC123")], stamp="202611221800")
+    )
+    ingest_source(relaxed, "ncic")
+    result = purge(relaxed, None)
+    assert result.purged == 1
+    assert result.verification.ok, result.verification.findings
+    assert result.verification.markers == 1
