@@ -107,11 +107,30 @@ def ingest(
             (err if isinstance(outcome, Rejection) else console).print(escape(describe(outcome)))
             if isinstance(outcome, Rejection):
                 err.print(f"  {escape(outcome.message)}")
+        if any(not isinstance(o, Rejection) and o.verdict == "applied" for o in exc.outcomes):
+            _purge_after_ingest(settings)
         raise typer.Exit(1) from None
     for outcome in outcomes:
         console.print(escape(describe(outcome)))
     if not outcomes:
         console.print("nothing new upstream")
+        return
+    _purge_after_ingest(settings)
+
+
+def _purge_after_ingest(settings: Settings) -> None:
+    """As the flows do: publish the new version and erase what it removed, verified."""
+    from hotlist.purge import PurgeIncomplete, default_prefect_home
+    from hotlist.purge import purge as run_purge
+
+    try:
+        result = run_purge(settings, default_prefect_home(), list(settings.purge.scan_paths))
+    except PurgeIncomplete as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(1) from None
+    console.print(
+        f"purge run {result.run_id}: {result.purged} records purged; {result.verification.summary()}"
+    )
 
 
 @app.command()

@@ -173,3 +173,17 @@ def test_environment_overrides_the_configuration_file(tmp_path: Path) -> None:
     assert settings.data_dir == Path("/var/lib/hotlist")
     assert settings.source("ncic").hit_types == ("V",)
     assert settings.source("ncic").url == "file:///a"
+
+
+def test_a_manual_ingest_applies_then_purges_and_verifies(
+    settings: Settings, drop: Drop, tmp_path: Path
+) -> None:
+    drop.put("VEHEXTRT.txt", ncic_file([ncic_line("V000000001", "7ABC123")]))
+    result = runner.invoke(
+        app, ["ingest", "ncic", "-c", _config(settings)], env={"PREFECT_HOME": str(tmp_path / "ph")}
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "no Prefect API configured: running in-process" in result.stderr
+    assert "applied as version 1" in result.stdout
+    assert "purge run 1" in result.stdout
+    assert "PASS" in result.stdout
