@@ -300,3 +300,34 @@ def test_a_file_that_changes_while_it_is_read_is_refused(settings: Settings, dro
     assert failure.value.transient
     assert read_state(settings.data_dir)["feeds"]["ncic"]["last_event"]["verdict"] == "fetch-failed"
     assert not any(Path(settings.data_dir, "landing", "ncic").iterdir())
+
+
+def test_a_broken_entry_contract_names_columns_and_checks_never_values() -> None:
+    """The last gate before the store: its error must not carry the plate it refused."""
+    import datetime as dt
+    from typing import Any, cast
+
+    import polars as pl
+
+    from hotlist.parse import ENTRY_COLUMNS, ParsedFile
+    from hotlist.store.apply import EntryContractBroken, _validated_chunks
+
+    row: dict[str, Any] = dict.fromkeys(ENTRY_COLUMNS)
+    row |= {"feed": "ncic", "list": "immigration_violator", "record_id": "N123456789",
+            "plate": "ZQXSECRET", "plate_raw": "ZQXSECRET", "state": "CA",
+            "record_date": dt.date(2024, 1, 5), "line_no": 2}  # fmt: skip
+    entries = pl.DataFrame(
+        [row], schema_overrides={"plate_year": pl.Int16, "vehicle_year": pl.Int16}
+    )
+    chunk = ParsedFile("x", dt.datetime.now(dt.UTC), 1, entries, pl.DataFrame(), pl.DataFrame())
+
+    class OneChunk:
+        name = "VEHEXTRT.txt"
+
+        def chunks(self) -> list[ParsedFile]:
+            return [chunk]
+
+    with pytest.raises(EntryContractBroken) as broken:
+        list(_validated_chunks(cast(Any, OneChunk())))
+    assert "ZQXSECRET" not in str(broken.value)
+    assert "never_immigration" in str(broken.value) or "list" in str(broken.value)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+from pandera.errors import SchemaErrors
 
 from contracts.models import HotlistEntry
 from hotlist.config import FeedGuards
@@ -83,9 +84,22 @@ class _Staged:
         return int((self.issues["severity"] == "warning").sum())
 
 
+class EntryContractBroken(Exception):
+    """Rows that passed the row contracts broke the entry contract: a defect, not bad input."""
+
+
 def _validated_chunks(snapshot: Snapshot) -> Iterator[ParsedFile]:
     for chunk in snapshot.chunks():
-        HotlistEntry.validate(chunk.entries)
+        try:
+            HotlistEntry.validate(chunk.entries, lazy=True)
+        except SchemaErrors as exc:
+            # pandera's own message quotes the failing values: record content. Name the
+            # columns and checks only.
+            cases = exc.failure_cases.select("column", "check").unique().rows()
+            raise EntryContractBroken(
+                f"{snapshot.name}: {exc.failure_cases.height} entries break the hotlist entry"
+                f" contract: {sorted(f'{c}: {k}' for c, k in cases)}"
+            ) from None
         yield chunk
 
 
