@@ -121,9 +121,31 @@ def check_duckdb_file(
     if markers.len() == 0:
         return
     long_markers = markers.filter(markers.str.len_chars() >= MIN_SCAN_LEN).to_list()
-    for schema, table, column in _string_columns(con):
-        values = con.sql(f'SELECT DISTINCT "{column}" AS v FROM "{schema}"."{table}"').pl()["v"]
-        found = _found(values.drop_nulls(), markers, long_markers, free_text=column in FREE_TEXT)
+    columns = _string_columns(con)
+    con.register("_markers", pl.DataFrame({"m": markers}).to_arrow())
+    try:
+        _search_tables(path, con, columns, markers, long_markers, result)
+    finally:
+        con.unregister("_markers")
+
+
+def _search_tables(
+    path: Path,
+    con: duckdb.DuckDBPyConnection,
+    columns: list[tuple[str, str, str]],
+    markers: pl.Series,
+    long_markers: list[str],
+    result: Verification,
+) -> None:
+    for schema, table, column in columns:
+        name = f'"{schema}"."{table}"'
+        if column in FREE_TEXT:  # small (quarantined lines): searched inside, in polars
+            values = con.sql(f'SELECT DISTINCT "{column}" AS v FROM {name}').pl()["v"]
+            found = _found(values.drop_nulls(), markers, long_markers, free_text=True)
+        else:  # whole values: a semi-join in DuckDB, in bounded memory
+            [[found]] = con.execute(
+                f'SELECT count(*) FROM {name} WHERE "{column}" IN (SELECT m FROM _markers)'
+            ).fetchall()
         if found:
             result.add(
                 f"{path}:{table}.{column}", f"{found} values hold content of a removed record"
