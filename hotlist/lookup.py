@@ -36,7 +36,8 @@ class Hit:
         return {**self.__dict__, "record_date": self.record_date.isoformat()}
 
 
-def _description(row: dict[str, Any]) -> str:
+def describe_vehicle(row: dict[str, Any]) -> str:
+    """Year, make, model, style, colour, plate type, county: what an officer reads."""
     parts = [
         str(row["vehicle_year"]) if row.get("vehicle_year") else None,
         row.get("make"),
@@ -93,7 +94,7 @@ def find_hits(data_dir: Path, plate: str, state: str | None = None) -> list[Hit]
             state=r["state"],
             record_date=r["record_date"],
             ori=r["ori"],
-            description=_description(r),
+            description=describe_vehicle(r),
         )
         for r in rows
     ]

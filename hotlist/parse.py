@@ -20,7 +20,7 @@ from pandera.errors import SchemaErrors
 from contracts.models import ClewRow, CodeAdvisories, NcicRow
 from hotlist import normalize as norm
 from hotlist.codes import codes, hit_type_lists
-from hotlist.layout import Layout, Marker
+from hotlist.layout import FIELD_NAMES, Layout, Marker
 
 ISSUE_SCHEMA = {"line_no": pl.Int64, "field": pl.String, "rule": pl.String, "severity": pl.String}
 #: Columns of a candidate entry, in store order (entry ids are given at apply time).
@@ -45,6 +45,8 @@ ENTRY_COLUMNS = (
     "line_no",
 )
 _CODE_FIELDS = ("plate_type", "make", "style", "colour")
+#: Fields a layout may leave out; a blank one is null.
+OPTIONAL_FIELDS = tuple(f for f in FIELD_NAMES if f not in ("plate", "state", "record_date"))
 
 
 class FileRejected(Exception):
@@ -161,35 +163,10 @@ def _normalized(
     frame: pl.DataFrame, layout: Layout, feed: str, feed_list: str | None
 ) -> pl.DataFrame:
     names = set(layout.field_names)
-    for optional in (
-        "record_id",
-        "ori",
-        "county",
-        "plate_year",
-        "plate_type",
-        "vehicle_year",
-        "make",
-        "model",
-        "style",
-        "colour",
-    ):
-        if optional not in names:
-            frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(optional))
     frame = frame.with_columns(
-        _blank_to_null(n)
-        for n in (
-            "record_id",
-            "ori",
-            "county",
-            "plate_year",
-            "plate_type",
-            "vehicle_year",
-            "make",
-            "model",
-            "style",
-            "colour",
-        )
+        pl.lit(None, dtype=pl.String).alias(n) for n in OPTIONAL_FIELDS if n not in names
     )
+    frame = frame.with_columns(_blank_to_null(n) for n in OPTIONAL_FIELDS)
     if layout.has_record_id:
         letters = hit_type_lists()
         list_expr = (

@@ -29,11 +29,10 @@ import polars as pl
 
 from hotlist.config import Settings
 from hotlist.faults import crash_point
-from hotlist.sources.landing import fsync_dir
 from hotlist.store import content_path, private_dir
 from hotlist.store import control as ctl
 from hotlist.store.apply import recover
-from hotlist.store.content import connect_writer
+from hotlist.store.content import connect_writer, seal
 from hotlist.store.lock import writer_lock
 from hotlist.store.state import write_state
 from hotlist.verify import TRANSIENT_DIRS, Verification, verify
@@ -144,13 +143,8 @@ def rewrite_fresh(path: Path, data_dir: Path) -> None:
         con.execute("CHECKPOINT")
     finally:
         con.close()
-    with open(fresh, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.chmod(fresh, 0o600)
     crash_point("before-swap")
-    os.replace(fresh, path)
-    path.with_name(path.name + ".wal").unlink(missing_ok=True)
-    fsync_dir(path.parent)
+    seal(fresh, path)
 
 
 def _erase_transients(data_dir: Path) -> int:
@@ -326,11 +320,7 @@ def _drop_records(
         writer.execute("CHECKPOINT")
     finally:
         writer.close()
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    seal(tmp, path)
     hasher = PlateHasher(data_dir)
     con.execute("BEGIN TRANSACTION")
     con.execute(

@@ -28,6 +28,7 @@ from pydantic import BaseModel, Field
 from hotlist import audit
 from hotlist import normalize as norm
 from hotlist.config import Settings, is_immigration_purpose
+from hotlist.lookup import describe_vehicle
 from hotlist.publish import read_current
 from hotlist.serve import consumers as reg
 
@@ -180,17 +181,6 @@ class Caller:
     client: str
 
 
-def _description(row: dict[str, Any]) -> str:
-    parts = [
-        row.get("vehicle_year"),
-        row.get("make"),
-        row.get("model"),
-        row.get("style"),
-        row.get("colour"),
-    ]
-    return " ".join(str(p) for p in parts if p) or "-"
-
-
 def _hits(frame: pl.DataFrame, match: Literal["exact", "ocr-candidate"]) -> list[Hit]:
     return [
         Hit(
@@ -202,7 +192,7 @@ def _hits(frame: pl.DataFrame, match: Literal["exact", "ocr-candidate"]) -> list
             state=r["state"],
             record_date=r["record_date"],
             ori=r["ori"],
-            description=_description(r),
+            description=describe_vehicle(r),
             match=match,
         )
         for r in frame.iter_rows(named=True)

@@ -29,10 +29,9 @@ from hotlist.faults import crash_point
 from hotlist.keyed import PlateHasher, entry_id_sql
 from hotlist.parse import FileRejected, ParsedFile, Snapshot, duplicate_issues, sum_excluded
 from hotlist.sources import LandedFile
-from hotlist.sources.landing import fsync_dir
 from hotlist.store import FEEDS, content_path, feed_dir, private_dir
 from hotlist.store import control as ctl
-from hotlist.store.content import connect_writer, remove_unreferenced
+from hotlist.store.content import connect_writer, remove_unreferenced, seal
 from hotlist.store.diff import CONTENT_COLUMNS, carried_ids
 from hotlist.store.state import write_state
 
@@ -294,11 +293,7 @@ def _write_content_file(
         tmp.unlink(missing_ok=True)
         raise
     writer.close()
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    seal(tmp, path)
     return staged, delta
 
 

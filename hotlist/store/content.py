@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import duckdb
@@ -39,3 +40,13 @@ def remove_unreferenced(feed_directory: Path, keep: set[Path]) -> list[Path]:
     if removed:
         fsync_dir(feed_directory)
     return removed
+
+
+def seal(tmp: Path, path: Path) -> None:
+    """fsync a finished DuckDB file written as ``tmp``, make it private, rename it to ``path``."""
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    path.with_name(path.name + ".wal").unlink(missing_ok=True)
+    fsync_dir(path.parent)

@@ -8,25 +8,10 @@ from __future__ import annotations
 
 import polars as pl
 
-#: Columns compared to decide that an entry changed (everything but its position).
-CONTENT_COLUMNS = (
-    "list",
-    "record_id",
-    "ori",
-    "record_date",
-    "plate",
-    "plate_raw",
-    "state",
-    "state_raw",
-    "county",
-    "plate_year",
-    "plate_type",
-    "vehicle_year",
-    "make",
-    "model",
-    "style",
-    "colour",
-)
+from hotlist.parse import ENTRY_COLUMNS
+
+#: Columns compared to decide that an entry changed (everything but its feed and position).
+CONTENT_COLUMNS = tuple(c for c in ENTRY_COLUMNS if c not in ("feed", "line_no"))
 
 
 def carried_ids(missing: pl.DataFrame, quarantine: pl.DataFrame) -> pl.Series:
