@@ -48,7 +48,7 @@ def measure(args: list[str], env: dict[str, str] | None = None) -> dict[str, flo
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.child", *args],
         stdout=subprocess.PIPE,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", **(env or {})},
         cwd=Path(__file__).parent.parent,
     )
     assert proc.stdout is not None
