@@ -398,14 +398,19 @@ def report_deletions(
     import duckdb
 
     from hotlist.reports import deletion_rows, render, summarize
-    from hotlist.serve.consumers import all_consumers
+    from hotlist.serve.consumers import ack_history, all_consumers
     from hotlist.store import control_path
 
     settings = _settings(config)
     start = dt.datetime.fromisoformat(since).replace(tzinfo=dt.UTC) if since else None
     con = duckdb.connect(str(control_path(settings.data_dir)), read_only=True)
     try:
-        rows = deletion_rows(con, since=start, consumers=all_consumers(settings.data_dir))
+        rows = deletion_rows(
+            con,
+            since=start,
+            consumers=all_consumers(settings.data_dir),
+            acks=ack_history(settings.data_dir),
+        )
     finally:
         con.close()
     summary = summarize(

@@ -132,7 +132,11 @@ def _run(days: DemoDays, drop: Path, config: Path, home: Path, console: Console)
 
     con = duckdb.connect(str(control_path(settings.data_dir)), read_only=True)
     try:
-        rows = deletion_rows(con, consumers=reg.all_consumers(settings.data_dir))
+        rows = deletion_rows(
+            con,
+            consumers=reg.all_consumers(settings.data_dir),
+            acks=reg.ack_history(settings.data_dir),
+        )
     finally:
         con.close()
     summary = summarize(rows, settings.purge.sla_hours, dt.datetime.now(dt.UTC))

@@ -17,13 +17,13 @@ import duckdb
 import polars as pl
 
 from hotlist.config import Settings
-from hotlist.serve.consumers import Consumer, all_consumers
+from hotlist.serve.consumers import Consumer, ack_history, all_consumers
 from hotlist.store import private_dir
 
 SOURCE_OF_FEED = {"svs": "CLEW SVS", "sfr": "CLEW SVS", "slr": "CLEW SVS", "ncic": "NCIC"}
 COLUMNS = (
     "source", "feed", "list", "record", "reason", "detected_at", "purged_at",
-    "latency_s", "status", "verification", "outstanding_copies",
+    "latency_s", "status", "verification", "copies_purged", "outstanding_copies",
 )  # fmt: skip
 
 
@@ -32,6 +32,7 @@ def deletion_rows(
     since: dt.datetime | None = None,
     run_id: int | None = None,
     consumers: list[Consumer] | None = None,
+    acks: dict[str, list[tuple[int, str]]] | None = None,
 ) -> pl.DataFrame:
     """One row per removed record; ``run_id`` limits to a purge run plus what is pending.
 
@@ -84,8 +85,38 @@ def deletion_rows(
         .otherwise(pl.lit("purged"))
         .alias("status"),
         pl.col("verified").fill_null("").alias("verification"),
+        _copies_purged(frame["detected_version"], consumers or [], acks or {}).alias(
+            "copies_purged"
+        ),
         _outstanding(consumers or []).alias("outstanding_copies"),
     )
+
+
+def _copies_purged(
+    detected: pl.Series, consumers: list[Consumer], acks: dict[str, list[tuple[int, str]]]
+) -> pl.Expr:
+    """Per removal: each patrol copy that dropped it, and when (its first acknowledgement
+    of a version at or after the removal)."""
+    parts: list[pl.Series] = []
+    for c in consumers:
+        history = acks.get(c.name, [])
+        if not history or not c.agency_kind.may_receive:
+            continue
+        versions = pl.Series([v for v, _ in history], dtype=pl.Int64)
+        times = pl.Series([t[:19].replace("T", " ") for _, t in history], dtype=pl.String)
+        first = versions.search_sorted(detected.fill_null(0))
+        at = times.gather(first.clip(upper_bound=len(times) - 1))
+        parts.append(
+            pl.select(
+                pl.when(first < len(times))
+                .then(pl.lit(f"{c.name} ") + at + pl.lit(" UTC"))
+                .alias(c.name)
+            ).to_series()
+        )
+    if not parts:
+        return pl.lit("")
+    joined = pl.DataFrame(parts).select(pl.concat_str(pl.all(), separator="; ", ignore_nulls=True))
+    return pl.lit(joined.to_series().fill_null(""))
 
 
 def _outstanding(consumers: list[Consumer]) -> pl.Expr:
@@ -245,7 +276,10 @@ def render(rows: pl.DataFrame, summary: dict[str, Any], fmt: str, title: str) ->
 def write_run_report(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: int) -> Path:
     """The report of one purge run (what it purged, and what is still outstanding)."""
     now = dt.datetime.now(dt.UTC)
-    rows = deletion_rows(con, run_id=run_id, consumers=all_consumers(settings.data_dir))
+    rows = deletion_rows(
+        con, run_id=run_id, consumers=all_consumers(settings.data_dir),
+        acks=ack_history(settings.data_dir),
+    )  # fmt: skip
     summary = summarize(rows, settings.purge.sla_hours, now, settings.purge.consumer_sla_hours)
     summary["purge_run"] = run_id
     folder = private_dir(settings.data_dir / "reports")

@@ -227,17 +227,27 @@ def test_removals_stay_outstanding_per_consumer_until_acknowledged(
     _publish(settings, drop, BASE[1:], 2)
     pull(api, key, "car12", "patrol", tmp_path / "a")
 
-    def outstanding() -> list[str]:
+    def copies() -> tuple[list[str], list[str]]:
         con = duckdb.connect(str(control_path(settings.data_dir)), read_only=True)
         try:
-            rows = deletion_rows(con, consumers=reg.all_consumers(settings.data_dir))
+            rows = deletion_rows(
+                con,
+                consumers=reg.all_consumers(settings.data_dir),
+                acks=reg.ack_history(settings.data_dir),
+            )
         finally:
             con.close()
-        return rows["outstanding_copies"].to_list()
+        return rows["outstanding_copies"].to_list(), rows["copies_purged"].to_list()
 
-    assert outstanding() == ["patrol-2"]
+    outstanding, purged = copies()
+    assert outstanding == ["patrol-2"]
+    assert purged[0].startswith("patrol-1 ")  # with the time its copy dropped the record
+    assert "patrol-2" not in purged[0]
     pull(api, late, "car7", "patrol", tmp_path / "b")
-    assert outstanding() == [""]
+    outstanding, purged = copies()
+    assert outstanding == [""]
+    assert "patrol-1 " in purged[0]
+    assert "patrol-2 " in purged[0]
 
 
 def test_a_refused_pull_says_why(api: str, settings: Settings, tmp_path: Path) -> None:

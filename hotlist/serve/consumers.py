@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS consumers (
     agency_name TEXT NOT NULL, agency_kind TEXT NOT NULL, created_at TEXT NOT NULL,
     revoked_at TEXT, acked_version INTEGER, acked_at TEXT
 );
+CREATE TABLE IF NOT EXISTS acks (consumer TEXT NOT NULL, version INTEGER NOT NULL, at TEXT NOT NULL);
 """
 
 
@@ -157,13 +158,30 @@ def by_key(data_dir: Path, key: str) -> Consumer | None:
 
 
 def ack(data_dir: Path, name: str, version: int) -> None:
-    """A consumer confirms the version it now holds (never moves backwards)."""
+    """A consumer confirms the version it now holds (never moves backwards). Each advance
+    is kept, so a report can tell when this copy dropped a given removal."""
+    now = _now()
     with registry(data_dir) as con:
-        con.execute(
-            "UPDATE consumers SET acked_version = max(coalesce(acked_version, 0), ?),"
-            " acked_at = ? WHERE name = ?",
-            (version, _now(), name),
-        )
+        con.execute("BEGIN IMMEDIATE")
+        row = con.execute("SELECT acked_version FROM consumers WHERE name = ?", (name,)).fetchone()
+        if row is not None and (row[0] is None or version > int(row[0])):
+            con.execute(
+                "UPDATE consumers SET acked_version = ?, acked_at = ? WHERE name = ?",
+                (version, now, name),
+            )
+            con.execute("INSERT INTO acks VALUES (?, ?, ?)", (name, version, now))
+        con.execute("COMMIT")
+
+
+def ack_history(data_dir: Path) -> dict[str, list[tuple[int, str]]]:
+    """Per consumer, its advancing acknowledgements: (version, time), oldest first."""
+    history: dict[str, list[tuple[int, str]]] = {}
+    with registry(data_dir) as con:
+        for name, version, at in con.execute(
+            "SELECT consumer, version, at FROM acks ORDER BY consumer, version"
+        ):
+            history.setdefault(str(name), []).append((int(version), str(at)))
+    return history
 
 
 class KeyCache:
