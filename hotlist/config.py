@@ -56,6 +56,9 @@ class SourceConfig(_Strict):
     hit_types: tuple[str, ...] = ()
     private_key: Path | None = None
     known_hosts: Path | None = None
+    #: Name of a Prefect Secret block holding the private key's passphrase (else the
+    #: environment variable HOTLIST_SFTP_PASSPHRASE); never a passphrase in this file.
+    passphrase_secret: str | None = None
     connect_timeout_s: float = Field(15.0, gt=0.0)
     read_timeout_s: float = Field(60.0, gt=0.0)
     guards: FeedGuards = FeedGuards()

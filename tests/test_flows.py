@@ -170,3 +170,37 @@ def test_the_ncic_flow_runs_end_to_end_over_a_real_sshd(
         assert again["files_unchanged"] == 0
     finally:
         server.close()
+
+
+def test_an_encrypted_client_key_opens_with_a_passphrase_from_a_prefect_secret_block(
+    prefect_api: dict[str, Path | str], tmp_path: Path
+) -> None:
+    import subprocess
+
+    from prefect.blocks.system import Secret
+
+    from flows.ingest_ncic import ingest_ncic
+    from tests.sshd_server import start_sshd
+
+    key = tmp_path / "id_ed25519"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "correct horse", "-f", str(key), "-C", "t"],
+        check=True,
+    )
+    Secret(value="correct horse").save("hotlist-sftp-passphrase", overwrite=True)
+    server = start_sshd()
+    try:
+        server.authorize(key.with_suffix(".pub").read_text().strip())
+        outbound = server.root / "outbound"
+        outbound.mkdir(mode=0o755)
+        (outbound / "VEHEXTRT.txt").write_text(ncic_file([ncic_line("V000000001", "7SEC001")]))
+        (outbound / "VEHEXTRT.txt").chmod(0o644)
+        config = tmp_path / "hotlist.toml"
+        config.write_text(
+            f'data_dir = "data"\n[sources.ncic]\nurl = "{server.url_for("outbound")}"\n'
+            f'private_key = "{key}"\nknown_hosts = "{server.known_hosts}"\n'
+            'passphrase_secret = "hotlist-sftp-passphrase"\n'
+        )
+        assert ingest_ncic(config=str(config))["files_applied"] == 1
+    finally:
+        server.close()

@@ -147,6 +147,21 @@ def _known_hosts_file(source: SourceConfig) -> Path:
     return source.known_hosts
 
 
+def _secret_block(name: str | None) -> str | None:
+    """The passphrase kept in a Prefect Secret block (loaded from the Prefect API)."""
+    if not name:
+        return None
+    from prefect.blocks.system import Secret
+
+    try:
+        value = Secret.load(name).get()  # type: ignore[union-attr]
+    except ValueError:
+        raise FetchError(
+            FetchFailure.CONFIG, f"passphrase_secret: no Prefect Secret block named {name!r}"
+        ) from None
+    return str(value)
+
+
 def _load_private_key(source: SourceConfig) -> paramiko.PKey:
     """Load ``private_key``; an encrypted key is opened with ``HOTLIST_SFTP_PASSPHRASE``."""
     path = source.private_key
@@ -173,11 +188,12 @@ def _load_private_key(source: SourceConfig) -> paramiko.PKey:
         raise FetchError(
             FetchFailure.CONFIG, f"private_key {path} is not a usable key: {exc}"
         ) from None
-    passphrase = os.environ.get(PASSPHRASE_ENV)
+    passphrase = os.environ.get(PASSPHRASE_ENV) or _secret_block(source.passphrase_secret)
     if not passphrase:
         raise FetchError(
             FetchFailure.CONFIG,
-            f"private_key {path} is encrypted; set {PASSPHRASE_ENV} in the environment",
+            f"private_key {path} is encrypted; set {PASSPHRASE_ENV} in the environment"
+            " or name a Prefect Secret block in passphrase_secret",
         )
     try:
         # cryptography wants bytes; paramiko's annotation says str but passes it through.
