@@ -613,6 +613,53 @@ def pull(
     )
 
 
+@audit_app.command("export")
+def audit_export(
+    config: ConfigOption = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only records from this date (YYYY-MM-DD) on.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the CSV here instead of standard output.")
+    ] = None,
+) -> None:
+    """The access log as CSV for auditors: time, user, organization, purpose, data element, outcome."""
+    import csv
+    import datetime as dt
+    import io
+
+    from hotlist import audit
+
+    start = dt.datetime.fromisoformat(since).replace(tzinfo=dt.UTC) if since else None
+    columns = [
+        "seq",
+        "time",
+        "user",
+        "organization",
+        "purpose",
+        "data_element",
+        "outcome",
+        "channel",
+        "client",
+        "hash",
+    ]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    count = 0
+    for record in audit.records(_settings(config).data_dir):
+        if start is None or dt.datetime.fromisoformat(record["time"]) >= start:
+            writer.writerow(record)
+            count += 1
+    if out is None:
+        print(buffer.getvalue(), end="")
+        return
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", newline="") as fh:
+        fh.write(buffer.getvalue())
+    err.print(f"{count} access records written to {out}")
+
+
 @app.command()
 def demo(
     workdir: Annotated[Path, typer.Option(help="Where the demo keeps its files.")] = Path(

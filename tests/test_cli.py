@@ -187,3 +187,50 @@ def test_a_manual_ingest_applies_then_purges_and_verifies(
     assert "applied as version 1" in result.stdout
     assert "purge run 1" in result.stdout
     assert "PASS" in result.stdout
+
+
+def test_audit_export_gives_auditors_csv_since_a_date(loaded: Settings) -> None:
+    import csv
+    import io
+
+    _lookup(loaded, "7ABC123", "--purpose", "patrol")
+    _lookup(loaded, "7ABC123", "--purpose", "immigration")
+    result = runner.invoke(app, ["audit", "export", "-c", _config(loaded), "--since", "2000-01-01"])
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [r["outcome"][:7] for r in rows] == ["granted", "refused"]
+    assert {"time", "user", "organization", "purpose", "data_element"} <= set(rows[0])
+    later = runner.invoke(app, ["audit", "export", "-c", _config(loaded), "--since", "2999-01-01"])
+    assert len(list(csv.DictReader(io.StringIO(later.stdout)))) == 0
+
+
+def test_consumer_keys_are_shown_once_or_written_private_and_can_be_rotated_and_revoked(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from hotlist.serve import consumers as reg
+
+    config = _config(settings)
+    key_file = tmp_path / "patrol.key"
+    added = runner.invoke(
+        app,
+        ["consumers", "add", "car-7", "--agency-ori", "CA0190000", "--agency-name", "PD",
+         "--agency-kind", "ca-local", "--key-file", str(key_file), "-c", config],
+    )  # fmt: skip
+    assert added.exit_code == 0
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    key = key_file.read_text().strip()
+    assert key not in added.stdout
+    assert reg.by_key(settings.data_dir, key) is not None
+    assert key not in reg.registry_path(settings.data_dir).read_bytes().decode("latin-1")
+    rotated = runner.invoke(app, ["consumers", "rotate", "car-7", "-c", config])
+    assert reg.by_key(settings.data_dir, key) is None
+    assert reg.by_key(settings.data_dir, rotated.stdout.strip()) is not None
+    assert runner.invoke(app, ["consumers", "revoke", "car-7", "-c", config]).exit_code == 0
+    refused = runner.invoke(
+        app,
+        ["consumers", "add", "fed", "--agency-ori", "DC0000000", "--agency-name", "F",
+         "--agency-kind", "federal", "-c", config],
+    )  # fmt: skip
+    assert "SB 34" in refused.stderr
+    listing = runner.invoke(app, ["consumers", "list", "-c", config]).stdout
+    assert "revoked" in listing
+    assert "federal" in listing
