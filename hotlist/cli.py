@@ -181,6 +181,9 @@ def status(
             s.last_event or "-",
         )
     console.print(table)
+    for s in statuses:
+        if s.last_error:
+            err.print(f"[red]{s.feed}:[/red] {escape(s.last_error)}")
     _consumer_lag(settings)
     if any(s.stale for s in statuses):
         raise typer.Exit(3)

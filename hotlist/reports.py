@@ -229,6 +229,7 @@ def render_html(rows: pl.DataFrame, summary: dict[str, Any], title: str) -> str:
         ("Median detection to purge", _seconds(summary["median_detection_to_purge_s"])),
         ("Slowest detection to purge", _seconds(summary["max_detection_to_purge_s"])),
         (f"Past the {summary['sla_hours']:g} h SLA", late),
+        ("Verification of this purge", summary.get("verification", "-")),
         ("Records still held by a patrol system", summary["copies_outstanding"]),
         (
             f"... of which past the {summary['consumer_sla_hours']:g} h consumer SLA",
@@ -282,6 +283,15 @@ def write_run_report(con: duckdb.DuckDBPyConnection, settings: Settings, run_id:
     )  # fmt: skip
     summary = summarize(rows, settings.purge.sla_hours, now, settings.purge.consumer_sla_hours)
     summary["purge_run"] = run_id
+    [[verification]] = con.execute(
+        "SELECT verification FROM purge_runs WHERE run_id = ?", [run_id]
+    ).fetchall()
+    checked = json.loads(verification)
+    summary["verification"] = (
+        f"{'PASS' if checked['ok'] else 'FAIL'}: {checked['files']} files"
+        f" ({checked['bytes'] / 1e6:.1f} MB), {checked['duckdb_files']} DuckDB files,"
+        f" {checked['markers']} removed plates searched for, {len(checked['findings'])} findings"
+    )
     folder = private_dir(settings.data_dir / "reports")
     base = folder / f"deletions-run{run_id:06d}"
     for fmt in ("html", "json"):

@@ -22,6 +22,7 @@ class FeedStatus:
     stale: bool
     freshness_hours: float
     last_event: str | None
+    last_error: str | None = None
 
 
 def feed_statuses(settings: Settings, now: dt.datetime | None = None) -> list[FeedStatus]:
@@ -54,6 +55,9 @@ def feed_statuses(settings: Settings, now: dt.datetime | None = None) -> list[Fe
                     if event is None
                     else f"{event['verdict']}"
                     + (f" [{event['rule']}]" if event.get("rule") else ""),
+                    last_error=event.get("message")
+                    if event is not None and event["verdict"] in ("rejected", "fetch-failed")
+                    else None,
                 )
             )
     return out

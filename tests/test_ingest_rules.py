@@ -331,3 +331,22 @@ def test_a_broken_entry_contract_names_columns_and_checks_never_values() -> None
         list(_validated_chunks(cast(Any, OneChunk())))
     assert "ZQXSECRET" not in str(broken.value)
     assert "never_immigration" in str(broken.value) or "list" in str(broken.value)
+
+
+def test_status_shows_a_failed_fetch_and_the_age_of_the_last_good_file(
+    settings: Settings, drop: Drop
+) -> None:
+    from hotlist.status import feed_statuses
+
+    path = drop.put("VEHEXTRT.txt", ncic_file(NCIC_DAY1))
+    _ncic(settings)
+    path.unlink()
+    with pytest.raises(FetchError):
+        ingest_source(settings, "ncic")
+    [ncic] = [s for s in feed_statuses(settings) if s.feed == "ncic"]
+    assert ncic.last_event == "fetch-failed [not-found]"
+    assert ncic.last_error is not None
+    assert "does not exist" in ncic.last_error
+    assert ncic.last_file == "VEHEXTRT.txt"
+    assert ncic.age_hours is not None
+    assert ncic.stale is False

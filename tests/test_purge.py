@@ -292,3 +292,12 @@ def test_a_kept_plate_that_contains_a_removed_one_is_no_trace_of_it(
     assert result.purged == 1
     assert result.verification.ok, result.verification.findings
     assert result.verification.markers == 1
+
+
+def test_the_run_report_carries_the_verification_result(relaxed: Settings, drop: Drop) -> None:
+    _day1_day2(relaxed, drop)
+    result = purge(relaxed, None)
+    assert result.report is not None
+    summary = json.loads(result.report.with_suffix(".json").read_text())["summary"]
+    assert summary["verification"].startswith("PASS: ")
+    assert "Verification of this purge" in result.report.read_text()
