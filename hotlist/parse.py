@@ -9,7 +9,7 @@ issues name file, line, field and rule, never a value: values are record content
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -176,17 +176,18 @@ def _normalized(
         )
     else:
         list_expr = pl.lit(feed_list)
+    # Codes have few distinct values: normalize each distinct value once, then map.
+    coded = {c: _by_distinct(frame[c], norm.code) for c in _CODE_FIELDS}
+    ori_prefix = frame["ori"].str.slice(0, 2)
     return frame.select(
         pl.lit(feed).alias("feed"),
         list_expr.alias("list"),
         pl.col("record_id").str.to_uppercase(),
-        pl.concat_str(norm.code(pl.col("ori").str.slice(0, 2)), pl.col("ori").str.slice(2)).alias(
-            "ori"
-        ),
+        pl.concat_str(_by_distinct(ori_prefix, norm.code), pl.col("ori").str.slice(2)).alias("ori"),
         pl.col("record_date").str.strptime(pl.Date, "%Y%m%d", strict=False).alias("record_date"),
         norm.plate(pl.col("plate")).alias("plate"),
         pl.col("plate").alias("plate_raw"),
-        norm.state(pl.col("state")).alias("state"),
+        _by_distinct(frame["state"], norm.state).alias("state"),
         pl.col("state").alias("state_raw"),
         pl.col("county"),
         pl.col("plate_year")
@@ -194,17 +195,24 @@ def _normalized(
         .cast(pl.Int16, strict=False)
         .alias("plate_year"),
         pl.col("plate_year").alias("plate_year_raw"),
-        *(norm.code(pl.col(c)).alias(c) for c in _CODE_FIELDS if c != "colour"),
+        *(coded[c].alias(c) for c in _CODE_FIELDS if c != "colour"),
         pl.col("vehicle_year")
         .str.to_integer(strict=False)
         .cast(pl.Int16, strict=False)
         .alias("vehicle_year"),
         pl.col("vehicle_year").alias("vehicle_year_raw"),
         pl.col("model").str.to_uppercase(),
-        norm.code(pl.col("colour")).alias("colour"),
+        coded["colour"].alias("colour"),
         pl.col("line_no"),
         pl.col("_shape_ok"),
     )
+
+
+def _by_distinct(values: pl.Series, rule: Callable[[pl.Expr], pl.Expr]) -> pl.Expr:
+    """``rule`` applied to each distinct value once, then mapped onto every row."""
+    distinct = values.unique().drop_nulls()
+    mapped = pl.select(rule(pl.lit(distinct))).to_series()
+    return pl.lit(values).replace_strict(distinct, mapped, default=None)
 
 
 _CHECK_RULES = (

@@ -134,7 +134,10 @@ def _stage(
             upcoming = parser.submit(next, chunks, None)
             chunk = _suppress(parsed, suppressed)
             con.register("_chunk", chunk.entries.to_arrow())
-            select = f"SELECT {id_sql} AS entry_id, * FROM _chunk"
+            select = (  # a raw value equal to its normalized one is kept as null
+                f"SELECT {id_sql} AS entry_id, * REPLACE (nullif(plate_raw, plate) AS plate_raw,"
+                " nullif(state_raw, state) AS state_raw) FROM _chunk"
+            )
             if quarantine:
                 con.execute(f"INSERT INTO entries {select}")
             else:
