@@ -8,6 +8,7 @@ the same steps in-process, untracked, and says so.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sys
@@ -45,6 +46,17 @@ ConfigOption = Annotated[
 class SourceName(StrEnum):
     svs = "svs"
     ncic = "ncic"
+
+
+def _since(value: str | None) -> dt.datetime | None:
+    """A --since date (YYYY-MM-DD, UTC), or exit 2 saying what is wrong with it."""
+    if value is None:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+    except ValueError:
+        err.print(f"[red]--since must be a date like 2026-11-22, not {escape(value)!r}[/red]")
+        raise typer.Exit(2) from None
 
 
 def _settings(config: Path | None) -> Settings:
@@ -396,29 +408,12 @@ def report_deletions(
     out: Annotated[Path | None, typer.Option(help="Write here instead of standard output.")] = None,
 ) -> None:
     """Every removed record: why, when detected, when purged, outstanding copies, proof."""
-    import datetime as dt
 
-    import duckdb
-
-    from hotlist.reports import deletion_rows, render, summarize
-    from hotlist.serve.consumers import ack_history, all_consumers
-    from hotlist.store import control_path
+    from hotlist.reports import deletion_report, render
 
     settings = _settings(config)
-    start = dt.datetime.fromisoformat(since).replace(tzinfo=dt.UTC) if since else None
-    con = duckdb.connect(str(control_path(settings.data_dir)), read_only=True)
-    try:
-        rows = deletion_rows(
-            con,
-            since=start,
-            consumers=all_consumers(settings.data_dir),
-            acks=ack_history(settings.data_dir),
-        )
-    finally:
-        con.close()
-    summary = summarize(
-        rows, settings.purge.sla_hours, dt.datetime.now(dt.UTC), settings.purge.consumer_sla_hours
-    )
+    start = _since(since)
+    rows, summary = deletion_report(settings, since=start)
     text = render(rows, summary, fmt.value, "Deletion report")
     if out:
         out.write_text(text)
@@ -633,7 +628,7 @@ def audit_export(
 
     from hotlist import audit
 
-    start = dt.datetime.fromisoformat(since).replace(tzinfo=dt.UTC) if since else None
+    start = _since(since)
     columns = [
         "seq",
         "time",

@@ -13,7 +13,6 @@ trailer disagrees with its records): it is rejected while the others apply.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import shutil
@@ -81,12 +80,11 @@ def _run(days: DemoDays, drop: Path, config: Path, home: Path, console: Console)
     from flows.ingest_ncic import ingest_ncic
     from flows.ingest_svs import ingest_svs
     from hotlist.config import load_settings
-    from hotlist.reports import deletion_rows, render, summarize
+    from hotlist.reports import deletion_report, render
     from hotlist.serve import consumers as reg
     from hotlist.serve.app import running_in_thread
     from hotlist.serve.client import pull
     from hotlist.status import feed_statuses
-    from hotlist.store import control_path
 
     settings = load_settings(config)
     key = reg.add(
@@ -128,18 +126,7 @@ def _run(days: DemoDays, drop: Path, config: Path, home: Path, console: Console)
             "STALE" if s.stale else "fresh",
         )  # fmt: skip
     console.print(table)
-    import duckdb
-
-    con = duckdb.connect(str(control_path(settings.data_dir)), read_only=True)
-    try:
-        rows = deletion_rows(
-            con,
-            consumers=reg.all_consumers(settings.data_dir),
-            acks=reg.ack_history(settings.data_dir),
-        )
-    finally:
-        con.close()
-    summary = summarize(rows, settings.purge.sla_hours, dt.datetime.now(dt.UTC))
+    rows, summary = deletion_report(settings)
     report = settings.data_dir / "reports" / "deletions-demo.html"
     report.write_text(render(rows, summary, "html", "Deletion report (demo)"))
     console.print(

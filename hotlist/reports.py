@@ -18,7 +18,7 @@ import polars as pl
 
 from hotlist.config import Settings
 from hotlist.serve.consumers import Consumer, ack_history, all_consumers
-from hotlist.store import private_dir
+from hotlist.store import control_path, private_dir
 
 SOURCE_OF_FEED = {"svs": "CLEW SVS", "sfr": "CLEW SVS", "slr": "CLEW SVS", "ncic": "NCIC"}
 COLUMNS = (
@@ -274,14 +274,35 @@ def render(rows: pl.DataFrame, summary: dict[str, Any], fmt: str, title: str) ->
     return render_html(rows, summary, title)
 
 
+def deletion_report(
+    settings: Settings,
+    con: duckdb.DuckDBPyConnection | None = None,
+    since: dt.datetime | None = None,
+    run_id: int | None = None,
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Rows and summary of the deletion report, with every patrol copy's state.
+
+    ``con`` is the writer's control connection when the caller holds one; otherwise the
+    control database is opened read-only."""
+    own = con is None
+    if con is None:
+        con = duckdb.connect(str(control_path(settings.data_dir)), read_only=True)
+    try:
+        rows = deletion_rows(
+            con, since=since, run_id=run_id, consumers=all_consumers(settings.data_dir),
+            acks=ack_history(settings.data_dir),
+        )  # fmt: skip
+    finally:
+        if own:
+            con.close()
+    now = dt.datetime.now(dt.UTC)
+    summary = summarize(rows, settings.purge.sla_hours, now, settings.purge.consumer_sla_hours)
+    return rows, summary
+
+
 def write_run_report(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: int) -> Path:
     """The report of one purge run (what it purged, and what is still outstanding)."""
-    now = dt.datetime.now(dt.UTC)
-    rows = deletion_rows(
-        con, run_id=run_id, consumers=all_consumers(settings.data_dir),
-        acks=ack_history(settings.data_dir),
-    )  # fmt: skip
-    summary = summarize(rows, settings.purge.sla_hours, now, settings.purge.consumer_sla_hours)
+    rows, summary = deletion_report(settings, con, run_id=run_id)
     summary["purge_run"] = run_id
     [[verification]] = con.execute(
         "SELECT verification FROM purge_runs WHERE run_id = ?", [run_id]

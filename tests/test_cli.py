@@ -234,3 +234,10 @@ def test_consumer_keys_are_shown_once_or_written_private_and_can_be_rotated_and_
     listing = runner.invoke(app, ["consumers", "list", "-c", config]).stdout
     assert "revoked" in listing
     assert "federal" in listing
+
+
+def test_a_malformed_since_date_is_refused_with_its_format(loaded: Settings) -> None:
+    for command in (["audit", "export"], ["report", "deletions"]):
+        result = runner.invoke(app, [*command, "-c", _config(loaded), "--since", "last week"])
+        assert result.exit_code == 2
+        assert "2026-11-22" in result.stderr

@@ -83,10 +83,6 @@ class HotlistCache:
     def loaded_now(self) -> Loaded | None:
         return self._loaded
 
-    def published_version(self) -> int:
-        manifest = read_current(self.data_dir)
-        return int(manifest["version"]) if manifest else 0
-
     def _load_in_background(self, manifest: dict[str, Any]) -> None:
         with self._lock:
             if self._loading == manifest["version"]:
@@ -476,12 +472,11 @@ def create_app(settings: Settings) -> FastAPI:
         body: LookupRequest, who: Annotated[Caller, Depends(caller)]
     ) -> LookupResponse:
         # Never wait for a new version: answer from the loaded one while it loads.
-        now_loaded = cache.loaded_now()
         loaded = (
-            now_loaded if now_loaded is not None else await run_in_threadpool(cache.current, True)
-        )
-        if loaded.version < cache.published_version():
             cache.current(wait=False)
+            if cache.loaded_now() is not None
+            else await run_in_threadpool(cache.current, True)
+        )
         plate = norm.plate_value(body.plate)
         state = norm.state_value(body.state) if body.state else None
         frame = loaded.by_plate
