@@ -20,7 +20,7 @@ def floor(ncic_file: Path, db_file: Path) -> None:
     from hotlist.parse import _fields, read_lines
 
     lines = read_lines(ncic_file).slice(1)
-    frame = _fields(lines, load_layout("ncic-fixed")).drop("text", "_shape_ok")
+    frame = _fields(lines, load_layout("ncic-fixed")).drop("_shape_ok")
     db_file.parent.mkdir(parents=True, exist_ok=True)
     db_file.unlink(missing_ok=True)
     con = duckdb.connect(str(db_file))

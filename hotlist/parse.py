@@ -137,22 +137,32 @@ def _marker_time(marker: Marker, text: str) -> dt.datetime | None:
     return naive.replace(tzinfo=marker.timezone or dt.UTC)
 
 
-def _fields(lines: pl.DataFrame, layout: Layout) -> pl.DataFrame:
+def _field_exprs(layout: Layout) -> dict[str, pl.Expr]:
+    """Each field of the layout as an expression over the line ``text``, trimmed."""
     text = pl.col("text")
     if layout.format == "fixed":
-        cols = [
-            text.str.slice(f.start, None if f.end is None else f.end - f.start)
+        return {
+            f.name: text.str.slice(f.start, None if f.end is None else f.end - f.start)
             .str.strip_chars()
             .alias(f.name)
             for f in layout.fields
-        ]
-        return lines.with_columns(*cols, pl.lit(True).alias("_shape_ok"))
+        }
     parts = text.str.split(layout.separator)
-    cols = [
-        parts.list.get(i, null_on_oob=True).str.strip_chars().alias(f.name)
+    return {
+        f.name: parts.list.get(i, null_on_oob=True).str.strip_chars().alias(f.name)
         for i, f in enumerate(layout.fields)
-    ]
-    return lines.with_columns(*cols, (parts.list.len() == len(layout.fields)).alias("_shape_ok"))
+    }
+
+
+def _fields(lines: pl.DataFrame, layout: Layout) -> pl.DataFrame:
+    """``line_no``, the layout's fields, and ``_shape_ok`` (a CSV line has every field)."""
+    if layout.format == "fixed":
+        shape_ok = pl.lit(True)
+    else:
+        shape_ok = pl.col("text").str.count_matches(layout.separator, literal=True) == (
+            len(layout.fields) - 1
+        )
+    return lines.select("line_no", *_field_exprs(layout).values(), shape_ok.alias("_shape_ok"))
 
 
 def _blank_to_null(name: str) -> pl.Expr:
@@ -405,34 +415,44 @@ def _parse_chunk(
     feed_list: str | None,
     hit_types: frozenset[str],
 ) -> ParsedFile:
-    fields = _fields(body, layout)
+    record_lines = body.height
     excluded: dict[str, int] = {}
     if layout.has_record_id:
-        # A row without a readable letter stays, to be quarantined for its record id.
-        letter = pl.col("record_id").str.slice(0, 1).str.to_uppercase().fill_null("")
+        # A row without a readable letter stays, to be quarantined for its record id. The
+        # letter is read from the line alone, so refused lines are dropped before anything
+        # else is done with them.
+        letter = _field_exprs(layout)["record_id"].str.slice(0, 1).str.to_uppercase().fill_null("")
         refused = sorted(set(hit_type_lists()) - hit_types - {"N"})
         # SB 54: immigration violator records are dropped before anything is kept.
-        immigration = letter == "N"
-        not_configured = letter.is_in(refused)
-        excluded["immigration_violator_sb54"] = fields.select(immigration.sum()).item()
-        excluded["hit_type_not_configured"] = fields.select(not_configured.sum()).item()
-        fields = fields.filter(~immigration & ~not_configured)
-    rows = _normalized(fields, layout, feed, feed_list)
-    del fields
+        flags = body.select(
+            (letter == "N").alias("immigration_violator_sb54"),
+            letter.is_in(refused).alias("hit_type_not_configured"),
+        )
+        counts = flags.sum().row(0, named=True)
+        excluded.update({k: int(v) for k, v in counts.items()})
+        if any(counts.values()):
+            body = body.filter(~pl.any_horizontal(flags))
+    rows = _normalized(_fields(body, layout), layout, feed, feed_list)
     not_a_hit = (
         pl.col("plate").is_in(sorted(norm.NOT_A_HIT_PLATES))
         & pl.col("plate_raw").str.contains(norm.RAW_PLATE_PATTERN)
     ).fill_null(False)
     excluded["plate_not_a_hit"] = rows.select(not_a_hit.sum()).item()
-    rows = rows.filter(~not_a_hit)
-    shape = _issue(rows.filter(~pl.col("_shape_ok")), "line", "line.field_count", "error")
+    if excluded["plate_not_a_hit"]:
+        rows = rows.filter(~not_a_hit)
     row_model = NcicRow if layout.has_record_id else ClewRow
-    errors = pl.concat([shape, contract_failures(row_model, rows, "error")])
+    errors = contract_failures(row_model, rows, "error")
+    if layout.format != "fixed":  # a fixed-width line always has every field
+        shape = _issue(rows.filter(~pl.col("_shape_ok")), "line", "line.field_count", "error")
+        errors = pl.concat([shape, errors])
     warnings = contract_failures(CodeAdvisories, rows, "warning")
-    bad = pl.col("line_no").is_in(errors["line_no"].unique().implode())
+    if errors.height:
+        bad = pl.col("line_no").is_in(errors["line_no"].unique().implode())
+        quarantined, entries = rows.filter(bad), rows.filter(~bad)
+    else:  # the common case: no row copied
+        quarantined, entries = rows.clear(), rows
     quarantine = (
-        rows.filter(bad)
-        .join(
+        quarantined.join(
             errors.group_by("line_no").agg(
                 pl.col("rule").unique().sort().str.join(",").alias("rules")
             ),
@@ -445,8 +465,8 @@ def _parse_chunk(
     return ParsedFile(
         name="",
         extract_time=dt.datetime.min,
-        record_lines=body.height,
-        entries=rows.filter(~bad).select(ENTRY_COLUMNS),
+        record_lines=record_lines,
+        entries=entries.select(ENTRY_COLUMNS),
         quarantine=quarantine,
         issues=pl.concat([errors, warnings]),
         excluded=excluded,

