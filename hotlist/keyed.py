@@ -1,10 +1,12 @@
 """Keyed hashes: opaque entry ids, and "was this plate removed?" without keeping the plate.
 
-Entry ids are the low 63 bits of MD5(key | feed | identity), computed in DuckDB: stable
-across versions without a lookup of the previous snapshot, and meaningless without the
-key. Tombstones carry HMAC-SHA256(key, plate|state). The key is a local secret (``data_dir/secrets/keyed-hash.key``, 32 random bytes, mode
-0600) created on first use and never leaving this machine; without it the hashes in
-tombstones and deletion reports cannot be tested against guessed plates.
+Entry ids are 63 bits of HMAC-SHA256(key, feed|identity), computed by polars-hash (a
+stable, specified hash: the same on every library version) while a chunk is parsed:
+stable across versions without a lookup of the previous snapshot, and meaningless
+without the key. Tombstones carry HMAC-SHA256(key, plate|state). The key is a local
+secret (``data_dir/secrets/keyed-hash.key``, 32 random bytes, mode 0600) created on first
+use and never leaving this machine; without it neither the ids nor the hashes in
+tombstones and deletion reports can be tested against guessed plates.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import hashlib
 import hmac
 import os
 from pathlib import Path
+
+import polars as pl
+import polars_hash as plh
 
 from hotlist.store import private_dir
 
@@ -28,13 +33,18 @@ def _key(data_dir: Path) -> bytes:
         return path.read_bytes()
 
 
-def entry_id_sql(data_dir: Path, feed: str, identity: list[str]) -> str:
-    """A DuckDB expression giving the entry id of a row from its identity columns."""
-    key = _key(data_dir).hex()  # hex digits only: safe inside the SQL literal
-    columns = ", ".join(f'"{c}"' for c in identity)
+def entry_id(data_dir: Path, feed: str, identity: list[str]) -> pl.Expr:
+    """An expression giving the entry id of a row from its identity columns.
+
+    The message is ``feed|col|col...`` (null columns left out); the HMAC key is the
+    local key's hex text. 63 of the digest's bits make a positive BIGINT.
+    """
+    message = pl.concat_str([pl.lit(feed), *identity], separator="|", ignore_nulls=True)
+    digest = plh.CryptographicHashingNameSpace(message).hmac_sha256(key=_key(data_dir).hex())
     return (
-        f"CAST(md5_number_lower('{key}|{feed}|' || concat_ws('|', {columns}))"
-        " & 9223372036854775807 AS BIGINT)"
+        (digest.str.slice(0, 16).str.to_integer(base=16, dtype=pl.UInt64) & (2**63 - 1))
+        .cast(pl.Int64)
+        .alias("entry_id")
     )
 
 

@@ -312,7 +312,7 @@ def read_snapshot(
                 f"{name} line 1: expected a header matching {layout.header.pattern.pattern!r}",
             )
     # Blank lines are not records: the trailer counts record lines only.
-    blank = pl.col("text").str.strip_chars() == ""
+    blank = pl.col("text").str.strip_chars_start() == ""
     if body.select(blank.any()).item():
         body = body.filter(~blank)
     if layout.trailer is not None:

@@ -333,6 +333,29 @@ def test_a_broken_entry_contract_names_columns_and_checks_never_values() -> None
     assert "never_immigration" in str(broken.value) or "list" in str(broken.value)
 
 
+def test_entry_ids_are_63_bits_of_hmac_sha256_of_feed_and_identity(tmp_path: Path) -> None:
+    """Entry ids must stay the same across library upgrades: they are a specified keyed
+    hash (checked here against Python's hmac), not a library's internal hash."""
+    import hashlib
+    import hmac
+
+    import polars as pl
+
+    from hotlist.keyed import entry_id
+
+    rows = pl.DataFrame(
+        {"record_id": ["V123456789", None], "plate": ["ABC123", "7XYZ99"], "state": ["CA", "NV"]}
+    )
+    ids = rows.select(entry_id(tmp_path, "ncic", ["record_id", "plate", "state"]))["entry_id"]
+    key = (tmp_path / "secrets" / "keyed-hash.key").read_bytes().hex().encode()
+    expected = [
+        int(hmac.new(key, message, hashlib.sha256).hexdigest()[:16], 16) & (2**63 - 1)
+        for message in (b"ncic|V123456789|ABC123|CA", b"ncic|7XYZ99|NV")  # nulls left out
+    ]
+    assert ids.to_list() == expected
+    assert ids.dtype == pl.Int64
+
+
 def test_a_failure_while_streaming_into_duckdb_surfaces_as_itself(tmp_path: Path) -> None:
     """The writer reads chunks as an Arrow stream; a chunk that breaks the entry contract
     after DuckDB has started writing must raise that error, not a DuckDB stream error."""
@@ -365,7 +388,7 @@ def test_a_failure_while_streaming_into_duckdb_surfaces_as_itself(tmp_path: Path
 
     con = duckdb.connect(str(tmp_path / "entries.duckdb"))
     with pytest.raises(EntryContractBroken) as broken:
-        _stage(con, cast(Any, TwoChunks()), "CAST(1 AS BIGINT)", [])
+        _stage(con, cast(Any, TwoChunks()), pl.lit(1, pl.Int64).alias("entry_id"), [])
     assert "ZQX123" not in str(broken.value)
     assert "never_immigration" in str(broken.value)
     assert con.sql(

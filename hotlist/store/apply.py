@@ -28,7 +28,7 @@ from pandera.errors import SchemaErrors
 from contracts.models import HotlistEntry
 from hotlist.config import FeedGuards
 from hotlist.faults import crash_point
-from hotlist.keyed import PlateHasher, entry_id_sql
+from hotlist.keyed import PlateHasher, entry_id
 from hotlist.parse import FileRejected, ParsedFile, Snapshot, duplicate_issues, sum_excluded
 from hotlist.sources import LandedFile
 from hotlist.store import FEEDS, content_path, feed_dir, private_dir
@@ -89,7 +89,9 @@ class EntryContractBroken(Exception):
     """Rows that passed the row contracts broke the entry contract: a defect, not bad input."""
 
 
-def _validated_chunks(snapshot: Snapshot) -> Iterator[ParsedFile]:
+def _validated_chunks(snapshot: Snapshot, entry_ids: pl.Expr | None = None) -> Iterator[ParsedFile]:
+    """Each chunk's entries, checked against the entry contract and, given ``entry_ids``,
+    led by their entry id."""
     for chunk in snapshot.chunks():
         try:
             HotlistEntry.validate(chunk.entries, lazy=True)
@@ -101,6 +103,8 @@ def _validated_chunks(snapshot: Snapshot) -> Iterator[ParsedFile]:
                 f"{snapshot.name}: {exc.failure_cases.height} entries break the hotlist entry"
                 f" contract: {sorted(f'{c}: {k}' for c, k in cases)}"
             ) from None
+        if entry_ids is not None:
+            chunk = dataclasses.replace(chunk, entries=chunk.entries.select(entry_ids, pl.all()))
         yield chunk
 
 
@@ -119,7 +123,7 @@ def _suppress(chunk: ParsedFile, suppressed: list[str]) -> ParsedFile:
 
 
 def _stage(
-    con: duckdb.DuckDBPyConnection, snapshot: Snapshot, id_sql: str, suppressed: list[str]
+    con: duckdb.DuckDBPyConnection, snapshot: Snapshot, entry_ids: pl.Expr, suppressed: list[str]
 ) -> _Staged:
     """Parse the snapshot chunk by chunk into ``entries``; memory stays bounded by a chunk.
 
@@ -134,7 +138,7 @@ def _stage(
     failed: list[BaseException] = []
 
     def entry_tables() -> Iterator[pa.Table]:
-        chunks = _validated_chunks(snapshot)
+        chunks = _validated_chunks(snapshot, entry_ids)
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse") as parser:
                 upcoming = parser.submit(next, chunks, None)
@@ -160,7 +164,7 @@ def _stage(
     con.register("_entries", pa.RecordBatchReader.from_batches(schema, batches()))
     try:
         con.execute(  # a raw value equal to its normalized one is kept as null
-            f"CREATE TABLE entries AS SELECT {id_sql} AS entry_id, * REPLACE"
+            "CREATE TABLE entries AS SELECT * REPLACE"
             " (nullif(plate_raw, plate) AS plate_raw, nullif(state_raw, state) AS state_raw)"
             " FROM _entries"
         )
@@ -183,8 +187,9 @@ def _drop_duplicates(
     """Keep the first line of each identity; report the others. Rare, so the rewrite runs
     only when needed, and into a fresh file: deleting rows in place leaves them in it."""
     dupes = con.sql(
-        "SELECT line_no FROM entries QUALIFY row_number() OVER"
-        " (PARTITION BY entry_id ORDER BY line_no) > 1"
+        "SELECT line_no FROM entries WHERE entry_id IN"
+        " (SELECT entry_id FROM entries GROUP BY entry_id HAVING count(*) > 1)"
+        " QUALIFY row_number() OVER (PARTITION BY entry_id ORDER BY line_no) > 1"
     ).pl()
     if dupes.height == 0:
         return con, duplicate_issues(dupes)
@@ -221,10 +226,16 @@ class _Delta:
     entries: int = 0
 
 
-def _delta(con: duckdb.DuckDBPyConnection, quarantine: pl.DataFrame) -> _Delta:
+def _delta(con: duckdb.DuckDBPyConnection, quarantine: pl.DataFrame, identity: list[str]) -> _Delta:
     """Compare ``entries`` with the attached ``prev`` in one join; carry forward what a
-    quarantined row still names, and say what was added, changed and removed."""
-    differs = " OR ".join(f"n.{c} IS DISTINCT FROM p.{c}" for c in CONTENT_COLUMNS)
+    quarantined row still names, and say what was added, changed and removed.
+
+    The identity columns are not compared: the entry id is derived from them, so rows of
+    one id agree on them.
+    """
+    differs = " OR ".join(
+        f"n.{c} IS DISTINCT FROM p.{c}" for c in CONTENT_COLUMNS if c not in identity
+    )
     delta = con.sql(
         "SELECT coalesce(n.entry_id, p.entry_id) AS entry_id,"
         " CASE WHEN p.entry_id IS NULL THEN 'add' WHEN n.entry_id IS NULL THEN 'remove'"
@@ -293,8 +304,8 @@ def _write_content_file(
     tmp.unlink(missing_ok=True)
     writer = connect_writer(tmp, data_dir)
     try:
-        id_sql = entry_id_sql(data_dir, snapshot.feed, identity)
-        staged = _stage(writer, snapshot, id_sql, suppressed)
+        ids = entry_id(data_dir, snapshot.feed, identity)
+        staged = _stage(writer, snapshot, ids, suppressed)
         writer, dupes = _drop_duplicates(writer, tmp, data_dir)
         issues = pl.concat([staged.issues, dupes]).sort("line_no")
         staged = _Staged(staged.quarantine, issues, staged.excluded)
@@ -303,7 +314,7 @@ def _write_content_file(
             delta = _Delta(ids, ids.clear(), pl.DataFrame(schema=_GONE_SCHEMA), ids.clear(), 0)
         else:
             writer.execute("ATTACH ? AS prev (READ_ONLY)", [str(previous)])
-            delta = _delta(writer, staged.quarantine)
+            delta = _delta(writer, staged.quarantine, identity)
             writer.execute("DETACH prev")
         [count] = writer.execute("SELECT count(*) FROM entries").fetchall()
         delta = dataclasses.replace(delta, entries=int(count[0]))
