@@ -187,9 +187,8 @@ def _drop_duplicates(
     """Keep the first line of each identity; report the others. Rare, so the rewrite runs
     only when needed, and into a fresh file: deleting rows in place leaves them in it."""
     dupes = con.sql(
-        "SELECT line_no FROM entries WHERE entry_id IN"
-        " (SELECT entry_id FROM entries GROUP BY entry_id HAVING count(*) > 1)"
-        " QUALIFY row_number() OVER (PARTITION BY entry_id ORDER BY line_no) > 1"
+        "SELECT line_no FROM entries QUALIFY row_number() OVER"
+        " (PARTITION BY entry_id ORDER BY line_no) > 1"
     ).pl()
     if dupes.height == 0:
         return con, duplicate_issues(dupes)
