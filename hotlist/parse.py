@@ -357,13 +357,21 @@ class Snapshot:
     feed_list: str | None
     hit_types: frozenset[str]
 
+    @property
+    def chunk_count(self) -> int:
+        """Chunks of :data:`CHUNK_LINES` record lines; at least one, perhaps empty."""
+        return max(-(-self.body.height // CHUNK_LINES), 1)
+
+    def chunk(self, index: int) -> ParsedFile:
+        """Parse the ``index``-th chunk of record lines (chunks are independent)."""
+        return _parse_chunk(
+            self.body.slice(index * CHUNK_LINES, CHUNK_LINES), self.layout, self.feed,
+            self.feed_list, self.hit_types,
+        )  # fmt: skip
+
     def chunks(self) -> Iterator[ParsedFile]:
-        """Parse the record lines, :data:`CHUNK_LINES` at a time, so memory stays bounded."""
-        for start in range(0, max(self.body.height, 1), CHUNK_LINES):
-            yield _parse_chunk(
-                self.body.slice(start, CHUNK_LINES), self.layout, self.feed, self.feed_list,
-                self.hit_types,
-            )  # fmt: skip
+        """Parse the record lines chunk by chunk, so memory stays bounded."""
+        return (self.chunk(i) for i in range(self.chunk_count))
 
 
 def parse_file(

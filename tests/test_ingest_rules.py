@@ -274,6 +274,33 @@ def test_the_csv_variant_loads_by_configuration_alone(
     assert (hit.record_id, hit.state, hit.ori) == ("C845996328", "OH", "OH0671200")
 
 
+def test_a_filesystem_that_stops_an_in_kernel_copy_still_lands_the_exact_file(
+    settings: Settings, drop: Drop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """file:// sources copy inside the kernel; where it fails part way (EXDEV on some
+    mounts), the copy starts over through buffers and lands every byte once."""
+    import errno
+    import hashlib
+    import os
+
+    real = os.copy_file_range
+    calls = []
+
+    def fails_after_a_part(src: int, dst: int, count: int, *args: object) -> int:
+        calls.append(count)
+        if len(calls) > 1:
+            raise OSError(errno.EXDEV, "cross-device copy refused")
+        return real(src, dst, 100)  # a part of the file
+
+    monkeypatch.setattr(os, "copy_file_range", fails_after_a_part)
+    content = ncic_file(NCIC_DAY1)
+    drop.put("VEHEXTRT.txt", content)
+    [result] = _ncic(settings)
+    assert len(calls) == 2
+    assert result.sha256 == hashlib.sha256(content.encode()).hexdigest()
+    assert result.entries == 9  # every loadable line: all but the N and W records
+
+
 def test_a_file_that_changes_while_it_is_read_is_refused(settings: Settings, drop: Drop) -> None:
     path = drop.put("VEHEXTRT.txt", ncic_file(NCIC_DAY1) * 1 + ("X" * 99 + "\n") * 400_000)
     stop = threading.Event()
@@ -310,7 +337,7 @@ def test_a_broken_entry_contract_names_columns_and_checks_never_values() -> None
     import polars as pl
 
     from hotlist.parse import ENTRY_COLUMNS, ParsedFile
-    from hotlist.store.apply import EntryContractBroken, _validated_chunks
+    from hotlist.store.apply import EntryContractBroken, _validated_chunk
 
     row: dict[str, Any] = dict.fromkeys(ENTRY_COLUMNS)
     row |= {"feed": "ncic", "list": "immigration_violator", "record_id": "N123456789",
@@ -324,11 +351,11 @@ def test_a_broken_entry_contract_names_columns_and_checks_never_values() -> None
     class OneChunk:
         name = "VEHEXTRT.txt"
 
-        def chunks(self) -> list[ParsedFile]:
-            return [chunk]
+        def chunk(self, index: int) -> ParsedFile:
+            return chunk
 
     with pytest.raises(EntryContractBroken) as broken:
-        list(_validated_chunks(cast(Any, OneChunk())))
+        _validated_chunk(cast(Any, OneChunk()), 0)
     assert "ZQXSECRET" not in str(broken.value)
     assert "never_immigration" in str(broken.value) or "list" in str(broken.value)
 
@@ -382,9 +409,10 @@ def test_a_failure_while_streaming_into_duckdb_surfaces_as_itself(tmp_path: Path
 
     class TwoChunks:
         name = "VEHEXTRT.txt"
+        chunk_count = 2
 
-        def chunks(self) -> list[ParsedFile]:
-            return [chunk("V123456789", "stolen_vehicle"), chunk("N123456789", "stolen_vehicle")]
+        def chunk(self, index: int) -> ParsedFile:
+            return chunk(("V123456789", "N123456789")[index], "stolen_vehicle")
 
     con = duckdb.connect(str(tmp_path / "entries.duckdb"))
     with pytest.raises(EntryContractBroken) as broken:
