@@ -21,6 +21,7 @@ from contracts.models import ClewRow, CodeAdvisories, NcicRow
 from hotlist import normalize as norm
 from hotlist.codes import codes, hit_type_lists
 from hotlist.layout import FIELD_NAMES, Layout, Marker
+from hotlist.lines import field_exprs, fields, read_lines
 
 ISSUE_SCHEMA = {"line_no": pl.Int64, "field": pl.String, "rule": pl.String, "severity": pl.String}
 #: Columns of a candidate entry, in store order (entry ids are given at apply time).
@@ -80,41 +81,6 @@ class ParsedFile:
         return int((self.issues["severity"] == "warning").sum())
 
 
-def read_lines(path: Path) -> pl.DataFrame:
-    """Every line of ``path`` as ``(line_no, text)``; CR of CRLF removed, blanks kept as ''."""
-    try:
-        frame = pl.read_csv(
-            path,
-            separator="\x1f",
-            quote_char=None,
-            has_header=False,
-            new_columns=["text"],
-            schema={"text": pl.String},
-            encoding="utf8-lossy",
-            truncate_ragged_lines=False,
-            raise_if_empty=False,
-        )
-    except pl.exceptions.PolarsError:
-        frame = _read_lines_exact(path)
-    if frame.width != 1:
-        frame = _read_lines_exact(path)
-    return (
-        frame.with_columns(pl.col("text").fill_null(""))
-        .with_row_index("line_no", offset=1)
-        .with_columns(pl.col("line_no").cast(pl.Int64))
-    )
-
-
-def _read_lines_exact(path: Path) -> pl.DataFrame:
-    """The slow, exact reader for files the fast one cannot split (control bytes)."""
-    raw = path.read_bytes()
-    lines = raw.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    text = [ln.rstrip(b"\r").decode("utf-8", "replace") for ln in lines]
-    return pl.DataFrame({"text": text}, schema={"text": pl.String})
-
-
 def _ends_with_newline(path: Path) -> bool:
     with open(path, "rb") as fh:
         fh.seek(0, 2)
@@ -135,34 +101,6 @@ def _marker_time(marker: Marker, text: str) -> dt.datetime | None:
     except ValueError:
         return None
     return naive.replace(tzinfo=marker.timezone or dt.UTC)
-
-
-def _field_exprs(layout: Layout) -> dict[str, pl.Expr]:
-    """Each field of the layout as an expression over the line ``text``, trimmed."""
-    text = pl.col("text")
-    if layout.format == "fixed":
-        return {
-            f.name: text.str.slice(f.start, None if f.end is None else f.end - f.start)
-            .str.strip_chars()
-            .alias(f.name)
-            for f in layout.fields
-        }
-    parts = text.str.split(layout.separator)
-    return {
-        f.name: parts.list.get(i, null_on_oob=True).str.strip_chars().alias(f.name)
-        for i, f in enumerate(layout.fields)
-    }
-
-
-def _fields(lines: pl.DataFrame, layout: Layout) -> pl.DataFrame:
-    """``line_no``, the layout's fields, and ``_shape_ok`` (a CSV line has every field)."""
-    if layout.format == "fixed":
-        shape_ok = pl.lit(True)
-    else:
-        shape_ok = pl.col("text").str.count_matches(layout.separator, literal=True) == (
-            len(layout.fields) - 1
-        )
-    return lines.select("line_no", *_field_exprs(layout).values(), shape_ok.alias("_shape_ok"))
 
 
 def _blank_to_null(name: str) -> pl.Expr:
@@ -429,7 +367,7 @@ def _parse_chunk(
         # A row without a readable letter stays, to be quarantined for its record id. The
         # letter is read from the line alone, so refused lines are dropped before anything
         # else is done with them.
-        letter = _field_exprs(layout)["record_id"].str.slice(0, 1).str.to_uppercase().fill_null("")
+        letter = field_exprs(layout)["record_id"].str.slice(0, 1).str.to_uppercase().fill_null("")
         refused = sorted(set(hit_type_lists()) - hit_types - {"N"})
         # SB 54: immigration violator records are dropped before anything is kept.
         flags = body.select(
@@ -440,7 +378,7 @@ def _parse_chunk(
         excluded.update({k: int(v) for k, v in counts.items()})
         if any(counts.values()):
             body = body.filter(~pl.any_horizontal(flags))
-    rows = _normalized(_fields(body, layout), layout, feed, feed_list)
+    rows = _normalized(fields(body, layout), layout, feed, feed_list)
     not_a_hit = (
         pl.col("plate").is_in(sorted(norm.NOT_A_HIT_PLATES))
         & pl.col("plate_raw").str.contains(norm.RAW_PLATE_PATTERN)
