@@ -30,10 +30,13 @@ LOADABLE_LISTS = sorted(
 
 
 def _known_colours(data: PolarsData) -> pl.LazyFrame:
+    # A colour is a code or two-tone codes (BLK/WHI). Few distinct values stand in a
+    # file, so each is judged once and the rows are matched against the known ones.
     colours = sorted(codes("colours"))
+    values = data.lazyframe.select(pl.col(data.key).drop_nulls().unique()).collect()[data.key]
+    known = values.filter(values.str.split("/").list.eval(pl.element().is_in(colours)).list.all())
     return data.lazyframe.select(
-        pl.col(data.key).is_null()
-        | pl.col(data.key).str.split("/").list.eval(pl.element().is_in(colours)).list.all()
+        pl.col(data.key).is_null() | pl.col(data.key).is_in(known.implode())
     )
 
 

@@ -370,21 +370,22 @@ def _parse_chunk(
         letter = field_exprs(layout)["record_id"].str.slice(0, 1).str.to_uppercase().fill_null("")
         refused = sorted(set(hit_type_lists()) - hit_types - {"N"})
         # SB 54: immigration violator records are dropped before anything is kept.
-        flags = body.select(
-            (letter == "N").alias("immigration_violator_sb54"),
-            letter.is_in(refused).alias("hit_type_not_configured"),
-        )
-        counts = flags.sum().row(0, named=True)
-        excluded.update({k: int(v) for k, v in counts.items()})
-        if any(counts.values()):
-            body = body.filter(~pl.any_horizontal(flags))
+        letters = body.select(letter).to_series()
+        immigration = letters == "N"
+        not_configured = letters.is_in(refused)
+        excluded["immigration_violator_sb54"] = int(immigration.sum())
+        excluded["hit_type_not_configured"] = int(not_configured.sum())
+        if immigration.any() or not_configured.any():
+            body = body.filter(~(immigration | not_configured))
     rows = _normalized(fields(body, layout), layout, feed, feed_list)
-    not_a_hit = (
-        pl.col("plate").is_in(sorted(norm.NOT_A_HIT_PLATES))
-        & pl.col("plate_raw").str.contains(norm.RAW_PLATE_PATTERN)
-    ).fill_null(False)
-    excluded["plate_not_a_hit"] = rows.select(not_a_hit.sum()).item()
-    if excluded["plate_not_a_hit"]:
+    # A placeholder plate (NONE, UNK, 000...) written in plate characters is not a hit.
+    # The pattern is tested only on the few rows whose plate is a placeholder.
+    placeholder = rows["plate"].is_in(sorted(norm.NOT_A_HIT_PLATES)).fill_null(False)
+    excluded["plate_not_a_hit"] = 0
+    if placeholder.any():
+        written = rows["plate_raw"].str.contains(norm.RAW_PLATE_PATTERN).fill_null(False)
+        not_a_hit = placeholder & written
+        excluded["plate_not_a_hit"] = int(not_a_hit.sum())
         rows = rows.filter(~not_a_hit)
     row_model = NcicRow if layout.has_record_id else ClewRow
     errors = contract_failures(row_model, rows, "error")

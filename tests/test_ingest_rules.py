@@ -441,3 +441,25 @@ def test_status_shows_a_failed_fetch_and_the_age_of_the_last_good_file(
     assert ncic.last_file == "VEHEXTRT.txt"
     assert ncic.age_hours is not None
     assert ncic.stale is False
+
+
+def test_a_colour_is_known_when_each_of_its_tones_is_a_colour_code() -> None:
+    """Unknown colours are warnings, never row errors; two-tone colours are judged by tone."""
+    import polars as pl
+
+    from contracts.models import CodeAdvisories
+    from hotlist.parse import contract_failures
+
+    colours = ["BLK", "BLK/WHI", "BLK/ZZZ", "QQQ", None, "BLK"]
+    advisory_fields = ["county", "ori", "plate_year_raw", "vehicle_year_raw", "plate_type",
+                       "make", "model", "style"]  # fmt: skip
+    rows = pl.DataFrame(
+        {"line_no": range(1, 7), "colour": colours}
+        | {name: [None] * 6 for name in advisory_fields},
+        schema_overrides=dict.fromkeys(advisory_fields, pl.String),
+    )
+    warnings = contract_failures(CodeAdvisories, rows, "warning")
+    assert warnings.select("line_no", "field", "severity").rows() == [
+        (3, "colour", "warning"),
+        (4, "colour", "warning"),
+    ]
