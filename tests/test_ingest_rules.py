@@ -355,7 +355,7 @@ def test_a_broken_entry_contract_names_columns_and_checks_never_values() -> None
             return chunk
 
     with pytest.raises(EntryContractBroken) as broken:
-        _validated_chunk(cast(Any, OneChunk()), 0)
+        _validated_chunk(cast(Any, OneChunk()), 0, pl.lit(1, pl.Int64).alias("entry_id"))
     assert "ZQXSECRET" not in str(broken.value)
     assert "never_immigration" in str(broken.value) or "list" in str(broken.value)
 
@@ -463,3 +463,62 @@ def test_a_colour_is_known_when_each_of_its_tones_is_a_colour_code() -> None:
         (3, "colour", "warning"),
         (4, "colour", "warning"),
     ]
+
+
+def test_chunks_parsed_in_parallel_give_the_same_store_as_one_chunk(
+    relaxed: Settings, drop: Drop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks are parsed two at a time and streamed into DuckDB: the store must not depend
+    on where the chunk boundaries fall (duplicates, quarantined rows, excluded records)."""
+    from hotlist import parse
+    from hotlist.config import load_settings
+
+    records = [
+        *NCIC_DAY1,
+        ncic_line("V000000011", "7BAD777", date="2024XX05"),  # a row error, in a late chunk
+        ncic_line("V000000001", "7ABC123"),  # a duplicate identity, chunks after the first
+        ncic_line("V000000012", "7NEW012"),
+    ]
+    drop.put("VEHEXTRT.txt", ncic_file(records))
+    other = tmp_path / "one-chunk"
+    other.mkdir()
+    (other / "hotlist.toml").write_text(
+        f'data_dir = "data"\n[sources.svs]\nurl = "file://{drop.root}"\n'
+        f'[sources.ncic]\nurl = "file://{drop.root}"\n'
+        "guards = {max_removal_share = 0.5, max_row_error_share = 0.2}\n"
+    )
+    [whole] = _ncic(load_settings(other / "hotlist.toml", environ={}))
+    monkeypatch.setattr(parse, "CHUNK_LINES", 3)
+    [chunked] = _ncic(relaxed)
+
+    def content(data_dir: Path) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+        path = data_dir / read_state(data_dir)["feeds"]["ncic"]["content_file"]
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            entries = con.sql("SELECT * EXCLUDE (entry_id) FROM entries ORDER BY line_no")
+            quarantine = con.sql("SELECT line_no, rules FROM quarantine ORDER BY line_no")
+            return entries.fetchall(), quarantine.fetchall()
+        finally:
+            con.close()
+
+    assert content(relaxed.data_dir) == content(other / "data")
+    assert (chunked.entries, chunked.quarantined, chunked.warnings) == (
+        whole.entries, whole.quarantined, whole.warnings,
+    )  # fmt: skip
+    assert chunked.quarantined == 1 and chunked.warnings == 1  # the duplicate is reported
+
+
+def test_high_entropy_identifiers_are_stored_uncompressed(settings: Settings, drop: Drop) -> None:
+    """record_id and plate gain little from compression and cost the most to compress."""
+    drop.put("VEHEXTRT.txt", ncic_file(NCIC_DAY1))
+    _ncic(settings)
+    path = settings.data_dir / read_state(settings.data_dir)["feeds"]["ncic"]["content_file"]
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        kinds = con.sql(
+            "SELECT DISTINCT column_name, compression FROM pragma_storage_info('entries')"
+            " WHERE column_name IN ('record_id', 'plate') AND segment_type = 'VARCHAR'"
+        ).fetchall()
+    finally:
+        con.close()
+    assert sorted(kinds) == [("plate", "Uncompressed"), ("record_id", "Uncompressed")]

@@ -16,7 +16,7 @@ import datetime as dt
 import itertools
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,11 +90,9 @@ class EntryContractBroken(Exception):
     """Rows that passed the row contracts broke the entry contract: a defect, not bad input."""
 
 
-def _validated_chunk(
-    snapshot: Snapshot, index: int, entry_ids: pl.Expr | None = None
-) -> ParsedFile:
-    """Chunk ``index`` of the snapshot, its entries checked against the entry contract and,
-    given ``entry_ids``, led by their entry id."""
+def _validated_chunk(snapshot: Snapshot, index: int, entry_ids: pl.Expr) -> ParsedFile:
+    """Chunk ``index`` of the snapshot, its entries checked against the entry contract and
+    led by their entry id."""
     chunk = snapshot.chunk(index)
     try:
         HotlistEntry.validate(chunk.entries, lazy=True)
@@ -106,9 +104,7 @@ def _validated_chunk(
             f"{snapshot.name}: {exc.failure_cases.height} entries break the hotlist entry"
             f" contract: {sorted(f'{c}: {k}' for c, k in cases)}"
         ) from None
-    if entry_ids is not None:
-        chunk = dataclasses.replace(chunk, entries=chunk.entries.select(entry_ids, pl.all()))
-    return chunk
+    return dataclasses.replace(chunk, entries=chunk.entries.select(entry_ids, pl.all()))
 
 
 #: Chunks parsed at once beside the writer. A chunk's polars and pandera work keeps
@@ -170,7 +166,7 @@ def _stage(
     excluded: list[dict[str, int]] = []
     failed: list[BaseException] = []
 
-    def entry_tables() -> Iterator[pa.Table]:
+    def entry_tables() -> Generator[pa.Table, None, None]:
         try:
             for parsed in _parsed_in_order(snapshot, entry_ids):
                 chunk = _suppress(parsed, suppressed)
@@ -200,18 +196,15 @@ def _stage(
     con.register("_entries_shape", schema.empty_table())
     columns = con.sql(f"DESCRIBE {select.format('_entries_shape')}").fetchall()
     con.unregister("_entries_shape")
-    con.execute("BEGIN TRANSACTION")  # the table and its rows, or neither
-    con.execute(
-        "CREATE TABLE entries ("
-        + ", ".join(
-            f'"{name}" {kind}'
-            + (" USING COMPRESSION uncompressed" if name in UNCOMPRESSED_COLUMNS else "")
-            for name, kind, *_ in columns
-        )
-        + ")"
+    definition = ", ".join(
+        f'"{name}" {kind}'
+        + (" USING COMPRESSION uncompressed" if name in UNCOMPRESSED_COLUMNS else "")
+        for name, kind, *_ in columns
     )
     con.register("_entries", pa.RecordBatchReader.from_batches(schema, batches()))
+    con.execute("BEGIN TRANSACTION")  # the table and its rows, or neither
     try:
+        con.execute(f"CREATE TABLE entries ({definition})")
         con.execute(f"INSERT INTO entries {select.format('_entries')}")
         con.execute("COMMIT")
     except BaseException as exc:
@@ -221,6 +214,7 @@ def _stage(
         raise
     finally:
         con.unregister("_entries")
+        tables.close()  # stops the parse threads when the write ended early
     return _Staged(
         quarantine=pl.concat(quarantine),
         issues=pl.concat(issues),
