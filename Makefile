@@ -1,5 +1,8 @@
 # One obvious command for each job. The first run bootstraps uv into .tools/ and the
-# locked environment into .venv/ (uv.lock pins every version that was tested).
+# locked environment into .venv/ (uv.lock pins every version that was tested), its
+# bytecode compiled at install, as pip does: every flow run is a new process, and one that
+# may not write .pyc files (a read-only install, PYTHONDONTWRITEBYTECODE) would otherwise
+# compile Prefect, polars and pandera from source each time (~1.3 s here).
 UV_VERSION := 0.13.9
 UV := .tools/bin/uv
 VENV := .venv
@@ -11,7 +14,7 @@ $(UV):
 	.tools/bin/pip install --quiet uv==$(UV_VERSION)
 
 sync: $(UV)
-	$(UV) sync --locked --quiet
+	$(UV) sync --locked --quiet --compile-bytecode
 
 demo: sync
 	$(VENV)/bin/hotlist demo

@@ -1,7 +1,7 @@
 """One measured step, run in its own process so its peak RSS is its own.
 
-``python -m bench.child STEP CONFIG`` prints ``{"seconds": ...}``; the parent reads the
-child's peak RSS from ``wait4``.
+``python -m bench.child STEP ARGS`` prints ``{"seconds": ..., "rss_mb": ...}``: the
+step's time and this process's own peak RSS.
 """
 
 from __future__ import annotations
@@ -33,28 +33,43 @@ def floor(ncic_file: Path, db_file: Path) -> None:
         raise SystemExit("the floor imported pandera: it must not validate")
 
 
-def ingest(config: Path, source: str, tracked: bool) -> None:
+def ingest(config: Path, source: str) -> None:
     from hotlist.config import load_settings
+    from hotlist.ingest import ingest_source
 
-    if tracked:
-        from flows.ingest_ncic import ingest_ncic
-        from flows.ingest_svs import ingest_svs
+    ingest_source(load_settings(config), source)
 
-        flow = ingest_ncic if source == "ncic" else ingest_svs
-        flow(config=str(config))
-    else:
-        from hotlist.ingest import ingest_source
 
-        ingest_source(load_settings(config), source)
+def flow_run(config: Path, name: str) -> None:
+    """One flow run, as a worker's flow-run process makes it (Prefect already imported)."""
+    if name == "purge":
+        from flows.purge import purge
+
+        purge(config=str(config))
+        return
+    from flows.ingest_ncic import ingest_ncic
+    from flows.ingest_svs import ingest_svs
+
+    (ingest_ncic if name == "ncic" else ingest_svs)(config=str(config))
 
 
 def main() -> None:
     step, *args = sys.argv[1:]
     started = time.perf_counter()
+    report: dict[str, float] = {}
+    if step == "flow":
+        # A flow-run process starts with Prefect's engine loaded: that start is the same
+        # for every flow run, whatever it does, and is reported on its own.
+        import prefect.flow_engine  # noqa: F401
+
+        report["prefect_import_s"] = time.perf_counter() - started
+        started = time.perf_counter()
     if step == "floor":
         floor(Path(args[0]), Path(args[1]))
     elif step == "ingest":
-        ingest(Path(args[0]), args[1], args[2] == "tracked")
+        ingest(Path(args[0]), args[1])
+    elif step == "flow":
+        flow_run(Path(args[0]), args[1])
     elif step == "purge":
         from hotlist.config import load_settings
         from hotlist.purge import purge
@@ -63,7 +78,7 @@ def main() -> None:
     else:
         raise SystemExit(f"unknown step {step}")
     seconds = time.perf_counter() - started
-    print(json.dumps({"seconds": seconds, "rss_mb": peak_rss_mb()}))
+    print(json.dumps({"seconds": seconds, "rss_mb": peak_rss_mb(), **report}))
 
 
 def peak_rss_mb() -> float:

@@ -6,9 +6,12 @@ Generates a 2,000,000-row NCIC extract (~125 MB) and the three SVS tables (day 1
 day 2: 1 % removed, 1 % added), then measures, each step in its own process:
 
 * floor: read the extract and load its fields into a fresh DuckDB table, no validation
-  (measured before each repetition of the NCIC in-process ingests, and paired with it);
+  (measured before each repetition of the NCIC ingests, and paired with it);
 * day-1 and day-2 ingest end to end (fetch, parse, validate, diff, write, commit), run
-  in-process (untracked) and as Prefect flow runs against an already running API;
+  in-process (untracked) and as Prefect flow runs against an already running API, each
+  flow run followed, in a process of its own, by the purge flow run that the deployment
+  trigger starts in production; a flow-run process's load of Prefect's engine is
+  reported on its own;
 * the cold-start cost of a flow run without an API (ephemeral Prefect server);
 * purge: from the day-2 tombstones (1 % of the store) to a verified purge;
 * SFTP: the day-1 extract fetched from a local sshd by ``fetch_sftp`` and by OpenSSH's
@@ -58,10 +61,10 @@ def measure(args: list[str], env: dict[str, str] | None = None) -> dict[str, flo
     wall = time.perf_counter() - started
     if status != 0:
         raise SystemExit(f"bench step {args} failed with status {status}")
-    reported = json.loads(output.decode().strip().splitlines()[-1])
-    # The child's own high-water mark: wait4's ru_maxrss would include what the child
-    # inherited from this process before exec.
-    return {"seconds": reported["seconds"], "wall": wall, "rss_mb": reported["rss_mb"]}
+    # The child reports its own high-water mark: wait4's ru_maxrss would include what the
+    # child inherited from this process before exec.
+    reported: dict[str, float] = json.loads(output.decode().strip().splitlines()[-1])
+    return {**reported, "wall": wall}
 
 
 def median(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -136,12 +139,18 @@ def ingest_days(
 ) -> dict[str, dict[str, Any]]:
     """Day 1 into an empty store, then day 2 on top of it; ``repeats`` fresh stores.
 
+    ``mode`` "untracked" runs ``ingest_source`` in-process; "tracked" runs the ingest flow
+    run and then, in a process of its own, the purge flow run that the deployment's
+    trigger starts in production (each reported on its own).
+
     Given ``floor_runs``, the floor is measured before each repetition and appended
     there, so each day-2 run has a floor taken minutes, not a benchmark, apart (this
     shared machine drifts by 20 % and more over a run); ``x_floor`` is then the median of
     the paired ratios.
     """
-    day1_runs, day2_runs = [], []
+    runs: dict[str, list[dict[str, float]]] = {"day1": [], "day2": []}
+    if mode == "tracked":
+        runs |= {"day1_purge": [], "day2_purge": []}
     for i in range(repeats):
         if floor_runs is not None:
             extract = dataset.day1 / "VEHEXTRT.txt"
@@ -150,15 +159,18 @@ def ingest_days(
         shutil.rmtree(run_root, ignore_errors=True)
         drop = run_root / "drop"
         config = write_config(run_root, drop)
-        stage(dataset.day1, drop, source)
-        day1_runs.append(measure(["ingest", str(config), source, mode], env))
-        stage(dataset.day2, drop, source)
-        day2_runs.append(measure(["ingest", str(config), source, mode], env))
+        for day, files in (("day1", dataset.day1), ("day2", dataset.day2)):
+            stage(files, drop, source)
+            if mode == "tracked":
+                runs[day].append(measure(["flow", str(config), source], env))
+                runs[f"{day}_purge"].append(measure(["flow", str(config), "purge"], env))
+            else:
+                runs[day].append(measure(["ingest", str(config), source], env))
         shutil.rmtree(run_root / "data", ignore_errors=True)
-    days: dict[str, dict[str, Any]] = {"day1": median(day1_runs), "day2": median(day2_runs)}
+    days: dict[str, dict[str, Any]] = {day: median(day_runs) for day, day_runs in runs.items()}
     if floor_runs is not None:
-        for day, runs in (("day1", day1_runs), ("day2", day2_runs)):
-            paired = zip(runs, floor_runs[-repeats:], strict=True)
+        for day in ("day1", "day2"):
+            paired = zip(runs[day], floor_runs[-repeats:], strict=True)
             pairs = [(r["seconds"], f["seconds"]) for r, f in paired]
             days[day]["x_floor"] = statistics.median(r / f for r, f in pairs)
             days[day]["runs_and_floors_s"] = [[round(r, 2), round(f, 2)] for r, f in pairs]
@@ -187,7 +199,9 @@ def main() -> None:
     results["floor"] = median(floor_runs)
     results["svs_untracked"] = ingest_days(dataset, work, "svs", "untracked", {}, args.repeats)
     with prefect_server(work / "prefect-home") as env:
-        results["ncic_tracked"] = ingest_days(dataset, work, "ncic", "tracked", env, args.repeats)
+        results["ncic_tracked"] = ingest_days(
+            dataset, work, "ncic", "tracked", env, args.repeats, floor_runs
+        )
     cold = ingest_days(
         dataset, work, "ncic", "tracked", {"PREFECT_HOME": str(work / "cold-home")}, 1
     )
@@ -208,10 +222,10 @@ def purge_leg(dataset: Any, root: Path) -> dict[str, float]:
     drop = root / "drop"
     config = write_config(root, drop)
     stage(dataset.day1, drop, "ncic")
-    measure(["ingest", str(config), "ncic", "untracked"])
+    measure(["ingest", str(config), "ncic"])
     measure(["purge", str(config)])
     stage(dataset.day2, drop, "ncic")
-    measure(["ingest", str(config), "ncic", "untracked"])
+    measure(["ingest", str(config), "ncic"])
     return measure(["purge", str(config)])
 
 
@@ -295,16 +309,24 @@ def report(results: dict[str, Any]) -> None:
         f"{'step':32} {'step s':>8} {'x floor':>8} {'wall s':>8} {'peak RSS MB':>12} {'x floor':>8}"
     )
     rows = [("floor (read + load)", floor)]
-    for key in ("ncic_untracked", "ncic_tracked", "svs_untracked"):
+    names = {"ncic_untracked": "ncic in-process", "ncic_tracked": "ncic flow run",
+             "svs_untracked": "svs in-process"}  # fmt: skip
+    for key, name in names.items():
         for day in ("day1", "day2"):
-            rows.append((f"{key.replace('_', ' ')} {day}", results[key][day]))
+            rows.append((f"{name} {day}", results[key][day]))
+    for day in ("day1", "day2"):
+        rows.append((f"purge flow run after {day}", results["ncic_tracked"][f"{day}_purge"]))
     for name, r in rows:
         ratio = r.get("x_floor", r["seconds"] / floor["seconds"])
         print(
             f"{name:32} {r['seconds']:8.2f} {ratio:8.2f} {r['wall']:8.2f}"
             f" {r['rss_mb']:12.0f} {r['rss_mb'] / floor['rss_mb']:8.2f}"
         )
-    print("(NCIC untracked: x floor is the median of ratios to a floor run just before each)")
+    print("(NCIC: x floor is the median of ratios to a floor run just before each repetition)")
+    print(
+        "each flow-run process first loads Prefect's engine (not in the step's time):"
+        f" {results['ncic_tracked']['day2']['prefect_import_s']:.2f} s"
+    )
     print(
         f"cold-start overhead of a flow run without a running Prefect API: {results['cold_start_overhead_s']} s"
     )

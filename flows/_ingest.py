@@ -1,7 +1,14 @@
 """Tasks shared by the ingest flows: fetch (retried when a retry can help) and apply.
 
+An ingest flow run does not purge: when it applied a file it emits a
+``hotlist.ingest.applied`` event, and the ``purge-sweep`` deployment's trigger
+(prefect.yaml) starts the purge as its own flow run, in its own process, as soon as the
+writers' pool lets it (after the ingest). Runs outside a deployment (``hotlist ingest
+--prefect``, the demo) call ``ingest_then_purge``, which runs the same two flow runs one
+after the other.
+
 Tasks exchange paths, hashes, ids and counts; record content never passes through
-Prefect (parameters, results and log lines all land in Prefect's database).
+Prefect (parameters, results, events and log lines all land in Prefect's database).
 """
 
 from __future__ import annotations
@@ -11,9 +18,10 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.client.schemas.objects import State, TaskRun
+from prefect.events import emit_event
 from prefect.tasks import Task
 
-from flows.purge import purge_and_verify
+from flows.purge import purge
 from hotlist.config import load_settings
 from hotlist.ingest import IngestFailed, Outcome, Rejection, acquire, apply_landed, describe
 from hotlist.sources import FetchError, LandedFile, Unchanged
@@ -68,20 +76,46 @@ def apply_file(
     return outcome
 
 
+APPLIED_EVENT = "hotlist.ingest.applied"
+
+
 def run_ingest(source: str, config: str | None, approve_mass_removal: str | None) -> dict[str, Any]:
-    """Fetch, apply every landed file, then purge what was removed; fail the run if any
-    file was rejected (after the purge: what did apply is erased on time)."""
+    """Fetch and apply every landed file; announce what applied (the purge follows on that
+    event), then fail the run if any file was rejected."""
     outcomes = [
         apply_file(config, source, item, approve_mass_removal)
         for item in fetch_files(config, source)
         if isinstance(item, LandedFile)
     ]
     verdicts = [o.verdict for o in outcomes if not isinstance(o, Rejection)]
-    purged = purge_and_verify(config) if "applied" in verdicts else None
-    if any(isinstance(o, Rejection) for o in outcomes):
-        raise IngestFailed(outcomes)
-    return {
+    counts = {
         "files_applied": verdicts.count("applied"),
         "files_unchanged": verdicts.count("duplicate"),
-        "purge": purged,
+        "files_rejected": len(outcomes) - len(verdicts),
     }
+    if counts["files_applied"]:
+        emit_event(
+            APPLIED_EVENT,
+            resource={"prefect.resource.id": f"hotlist.source.{source}"},
+            payload=counts,
+        )
+    if counts["files_rejected"]:
+        raise IngestFailed(outcomes)
+    return counts
+
+
+def ingest_then_purge(
+    source: str, config: str | None, approve_mass_removal: str | None = None
+) -> tuple[State[dict[str, Any]], State[dict[str, Any]] | None]:
+    """The source's ingest flow run, then (unless it completed with nothing applied) a
+    purge flow run: what the deployment's trigger does in production, for runs outside a
+    deployment. A failed ingest may still have applied its other files, so the purge
+    runs after it too."""
+    from flows.ingest_ncic import ingest_ncic
+    from flows.ingest_svs import ingest_svs
+
+    flow = ingest_ncic if source == "ncic" else ingest_svs
+    ingested = flow(config=config, approve_mass_removal=approve_mass_removal, return_state=True)
+    if ingested.is_completed() and not ingested.result()["files_applied"]:
+        return ingested, None
+    return ingested, purge(config=config, return_state=True)

@@ -1,7 +1,9 @@
 """Prefect flow: propagate deletions to every local copy, verify, report.
 
-Runs after every ingest (the ingest flows call it) and on its own schedule as a sweep.
-Its parameters and results are counts and paths: never record content.
+Its own flow run, in its own process: started after every ingest that applied a file
+(the ``purge-sweep`` deployment's trigger on ``hotlist.ingest.applied``; outside a
+deployment, ``flows._ingest.ingest_then_purge``), and hourly as a sweep. Its parameters
+and results are counts and paths: never record content.
 """
 
 from __future__ import annotations

@@ -94,19 +94,20 @@ def ingest(
     settings = _settings(config)
     tracked = prefect if prefect is not None else bool(os.environ.get("PREFECT_API_URL"))
     if tracked:
-        from flows.ingest_ncic import ingest_ncic
-        from flows.ingest_svs import ingest_svs
+        from flows._ingest import ingest_then_purge
 
-        flow = ingest_svs if source is SourceName.svs else ingest_ncic
-        state = flow(
-            config=str(config) if config else None,
-            approve_mass_removal=approve_mass_removal,
-            return_state=True,
+        states = ingest_then_purge(
+            source.value, str(config) if config else None, approve_mass_removal
         )
-        if not state.is_completed():
-            err.print(f"[red]flow run {state.name}:[/red] {escape(str(state.message))}")
+        for name, state in zip((f"ingest-{source.value}", "purge"), states, strict=True):
+            if state is None:
+                continue
+            if not state.is_completed():
+                err.print(f"[red]{name} flow run {state.name}:[/red] {escape(str(state.message))}")
+            else:
+                console.print(f"{name} flow run completed: {state.result()}")
+        if not all(state is None or state.is_completed() for state in states):
             raise typer.Exit(1)
-        console.print(f"flow run completed: {state.result()}")
         return
     err.print("[dim]no Prefect API configured: running in-process, untracked (see README)[/dim]")
     try:

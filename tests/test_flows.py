@@ -58,7 +58,7 @@ def _files_under(*roots: Path) -> Iterator[Path]:
 def test_the_ncic_flow_applies_the_extract_and_keeps_plates_out_of_prefect(
     prefect_api: dict[str, Path | str], make_settings: Callable[..., Settings], drop: Drop
 ) -> None:
-    from flows.ingest_ncic import ingest_ncic
+    from flows._ingest import ingest_then_purge
 
     settings = make_settings("guards = {max_row_error_share = 0.5}")
     records = [ncic_line(f"V{i:09d}", plate) for i, plate in enumerate(MARKERS)]
@@ -67,9 +67,9 @@ def test_the_ncic_flow_applies_the_extract_and_keeps_plates_out_of_prefect(
     )  # quarantined: its line stays out of Prefect too
     drop.put("VEHEXTRT.txt", ncic_file(records))
     config = str(settings.data_dir.parent / "hotlist.toml")
-    result = ingest_ncic(config=config)
-    assert (result["files_applied"], result["files_unchanged"]) == (1, 0)
-    assert result["purge"]["verified"] is True
+    ingested, purged = ingest_then_purge("ncic", config)
+    assert ingested.result() == {"files_applied": 1, "files_unchanged": 0, "files_rejected": 0}
+    assert purged is not None and purged.result()["verified"] is True
     assert read_state(settings.data_dir)["feeds"]["ncic"]["entries"] == len(MARKERS)
     _flush_prefect_logs()
     home, db = Path(prefect_api["home"]), Path(prefect_api["db"])
@@ -109,40 +109,100 @@ def test_a_missing_file_fails_at_once_without_retries(
     assert "[not-found]" in str(state.message)
 
 
-def test_prefect_deploy_all_accepts_the_project_deployments(
-    prefect_api: dict[str, Path | str], tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def deployed(
+    prefect_api: dict[str, Path | str], tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., str]:
+    """`prefect deploy --all` of prefect.yaml against the real API; returns a CLI runner."""
     env = {
         **os.environ,
         "PREFECT_API_URL": str(prefect_api["api"]),
-        "PREFECT_HOME": str(tmp_path),
+        "PREFECT_HOME": str(tmp_path_factory.mktemp("deploy-home")),
         "HOTLIST_HOME": str(Path.cwd()),
     }
-    prefect = [sys.executable, "-m", "prefect"]
 
     def run(*args: str) -> str:
         done = subprocess.run(
-            [*prefect, *args], env=env, capture_output=True, text=True, timeout=300
+            [sys.executable, "-m", "prefect", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
 
     run("work-pool", "create", "hotlist", "--type", "process", "--overwrite")
     run("--no-prompt", "deploy", "--all")
-    svs = run("deployment", "inspect", "ingest-svs/clew-svs")
-    ncic = run("deployment", "inspect", "ingest-ncic/ncic-extract")
+    return run
+
+
+def test_prefect_deploy_all_accepts_the_project_deployments(deployed: Callable[..., str]) -> None:
+    svs = deployed("deployment", "inspect", "ingest-svs/clew-svs")
+    ncic = deployed("deployment", "inspect", "ingest-ncic/ncic-extract")
     assert "'cron': '5 */2 * * *'" in svs
-    assert "'cron': '45 * * * *'" in run("deployment", "inspect", "purge/purge-sweep")
+    assert "'cron': '45 * * * *'" in deployed("deployment", "inspect", "purge/purge-sweep")
     assert "'cron': '30 6,18 * * *'" in ncic and "'cron': '30 9,21 * * *'" in ncic
     for inspected in (svs, ncic):
         assert "'collision_strategy': 'ENQUEUE'" in inspected
         assert "'limit': 1" in inspected
 
 
+def _triggered_purge_runs() -> list[str]:
+    """Ids of purge-sweep flow runs that no schedule created (a trigger did)."""
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("purge/purge-sweep")
+        runs = client.read_flow_runs(limit=200)
+    return [str(r.id) for r in runs if r.deployment_id == deployment.id and not r.auto_scheduled]
+
+
+def test_an_applied_file_starts_the_deployed_purge_as_its_own_flow_run(
+    deployed: Callable[..., str], make_settings: Callable[..., Settings], drop: Drop
+) -> None:
+    """The ingest flow run does not purge: its hotlist.ingest.applied event makes the
+    purge-sweep deployment's trigger schedule a purge flow run for the writers' pool."""
+    import time
+
+    from flows.ingest_ncic import ingest_ncic
+
+    settings = make_settings()
+    config = str(settings.data_dir.parent / "hotlist.toml")
+    before = set(_triggered_purge_runs())
+    drop.put("VEHEXTRT.txt", ncic_file([ncic_line("V000000001", "7TRG001")]))
+    assert ingest_ncic(config=config)["files_applied"] == 1
+    deadline = time.monotonic() + 60
+    while not (new := set(_triggered_purge_runs()) - before) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert len(new) == 1, "no purge flow run was triggered by the applied file"
+    assert read_state(settings.data_dir)["feeds"]["ncic"]["entries"] == 1
+
+
+def test_a_tracked_cli_ingest_runs_the_ingest_and_then_the_purge_as_two_flow_runs(
+    prefect_api: dict[str, Path | str], make_settings: Callable[..., Settings], drop: Drop
+) -> None:
+    from typer.testing import CliRunner
+
+    from hotlist.cli import app
+
+    settings = make_settings()
+    config = str(settings.data_dir.parent / "hotlist.toml")
+    drop.put("VEHEXTRT.txt", ncic_file([ncic_line("V000000001", "7CLI001")]))
+    first = CliRunner().invoke(app, ["ingest", "ncic", "--prefect", "-c", config])
+    assert first.exit_code == 0, first.output
+    assert "ingest-ncic flow run completed" in first.output
+    assert "purge flow run completed" in first.output and "'verified': True" in first.output
+    again = CliRunner().invoke(app, ["ingest", "ncic", "--prefect", "-c", config])
+    assert again.exit_code == 0, again.output
+    assert "purge flow run" not in again.output  # nothing applied: nothing to purge
+
+
 def test_the_ncic_flow_runs_end_to_end_over_a_real_sshd(
     prefect_api: dict[str, Path | str], tmp_path: Path
 ) -> None:
     """fetch over SFTP (pinned host key, key auth) -> apply -> purge -> verified."""
+    from flows._ingest import ingest_then_purge
     from flows.ingest_ncic import ingest_ncic
     from hotlist.config import load_settings
     from hotlist.lookup import find_hits
@@ -160,9 +220,9 @@ def test_the_ncic_flow_runs_end_to_end_over_a_real_sshd(
             f'data_dir = "data"\n[sources.ncic]\nurl = "{server.url_for("outbound")}"\n'
             f'private_key = "{server.client_key}"\nknown_hosts = "{server.known_hosts}"\n'
         )
-        result = ingest_ncic(config=str(config))
-        assert result["files_applied"] == 1
-        assert result["purge"]["verified"] is True
+        ingested, purged = ingest_then_purge("ncic", str(config))
+        assert ingested.result()["files_applied"] == 1
+        assert purged is not None and purged.result()["verified"] is True
         settings = load_settings(config)
         assert [h.record_id for h in find_hits(settings.data_dir, "7SSH007")] == ["V000000007"]
         again = ingest_ncic(config=str(config))  # nothing new upstream: nothing downloaded
