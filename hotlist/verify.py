@@ -140,8 +140,8 @@ def _search_tables(
     for schema, table, column in columns:
         name = f'"{schema}"."{table}"'
         if column in FREE_TEXT:  # small (quarantined lines): searched inside, in polars
-            values = con.sql(f'SELECT DISTINCT "{column}" AS v FROM {name}').pl()["v"]
-            found = _found(values.drop_nulls(), markers, long_markers, free_text=True)
+            values = con.sql(f'SELECT DISTINCT "{column}" AS v FROM {name}').pl()
+            found = values.select(_found(pl.col("v"), markers, long_markers, True)).item()
         else:  # whole values: a semi-join in DuckDB, in bounded memory
             [[found]] = con.execute(
                 f'SELECT count(*) FROM {name} WHERE "{column}" IN (SELECT m FROM _markers)'
@@ -152,15 +152,17 @@ def _search_tables(
             )
 
 
-def _found(values: pl.Series, markers: pl.Series, long_markers: list[str], free_text: bool) -> int:
-    """Values equal to a marker; in free text (a raw line), values that contain one.
+def _found(
+    values: pl.Expr, markers: pl.Series, long_markers: list[str], free_text: bool
+) -> pl.Expr:
+    """How many values equal a marker; in free text (a raw line), also how many contain one.
 
     A field such as ``plate`` holds one value: ``7ABC123`` is no trace of a removed
     ``ABC12``, so structured fields are matched whole.
     """
-    found = int(values.is_in(markers.implode()).sum())
+    found = values.is_in(markers.implode()).sum()
     if free_text and long_markers:
-        found += int(values.str.contains_any(long_markers).sum())
+        found = found + values.str.contains_any(long_markers).sum()
     return found
 
 
@@ -182,16 +184,23 @@ def scan_bytes(path: Path, markers: list[bytes], result: Verification) -> None:
 
 
 def scan_table_file(path: Path, markers: pl.Series, result: Verification) -> None:
-    """Parquet and CSV exports: read as tables, every string column searched."""
+    """Parquet and CSV exports: every column searched as text, streamed (bounded memory:
+    the published CSV of a 2M-line extract read whole took the purge past 1 GB)."""
     frame = (
-        pl.read_parquet(path)
+        pl.scan_parquet(path)
         if path.suffix == ".parquet"
-        else pl.read_csv(path, infer_schema=False)
+        else pl.scan_csv(path, infer_schema=False)
     )
     long_markers = markers.filter(markers.str.len_chars() >= MIN_SCAN_LEN).to_list()
-    for column in frame.columns:
-        values = frame[column].cast(pl.String, strict=False).drop_nulls()
-        found = _found(values, markers, long_markers, free_text=column in FREE_TEXT)
+    counts = [
+        _found(
+            pl.col(column).cast(pl.String, strict=False), markers, long_markers, column in FREE_TEXT
+        ).alias(column)
+        for column in frame.collect_schema().names()
+    ]
+    for column, found in (
+        frame.select(counts).collect(engine="streaming").row(0, named=True).items()
+    ):
         if found:
             result.add(f"{path}:{column}", f"{found} values hold content of a removed record")
 

@@ -301,3 +301,45 @@ def test_the_run_report_carries_the_verification_result(relaxed: Settings, drop:
     summary = json.loads(result.report.with_suffix(".json").read_text())["summary"]
     assert summary["verification"].startswith("PASS: ")
     assert "Verification of this purge" in result.report.read_text()
+
+
+def test_verify_finds_a_removed_plate_in_a_table_export_and_names_the_column(
+    relaxed: Settings, drop: Drop
+) -> None:
+    import polars as pl
+
+    _day1_day2(relaxed, drop)
+    assert purge(relaxed, None).verification.ok
+    copies = relaxed.data_dir / "published" / "copies"
+    copies.mkdir()
+    frame = pl.DataFrame(
+        {
+            "plate": ["7KEEP001", "ZQXMRK02", None],
+            "raw_line": ["no content", None, "V1 ... ZQXMRK03 ... stolen"],
+            "year": [2020, 2021, 2022],  # non-text columns are searched as text too
+        }
+    )
+    frame.write_parquet(copies / "copy.parquet")
+    frame.write_csv(copies / "copy.csv")
+    result = verify(relaxed.data_dir, None, ["ZQXMRK02", "ZQXMRK03"])
+    findings = {f.place: f.problem for f in result.findings}
+    for name in ("copy.parquet", "copy.csv"):
+        assert findings.pop(f"{copies / name}:plate").startswith("1 values")
+        assert findings.pop(f"{copies / name}:raw_line").startswith("1 values")
+    assert findings == {}
+
+
+def test_the_published_csv_holds_the_parquets_rows_in_its_order(
+    relaxed: Settings, drop: Drop
+) -> None:
+    import polars as pl
+
+    _day1_day2(relaxed, drop)
+    purge(relaxed, None)
+    current = json.loads((relaxed.data_dir / "published" / "CURRENT.json").read_text())
+    version = relaxed.data_dir / "published" / current["dir"]
+    parquet = pl.read_parquet(version / "hotlist.parquet")
+    csv = pl.read_csv(version / "hotlist.csv", schema=parquet.schema)
+    assert parquet.height == current["entries"] > 0
+    assert csv.equals(parquet)
+    assert parquet["plate"].to_list() == sorted(parquet["plate"].to_list())
