@@ -202,6 +202,10 @@ def _stage(
         for name, kind, *_ in columns
     )
     con.register("_entries", pa.RecordBatchReader.from_batches(schema, batches()))
+    # Rows may land in any order: every reader of a content file orders what it needs
+    # (line_no, entry_id, plate). Measured on 2M lines: 0.2 s less in 3 of 3 alternating
+    # pairs; a later, noisier run could not separate it from the noise.
+    con.execute("SET preserve_insertion_order = false")
     con.execute("BEGIN TRANSACTION")  # the table and its rows, or neither
     try:
         con.execute(f"CREATE TABLE entries ({definition})")
@@ -214,6 +218,7 @@ def _stage(
         raise
     finally:
         con.unregister("_entries")
+        con.execute("RESET preserve_insertion_order")
         tables.close()  # stops the parse threads when the write ended early
     return _Staged(
         quarantine=pl.concat(quarantine),
