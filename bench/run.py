@@ -178,14 +178,14 @@ def ingest_days(
     days: dict[str, dict[str, Any]] = {day: median(day_runs) for day, day_runs in runs.items()}
     if floor_runs is not None:
         for day in ("day1", "day2"):
-            paired = zip(runs[day], floor_runs[-repeats:], strict=True)
-            pairs = [(r["seconds"], f["seconds"]) for r, f in paired]
-            days[day]["x_floor"] = statistics.median(r / f for r, f in pairs)
-            days[day]["runs_and_floors_s"] = [[round(r, 2), round(f, 2)] for r, f in pairs]
+            pairs = list(zip(runs[day], floor_runs[-repeats:], strict=True))
+            days[day]["x_floor"] = statistics.median(r["seconds"] / f["seconds"] for r, f in pairs)
+            days[day]["runs_and_floors_s"] = [
+                [round(r["seconds"], 2), round(f["seconds"], 2)] for r, f in pairs
+            ]
             if mode == "tracked":
-                recorded = zip(runs[day], floor_runs[-repeats:], strict=True)
                 days[day]["x_floor_recorded"] = statistics.median(
-                    r["recorded_s"] / f["seconds"] for r, f in recorded
+                    r["recorded_s"] / f["seconds"] for r, f in pairs
                 )
     return days
 

@@ -4,8 +4,8 @@ The sample files are served by an embedded SFTP server on 127.0.0.1 (generated h
 pinned in a generated known_hosts, generated client key), so the demo exercises the real
 client path. Both ingest flows run through Prefect's ephemeral API (nothing to start),
 each followed by a purge flow run that publishes the new hotlist version and verifies
-every local copy, Prefect's own storage included. A patrol consumer pulls day 1, then day 2, over
-the real HTTP API; the last deletion report shows its copy purged.
+every local copy, Prefect's own storage included. A patrol consumer pulls day 1, then
+day 2, over the real HTTP API; the last deletion report shows its copy purged.
 
 Day 2 removes, adds and changes entries, and carries one bad file (a CLEW table whose
 trailer disagrees with its records): it is rejected while the others apply.

@@ -98,6 +98,21 @@ def test_a_rejected_file_fails_the_flow_run_with_the_rule_named(
     assert feeds["svs"]["version"] is None
 
 
+def test_a_failed_ingest_that_applied_other_files_is_still_followed_by_a_purge(
+    prefect_api: dict[str, Path | str], make_settings: Callable[..., Settings], drop: Drop
+) -> None:
+    from flows._ingest import ingest_then_purge
+
+    settings = make_settings()
+    drop.put("svs.tbl", clew_file([clew_line("7ABC123")], count=5))  # rejected: trailer
+    drop.put("sfr.tbl", clew_file([clew_line("5FEL555")]))
+    drop.put("slr.tbl", clew_file([clew_line("4PLT444")]))
+    ingested, purged = ingest_then_purge("svs", str(settings.data_dir.parent / "hotlist.toml"))
+    assert ingested.is_failed()
+    assert purged is not None and purged.result()["verified"] is True
+    assert read_state(settings.data_dir)["feeds"]["sfr"]["entries"] == 1
+
+
 def test_a_missing_file_fails_at_once_without_retries(
     prefect_api: dict[str, Path | str], make_settings: Callable[..., Settings]
 ) -> None:
