@@ -175,7 +175,8 @@ def describe(outcome: Outcome) -> str:
     return (
         f"{outcome.feed}/{outcome.name} applied as version {outcome.version}: {outcome.entries} entries,"
         f" +{outcome.added} ~{outcome.changed} -{outcome.removed}, carried {outcome.carried},"
-        f" quarantined {outcome.quarantined}, warnings {outcome.warnings}"
+        f" quarantined {outcome.quarantined}, warnings {outcome.warnings};"
+        f" {outcome.reused} lines unchanged since the previous version were copied, not parsed"
     )
 
 

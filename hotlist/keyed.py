@@ -3,7 +3,9 @@
 Entry ids are 63 bits of HMAC-SHA256(key, feed|identity), computed by polars-hash (a
 stable, specified hash: the same on every library version) while a chunk is parsed:
 stable across versions without a lookup of the previous snapshot, and meaningless
-without the key. Tombstones carry HMAC-SHA256(key, plate|state). The key is a local
+without the key. Line keys are 128 bits of an HMAC-SHA256 of the raw line under a key
+derived from it: the store recognizes a line it parsed before without keeping the line.
+Tombstones carry HMAC-SHA256(key, plate|state). The key is a local
 secret (``data_dir/secrets/keyed-hash.key``, 32 random bytes, mode 0600) created on first
 use and never leaving this machine; without it neither the ids nor the hashes in
 tombstones and deletion reports can be tested against guessed plates.
@@ -46,6 +48,37 @@ def entry_id(data_dir: Path, feed: str, identity: list[str]) -> pl.Expr:
         .cast(pl.Int64)
         .alias("entry_id")
     )
+
+
+#: The two BIGINT columns of a line key, as a content file's entries hold them.
+LINE_KEY_COLUMNS = ("line_key_hi", "line_key_lo")
+
+
+class LineKeyer:
+    """128 bits of HMAC-SHA256 of each raw line, as two BIGINT columns.
+
+    The HMAC key is HMAC-SHA256(key, "line-key"): lines and identities never share a key,
+    so a line key cannot be read as an entry id. 128 bits: two different lines share a key
+    with a probability of about 2^-128 per pair, far below any hardware fault rate.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        self._key = hmac.new(_key(data_dir), b"line-key", hashlib.sha256).hexdigest()
+
+    def __call__(self, lines: pl.DataFrame) -> pl.DataFrame:
+        """``(line_no, line_key_hi, line_key_lo)`` of ``lines`` (``line_no, text``)."""
+        digest = plh.CryptographicHashingNameSpace(pl.col("text")).hmac_sha256(key=self._key)
+        halves = (
+            pl.col("_digest")
+            .str.slice(start, 16)
+            .str.to_integer(base=16, dtype=pl.UInt64)
+            .reinterpret(signed=True)
+            .alias(name)
+            for start, name in zip((0, 16), LINE_KEY_COLUMNS, strict=True)
+        )
+        return (
+            lines.lazy().select("line_no", digest.alias("_digest")).select("line_no", *halves)
+        ).collect()
 
 
 class PlateHasher:

@@ -8,9 +8,14 @@ issues name file, line, field and rule, never a value: values are record content
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
+import hashlib
+import importlib.metadata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import pandera.polars as pa
@@ -218,6 +223,24 @@ def _issue(frame: pl.DataFrame, fld: str, rule: str, severity: str) -> pl.DataFr
     )
 
 
+@functools.cache
+def _parser_sources() -> tuple[Path, ...]:
+    """The files whose content decides how a line is parsed and stored."""
+    import contracts
+    import hotlist
+    import hotlist.store.apply as apply
+
+    package = Path(hotlist.__file__).parent
+    codes_dir = Path(str(resources.files("contracts") / "codes"))
+    return (
+        *(package / f"{name}.py" for name in ("parse", "lines", "normalize", "codes", "layout")),
+        package / "keyed.py",
+        Path(apply.__file__),
+        Path(contracts.__file__).parent / "models.py",
+        *sorted(codes_dir.glob("*.csv")),
+    )
+
+
 def read_snapshot(
     path: Path,
     layout: Layout,
@@ -300,12 +323,38 @@ class Snapshot:
         """Chunks of :data:`CHUNK_LINES` record lines; at least one, perhaps empty."""
         return max(-(-self.body.height // CHUNK_LINES), 1)
 
+    def chunk_lines(self, index: int) -> pl.DataFrame:
+        """The ``index``-th chunk of record lines (``line_no, text``)."""
+        return self.body.slice(index * CHUNK_LINES, CHUNK_LINES)
+
     def chunk(self, index: int) -> ParsedFile:
         """Parse the ``index``-th chunk of record lines (chunks are independent)."""
         return _parse_chunk(
-            self.body.slice(index * CHUNK_LINES, CHUNK_LINES), self.layout, self.feed,
-            self.feed_list, self.hit_types,
-        )  # fmt: skip
+            self.chunk_lines(index), self.layout, self.feed, self.feed_list, self.hit_types
+        )
+
+    def restricted(self, line_nos: pl.Series) -> Snapshot:
+        """The same file with only the record lines ``line_nos`` left to parse."""
+        return dataclasses.replace(
+            self, body=self.body.filter(pl.col("line_no").is_in(line_nos.implode()))
+        )
+
+    @functools.cached_property
+    def parser(self) -> str:
+        """What a line's parse depends on besides the line: the feed, its layout and hit
+        types, the code tables, the parsing code and its libraries, as one SHA-256.
+
+        A line parsed under the same value gives the same entry and warnings again: the
+        store copies those of an unchanged line instead of parsing it again.
+        """
+        digest = hashlib.sha256()
+        for part in (self.feed, self.feed_list, repr(self.layout), sorted(self.hit_types)):
+            digest.update(repr(part).encode() + b"\0")
+        for package in ("polars", "pandera", "polars-hash", "duckdb"):
+            digest.update(f"{package}={importlib.metadata.version(package)}\0".encode())
+        for source in _parser_sources():
+            digest.update(source.read_bytes() + b"\0")
+        return digest.hexdigest()
 
     def chunks(self) -> Iterator[ParsedFile]:
         """Parse the record lines chunk by chunk, so memory stays bounded."""

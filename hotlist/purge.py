@@ -316,6 +316,13 @@ def _drop_records(
             "CREATE TABLE quarantine AS SELECT * FROM prev.quarantine q WHERE NOT EXISTS"
             " (SELECT 1 FROM _ids WHERE contains(q.raw_line, _ids.record_id))"
         )
+        # Unchanged lines of the next file are copied from this version, as from the last.
+        for table in ("warnings", "parser"):
+            if writer.sql(
+                "SELECT 1 FROM duckdb_tables() WHERE database_name = 'prev' AND table_name = ?",
+                params=[table],
+            ).fetchall():
+                writer.execute(f"CREATE TABLE {table} AS SELECT * FROM prev.{table}")
         writer.execute("DETACH prev")
         writer.execute("CHECKPOINT")
     finally:

@@ -392,8 +392,9 @@ def test_a_failure_while_streaming_into_duckdb_surfaces_as_itself(tmp_path: Path
     import duckdb
     import polars as pl
 
+    from hotlist.keyed import LineKeyer
     from hotlist.parse import ENTRY_COLUMNS, ParsedFile
-    from hotlist.store.apply import EntryContractBroken, _stage
+    from hotlist.store.apply import EntryContractBroken, _Keys, _stage
 
     def chunk(record_id: str, entry_list: str) -> ParsedFile:
         row: dict[str, Any] = dict.fromkeys(ENTRY_COLUMNS)
@@ -414,9 +415,13 @@ def test_a_failure_while_streaming_into_duckdb_surfaces_as_itself(tmp_path: Path
         def chunk(self, index: int) -> ParsedFile:
             return chunk(("V123456789", "N123456789")[index], "stolen_vehicle")
 
+        def chunk_lines(self, index: int) -> pl.DataFrame:
+            return pl.DataFrame({"line_no": [2], "text": ["a line"]})
+
     con = duckdb.connect(str(tmp_path / "entries.duckdb"))
+    keys = _Keys(pl.lit(1, pl.Int64).alias("entry_id"), LineKeyer(tmp_path))
     with pytest.raises(EntryContractBroken) as broken:
-        _stage(con, cast(Any, TwoChunks()), pl.lit(1, pl.Int64).alias("entry_id"), [])
+        _stage(con, cast(Any, TwoChunks()), keys, [])
     assert "ZQX123" not in str(broken.value)
     assert "never_immigration" in str(broken.value)
     assert con.sql(
@@ -495,7 +500,10 @@ def test_chunks_parsed_in_parallel_give_the_same_store_as_one_chunk(
         path = data_dir / read_state(data_dir)["feeds"]["ncic"]["content_file"]
         con = duckdb.connect(str(path), read_only=True)
         try:
-            entries = con.sql("SELECT * EXCLUDE (entry_id) FROM entries ORDER BY line_no")
+            entries = con.sql(
+                "SELECT * EXCLUDE (entry_id, line_key_hi, line_key_lo) FROM entries"
+                " ORDER BY line_no"
+            )
             quarantine = con.sql("SELECT line_no, rules FROM quarantine ORDER BY line_no")
             return entries.fetchall(), quarantine.fetchall()
         finally:

@@ -1,7 +1,8 @@
 """Apply one snapshot file to its feed: whole or not at all.
 
 Steps, each safe to be killed after: parse the file chunk by chunk, streaming each
-chunk's entries into a fresh content file -> compare with the current file (added,
+chunk's entries into a fresh content file (a line the current file holds unchanged, parsed
+by the same parser, is copied from it instead) -> compare with the current file (added,
 changed, removed; entries a quarantined row still names are carried forward) -> guards
 -> one control transaction (version, change log, tombstones, file event) -> state.json.
 Until the control transaction commits the previous version is current; afterwards the
@@ -17,7 +18,7 @@ import itertools
 import os
 from collections import deque
 from collections.abc import Generator, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,8 +30,15 @@ from pandera.errors import SchemaErrors
 from contracts.models import HotlistEntry
 from hotlist.config import FeedGuards
 from hotlist.faults import crash_point
-from hotlist.keyed import PlateHasher, entry_id
-from hotlist.parse import FileRejected, ParsedFile, Snapshot, duplicate_issues, sum_excluded
+from hotlist.keyed import LINE_KEY_COLUMNS, LineKeyer, PlateHasher, entry_id
+from hotlist.parse import (
+    ISSUE_SCHEMA,
+    FileRejected,
+    ParsedFile,
+    Snapshot,
+    duplicate_issues,
+    sum_excluded,
+)
 from hotlist.sources import LandedFile
 from hotlist.store import FEEDS, content_path, feed_dir, private_dir
 from hotlist.store import control as ctl
@@ -55,6 +63,7 @@ class ApplyResult:
     carried: int = 0
     quarantined: int = 0
     warnings: int = 0
+    reused: int = 0  # lines unchanged since the previous version: copied, not parsed
 
 
 def recover(con: duckdb.DuckDBPyConnection, data_dir: Path) -> list[Path]:
@@ -76,6 +85,8 @@ class _Staged:
     quarantine: pl.DataFrame
     issues: pl.DataFrame
     excluded: dict[str, int]
+    reused: int = 0  # lines whose entry was copied from the current file, not parsed again
+    parsed: pl.Series | None = None  # the lines parsed, when not all were
 
     @property
     def row_errors(self) -> int:
@@ -90,9 +101,17 @@ class EntryContractBroken(Exception):
     """Rows that passed the row contracts broke the entry contract: a defect, not bad input."""
 
 
-def _validated_chunk(snapshot: Snapshot, index: int, entry_ids: pl.Expr) -> ParsedFile:
-    """Chunk ``index`` of the snapshot, its entries checked against the entry contract and
-    led by their entry id."""
+@dataclass(frozen=True)
+class _Keys:
+    """What identifies an entry (its id, from the identity) and its line (the line key)."""
+
+    entry_id: pl.Expr
+    line: LineKeyer
+
+
+def _validated_chunk(snapshot: Snapshot, index: int, keys: _Keys) -> ParsedFile:
+    """Chunk ``index`` of the snapshot, its entries checked against the entry contract, led
+    by their entry id and followed by their line key."""
     chunk = snapshot.chunk(index)
     try:
         HotlistEntry.validate(chunk.entries, lazy=True)
@@ -104,7 +123,10 @@ def _validated_chunk(snapshot: Snapshot, index: int, entry_ids: pl.Expr) -> Pars
             f"{snapshot.name}: {exc.failure_cases.height} entries break the hotlist entry"
             f" contract: {sorted(f'{c}: {k}' for c, k in cases)}"
         ) from None
-    return dataclasses.replace(chunk, entries=chunk.entries.select(entry_ids, pl.all()))
+    entries = chunk.entries.select(keys.entry_id, pl.all()).join(
+        keys.line(snapshot.chunk_lines(index)), on="line_no", how="left"
+    )
+    return dataclasses.replace(chunk, entries=entries)
 
 
 #: Chunks parsed at once beside the writer. A chunk's polars and pandera work keeps
@@ -112,23 +134,35 @@ def _validated_chunk(snapshot: Snapshot, index: int, entry_ids: pl.Expr) -> Pars
 PARSE_WORKERS = 2
 
 
-def _parsed_in_order(snapshot: Snapshot, entry_ids: pl.Expr) -> Iterator[ParsedFile]:
+class _ParsedInOrder:
     """The snapshot's validated chunks in file order, parsed on :data:`PARSE_WORKERS`
-    threads at most that many ahead of the consumer (memory stays bounded)."""
-    indexes = iter(range(snapshot.chunk_count))
-    pool = ThreadPoolExecutor(max_workers=PARSE_WORKERS, thread_name_prefix="parse")
-    try:
-        pending = deque(
-            pool.submit(_validated_chunk, snapshot, i, entry_ids)
-            for i in itertools.islice(indexes, PARSE_WORKERS)
+    threads at most that many ahead of the consumer (memory stays bounded). Parsing starts
+    when it is made, so the writer can do other work meanwhile; :meth:`close` stops it."""
+
+    def __init__(self, snapshot: Snapshot, keys: _Keys) -> None:
+        self._snapshot, self._keys = snapshot, keys
+        self._indexes = iter(range(snapshot.chunk_count))
+        self._pool = ThreadPoolExecutor(max_workers=PARSE_WORKERS, thread_name_prefix="parse")
+        self._pending = deque(
+            self._submit(i) for i in itertools.islice(self._indexes, PARSE_WORKERS)
         )
-        while pending:
-            parsed = pending.popleft().result()
-            if (following := next(indexes, None)) is not None:
-                pending.append(pool.submit(_validated_chunk, snapshot, following, entry_ids))
-            yield parsed
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+
+    def _submit(self, index: int) -> Future[ParsedFile]:
+        return self._pool.submit(_validated_chunk, self._snapshot, index, self._keys)
+
+    def __iter__(self) -> Iterator[ParsedFile]:
+        return self
+
+    def __next__(self) -> ParsedFile:
+        if not self._pending:
+            raise StopIteration
+        parsed = self._pending.popleft().result()
+        if (following := next(self._indexes, None)) is not None:
+            self._pending.append(self._submit(following))
+        return parsed
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _suppress(chunk: ParsedFile, suppressed: list[str]) -> ParsedFile:
@@ -151,16 +185,97 @@ def _suppress(chunk: ParsedFile, suppressed: list[str]) -> ParsedFile:
 UNCOMPRESSED_COLUMNS = ("record_id", "plate")
 
 
+_SAME_LINE = "p.line_key_hi = k.line_key_hi AND p.line_key_lo = k.line_key_lo"
+
+
+def _unchanged_lines(
+    con: duckdb.DuckDBPyConnection, snapshot: Snapshot, keys: _Keys, previous: Path
+) -> pl.Series | None:
+    """Attach ``previous`` as ``prev`` and register the snapshot's line keys as
+    ``_line_keys``; return the line numbers ``prev`` does not hold as entries, the lines
+    left to parse. None (nothing attached) when ``prev`` was parsed by another parser
+    (:attr:`Snapshot.parser`) or holds no line keys: then every line is parsed."""
+    con.execute("ATTACH ? AS prev (READ_ONLY)", [str(previous)])
+    try:
+        [(parser,)] = con.sql("SELECT fingerprint FROM prev.parser").fetchall()
+    except duckdb.CatalogException:
+        parser = None
+    if parser != snapshot.parser:
+        con.execute("DETACH prev")
+        return None
+    with ThreadPoolExecutor(max_workers=PARSE_WORKERS, thread_name_prefix="line-keys") as pool:
+        indexes = range(snapshot.chunk_count)
+        line_keys = pl.concat(pool.map(lambda i: keys.line(snapshot.chunk_lines(i)), indexes))
+    con.register("_line_keys", line_keys.to_arrow())
+    fresh: pl.Series = con.sql(
+        f"SELECT line_no FROM _line_keys k ANTI JOIN prev.entries p ON {_SAME_LINE}"
+    ).pl()["line_no"]
+    return fresh
+
+
+def _copy_unchanged(
+    con: duckdb.DuckDBPyConnection, suppressed: list[str]
+) -> tuple[int, int, pl.DataFrame]:
+    """Copy into ``entries`` the entries ``prev`` holds for lines of the snapshot, at their
+    new line numbers, but not those of manually purged records. Return how many were
+    copied and suppressed, and the lines' warnings (as ``prev`` recorded them)."""
+    source = f"FROM prev.entries p JOIN _line_keys k ON {_SAME_LINE}"
+    kept, dropped = "", 0
+    if suppressed:
+        con.register("_suppressed", pl.DataFrame({"record_id": suppressed}).to_arrow())
+        purged = "p.record_id IN (SELECT record_id FROM _suppressed)"
+        [(dropped,)] = con.execute(f"SELECT count(*) {source} WHERE {purged}").fetchall()
+        kept = f" WHERE NOT coalesce({purged}, false)"
+    [(copied,)] = con.execute(
+        f"INSERT INTO entries BY NAME SELECT p.* REPLACE (k.line_no AS line_no) {source}{kept}"
+    ).fetchall()
+    warnings = con.sql(
+        "SELECT k.line_no, w.field, w.rule, 'warning' AS severity FROM prev.warnings w"
+        f" JOIN prev.entries p ON p.line_no = w.line_no JOIN _line_keys k ON {_SAME_LINE}"
+    ).pl()
+    if suppressed:
+        con.unregister("_suppressed")
+    return int(copied), int(dropped), warnings.cast(ISSUE_SCHEMA)
+
+
+def _table_definition(con: duckdb.DuckDBPyConnection, relation: str) -> str:
+    """The ``entries`` columns, named and typed as ``relation``'s."""
+    columns = con.sql(f"DESCRIBE {relation}").fetchall()
+    return ", ".join(
+        f'"{name}" {kind}'
+        + (" USING COMPRESSION uncompressed" if name in UNCOMPRESSED_COLUMNS else "")
+        for name, kind, *_ in columns
+    )
+
+
+#: How parsed entries are written: a raw value equal to its normalized one is kept as null.
+_STORED = (
+    "SELECT * REPLACE (nullif(plate_raw, plate) AS plate_raw,"
+    " nullif(state_raw, state) AS state_raw) FROM {}"
+)
+
+
 def _stage(
-    con: duckdb.DuckDBPyConnection, snapshot: Snapshot, entry_ids: pl.Expr, suppressed: list[str]
+    con: duckdb.DuckDBPyConnection,
+    snapshot: Snapshot,
+    keys: _Keys,
+    suppressed: list[str],
+    previous: Path | None = None,
 ) -> _Staged:
     """Parse the snapshot chunk by chunk into ``entries``; memory stays bounded by a chunk.
 
     One ``INSERT ... SELECT`` reads the chunks' entries as an Arrow stream: DuckDB fills
     whole row groups and compresses them on both cores while the next chunks are parsed
-    (:func:`_parsed_in_order`). Measured on 2M lines: 0.7 s less than an insert per chunk,
+    (:class:`_ParsedInOrder`). Measured on 2M lines: 0.7 s less than an insert per chunk,
     whose partial row groups the next insert rewrites.
+
+    A line that ``previous`` (the current content file) holds as an entry, parsed by the
+    same parser, is not parsed again: its entry and warnings are copied from there
+    (:func:`_unchanged_lines`), while the other lines are parsed. Parsing a line depends
+    on nothing but the line and the parser, so the copy is what a parse would give.
     """
+    fresh = _unchanged_lines(con, snapshot, keys, previous) if previous else None
+    chunks = _ParsedInOrder(snapshot if fresh is None else snapshot.restricted(fresh), keys)
     quarantine: list[pl.DataFrame] = []
     issues: list[pl.DataFrame] = []
     excluded: list[dict[str, int]] = []
@@ -168,8 +283,8 @@ def _stage(
 
     def entry_tables() -> Generator[pa.Table, None, None]:
         try:
-            for parsed in _parsed_in_order(snapshot, entry_ids):
-                chunk = _suppress(parsed, suppressed)
+            for chunk in chunks:
+                chunk = _suppress(chunk, suppressed)
                 quarantine.append(chunk.quarantine)
                 issues.append(chunk.issues)
                 excluded.append(chunk.excluded)
@@ -179,51 +294,60 @@ def _stage(
             raise
 
     tables = entry_tables()
-    head = [next(tables)]  # a snapshot has at least one chunk, perhaps of no entries
-    schema = head[0].schema
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        # No reference outlives its chunk (the first leaves ``head`` as it is read).
-        table: pa.Table | None = head.pop()
-        while table is not None:
-            yield from (table if table.schema.equals(schema) else table.cast(schema)).to_batches()
-            table = next(tables, None)
-
-    select = (  # a raw value equal to its normalized one is kept as null
-        "SELECT * REPLACE (nullif(plate_raw, plate) AS plate_raw,"
-        " nullif(state_raw, state) AS state_raw) FROM {}"
-    )
-    con.register("_entries_shape", schema.empty_table())
-    columns = con.sql(f"DESCRIBE {select.format('_entries_shape')}").fetchall()
-    con.unregister("_entries_shape")
-    definition = ", ".join(
-        f'"{name}" {kind}'
-        + (" USING COMPRESSION uncompressed" if name in UNCOMPRESSED_COLUMNS else "")
-        for name, kind, *_ in columns
-    )
-    con.register("_entries", pa.RecordBatchReader.from_batches(schema, batches()))
-    # Rows may land in any order: every reader of a content file orders what it needs
-    # (line_no, entry_id, plate). Measured on 2M lines: 0.2 s less in 3 of 3 alternating
-    # pairs; a later, noisier run could not separate it from the noise.
-    con.execute("SET preserve_insertion_order = false")
-    con.execute("BEGIN TRANSACTION")  # the table and its rows, or neither
+    reused, purged, reused_warnings = 0, 0, pl.DataFrame(schema=ISSUE_SCHEMA)
+    begun = False  # one transaction: no table, or the table and all its rows
     try:
-        con.execute(f"CREATE TABLE entries ({definition})")
-        con.execute(f"INSERT INTO entries {select.format('_entries')}")
+        if fresh is not None:  # the same parser wrote ``prev``: its columns are these
+            con.execute("BEGIN TRANSACTION")
+            begun = True
+            con.execute(f"CREATE TABLE entries ({_table_definition(con, 'prev.entries')})")
+            reused, purged, reused_warnings = _copy_unchanged(con, suppressed)
+        head = [next(tables)]  # a snapshot has at least one chunk, perhaps of no entries
+        schema = head[0].schema
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            # No reference outlives its chunk (the first leaves ``head`` as it is read).
+            table: pa.Table | None = head.pop()
+            while table is not None:
+                yield from (
+                    table if table.schema.equals(schema) else table.cast(schema)
+                ).to_batches()
+                table = next(tables, None)
+
+        if fresh is None:
+            con.register("_entries_shape", schema.empty_table())
+            definition = _table_definition(con, f"({_STORED.format('_entries_shape')})")
+            con.unregister("_entries_shape")
+            con.execute("BEGIN TRANSACTION")
+            begun = True
+            con.execute(f"CREATE TABLE entries ({definition})")
+        con.register("_entries", pa.RecordBatchReader.from_batches(schema, batches()))
+        try:
+            con.execute(f"INSERT INTO entries BY NAME {_STORED.format('_entries')}")
+        finally:
+            con.unregister("_entries")
         con.execute("COMMIT")
+        begun = False
     except BaseException as exc:
-        con.execute("ROLLBACK")
+        if begun:
+            con.execute("ROLLBACK")
         if failed and isinstance(exc, duckdb.Error):
             raise failed[0] from None
         raise
     finally:
-        con.unregister("_entries")
-        con.execute("RESET preserve_insertion_order")
-        tables.close()  # stops the parse threads when the write ended early
+        tables.close()
+        chunks.close()  # stops the parse threads when the write ended early
+        if fresh is not None:
+            con.unregister("_line_keys")
+            con.execute("DETACH prev")
+    if purged:
+        excluded.append({"suppressed_manual_purge": purged})
     return _Staged(
         quarantine=pl.concat(quarantine),
-        issues=pl.concat(issues),
+        issues=pl.concat([*issues, reused_warnings]),
         excluded=sum_excluded(excluded),
+        reused=reused,
+        parsed=fresh,
     )
 
 
@@ -271,29 +395,51 @@ class _Delta:
     entries: int = 0
 
 
-def _delta(con: duckdb.DuckDBPyConnection, quarantine: pl.DataFrame, identity: list[str]) -> _Delta:
-    """Compare ``entries`` with the attached ``prev`` in one join; carry forward what a
-    quarantined row still names, and say what was added, changed and removed.
+def _delta(
+    con: duckdb.DuckDBPyConnection,
+    quarantine: pl.DataFrame,
+    identity: list[str],
+    parsed: pl.Series | None = None,
+) -> _Delta:
+    """Compare ``entries`` with the attached ``prev``; carry forward what a quarantined row
+    still names, and say what was added, changed and removed.
 
     The identity columns are not compared: the entry id is derived from them, so rows of
-    one id agree on them.
+    one id agree on them. When only the lines ``parsed`` were parsed (the others' entries
+    are copies of ``prev``'s), only their entries can be added or changed: the comparison
+    joins those few, and finds what was removed by entry id alone.
     """
     differs = " OR ".join(
         f"n.{c} IS DISTINCT FROM p.{c}" for c in CONTENT_COLUMNS if c not in identity
     )
-    delta = con.sql(
-        "SELECT coalesce(n.entry_id, p.entry_id) AS entry_id,"
-        " CASE WHEN p.entry_id IS NULL THEN 'add' WHEN n.entry_id IS NULL THEN 'remove'"
-        " ELSE 'change' END AS op, p.list, p.record_id, p.plate, p.state"
-        " FROM entries n FULL OUTER JOIN prev.entries p ON n.entry_id = p.entry_id"
-        f" WHERE n.entry_id IS NULL OR p.entry_id IS NULL OR {differs} ORDER BY 1"
-    ).pl()
+    if parsed is None:
+        delta = con.sql(
+            "SELECT coalesce(n.entry_id, p.entry_id) AS entry_id,"
+            " CASE WHEN p.entry_id IS NULL THEN 'add' WHEN n.entry_id IS NULL THEN 'remove'"
+            " ELSE 'change' END AS op, p.list, p.record_id, p.plate, p.state"
+            " FROM entries n FULL OUTER JOIN prev.entries p ON n.entry_id = p.entry_id"
+            f" WHERE n.entry_id IS NULL OR p.entry_id IS NULL OR {differs} ORDER BY 1"
+        ).pl()
+    else:
+        con.register("_parsed", pl.DataFrame({"line_no": parsed}).to_arrow())
+        delta = con.sql(
+            "SELECT n.entry_id, CASE WHEN p.entry_id IS NULL THEN 'add' ELSE 'change' END AS op,"
+            " p.list, p.record_id, p.plate, p.state"
+            " FROM (SELECT * FROM entries SEMI JOIN _parsed USING (line_no)) n"
+            " LEFT JOIN prev.entries p ON n.entry_id = p.entry_id"
+            f" WHERE p.entry_id IS NULL OR {differs}"
+            " UNION ALL SELECT p.entry_id, 'remove', p.list, p.record_id, p.plate, p.state"
+            " FROM prev.entries p ANTI JOIN entries n ON n.entry_id = p.entry_id ORDER BY 1"
+        ).pl()
+        con.unregister("_parsed")
     missing = delta.filter(pl.col("op") == "remove").drop("op")
     carried = carried_ids(missing, quarantine)
     if carried.len():
         con.register("_carried", pl.DataFrame({"entry_id": carried}).to_arrow())
+        # A carried entry stands for no line of this file: no line number, no line key.
+        unlined = ", ".join(f"'{c}'" for c in ("line_no", *LINE_KEY_COLUMNS))
         con.execute(
-            "INSERT INTO entries SELECT * REPLACE (CAST(NULL AS BIGINT) AS line_no)"
+            f"INSERT INTO entries BY NAME SELECT COLUMNS(lambda c: c NOT IN ({unlined}))"
             " FROM prev.entries WHERE entry_id IN (SELECT entry_id FROM _carried)"
         )
     [count] = con.execute("SELECT count(*) FROM prev.entries").fetchall()
@@ -349,16 +495,18 @@ def _write_content_file(
     tmp.unlink(missing_ok=True)
     writer = connect_writer(tmp, data_dir)
     try:
-        staged = _stage(writer, snapshot, entry_id(data_dir, snapshot.feed, identity), suppressed)
+        keys = _Keys(entry_id(data_dir, snapshot.feed, identity), LineKeyer(data_dir))
+        staged = _stage(writer, snapshot, keys, suppressed, previous)
+        warnings = staged.issues.filter(pl.col("severity") == "warning")
         writer, dupes = _drop_duplicates(writer, tmp, data_dir)
-        issues = pl.concat([staged.issues, dupes]).sort("line_no")
-        staged = _Staged(staged.quarantine, issues, staged.excluded)
+        issues = pl.concat([staged.issues, dupes]).sort("line_no", "field", "rule")
+        staged = dataclasses.replace(staged, issues=issues)
         if previous is None:
             ids = writer.sql("SELECT entry_id FROM entries ORDER BY 1").pl()["entry_id"]
             delta = _Delta(ids, ids.clear(), pl.DataFrame(schema=_GONE_SCHEMA), ids.clear(), 0)
         else:
             writer.execute("ATTACH ? AS prev (READ_ONLY)", [str(previous)])
-            delta = _delta(writer, staged.quarantine, identity)
+            delta = _delta(writer, staged.quarantine, identity, staged.parsed)
             writer.execute("DETACH prev")
         [count] = writer.execute("SELECT count(*) FROM entries").fetchall()
         delta = dataclasses.replace(delta, entries=int(count[0]))
@@ -369,6 +517,10 @@ def _write_content_file(
             raise
         writer.register("_quarantine", staged.quarantine.to_arrow())
         writer.execute("CREATE TABLE quarantine AS SELECT * FROM _quarantine")
+        # What the next version needs to copy an unchanged line instead of parsing it.
+        writer.register("_warnings", warnings.select("line_no", "field", "rule").to_arrow())
+        writer.execute("CREATE TABLE warnings AS SELECT * FROM _warnings")
+        writer.execute("CREATE TABLE parser AS SELECT ? AS fingerprint", [snapshot.parser])
         writer.execute("CHECKPOINT")
     except BaseException:
         writer.close()
@@ -501,5 +653,5 @@ def apply_snapshot(
         feed, landed.name, landed.sha256, "applied", version, entries=entries,
         added=delta.added.len(), changed=delta.changed.len(), removed=delta.removed.height,
         carried=delta.carried.len(), quarantined=staged.quarantine.height,
-        warnings=staged.warnings,
+        warnings=staged.warnings, reused=staged.reused,
     )  # fmt: skip
