@@ -329,15 +329,16 @@ def test_a_file_that_changes_while_it_is_read_is_refused(settings: Settings, dro
     assert not any(Path(settings.data_dir, "landing", "ncic").iterdir())
 
 
-def test_a_broken_entry_contract_names_columns_and_checks_never_values() -> None:
+def test_a_broken_entry_contract_names_columns_and_checks_never_values(tmp_path: Path) -> None:
     """The last gate before the store: its error must not carry the plate it refused."""
     import datetime as dt
     from typing import Any, cast
 
     import polars as pl
 
+    from hotlist.keyed import LineKeyer
     from hotlist.parse import ENTRY_COLUMNS, ParsedFile
-    from hotlist.store.apply import EntryContractBroken, _validated_chunk
+    from hotlist.store.apply import EntryContractBroken, _Keys, _validated_chunk
 
     row: dict[str, Any] = dict.fromkeys(ENTRY_COLUMNS)
     row |= {"feed": "ncic", "list": "immigration_violator", "record_id": "N123456789",
@@ -354,8 +355,9 @@ def test_a_broken_entry_contract_names_columns_and_checks_never_values() -> None
         def chunk(self, index: int) -> ParsedFile:
             return chunk
 
+    keys = _Keys(pl.lit(1, pl.Int64).alias("entry_id"), LineKeyer(tmp_path))
     with pytest.raises(EntryContractBroken) as broken:
-        _validated_chunk(cast(Any, OneChunk()), 0, pl.lit(1, pl.Int64).alias("entry_id"))
+        _validated_chunk(cast(Any, OneChunk()), 0, keys)
     assert "ZQXSECRET" not in str(broken.value)
     assert "never_immigration" in str(broken.value) or "list" in str(broken.value)
 
