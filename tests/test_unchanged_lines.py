@@ -22,7 +22,7 @@ from hotlist.purge import manual_purge
 from hotlist.store import control_path
 from hotlist.store.apply import ApplyResult
 from hotlist.store.state import read_state
-from tests.builders import Drop, ncic_file, ncic_line
+from tests.builders import Drop, clew_file, clew_line, ncic_file, ncic_line
 from tests.test_parse_properties import ncic_record
 
 DAY1 = [
@@ -37,10 +37,10 @@ DAY1 = [
 
 def _store(root: Path) -> tuple[Settings, Drop]:
     drop = Drop(root / "drop")
+    guards = "guards = {max_removal_share = 1.0, max_row_error_share = 1.0}\n"
     (root / "hotlist.toml").write_text(
-        f'data_dir = "data"\n[sources.svs]\nurl = "file://{drop.root}"\n'
-        f'[sources.ncic]\nurl = "file://{drop.root}"\n'
-        "guards = {max_removal_share = 1.0, max_row_error_share = 1.0}\n"
+        f'data_dir = "data"\n[sources.svs]\nurl = "file://{drop.root}"\n{guards}'
+        f'[sources.ncic]\nurl = "file://{drop.root}"\n{guards}'
     )
     return load_settings(root / "hotlist.toml", environ={}), drop
 
@@ -71,23 +71,24 @@ def _rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
         con.close()
 
 
-def _content(store: Settings) -> dict[str, list[tuple[Any, ...]]]:
-    """Everything the current version and its file event hold, in a stable order."""
+def _content(store: Settings, feed: str = "ncic") -> dict[str, list[tuple[Any, ...]]]:
+    """Everything the feed's current version and its file event hold, in a stable order."""
     data_dir = store.data_dir
-    path = data_dir / read_state(data_dir)["feeds"]["ncic"]["content_file"]
+    path = data_dir / read_state(data_dir)["feeds"][feed]["content_file"]
+    last = f"(SELECT max(event_id) FROM file_events WHERE feed = '{feed}')"
     return {
         "entries": _rows(path, "SELECT * FROM entries ORDER BY line_no NULLS LAST, entry_id"),
         "quarantine": _rows(path, "SELECT * FROM quarantine ORDER BY line_no"),
         "warnings": _rows(path, "SELECT * FROM warnings ORDER BY ALL"),
         "issues": _rows(
             control_path(data_dir),
-            "SELECT line_no, field, rule, severity FROM file_issues WHERE event_id ="
-            " (SELECT max(event_id) FROM file_events WHERE verdict = 'applied') ORDER BY ALL",
+            f"SELECT line_no, field, rule, severity FROM file_issues WHERE event_id = {last}"
+            " ORDER BY ALL",
         ),
         "event": _rows(
             control_path(data_dir),
-            "SELECT record_lines, row_errors, warnings, excluded FROM file_events"
-            " ORDER BY event_id DESC LIMIT 1",
+            "SELECT verdict, record_lines, row_errors, warnings, excluded FROM file_events"
+            f" WHERE event_id = {last}",
         ),
     }
 
@@ -163,6 +164,30 @@ def test_copying_unchanged_lines_gives_what_parsing_every_line_gives(
         assert _without_reuse(copied) == _without_reuse(parsed)
         if isinstance(copied, ApplyResult):
             assert _content(copying) == _content(parsing)
+
+
+def test_the_clew_tables_copy_their_unchanged_lines_too(tmp_path: Path) -> None:
+    """CLEW entries have no record id: their identity is list, plate and state."""
+    day1 = [clew_line("7ABC123"), clew_line("8XYZ999", "NV"), clew_line("4PLT@44")]
+    day2 = [clew_line("8XYZ999", "NV"), clew_line("7ABC123"), clew_line("9NEW001"), day1[2]]
+    copying, copying_drop = _store(tmp_path / "copying")
+    parsing, parsing_drop = _store(tmp_path / "parsing")
+
+    def ingest(store: Settings, drop: Drop, records: list[str], day: int) -> list[Any]:
+        for name in ("svs.tbl", "sfr.tbl", "slr.tbl"):
+            drop.put(name, clew_file(records, header=f"DATE11/{day}/2026 08:00"))
+        return ingest_source(store, "svs")
+
+    ingest(copying, copying_drop, day1, 22)
+    _same_key(copying, parsing)
+    with _another_parser():
+        ingest(parsing, parsing_drop, day1, 22)
+    copied = ingest(copying, copying_drop, day2, 23)
+    parsed = ingest(parsing, parsing_drop, day2, 23)
+    assert [r.reused for r in copied] == [2, 2, 2]
+    assert [_without_reuse(r) for r in copied] == [_without_reuse(r) for r in parsed]
+    for feed in ("svs", "sfr", "slr"):
+        assert _content(copying, feed) == _content(parsing, feed)
 
 
 def test_a_file_parsed_by_another_parser_is_parsed_whole(tmp_path: Path) -> None:
