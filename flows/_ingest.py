@@ -21,7 +21,6 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.events import emit_event
 from prefect.tasks import Task
 
-from flows.purge import purge
 from hotlist.config import load_settings
 from hotlist.ingest import IngestFailed, Outcome, Rejection, acquire, apply_landed, describe
 from hotlist.sources import FetchError, LandedFile, Unchanged
@@ -113,6 +112,7 @@ def ingest_then_purge(
     runs after it too."""
     from flows.ingest_ncic import ingest_ncic
     from flows.ingest_svs import ingest_svs
+    from flows.purge import purge  # not at module level: ingest flow runs need no purge code
 
     flow = ingest_ncic if source == "ncic" else ingest_svs
     ingested = flow(config=config, approve_mass_removal=approve_mass_removal, return_state=True)

@@ -233,8 +233,7 @@ def _parser_sources() -> tuple[Path, ...]:
     package = Path(hotlist.__file__).parent
     codes_dir = Path(str(resources.files("contracts") / "codes"))
     return (
-        *(package / f"{name}.py" for name in ("parse", "lines", "normalize", "codes", "layout")),
-        package / "keyed.py",
+        *(package / f"{m}.py" for m in ("parse", "lines", "normalize", "codes", "layout", "keyed")),
         Path(apply.__file__),
         Path(contracts.__file__).parent / "models.py",
         *sorted(codes_dir.glob("*.csv")),
