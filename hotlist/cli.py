@@ -21,7 +21,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from hotlist.config import ConfigError, Settings, is_immigration_purpose, load_settings
+from hotlist.access import is_immigration_purpose
+from hotlist.config import ConfigError, Settings, load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
 audit_app = typer.Typer(no_args_is_help=True, help="The SB 34 access log.")
