@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +20,7 @@ from hotlist.reports import deletion_rows, render, summarize
 from hotlist.store import control_path
 from hotlist.store.state import read_state
 from hotlist.verify import verify
+from tests import crash
 from tests.builders import Drop, clew_file, clew_line, ncic_file, ncic_line
 
 MARKERS = ["ZQXMRK01", "ZQXMRK02", "ZQXMRK03"]
@@ -143,7 +140,6 @@ def test_verify_fails_on_a_file_where_rows_were_only_deleted(
 
 def test_a_purge_killed_midway_is_finished_by_the_next(relaxed: Settings, drop: Drop) -> None:
     _day1_day2(relaxed, drop)
-    config = relaxed.data_dir.parent / "hotlist.toml"
     for point in ("after-markers", "after-erase", "before-swap"):
         if point == "before-swap":  # leave free blocks in the current file: it needs a rewrite
             current = (
@@ -154,13 +150,7 @@ def test_a_purge_killed_midway_is_finished_by_the_next(relaxed: Settings, drop: 
             con.execute("DROP TABLE scratch")
             con.execute("CHECKPOINT")
             con.close()
-        code = f"from pathlib import Path; from hotlist.config import load_settings; from hotlist.purge import purge; purge(load_settings(Path({str(config)!r}), {{}}), None)"
-        proc = subprocess.run(
-            [sys.executable, "-c", code],
-            env={**os.environ, "HOTLIST_FAULT_KILL_AT": point},
-            timeout=120,
-        )
-        assert proc.returncode == -signal.SIGKILL
+        crash.killed_at(relaxed, point, "purge(s, None)")
     result = purge(relaxed, None)
     assert result.verification.ok, result.verification.findings
     assert verify(relaxed.data_dir, None, []).ok
