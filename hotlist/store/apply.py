@@ -29,13 +29,12 @@ from hotlist.store import control as ctl
 from hotlist.store import guards as gd
 from hotlist.store.chunks import EntryContractBroken
 from hotlist.store.content import discard
-from hotlist.store.content import recover as recover  # callers not yet moved to content
 from hotlist.store.diff import Delta
 from hotlist.store.state import write_state
 from hotlist.store.stream import Staged
 from hotlist.store.write import write_content_file
 
-__all__ = ["ApplyResult", "EntryContractBroken", "apply_snapshot", "recover"]
+__all__ = ["ApplyResult", "EntryContractBroken", "apply_snapshot"]
 
 
 @dataclass(frozen=True)
