@@ -85,7 +85,7 @@ def raw_request(
     try:
         con.putrequest(method, path, skip_accept_encoding=True)
         for name, value in headers:
-            con.putheader(name, value)
+            con.putheader(name, value.encode())  # UTF-8 bytes, as a hostile client sends them
         if body:
             con.putheader("Content-Length", str(len(body)))
         con.endheaders(body or None)

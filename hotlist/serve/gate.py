@@ -52,10 +52,19 @@ def problem_body(status: int, title: str, detail: str) -> bytes:
     ).encode()
 
 
+def _text(value: bytes) -> str:
+    # UTF-8 first: a purpose sent as UTF-8 full-width letters must reach NFKC as those
+    # letters, not as the Latin-1 mojibake of their bytes.
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
+
+
 def _header_values(scope: Scope) -> dict[bytes, list[str]]:
     values: dict[bytes, list[str]] = {}
     for name, value in scope["headers"]:
-        values.setdefault(bytes(name).lower(), []).append(bytes(value).decode("latin-1"))
+        values.setdefault(bytes(name).lower(), []).append(_text(bytes(value)))
     return values
 
 
