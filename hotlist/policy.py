@@ -40,10 +40,10 @@ class Schedule:
     said: str
 
 
-#: The deployments' schedules (Pacific time), as the policy states them.
+#: The deployments' schedules (America/Los_Angeles), as the policy states them.
 SCHEDULES = (
     Schedule(
-        "svs-tables",
+        "clew-svs",
         ("5 */2 * * *",),
         "The CA DOJ CLEW stolen-vehicle tables are fetched and applied every 2 hours.",
     ),
@@ -56,8 +56,8 @@ SCHEDULES = (
     Schedule(
         "purge-sweep",
         ("45 * * * *",),
-        "Every hour a purge sweep erases what upstream removed and verifies the erasure;"
-        " each ingest that removes records also runs the purge at once.",
+        "Every applied upstream file starts a purge, which erases what upstream removed and"
+        " verifies the erasure; an hourly sweep catches anything an interrupted run left.",
     ),
 )
 
@@ -214,14 +214,27 @@ def render_policy(settings: Settings) -> str:
         ),
     ]
     lines = [
-        f"{agency}: ALPR usage and privacy policy",
+        f"ALPR usage and privacy policy of {agency}",
         "",
-        "Written by hotlist from the configuration it enforces (SB 34, Civil Code"
-        " 1798.90.51 and 1798.90.53). Parts marked NOT STATED are the agency's to supply.",
+        *textwrap.wrap(
+            "Written by hotlist from the configuration it enforces (SB 34, Civil Code"
+            " 1798.90.51 and 1798.90.53)."
+            + (
+                " Parts marked NOT STATED are the agency's to supply."
+                if missing_parts(settings)
+                else ""
+            ),
+            width=88,
+        ),
     ]
     for title, paragraphs in sections:
-        lines += ["", title, ""]
+        lines += ["", title]
         for paragraph in paragraphs:
-            indent = "    " if paragraph.startswith("  - ") else ""
-            lines += textwrap.wrap(paragraph, width=88, subsequent_indent=indent) or [""]
+            item = paragraph.startswith("  - ")
+            if not item:
+                lines.append("")
+            lines += textwrap.wrap(
+                paragraph, width=88, subsequent_indent="    " if item else "",
+                break_on_hyphens=False,
+            )  # fmt: skip
     return "\n".join(lines) + "\n"
