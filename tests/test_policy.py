@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]  # (PyYAML, via Prefect; no stubs installed)
 
 from hotlist import audit
 from hotlist.config import ConfigError, Settings
