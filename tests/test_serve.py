@@ -126,6 +126,15 @@ def test_only_california_public_agencies_receive_data(
         assert all(r["outcome"].startswith("refused") for r in audit.records(settings.data_dir))
 
 
+@pytest.mark.parametrize("ori", ["NV0190000", "CA019000", "", "ca0190000x"])
+def test_a_california_agency_is_registered_only_with_a_california_ori(
+    settings: Settings, ori: str
+) -> None:
+    with pytest.raises(reg.ConsumerError, match="9 characters starting CA"):
+        reg.add(settings.data_dir, "patrol-x", ori, "PD", reg.AgencyKind.CA_LOCAL)
+    assert reg.all_consumers(settings.data_dir) == []
+
+
 @pytest.mark.parametrize(
     ("purpose", "status", "why"),
     [
