@@ -1,0 +1,45 @@
+"""The SB 34 access log: every access to hotlist data, granted or refused, one record.
+
+A record holds the time, the data element used (the plate queried, or "full version N"),
+username, organization, purpose, outcome, channel and client. Records are JSON lines in
+monthly segments under ``data_dir/audit``, chained with HMAC-SHA256 under a key kept
+outside that directory; the chain's head is anchored outside the log (anchors database,
+control database, deletion reports, Prefect artifacts). ``hotlist audit verify`` checks
+all of it. The log is kept ``[audit] retention_months`` (default 24, at least 12) and the
+purge never touches it: it records who looked, which the law requires to outlive the
+record.
+"""
+
+from hotlist.audit.anchors import Anchor, anchor, publish_artifact
+from hotlist.audit.chain import (
+    AccessLogWriter,
+    AccessRecord,
+    append,
+    append_many,
+    log_path,
+    records,
+)
+from hotlist.audit.export import export_csv
+from hotlist.audit.keys import GENESIS
+from hotlist.audit.retention import expire, retention_months
+from hotlist.audit.segments import segment_paths
+from hotlist.audit.verify import ChainCheck, verify_chain
+
+__all__ = [
+    "GENESIS",
+    "AccessLogWriter",
+    "AccessRecord",
+    "Anchor",
+    "ChainCheck",
+    "anchor",
+    "append",
+    "append_many",
+    "expire",
+    "export_csv",
+    "log_path",
+    "publish_artifact",
+    "records",
+    "retention_months",
+    "segment_paths",
+    "verify_chain",
+]
