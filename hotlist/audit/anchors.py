@@ -32,6 +32,7 @@ import duckdb
 from hotlist.audit.keys import load_key, mac, same
 from hotlist.audit.segments import append_lock, head_of, segment_paths
 from hotlist.store import private_dir
+from hotlist.timefmt import iso
 
 #: An anchor is written at least this often while the log grows (by the writers).
 ANCHOR_EVERY = dt.timedelta(hours=1)
@@ -95,7 +96,7 @@ def record(
     at: dt.datetime | None = None,
 ) -> Anchor:  # fmt: skip
     """Write one anchor to the anchors database (callers hold the append lock)."""
-    when = (at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).isoformat(timespec="microseconds")
+    when = iso(at or dt.datetime.now(dt.UTC))
     body = Anchor(when, segment, seq, hmac, kind, place)
     anchor = Anchor(**{**body.body(), "mac": mac(key, body.body())})
     with _store(data_dir) as con:
