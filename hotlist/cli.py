@@ -660,3 +660,26 @@ def demo(
     code = run_demo(workdir, console)
     gc.collect()  # free the failed run's traceback (and the DuckDB objects it holds) now
     sys.exit(code)
+
+
+@audit_app.command("report")
+def audit_report(
+    config: ConfigOption = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only accesses from this date (YYYY-MM-DD) on.")
+    ] = None,
+    fmt: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.html,
+    out: Annotated[Path | None, typer.Option(help="Write here instead of standard output.")] = None,
+) -> None:
+    """Usage audit for reviewers: accesses by organization, user, purpose and outcome,
+    refusals by reason, accesses per day, unusual volume and after-hours use."""
+    from hotlist import audit
+
+    text = audit.usage_audit(_settings(config).data_dir, _since(since), fmt.value)
+    if out is None:
+        print(text)
+        return
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    err.print(f"wrote {out}")

@@ -10,6 +10,9 @@ purge never touches it: it records who looked, which the law requires to outlive
 record.
 """
 
+import datetime as dt
+from pathlib import Path
+
 from hotlist.audit.anchors import Anchor, anchor, publish_artifact
 from hotlist.audit.chain import (
     AccessLogWriter,
@@ -24,6 +27,14 @@ from hotlist.audit.keys import GENESIS
 from hotlist.audit.retention import expire, retention_months
 from hotlist.audit.segments import segment_paths
 from hotlist.audit.verify import ChainCheck, verify_chain
+
+
+def usage_audit(data_dir: Path, since: dt.datetime | None = None, fmt: str = "html") -> str:
+    """``hotlist audit report``: the usage audit, rendered (see :mod:`hotlist.audit.usage`)."""
+    from hotlist.audit.usage_render import usage_audit as run
+
+    return run(data_dir, since, fmt)
+
 
 __all__ = [
     "GENESIS",
@@ -41,5 +52,6 @@ __all__ = [
     "records",
     "retention_months",
     "segment_paths",
+    "usage_audit",
     "verify_chain",
 ]
