@@ -297,3 +297,32 @@ def test_verify_of_a_data_dir_without_a_log_creates_nothing(tmp_path: Path) -> N
     missing = tmp_path / "nothing-here"
     assert audit.verify_chain(missing).ok
     assert not missing.exists()
+
+
+def test_a_server_syncing_from_another_thread_survives_the_month_turning(tmp_path: Path) -> None:
+    import threading
+
+    writer = audit.AccessLogWriter(tmp_path)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def syncer() -> None:
+        while not stop.is_set():
+            try:
+                writer.sync()
+            except BaseException as exc:
+                errors.append(exc)
+                return
+
+    thread = threading.Thread(target=syncer)
+    thread.start()
+    for i in range(300):
+        writer.append(_record(i), at=(NOV if i < 150 else DEC) + dt.timedelta(seconds=i))
+    stop.set()
+    thread.join()
+    writer.close()
+    assert errors == []
+    assert [p.name for p in audit.segment_paths(tmp_path)] == [
+        "access-2026-11.jsonl", "access-2026-12.jsonl",
+    ]  # fmt: skip
+    assert audit.verify_chain(tmp_path).ok

@@ -162,14 +162,22 @@ class AccessLogWriter:
         path.chmod(0o400)
 
     def sync(self) -> None:
-        if self._fd is not None:
-            os.fsync(self._fd)
+        """fsync what was written; safe from another thread (a server's syncer) while
+        appends go on and the segment may be switched under it."""
+        with self._mutex:
+            fd = os.dup(self._fd) if self._fd is not None else None
+        if fd is not None:
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def close(self) -> None:
-        if self._fd is not None:
-            self.sync()
-            os.close(self._fd)
-            self._fd = None
+        self.sync()
+        with self._mutex:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
 
 def canonical_line(entry: dict[str, Any]) -> bytes:
