@@ -326,3 +326,16 @@ def test_a_server_syncing_from_another_thread_survives_the_month_turning(tmp_pat
         "access-2026-11.jsonl", "access-2026-12.jsonl",
     ]  # fmt: skip
     assert audit.verify_chain(tmp_path).ok
+
+
+def test_a_server_writer_never_writes_into_a_segment_deleted_under_it(tmp_path: Path) -> None:
+    writer = audit.AccessLogWriter(tmp_path)
+    writer.append(_record(1))
+    writer.append(_record(2))
+    audit.log_path(tmp_path).unlink()
+    writer.append(_record(3, user="after"))
+    writer.close()
+    assert [r["user"] for r in audit.records(tmp_path)] == ["after"]  # on disk, not lost
+    check = audit.verify_chain(tmp_path)
+    assert not check.ok  # and the deletion shows against the anchor
+    assert "rewritten" in " ".join(check.problems) or "truncated" in " ".join(check.problems)

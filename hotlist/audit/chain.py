@@ -86,7 +86,12 @@ class AccessLogWriter:
             entries = [self._chain(r, when) for r in (*system, *batch)]
             data = b"".join(canonical_line(e) for e in entries)
             assert self._fd is not None
-            os.write(self._fd, data)
+            try:
+                if os.write(self._fd, data) != len(data):
+                    raise OSError(f"short write to {self._segment}")
+            except OSError:
+                self._forget()  # the next append re-reads the head (and moves a torn tail)
+                raise
             self._size += len(data)
             anchor_due = self._last_anchor is None or when - self._last_anchor >= self._anchor_every
             if anchor_due:
@@ -113,11 +118,13 @@ class AccessLogWriter:
         segment; move a torn tail out. Returns what was recovered (to be logged)."""
         if self._fd is not None:
             st = os.fstat(self._fd)
-            current = (self.folder / self._segment).exists()
-            if st.st_size == self._size and current and not self._month_turned(when):
+            try:
+                same_file = os.stat(self.folder / self._segment).st_ino == st.st_ino
+            except FileNotFoundError:
+                same_file = False
+            if st.st_size == self._size and same_file and not self._month_turned(when):
                 return []
-            os.close(self._fd)
-            self._fd = None
+            self._forget()
         paths = segment_paths(self.data_dir)
         newest = paths[-1] if paths else None
         notes: list[str] = []
@@ -144,6 +151,11 @@ class AccessLogWriter:
         self._size = os.fstat(self._fd).st_size
         self._head = head_of(segment_paths(self.data_dir))
         return notes
+
+    def _forget(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd, self._size = None, -1
 
     def _month_turned(self, when: dt.datetime, name: str | None = None) -> bool:
         """Is ``when`` in a later month than the segment? (A record stamped in the past
