@@ -339,3 +339,13 @@ def test_a_server_writer_never_writes_into_a_segment_deleted_under_it(tmp_path: 
     check = audit.verify_chain(tmp_path)
     assert not check.ok  # and the deletion shows against the anchor
     assert "rewritten" in " ".join(check.problems) or "truncated" in " ".join(check.problems)
+
+
+def test_a_data_dir_with_quotes_spaces_and_uri_characters_works(tmp_path: Path) -> None:
+    data_dir = tmp_path / 'it\'s a "data" dir #1 ?x=%20'
+    _fill(data_dir, 3)
+    audit.anchor(data_dir, "report")
+    assert len(anchors.stored(data_dir)) == 2
+    check = audit.verify_chain(data_dir)
+    assert check.ok, check.problems
+    assert check.anchors == 2

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import duckdb
 
@@ -108,12 +109,17 @@ def record(
     return anchor
 
 
+def _read_only(path: Path) -> sqlite3.Connection:
+    """Open without creating anything (the path quoted: it may hold ``?``, ``#`` or ``%``)."""
+    return sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=30)
+
+
 def stored(data_dir: Path) -> list[Anchor]:
     """Every anchor in the anchors database, oldest first (none if it does not exist)."""
     path = store_path(data_dir)
     if not path.exists():
         return []
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    con = _read_only(path)
     try:
         rows = con.execute(
             "SELECT at, segment, seq, hmac, kind, place, mac FROM anchors ORDER BY id"
@@ -128,7 +134,7 @@ def last_anchored(data_dir: Path) -> dt.datetime | None:
     path = store_path(data_dir)
     if not path.exists():
         return None
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    con = _read_only(path)
     try:
         [[at]] = con.execute("SELECT max(at) FROM anchors WHERE kind = 'anchor'").fetchall()
     finally:
