@@ -349,3 +349,24 @@ def test_a_data_dir_with_quotes_spaces_and_uri_characters_works(tmp_path: Path) 
     check = audit.verify_chain(data_dir)
     assert check.ok, check.problems
     assert check.anchors == 2
+
+
+def test_writers_anchor_the_head_at_least_hourly_while_the_log_grows(tmp_path: Path) -> None:
+    for minutes in (0, 20, 40, 61, 90, 125):
+        audit.append(tmp_path, _record(minutes), at=DEC + dt.timedelta(minutes=minutes))
+    hourly = [a for a in anchors.stored(tmp_path) if a.place == "hourly"]
+    assert [a.seq for a in hourly] == [1, 4, 6]
+
+
+def test_an_anchor_altered_in_a_deletion_report_is_reported(tmp_path: Path) -> None:
+    _fill(tmp_path, 2)
+    made = audit.anchor(tmp_path, "purge run 3")
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    forged = {**made.as_dict(), "seq": 1}
+    (reports / "deletions-run000003.json").write_text(
+        json.dumps({"summary": {"access_log_anchor": forged}, "records": []})
+    )
+    check = audit.verify_chain(tmp_path)
+    assert not check.ok
+    assert "report deletions-run000003.json is not genuine" in str(check.problem)
