@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from hotlist.access import normalize_purpose, purpose_error
+
 ENV_PREFIX = "HOTLIST_"
 CONFIG_ENV = "HOTLIST_CONFIG"
 
@@ -96,12 +98,6 @@ class SourceConfig(_Strict):
 DEFAULT_PURPOSES = ("investigation", "patrol", "stolen-vehicle-recovery", "amber-alert")
 
 
-def is_immigration_purpose(purpose: str) -> bool:
-    """SB 54: immigration enforcement is never a purpose, however it is spelled."""
-    folded = purpose.casefold().replace("_", "-")
-    return "immigration" in folded or folded in {"ice", "ero", "deportation", "removal"}
-
-
 class AccessConfig(_Strict):
     """Who may see hotlist data and why (SB 34 usage and privacy policy)."""
 
@@ -111,10 +107,10 @@ class AccessConfig(_Strict):
     @field_validator("purposes")
     @classmethod
     def _lawful_purposes(cls, purposes: tuple[str, ...]) -> tuple[str, ...]:
-        unlawful = [p for p in purposes if is_immigration_purpose(p)]
-        if unlawful:
-            raise ValueError(f"{unlawful}: immigration enforcement is never a purpose (SB 54)")
-        return purposes
+        errors = [f"{p!r}: {why}" for p in purposes if (why := purpose_error(p))]
+        if errors:
+            raise ValueError("; ".join(errors))
+        return tuple(dict.fromkeys(normalize_purpose(p) for p in purposes))
 
 
 class PurgeConfig(_Strict):

@@ -232,7 +232,7 @@ def test_a_torn_tail_is_kept_as_evidence_reported_and_the_chain_continues(tmp_pa
     assert "torn tail" in recovery["data_element"]
     evidence = path.with_name(path.name + ".torn")
     [kept] = [json.loads(line) for line in evidence.read_text().splitlines()]
-    assert kept["fragment"].encode() == fragment
+    assert segments.join_fragment(kept).encode() == fragment
     assert stat.S_IMODE(evidence.stat().st_mode) == 0o600
     after = audit.verify_chain(tmp_path)
     assert after.ok, after.problems

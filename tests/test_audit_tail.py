@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hotlist import audit
-from hotlist.audit.segments import read_tail
+from hotlist.audit.segments import join_fragment, read_tail, split_fragment
 
 RECORD = audit.AccessRecord("jdoe", "CA0190000", "patrol", "plate 7ABC123", "granted", "cli")
 
@@ -98,3 +98,24 @@ def test_a_log_from_before_the_keyed_chain_is_verified_sealed_and_continued(tmp_
     legacy.chmod(0o600)
     legacy.write_text(legacy.read_text().replace("jdoe", "mallory", 1))
     assert not audit.verify_chain(tmp_path).ok
+
+
+@given(st.text())
+def test_a_torn_fragment_split_as_evidence_joins_back_exactly(text: str) -> None:
+    assert join_fragment(split_fragment(text)) == text
+
+
+def test_torn_evidence_keeps_a_queried_plate_only_where_verification_allows_it(
+    tmp_path: Path,
+) -> None:
+    from hotlist.verify_access import AccessLogSearch
+
+    audit.append(tmp_path, RECORD)
+    with open(audit.log_path(tmp_path), "ab") as fh:
+        fh.write(b'{"channel":"cli","client":"","data_element":"plate ZQXLOOK7","hash":"1f')
+    audit.append(tmp_path, RECORD)
+    [torn] = (tmp_path / "audit").glob("*.torn")
+    search = AccessLogSearch(["ZQXLOOK7"], ["F000000007"])
+    assert b"ZQXLOOK7" in torn.read_bytes()  # kept, as evidence
+    assert search.scan(torn) == []  # in the queried field only: lawful
+    assert search.scan(audit.log_path(tmp_path)) == []

@@ -146,6 +146,31 @@ def head_of(paths: list[Path]) -> Head:
     return Head("", 0, GENESIS)
 
 
+#: The queried element inside a torn record (its JSON text, possibly cut short).
+_ELEMENT = re.compile(r'"data_element"\s*:\s*"((?:[^"\\]|\\.)*)(?:"|\\?$)')
+ELEMENT_PLACEHOLDER = "<data_element>"
+
+
+def split_fragment(text: str) -> dict[str, str]:
+    """A torn fragment as evidence: its queried element in a ``data_element`` field of its
+    own (the one field of the access log the law lets hold a plate, and the one the
+    purge's verification exempts), the rest in ``fragment`` with a placeholder where the
+    element stood. Kept as text, not encoded: the verification must see everything else.
+    ``join_fragment`` gives the exact fragment back."""
+    found = _ELEMENT.search(text)
+    if found is None or ELEMENT_PLACEHOLDER in text:
+        return {"fragment": text}
+    start, end = found.span(1)
+    return {"fragment": text[:start] + ELEMENT_PLACEHOLDER + text[end:], "data_element": found[1]}
+
+
+def join_fragment(evidence: dict[str, Any]) -> str:
+    fragment = str(evidence.get("fragment", ""))
+    if "data_element" not in evidence:
+        return fragment
+    return fragment.replace(ELEMENT_PLACEHOLDER, str(evidence["data_element"]), 1)
+
+
 def keep_torn_tail(path: Path, fd: int, tail: Tail, key: bytes, now: dt.datetime) -> str:
     """Move a torn tail out of the segment into its ``.torn`` evidence file (keyed, so an
     edit of the evidence shows), and cut the segment back to its last whole record."""
@@ -156,8 +181,7 @@ def keep_torn_tail(path: Path, fd: int, tail: Tail, key: bytes, now: dt.datetime
         "after_seq": tail.last["seq"] if tail.last else 0,
         "after_hash": tail.last["hash"] if tail.last else GENESIS,
         "length": len(tail.torn),
-        # as text, not encoded: what the purge's verification scans for must stay visible
-        "fragment": tail.torn.decode("utf-8", "backslashreplace"),
+        **split_fragment(tail.torn.decode("utf-8", "backslashreplace")),
     }
     entry = {**evidence, "mac": mac(key, evidence)}
     line = json.dumps(entry, sort_keys=True, ensure_ascii=True).encode() + b"\n"

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -21,7 +19,7 @@ import polars as pl
 
 from hotlist.config import Settings
 from hotlist.serve.consumers import Consumer, ack_history, all_consumers
-from hotlist.store import control_path, private_dir
+from hotlist.store import control_path
 from hotlist.timefmt import iso
 
 SOURCE_OF_FEED = {"svs": "CLEW SVS", "sfr": "CLEW SVS", "slr": "CLEW SVS", "ncic": "NCIC"}
@@ -255,28 +253,3 @@ def _overall(checked: list[dict[str, Any]]) -> str:
     if failed:
         return f"FAIL: purge runs {', '.join(map(str, failed))} of {len(checked)} did not verify"
     return f"PASS: all {len(checked)} purge runs verified (each below)"
-
-
-def write_run_report(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: int) -> Path:
-    """The report of one purge run (what it purged, and what is still outstanding); also
-    applies the access log's retention and anchors its head."""
-    from hotlist import audit
-    from hotlist.reports.render import render
-
-    audit.expire(settings.data_dir, audit.retention_months(settings))
-    rows, summary = deletion_report(
-        settings, con, run_id=run_id, anchor_place=f"purge run {run_id}"
-    )
-    summary["purge_run"] = run_id
-    folder = private_dir(settings.data_dir / "reports")
-    base = folder / f"deletions-run{run_id:06d}"
-    for fmt in ("html", "json"):
-        path = base.with_suffix(f".{fmt}")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(render(rows, summary, fmt, f"Deletion report, purge run {run_id}"))
-    con.execute(
-        "UPDATE purge_runs SET report = ? WHERE run_id = ?",
-        [str(base.with_suffix(".html")), run_id],
-    )
-    return base.with_suffix(".html")

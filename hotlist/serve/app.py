@@ -27,7 +27,8 @@ from pydantic import BaseModel, Field
 
 from hotlist import audit
 from hotlist import normalize as norm
-from hotlist.config import Settings, is_immigration_purpose
+from hotlist.access import is_immigration_purpose
+from hotlist.config import Settings
 from hotlist.lookup import describe_vehicle
 from hotlist.publish import read_current
 from hotlist.serve import consumers as reg
