@@ -370,3 +370,17 @@ def test_an_anchor_altered_in_a_deletion_report_is_reported(tmp_path: Path) -> N
     check = audit.verify_chain(tmp_path)
     assert not check.ok
     assert "report deletions-run000003.json is not genuine" in str(check.problem)
+
+
+def test_a_segment_left_by_a_crash_after_its_expiry_was_recorded_does_not_fail_verify(
+    tmp_path: Path,
+) -> None:
+    _fill(tmp_path, 2, dt.datetime(2024, 1, 5, tzinfo=dt.UTC))
+    _fill(tmp_path, 2, DEC)
+    old = audit.segment_paths(tmp_path)[0]
+    kept = old.read_bytes()
+    audit.expire(tmp_path, 12, now=DEC)
+    old.write_bytes(kept)  # as if killed between the expired anchor and the unlink
+    check = audit.verify_chain(tmp_path)
+    assert check.ok, check.problems
+    assert audit.expire(tmp_path, 12, now=DEC) == [] or not old.exists()
