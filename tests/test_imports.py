@@ -116,3 +116,10 @@ def test_a_cycle_through_an_import_inside_a_function_is_found(tmp_path: Path) ->
     graph = import_graph(tmp_path, ("pkg",))
     assert graph["pkg.c"] == {"pkg.a"}
     assert cycles(graph) == [["pkg.a", "pkg.b"]]
+
+
+def test_the_parser_and_the_store_share_one_definition_of_their_columns() -> None:
+    from hotlist import columns, parse
+
+    assert parse.ENTRY_COLUMNS == columns.ENTRY_COLUMNS
+    assert parse.ISSUE_SCHEMA == columns.ISSUE_SCHEMA
