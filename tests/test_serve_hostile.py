@@ -95,6 +95,18 @@ def test_a_repeated_identity_header_is_refused_with_400_and_logged(
         assert record["purpose"] == f"{first} | {second}"
 
 
+def test_an_identity_header_sent_again_with_an_underscore_counts_as_repeated(
+    api: str, key: str, settings: Settings
+) -> None:
+    """Some proxies and frameworks read ``X_Purpose`` as ``X-Purpose``: which one counts
+    must not be theirs to choose."""
+    headers = [*_polite(key), ("X_Purpose", "immigration")]
+    status, body = raw_request(api, "POST", "/v1/lookup", headers, _lookup_body())
+    assert status == 400
+    assert "X-Purpose header is sent 2 times" in json.loads(body)["detail"]
+    assert str(_records(settings)[0]["outcome"]).startswith("refused")
+
+
 @pytest.mark.parametrize(
     "purpose",
     [

@@ -62,9 +62,14 @@ def _text(value: bytes) -> str:
 
 
 def _header_values(scope: Scope) -> dict[bytes, list[str]]:
+    """Header values by lower-case name; ``X_User`` counts as ``X-User``, because some
+    proxies and frameworks read one as the other: sent both ways, it is a repeat."""
     values: dict[bytes, list[str]] = {}
     for name, value in scope["headers"]:
-        values.setdefault(bytes(name).lower(), []).append(_text(bytes(value)))
+        key = bytes(name).lower()
+        if key.replace(b"_", b"-") in SINGLE_HEADERS:
+            key = key.replace(b"_", b"-")
+        values.setdefault(key, []).append(_text(bytes(value)))
     return values
 
 
