@@ -125,7 +125,7 @@ class AccessGate:
         async def send_logged(message: Message) -> None:
             if message["type"] == "http.response.start":
                 if not public and not access.logged:
-                    self.services.log(access, access.outcome or _outcome(message["status"]))
+                    self.services.log(access, _outcome(message["status"], access.outcome))
                 if not finished:  # the rest of the body stays unread: end the connection
                     message = {**message, "headers": [*message["headers"], CLOSE]}
             await send(message)
@@ -215,8 +215,14 @@ def _too_large(length: int | None) -> Problem | None:
     return None
 
 
-def _outcome(status: int) -> str:
-    return "granted" if status < 400 else f"failed: {status}"
+def _outcome(status: int, noted: str | None) -> str:
+    """The outcome logged: what the route or error handler noted, unless the status
+    contradicts it."""
+    if status < 400:
+        return noted or "granted"
+    if noted is None or noted.startswith("granted"):
+        return f"failed: {status}"
+    return noted
 
 
 async def _send_problem(send: Send, problem: Problem, close: bool) -> None:
