@@ -61,7 +61,7 @@ def _text(value: bytes) -> str:
         return value.decode("latin-1")
 
 
-def _header_values(scope: Scope) -> dict[bytes, list[str]]:
+def header_values(scope: Scope) -> dict[bytes, list[str]]:
     """Header values by lower-case name; ``X_User`` counts as ``X-User``, because some
     proxies and frameworks read one as the other: sent both ways, it is a repeat."""
     values: dict[bytes, list[str]] = {}
@@ -101,7 +101,7 @@ class AccessGate:
         )
         scope.setdefault("state", {})["access"] = access
         public = scope["path"] in PUBLIC_PATHS
-        values = _header_values(scope)
+        values = header_values(scope)
         length, close_unread = _declared_body(values)
         refused = self._admit(values, length, access, public)
         if refused is not None:
