@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import functools
 import hashlib
+import hmac
 import importlib.metadata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,15 +21,31 @@ from pathlib import Path
 
 import pandera.polars as pa
 import polars as pl
+import polars_hash as plh
 from pandera.errors import SchemaErrors
 
 from contracts.models import ClewRow, CodeAdvisories, NcicRow
 from hotlist import normalize as norm
 from hotlist.codes import codes, hit_type_lists
 from hotlist.layout import FIELD_NAMES, Layout, Marker
-from hotlist.lines import field_exprs, fields, read_lines
+from hotlist.lines import fields, read_lines
 
 ISSUE_SCHEMA = {"line_no": pl.Int64, "field": pl.String, "rule": pl.String, "severity": pl.String}
+#: Columns of a quarantined row. ``raw_line`` is null for a line that is not positively
+#: of an allowed hit type: of such a line only its number, rules and keyed hash are kept.
+QUARANTINE_SCHEMA = pl.Schema(
+    {
+        "line_no": pl.Int64(),
+        "raw_line": pl.String(),
+        "rules": pl.String(),
+        "carry_record_id": pl.String(),
+        "carry_plate": pl.String(),
+        "carry_state": pl.String(),
+        "line_hash": pl.String(),
+    }
+)
+#: The rule of a line whose hit type is none of the file's allowed ones, nor a known one.
+UNKNOWN_HIT_TYPE = "record_id.hit_type_unknown"
 #: Columns of a candidate entry, in store order (entry ids are given at apply time).
 ENTRY_COLUMNS = (
     "feed",
@@ -247,9 +264,14 @@ def read_snapshot(
     feed_list: str | None,
     hit_types: frozenset[str],
     fallback_time: dt.datetime,
+    *,
+    hash_key: bytes | None = None,
 ) -> Snapshot:
     """Check ``path`` as a whole (line ends, header, trailer); raise :class:`FileRejected`
-    if it is unusable. Its rows are parsed later, chunk by chunk (:meth:`Snapshot.chunks`)."""
+    if it is unusable. Its rows are parsed later, chunk by chunk (:meth:`Snapshot.chunks`).
+
+    ``hash_key`` (the store's local key) keys the hash that stands for a quarantined line
+    (:func:`quarantine_line_hash`); without it that hash is null."""
     name = path.name
     if not _ends_with_newline(path):
         raise FileRejected(
@@ -301,6 +323,7 @@ def read_snapshot(
         feed=feed,
         feed_list=feed_list,
         hit_types=hit_types,
+        hash_key=hash_key,
     )
 
 
@@ -316,6 +339,8 @@ class Snapshot:
     feed: str
     feed_list: str | None
     hit_types: frozenset[str]
+    #: Keys the hash of a quarantined line; a secret, so never shown.
+    hash_key: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def chunk_count(self) -> int:
@@ -329,7 +354,12 @@ class Snapshot:
     def chunk(self, index: int) -> ParsedFile:
         """Parse the ``index``-th chunk of record lines (chunks are independent)."""
         return _parse_chunk(
-            self.chunk_lines(index), self.layout, self.feed, self.feed_list, self.hit_types
+            self.chunk_lines(index),
+            self.layout,
+            self.feed,
+            self.feed_list,
+            self.hit_types,
+            self.hash_key,
         )
 
     def restricted(self, line_nos: pl.Series) -> Snapshot:
@@ -367,9 +397,13 @@ def parse_file(
     feed_list: str | None,
     hit_types: frozenset[str],
     fallback_time: dt.datetime,
+    *,
+    hash_key: bytes | None = None,
 ) -> ParsedFile:
     """Read a whole file into one :class:`ParsedFile` (the store reads chunk by chunk)."""
-    snapshot = read_snapshot(path, layout, feed, feed_list, hit_types, fallback_time)
+    snapshot = read_snapshot(
+        path, layout, feed, feed_list, hit_types, fallback_time, hash_key=hash_key
+    )
     chunks = list(snapshot.chunks())
     entries = pl.concat([c.entries for c in chunks])
     # One entry per identity: a later line with the same identity is reported, not loaded.
@@ -409,23 +443,33 @@ def _parse_chunk(
     feed: str,
     feed_list: str | None,
     hit_types: frozenset[str],
+    hash_key: bytes | None = None,
 ) -> ParsedFile:
     record_lines = body.height
     excluded: dict[str, int] = {}
+    unknown = pl.DataFrame(schema=QUARANTINE_SCHEMA)
     if layout.has_record_id:
-        # A row without a readable letter stays, to be quarantined for its record id. The
-        # letter is read from the line alone, so refused lines are dropped before anything
-        # else is done with them.
-        letter = field_exprs(layout)["record_id"].str.slice(0, 1).str.to_uppercase().fill_null("")
-        refused = sorted(set(hit_type_lists()) - hit_types - {"N"})
-        # SB 54: immigration violator records are dropped before anything is kept.
-        letters = body.select(letter).to_series()
+        # SB 54: a line is parsed only when it is positively of an allowed hit type, judged
+        # on the line as a person reads it (NFKC, no byte order mark, quotes or white space
+        # before the letter). The others are dropped before anything is done with them: an
+        # immigration violator record or a hit type not configured is counted, and a line
+        # of no known hit type is quarantined as its number, rule and keyed hash alone.
+        letters = norm.hit_type_letters(_hit_type_text(body, layout))
+        allowed = letters.is_in(sorted(hit_types - {"N"}))
         immigration = letters == "N"
-        not_configured = letters.is_in(refused)
+        not_configured = letters.is_in(sorted(set(hit_type_lists()) - hit_types - {"N"}))
         excluded["immigration_violator_sb54"] = int(immigration.sum())
         excluded["hit_type_not_configured"] = int(not_configured.sum())
-        if immigration.any() or not_configured.any():
-            body = body.filter(~(immigration | not_configured))
+        if not allowed.all():
+            dropped = ~(allowed | immigration | not_configured)
+            unknown = body.filter(dropped).select(
+                pl.col("line_no"),
+                pl.lit(None, pl.String).alias("raw_line"),
+                pl.lit(UNKNOWN_HIT_TYPE).alias("rules"),
+                *(pl.lit(None, pl.String).alias(f"carry_{c}") for c in CARRIED),
+                quarantine_line_hash(hash_key),
+            )
+            body = body.filter(allowed)
     rows = _normalized(fields(body, layout), layout, feed, feed_list)
     # A placeholder plate (NONE, UNK, 000...) written in plate characters is not a hit.
     # The pattern is tested only on the few rows whose plate is a placeholder.
@@ -442,6 +486,8 @@ def _parse_chunk(
         shape = _issue(rows.filter(~pl.col("_shape_ok")), "line", "line.field_count", "error")
         errors = pl.concat([shape, errors])
     warnings = contract_failures(CodeAdvisories, rows, "warning")
+    if unknown.height:
+        errors = pl.concat([_issue(unknown, "record_id", UNKNOWN_HIT_TYPE, "error"), errors])
     if errors.height:
         bad = pl.col("line_no").is_in(errors["line_no"].unique().implode())
         quarantined, entries = rows.filter(bad), rows.filter(~bad)
@@ -455,9 +501,17 @@ def _parse_chunk(
             on="line_no",
         )
         .join(body.select("line_no", pl.col("text").alias("raw_line")), on="line_no")
-        .select("line_no", "raw_line", "rules", *_carry_key(layout))
-        .sort("line_no")
+        .select(
+            "line_no",
+            "raw_line",
+            "rules",
+            *_carry_key(layout),
+            quarantine_line_hash(hash_key, pl.col("raw_line")),
+        )
     )
+    if unknown.height:
+        quarantine = pl.concat([quarantine, unknown])
+    quarantine = quarantine.cast(QUARANTINE_SCHEMA).sort("line_no")
     return ParsedFile(
         name="",
         extract_time=dt.datetime.min,
@@ -467,6 +521,38 @@ def _parse_chunk(
         issues=pl.concat([errors, warnings]),
         excluded=excluded,
     )
+
+
+#: Identity columns a quarantined row may carry (``carry_record_id`` ...).
+CARRIED = ("record_id", "plate", "state")
+
+
+def _hit_type_text(body: pl.DataFrame, layout: Layout) -> pl.Series:
+    """The text of each line from where its record id starts: the line itself in the
+    shipped layouts. Not cut at the field's end: a shifted line is judged all the same."""
+    [record_id] = (f for f in layout.fields if f.name == "record_id")
+    text = pl.col("text")
+    if layout.format == "fixed":
+        return body.select(text.str.slice(record_id.start)).to_series()
+    index = layout.field_names.index("record_id")
+    if index == 0:
+        return body["text"]
+    rest = text.str.split(layout.separator).list.slice(index).list.join(layout.separator)
+    return body.select(rest).to_series()
+
+
+def quarantine_line_hash(key: bytes | None, text: pl.Expr | None = None) -> pl.Expr:
+    """``line_hash``: HMAC-SHA256 of a line's text (as read, without its line end), keyed
+    by the hex text of HMAC-SHA256(local key, "quarantined-line"); null without a key.
+
+    Whoever holds the key and a line of the upstream file can tell whether this is the
+    line quarantined; without the key the hash says nothing of it.
+    """
+    if key is None:
+        return pl.lit(None, pl.String).alias("line_hash")
+    derived = hmac.new(key, b"quarantined-line", hashlib.sha256).hexdigest()
+    line = pl.col("text") if text is None else text
+    return plh.CryptographicHashingNameSpace(line).hmac_sha256(key=derived).alias("line_hash")
 
 
 def _carry_key(layout: Layout) -> list[pl.Expr]:
