@@ -486,6 +486,8 @@ def _parse_chunk(
         shape = _issue(rows.filter(~pl.col("_shape_ok")), "line", "line.field_count", "error")
         errors = pl.concat([shape, errors])
     warnings = contract_failures(CodeAdvisories, rows, "warning")
+    if errors.height and warnings.height:  # a value that is no code is not an unknown one
+        warnings = warnings.join(errors, on=["line_no", "field"], how="anti")
     if unknown.height:
         errors = pl.concat([_issue(unknown, "record_id", UNKNOWN_HIT_TYPE, "error"), errors])
     if errors.height:

