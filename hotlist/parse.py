@@ -1,9 +1,11 @@
 """Parse one landed file into candidate entries, quarantined rows and row issues.
 
-The path of a file: lines (polars, one string column) -> header and trailer checks ->
-fields by the layout -> hit-type filter (``N`` records dropped before anything is kept)
--> normalization -> pandera contracts -> entries / quarantine / issues. Messages and
-issues name file, line, field and rule, never a value: values are record content.
+The path of a file (docs/formats.md): whole-file checks (:mod:`hotlist.wholefile`) ->
+lines (polars, one string column) -> header and trailer checks -> hit-type judgement (a
+line is parsed only when it is positively of an allowed hit type; ``N`` records are
+dropped before anything is kept) -> fields by the layout -> normalization -> pandera
+contracts -> entries / quarantine / issues. Messages and issues name file, line, field
+and rule, never a value: values are record content.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from hotlist import normalize as norm
 from hotlist.codes import codes, hit_type_lists
 from hotlist.layout import FIELD_NAMES, Layout, Marker
 from hotlist.lines import fields, read_lines
+from hotlist.wholefile import FileRejected as FileRejected
+from hotlist.wholefile import check_bytes, check_extract_time
 
 ISSUE_SCHEMA = {"line_no": pl.Int64, "field": pl.String, "rule": pl.String, "severity": pl.String}
 #: Columns of a quarantined row. ``raw_line`` is null for a line that is not positively
@@ -72,16 +76,6 @@ _CODE_FIELDS = ("plate_type", "make", "style", "colour")
 OPTIONAL_FIELDS = tuple(f for f in FIELD_NAMES if f not in ("plate", "state", "record_date"))
 
 
-class FileRejected(Exception):
-    """The whole file is refused; ``rule`` is a stable code, the message says where and why."""
-
-    def __init__(self, rule: str, message: str) -> None:
-        super().__init__(message)
-        self.rule = rule
-        #: Row issues of the file, when it was read far enough to have them.
-        self.issues: pl.DataFrame | None = None
-
-
 @dataclass(frozen=True)
 class ParsedFile:
     """What a file holds, sorted into what may load, what is quarantined, and why."""
@@ -101,15 +95,6 @@ class ParsedFile:
     @property
     def warnings(self) -> int:
         return int((self.issues["severity"] == "warning").sum())
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        fh.seek(0, 2)
-        if fh.tell() == 0:
-            return False
-        fh.seek(-1, 2)
-        return fh.read(1) == b"\n"
 
 
 def _marker_time(marker: Marker, text: str) -> dt.datetime | None:
@@ -266,18 +251,18 @@ def read_snapshot(
     fallback_time: dt.datetime,
     *,
     hash_key: bytes | None = None,
+    now: dt.datetime | None = None,
 ) -> Snapshot:
-    """Check ``path`` as a whole (line ends, header, trailer); raise :class:`FileRejected`
-    if it is unusable. Its rows are parsed later, chunk by chunk (:meth:`Snapshot.chunks`).
+    """Check ``path`` as a whole (bytes, line ends, header, trailer, the file's own time);
+    raise :class:`FileRejected` if it is unusable. Its rows are parsed later, chunk by
+    chunk (:meth:`Snapshot.chunks`).
 
     ``hash_key`` (the store's local key) keys the hash that stands for a quarantined line
-    (:func:`quarantine_line_hash`); without it that hash is null."""
+    (:func:`quarantine_line_hash`); without it that hash is null. ``now`` (default: the
+    clock) is what the file's time and its records' dates must not be later than."""
     name = path.name
-    if not _ends_with_newline(path):
-        raise FileRejected(
-            "incomplete-last-line",
-            f"{name}: the last line is incomplete (no line end): the file was cut short",
-        )
+    now = now or dt.datetime.now(dt.UTC)
+    check_bytes(path)
     lines = read_lines(path)
     extract_time: dt.datetime | None = None
     body = lines
@@ -314,6 +299,7 @@ def read_snapshot(
                     "trailer-count",
                     f"{name}: trailer declares {declared} records, the file holds {body.height}; the file is incomplete",
                 )
+    check_extract_time(name, extract_time or fallback_time, now, extract_time is not None)
     return Snapshot(
         name=name,
         extract_time=extract_time or fallback_time,
@@ -324,6 +310,7 @@ def read_snapshot(
         feed_list=feed_list,
         hit_types=hit_types,
         hash_key=hash_key,
+        now=now,
     )
 
 
@@ -341,6 +328,8 @@ class Snapshot:
     hit_types: frozenset[str]
     #: Keys the hash of a quarantined line; a secret, so never shown.
     hash_key: bytes | None = field(default=None, repr=False, compare=False)
+    #: What a record date must not be later than (plus :data:`FUTURE_DATE_TOLERANCE`).
+    now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC), compare=False)
 
     @property
     def chunk_count(self) -> int:
@@ -360,6 +349,7 @@ class Snapshot:
             self.feed_list,
             self.hit_types,
             self.hash_key,
+            self.now,
         )
 
     def restricted(self, line_nos: pl.Series) -> Snapshot:
@@ -399,10 +389,11 @@ def parse_file(
     fallback_time: dt.datetime,
     *,
     hash_key: bytes | None = None,
+    now: dt.datetime | None = None,
 ) -> ParsedFile:
     """Read a whole file into one :class:`ParsedFile` (the store reads chunk by chunk)."""
     snapshot = read_snapshot(
-        path, layout, feed, feed_list, hit_types, fallback_time, hash_key=hash_key
+        path, layout, feed, feed_list, hit_types, fallback_time, hash_key=hash_key, now=now
     )
     chunks = list(snapshot.chunks())
     entries = pl.concat([c.entries for c in chunks])
@@ -444,6 +435,7 @@ def _parse_chunk(
     feed_list: str | None,
     hit_types: frozenset[str],
     hash_key: bytes | None = None,
+    now: dt.datetime | None = None,
 ) -> ParsedFile:
     record_lines = body.height
     excluded: dict[str, int] = {}
@@ -485,7 +477,13 @@ def _parse_chunk(
     if layout.format != "fixed":  # a fixed-width line always has every field
         shape = _issue(rows.filter(~pl.col("_shape_ok")), "line", "line.field_count", "error")
         errors = pl.concat([shape, errors])
-    warnings = contract_failures(CodeAdvisories, rows, "warning")
+    warnings = pl.concat(
+        [
+            contract_failures(CodeAdvisories, rows, "warning"),
+            _too_long(body, layout),
+            _future_dates(rows, now or dt.datetime.now(dt.UTC)),
+        ]
+    )
     if errors.height and warnings.height:  # a value that is no code is not an unknown one
         warnings = warnings.join(errors, on=["line_no", "field"], how="anti")
     if unknown.height:
@@ -522,6 +520,29 @@ def _parse_chunk(
         quarantine=quarantine,
         issues=pl.concat([errors, warnings]),
         excluded=excluded,
+    )
+
+
+#: How far a record date may lie after today (UTC): the local date of an agency west of
+#: Greenwich can be a day behind, one east of it a day ahead.
+FUTURE_DATE_TOLERANCE = dt.timedelta(days=1)
+
+
+def _too_long(body: pl.DataFrame, layout: Layout) -> pl.DataFrame:
+    """``line.too_long`` warnings: a fixed-width line with text past its last field."""
+    ends = [f.end for f in layout.fields]
+    if layout.format != "fixed" or None in ends:
+        return pl.DataFrame(schema=ISSUE_SCHEMA)
+    last = max(e for e in ends if e is not None)
+    tail = pl.col("text").str.slice(last).str.strip_chars(norm.BLANKS)
+    return _issue(body.filter(tail != ""), "line", "line.too_long", "warning")
+
+
+def _future_dates(rows: pl.DataFrame, now: dt.datetime) -> pl.DataFrame:
+    """``record_date.future`` warnings: a record dated after tomorrow (UTC)."""
+    latest = (now.astimezone(dt.UTC) + FUTURE_DATE_TOLERANCE).date()
+    return _issue(
+        rows.filter(pl.col("record_date") > latest), "record_date", "record_date.future", "warning"
     )
 
 
