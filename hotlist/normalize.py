@@ -1,4 +1,4 @@
-"""Normalization of plates, codes and hit types (docs/formats.md, "Normalization"), as
+"""Normalization of plates, codes and hit types (docs/formats.md section 3), as
 polars expressions and scalars.
 
 Plates keep letters and digits only, upper case. Codes (state, plate type, make, style,

@@ -76,8 +76,9 @@ def _parse(text: str, layout: str, feed: str) -> object:
             return exc
 
 
-def _accounted(parsed: object) -> None:
-    """Every record line loads, is quarantined, is excluded, or is a reported duplicate."""
+def _accounted(parsed: object, hit_types: str | None = None) -> None:
+    """Every record line loads, is quarantined, is excluded, or is a reported duplicate;
+    a quarantined line keeps its text only when it is of one of ``hit_types`` (NCIC)."""
     if isinstance(parsed, FileRejected):
         assert parsed.rule and str(parsed)
         return
@@ -96,14 +97,22 @@ def _accounted(parsed: object) -> None:
     quarantined = set(parsed.quarantine["line_no"].to_list())
     assert not loaded & quarantined
     assert all(r for r in parsed.quarantine["rules"].to_list())
+    if hit_types is not None:
+        kept = parsed.quarantine["raw_line"].drop_nulls().to_list()
+        assert all(norm.hit_type_letter_value(line) in hit_types for line in kept)
     for field, shape in code_shapes().items():  # a stored code has the shape of a code
         values = parsed.entries[field].drop_nulls()
         assert values.str.contains(shape).all(), field
 
 
-nic = st.builds(
-    lambda t, n: f"{t}{n:09d}", st.sampled_from("VPFRAMNWX?"), st.integers(0, 10**9 - 1)
+#: Hit type letters as they come: plain, disguised (a byte order mark, a quote, a
+#: full-width letter, white space before it) and none at all.
+letter = st.builds(
+    lambda lead, t: lead + t,
+    st.sampled_from(["", "", "", "\ufeff", '"', " ", "\u3000", "\u200b"]),
+    st.sampled_from([*"VPFRAMNWX?n", "\uff2e", "\uff36", "\u2115"]),
 )
+nic = st.builds(lambda t, n: f"{t}{n:09d}", letter, st.integers(0, 10**9 - 1))
 plate = st.one_of(
     st.text(alphabet="ABC123 -.@", min_size=0, max_size=10), st.sampled_from(["NONE", "UNK", "000"])
 )
@@ -132,8 +141,9 @@ def test_any_ncic_extract_parses_or_is_rejected_whole_and_loses_no_line(
     records: list[str], header: bool
 ) -> None:
     lines = (["NCIC LPR EXTRACT 202611220800"] if header else []) + records
-    _accounted(_parse("\n".join(lines) + "\n", "ncic-fixed", "ncic"))
-    _accounted(_parse("\n".join(ln.replace(" ", ",") for ln in lines) + "\n", "ncic-csv", "ncic"))
+    _accounted(_parse("\n".join(lines) + "\n", "ncic-fixed", "ncic"), "VPFRAM")
+    csv = "\n".join(ln.replace(" ", ",") for ln in lines) + "\n"
+    _accounted(_parse(csv, "ncic-csv", "ncic"), "VPFRAM")
 
 
 clew_record = st.one_of(
