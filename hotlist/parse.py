@@ -110,6 +110,30 @@ def _marker_time(marker: Marker, text: str) -> dt.datetime | None:
     return naive.replace(tzinfo=marker.timezone or dt.UTC)
 
 
+def _no_second_header(name: str, body: pl.DataFrame, header: Marker) -> None:
+    """Refuse a file with a header line after line 1: two extracts run together, whose
+    records are of two times (and an NCIC header would read as an ``N`` record)."""
+    text = pl.col("text")
+    try:  # few lines are candidates; the pattern decides on those, with a mark stripped
+        candidates = body.filter(
+            text.str.contains(header.pattern.pattern) | text.str.starts_with("\ufeff")
+        )
+    except pl.exceptions.PolarsError:  # a pattern polars cannot run: every line in Python
+        candidates = body
+    found = candidates.filter(
+        pl.Series(
+            [bool(header.pattern.match(t.lstrip("\ufeff"))) for t in candidates["text"]],
+            dtype=pl.Boolean,
+        )
+    )["line_no"]
+    if found.len():
+        raise FileRejected(
+            "header-repeated",
+            f"{name} line {found[0]}: a second header line ({found.len()} after line 1): the"
+            " file holds more than one extract run together",
+        )
+
+
 def _blank_to_null(name: str) -> pl.Expr:
     return pl.when(pl.col(name) == "").then(None).otherwise(pl.col(name)).alias(name)
 
@@ -278,6 +302,7 @@ def read_snapshot(
                 "header-missing",
                 f"{name} line 1: expected a header matching {layout.header.pattern.pattern!r}",
             )
+        _no_second_header(name, body, layout.header)
     # Blank lines are not records: the trailer counts record lines only.
     blank = pl.col("text").str.strip_chars_start() == ""
     if body.select(blank.any()).item():

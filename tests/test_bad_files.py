@@ -205,3 +205,15 @@ def test_over_long_lines_and_future_dates_are_counted_as_warnings_of_the_file(
     finally:
         con.close()
     assert issues == [(3, "line.too_long", "warning"), (4, "record_date.future", "warning")]
+
+
+@pytest.mark.parametrize("mark", ["", "\ufeff"])
+def test_two_extracts_run_together_are_refused_at_the_second_header(
+    tmp_path: Path, mark: str
+) -> None:
+    """A header in mid-file is no record: not an N record, and not a record of this time."""
+    path = tmp_path / "VEHEXTRT.txt"
+    path.write_text(ncic_file(GOOD) + mark + ncic_file(GOOD, stamp="202611220600"))
+    refused = _refusal(path)
+    assert refused.rule == "header-repeated"
+    assert str(refused).startswith("VEHEXTRT.txt line 4: a second header line")
