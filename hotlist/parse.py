@@ -581,11 +581,11 @@ def _hit_type_text(body: pl.DataFrame, layout: Layout) -> pl.Series:
     shipped layouts. Not cut at the field's end: a shifted line is judged all the same."""
     [record_id] = (f for f in layout.fields if f.name == "record_id")
     text = pl.col("text")
+    index = layout.field_names.index("record_id")
+    if (layout.format == "fixed" and record_id.start == 0) or (layout.format, index) == ("csv", 0):
+        return body["text"]
     if layout.format == "fixed":
         return body.select(text.str.slice(record_id.start)).to_series()
-    index = layout.field_names.index("record_id")
-    if index == 0:
-        return body["text"]
     rest = text.str.split(layout.separator).list.slice(index).list.join(layout.separator)
     return body.select(rest).to_series()
 

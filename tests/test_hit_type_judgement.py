@@ -221,3 +221,22 @@ def test_a_disguised_n_line_is_counted_as_an_sb54_exclusion(
     parsed = parse_file(path, load_layout("ncic-fixed"), "ncic", None, frozenset("VN"), NOW)
     assert parsed.excluded["immigration_violator_sb54"] == 1
     assert parsed.entries.height == parsed.quarantine.height == parsed.issues.height == 0
+
+
+def test_the_hit_type_is_judged_where_an_agency_layout_puts_the_record_id(
+    tmp_path: Path,
+) -> None:
+    layout = tmp_path / "our-extract.toml"
+    layout.write_text(
+        'name = "our-extract"\nformat = "csv"\nseparator = "|"\n'
+        'identity = ["record_id", "plate", "state"]\n'
+        + "".join(
+            f'[[fields]]\nname = "{n}"\n' for n in ("plate", "state", "record_id", "record_date")
+        )
+    )
+    path = tmp_path / "extract.txt"
+    path.write_text('7ABC123|CA|V000000001|20240105\nZQXSECRET|CA|"\uff2e000000002"|20240105\n')
+    parsed = parse_file(path, load_layout(str(layout)), "ncic", None, frozenset("V"), NOW)
+    assert parsed.entries["record_id"].to_list() == ["V000000001"]
+    assert parsed.excluded["immigration_violator_sb54"] == 1
+    assert parsed.quarantine.height == 0
