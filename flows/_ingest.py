@@ -4,8 +4,9 @@ An ingest flow run does not purge: when it applied a file it emits a
 ``hotlist.ingest.applied`` event, and the ``purge-sweep`` deployment's trigger
 (prefect.yaml) starts the purge as its own flow run, in its own process, as soon as the
 writers' pool lets it (after the ingest). Runs outside a deployment (``hotlist ingest
---prefect``, the demo) call ``ingest_then_purge``, which runs the same two flow runs one
-after the other.
+--prefect``, the demo) use ``flows.ingest_then_purge``, which runs the same two flow runs
+one after the other. Imports run one way: the flow modules import this one, never the
+reverse.
 
 Tasks exchange paths, hashes, ids and counts; record content never passes through
 Prefect (parameters, results, events and log lines all land in Prefect's database).
@@ -101,21 +102,3 @@ def run_ingest(source: str, config: str | None, approve_mass_removal: str | None
     if counts["files_rejected"]:
         raise IngestFailed(outcomes)
     return counts
-
-
-def ingest_then_purge(
-    source: str, config: str | None, approve_mass_removal: str | None = None
-) -> tuple[State[dict[str, Any]], State[dict[str, Any]] | None]:
-    """The source's ingest flow run, then (unless it completed with nothing applied) a
-    purge flow run: what the deployment's trigger does in production, for runs outside a
-    deployment. A failed ingest may still have applied its other files, so the purge
-    runs after it too."""
-    from flows.ingest_ncic import ingest_ncic
-    from flows.ingest_svs import ingest_svs
-    from flows.purge import purge  # not at module level: ingest flow runs need no purge code
-
-    flow = ingest_ncic if source == "ncic" else ingest_svs
-    ingested = flow(config=config, approve_mass_removal=approve_mass_removal, return_state=True)
-    if ingested.is_completed() and not ingested.result()["files_applied"]:
-        return ingested, None
-    return ingested, purge(config=config, return_state=True)

@@ -94,7 +94,7 @@ def ingest(
     settings = _settings(config)
     tracked = prefect if prefect is not None else bool(os.environ.get("PREFECT_API_URL"))
     if tracked:
-        from flows._ingest import ingest_then_purge
+        from flows.ingest_then_purge import ingest_then_purge
 
         states = ingest_then_purge(
             source.value, str(config) if config else None, approve_mass_removal

@@ -58,7 +58,7 @@ def _files_under(*roots: Path) -> Iterator[Path]:
 def test_the_ncic_flow_applies_the_extract_and_keeps_plates_out_of_prefect(
     prefect_api: dict[str, Path | str], make_settings: Callable[..., Settings], drop: Drop
 ) -> None:
-    from flows._ingest import ingest_then_purge
+    from flows.ingest_then_purge import ingest_then_purge
 
     settings = make_settings("guards = {max_row_error_share = 0.5}")
     records = [ncic_line(f"V{i:09d}", plate) for i, plate in enumerate(MARKERS)]
@@ -101,7 +101,7 @@ def test_a_rejected_file_fails_the_flow_run_with_the_rule_named(
 def test_a_failed_ingest_that_applied_other_files_is_still_followed_by_a_purge(
     prefect_api: dict[str, Path | str], make_settings: Callable[..., Settings], drop: Drop
 ) -> None:
-    from flows._ingest import ingest_then_purge
+    from flows.ingest_then_purge import ingest_then_purge
 
     settings = make_settings()
     drop.put("svs.tbl", clew_file([clew_line("7ABC123")], count=5))  # rejected: trailer
@@ -217,7 +217,7 @@ def test_the_ncic_flow_runs_end_to_end_over_a_real_sshd(
     prefect_api: dict[str, Path | str], tmp_path: Path
 ) -> None:
     """fetch over SFTP (pinned host key, key auth) -> apply -> purge -> verified."""
-    from flows._ingest import ingest_then_purge
+    from flows.ingest_then_purge import ingest_then_purge
     from flows.ingest_ncic import ingest_ncic
     from hotlist.config import load_settings
     from hotlist.lookup import find_hits
