@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hotlist.config import SourceConfig
+from hotlist.sources import never_taken
 from hotlist.sources.sftp import fetch_sftp
 from hotlist.testing.sshd import LOOPBACK, SshdServer
 
@@ -58,7 +59,7 @@ def _fetch_ours(server: SshdServer, file: Path, landing: Path) -> None:
         private_key=server.client_key,
         known_hosts=server.known_hosts,
     )
-    fetch_sftp(source, ["bench"], landing, lambda *_: False)
+    fetch_sftp(source, ["bench"], landing, never_taken)
 
 
 def _fetch_openssh(server: SshdServer, file: Path, target: Path, *, fsync: bool) -> None:
