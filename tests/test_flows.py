@@ -217,8 +217,8 @@ def test_the_ncic_flow_runs_end_to_end_over_a_real_sshd(
     prefect_api: dict[str, Path | str], tmp_path: Path
 ) -> None:
     """fetch over SFTP (pinned host key, key auth) -> apply -> purge -> verified."""
-    from flows.ingest_then_purge import ingest_then_purge
     from flows.ingest_ncic import ingest_ncic
+    from flows.ingest_then_purge import ingest_then_purge
     from hotlist.config import load_settings
     from hotlist.lookup import find_hits
     from tests.sshd_server import start_sshd
