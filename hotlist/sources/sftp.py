@@ -253,6 +253,25 @@ def _host_key_changed(
     )
 
 
+#: paramiko's transport thread logs a failed handshake as ERROR lines plus a traceback, one
+#: record per line, before the connecting thread gets the same error; that error becomes
+#: a FetchError with the reason, so the thread's copy is kept to one debug line.
+TRANSPORT_LOG = "hotlist.sources.sftp.transport"
+
+
+class _TransportErrorsToDebug(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR:
+            return True
+        message = record.getMessage()
+        if message.startswith(("Exception (", "Unknown exception")):
+            log.debug("SSH transport: %s", message.splitlines()[0])
+        return False
+
+
+logging.getLogger(TRANSPORT_LOG).addFilter(_TransportErrorsToDebug())
+
+
 def _open_socket(endpoint: _Endpoint, timeout_s: float) -> socket.socket:
     """TCP connection with TCP_NODELAY (paramiko never sets it; small SFTP requests stall)."""
     try:
@@ -277,6 +296,7 @@ def _fast_transport(sock: Any, **kwargs: Any) -> paramiko.Transport:
     """A Transport that proposes AES-GCM first (one pass for cipher and MAC)."""
     transport = paramiko.Transport(sock, **kwargs)
     options = transport.get_security_options()
+    transport.set_log_channel(TRANSPORT_LOG)
     offered = tuple(options.ciphers)
     options.ciphers = tuple(c for c in FAST_CIPHERS if c in offered) + tuple(
         c for c in offered if c not in FAST_CIPHERS
@@ -308,12 +328,18 @@ def _connect(
             transport_factory=_fast_transport,
         )
     except BaseException as exc:
+        # Whether the server ever sent its banner: the connecting thread may see only "No
+        # existing session" while the transport thread is still waiting for it.
+        transport = client.get_transport()
+        no_banner = transport is not None and not transport.remote_version
         client.close()
         sock.close()
         if isinstance(exc, FetchError) or not isinstance(exc, Exception):
             raise
         timed_out = time.monotonic() - started >= source.connect_timeout_s
-        raise _connect_failure(exc, endpoint, source, key, known_hosts, timed_out) from exc
+        raise _connect_failure(
+            exc, endpoint, source, key, known_hosts, timed_out, no_banner
+        ) from exc
     return client
 
 
@@ -324,6 +350,7 @@ def _connect_failure(
     key: paramiko.PKey,
     known_hosts: Path,
     timed_out: bool,
+    no_banner: bool = False,
 ) -> FetchError:
     """Classify a failure of the handshake, host key check or login."""
     if isinstance(exc, paramiko.BadHostKeyException):
@@ -335,6 +362,14 @@ def _connect_failure(
             f" ({key.get_name()} {key.fingerprint}); ask the server's operator to"
             f" authorize that public key for user {endpoint.user}, or fix private_key or"
             " the user in the URL",
+        )
+    if no_banner:
+        return FetchError(
+            FetchFailure.TIMEOUT,
+            f"{endpoint.host} port {endpoint.port} accepted the connection but sent no SSH"
+            f" banner within {source.connect_timeout_s:g} s: it is not an SSH server, or it is"
+            " frozen or overloaded; check the port in the URL, retry later, or raise"
+            " connect_timeout_s",
         )
     # paramiko reports a handshake that ran out of time as "No existing session".
     if timed_out or _is_timeout(exc):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -150,6 +151,31 @@ def test_a_server_that_never_sends_its_banner_times_out(
 
     assert caught.value.kind is FetchFailure.TIMEOUT
     assert f"port {silent_listener}" in str(caught.value)
+
+
+def test_a_frozen_server_before_its_banner_logs_no_traceback_and_says_what_happened(
+    silent_listener: int,
+    remote_dir: Path,
+    landing: Path,
+    make_source: MakeSource,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """paramiko's transport thread logs the failed handshake as ERROR lines and a
+    traceback; with logging configured (as under Prefect) none of it reaches the logs."""
+    caplog.set_level(logging.DEBUG)
+    source = make_source(
+        remote_dir, url=f"sftp://me@{LOOPBACK}:{silent_listener}/srv", connect_timeout_s=0.5
+    )
+
+    with pytest.raises(FetchError) as caught:
+        fetch_sftp(source, ["svs"], landing, never_taken)
+
+    assert "accepted the connection but sent no SSH banner within 0.5 s" in str(caught.value)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert not any("Traceback" in r.getMessage() for r in caplog.records)
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Exception (client)" not in err
 
 
 def test_a_server_that_is_down_is_a_transient_connection_failure(
