@@ -25,6 +25,7 @@ from prefect.tasks import Task
 from hotlist.config import load_settings
 from hotlist.ingest import IngestFailed, Outcome, Rejection, acquire, apply_landed, describe
 from hotlist.sources import FetchError, LandedFile, Unchanged
+from hotlist.status import feed_statuses
 
 
 def _retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -99,6 +100,36 @@ def run_ingest(source: str, config: str | None, approve_mass_removal: str | None
             resource={"prefect.resource.id": f"hotlist.source.{source}"},
             payload=counts,
         )
+    announce_stale_feeds(config, source)
     if counts["files_rejected"]:
         raise IngestFailed(outcomes)
     return counts
+
+
+STALE_EVENT = "hotlist.feed.stale"
+
+
+def announce_stale_feeds(config: str | None, source: str) -> list[str]:
+    """Emit ``hotlist.feed.stale`` for each feed of ``source`` that this run leaves stale
+    (extract too old, or no successful fetch within ``freshness_hours``): an automation
+    can notify on it. Ages and reasons only, no content."""
+    stale = [
+        s for s in feed_statuses(load_settings(Path(config) if config else None), source_name=source)
+        if s.stale
+    ]  # fmt: skip
+    logger = get_run_logger()
+    for status in stale:
+        reasons = "; ".join(status.stale_because)
+        logger.warning("%s/%s is stale: %s", source, status.feed, reasons)
+        emit_event(
+            STALE_EVENT,
+            resource={"prefect.resource.id": f"hotlist.feed.{status.feed}"},
+            related=[{"prefect.resource.id": f"hotlist.source.{source}", "prefect.resource.role": "source"}],
+            payload={
+                "extract_age_hours": status.age_hours,
+                "fetch_age_hours": status.fetch_age_hours,
+                "freshness_hours": status.freshness_hours,
+                "reasons": list(status.stale_because),
+            },
+        )  # fmt: skip
+    return [s.feed for s in stale]

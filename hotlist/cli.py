@@ -673,3 +673,31 @@ def demo(
     code = run_demo(workdir, console)
     gc.collect()  # free the failed run's traceback (and the DuckDB objects it holds) now
     sys.exit(code)
+
+
+@app.command("reset-clock")
+def reset_clock(
+    feed: Annotated[str, typer.Argument(help="The feed: svs, sfr, slr or ncic.")],
+    requested_by: Annotated[str, typer.Option("--requested-by", help="Who asks (logged).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (logged).")],
+    config: ConfigOption = None,
+) -> None:
+    """Set aside a future extract time that was applied (a bad upstream clock), so real files
+    are no longer refused as replays; logged with who and why."""
+    from hotlist.feed_clock import ClockError, set_aside_future_extract_times
+
+    settings = _settings(config)
+    feeds = sorted(f for source in settings.sources.values() for f in source.files)
+    if feed not in feeds:
+        err.print(f"[red]no feed {escape(feed)!r} is configured; feeds: {', '.join(feeds)}[/red]")
+        raise typer.Exit(2)
+    try:
+        done = set_aside_future_extract_times(settings.data_dir, feed, requested_by, reason)
+    except ClockError as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(1) from None
+    for item in done:
+        console.print(
+            f"{feed}: extract time {item.extract_time.isoformat()} of version {item.version}"
+            f" ({escape(item.name)}) set aside; the next file is judged against the times before it"
+        )

@@ -89,7 +89,7 @@ def acquire(settings: Settings, source_name: str) -> list[LandedFile | Unchanged
         try:
             recover(con, data_dir)
             try:
-                return fetch(
+                fetched = fetch(
                     source_name,
                     source,
                     feeds,
@@ -111,6 +111,7 @@ def acquire(settings: Settings, source_name: str) -> list[LandedFile | Unchanged
                     )
                 write_state(con, data_dir)
                 raise
+            return fetched
         finally:
             con.close()
 

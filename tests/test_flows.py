@@ -279,3 +279,50 @@ def test_an_encrypted_client_key_opens_with_a_passphrase_from_a_prefect_secret_b
         assert ingest_ncic(config=str(config))["files_applied"] == 1
     finally:
         server.close()
+
+
+def _events(api: str, name: str) -> list[dict[str, object]]:
+    import httpx
+
+    response = httpx.post(
+        f"{api}/events/filter", json={"filter": {"event": {"name": [name]}}, "limit": 50}
+    )
+    response.raise_for_status()
+    events: list[dict[str, object]] = response.json()["events"]
+    return events
+
+
+def test_an_ingest_that_leaves_a_feed_stale_emits_a_stale_event_in_prefect(
+    prefect_api: dict[str, Path | str], make_settings: Callable[..., Settings], drop: Drop
+) -> None:
+    """The extract is dated 2026-11-22: applied now, it is still days old. The run
+    completes (its file applied) and Prefect gets hotlist.feed.stale with the reason."""
+    import time
+
+    from flows.ingest_ncic import ingest_ncic
+
+    settings = make_settings()
+    drop.put("VEHEXTRT.txt", ncic_file([ncic_line("V000000001", "7STL001")], stamp="202611220800"))
+    api = str(prefect_api["api"])
+    state = ingest_ncic(config=str(settings.data_dir.parent / "hotlist.toml"), return_state=True)
+    assert state.result()["files_applied"] == 1
+    run = f"prefect.flow-run.{state.state_details.flow_run_id}"
+
+    def of_this_run() -> list[dict[str, object]]:
+        return [
+            e
+            for e in _events(api, "hotlist.feed.stale")
+            if any(r.get("prefect.resource.id") == run for r in e["related"])  # type: ignore[attr-defined]
+        ]
+
+    deadline = time.monotonic() + 30
+    while not (new := of_this_run()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert len(new) == 1, "no hotlist.feed.stale event from this flow run"
+    [event] = new
+    assert event["resource"] == {"prefect.resource.id": "hotlist.feed.ncic"}
+    payload = event["payload"]
+    assert isinstance(payload, dict)
+    assert payload["freshness_hours"] == 12.0
+    assert payload["reasons"][0].startswith("extract ")
+    assert "7STL001" not in str(event)
