@@ -227,6 +227,11 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
     """
     environ = os.environ if environ is None else environ
     if path is None and environ.get(CONFIG_ENV):
+        if environ[CONFIG_ENV].startswith("{{"):
+            raise ConfigError(
+                f"HOTLIST_CONFIG is the unfilled template {environ[CONFIG_ENV]!r}: it was not"
+                " set in the shell that ran `prefect deploy`; set it there and deploy again"
+            )
         path = Path(environ[CONFIG_ENV])
     if path is None:
         _require_explicit_data_dir(environ)

@@ -30,6 +30,12 @@ def test_an_empty_hotlist_config_is_no_configuration(tmp_path: Path) -> None:
         load_settings(None, environ={"HOTLIST_CONFIG": ""})
 
 
+def test_a_deployment_made_without_hotlist_config_says_so() -> None:
+    """`prefect deploy` leaves ``{{ $HOTLIST_CONFIG }}`` as it is when the variable is unset."""
+    with pytest.raises(ConfigError, match=r"not set in the shell that ran `prefect deploy`"):
+        load_settings(None, environ={"HOTLIST_CONFIG": "{{ $HOTLIST_CONFIG }}"})
+
+
 def test_an_absolute_data_dir_from_the_environment_is_an_explicit_configuration(
     tmp_path: Path,
 ) -> None:
