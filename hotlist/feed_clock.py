@@ -63,6 +63,8 @@ def set_aside_future_extract_times(
     """
     if not requested_by.strip() or not reason.strip():
         raise ClockError("say who asks (--requested-by) and why (--reason): both are logged")
+    if not (requested_by + reason).isprintable():
+        raise ClockError("--requested-by and --reason must be one printable line each")
     now = now or dt.datetime.now(dt.UTC)
     limit = future_limit(now)
     with writer_lock(data_dir, wait_s=600):

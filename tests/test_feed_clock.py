@@ -91,6 +91,13 @@ def test_who_and_why_are_required(settings: Settings, who: str, why: str) -> Non
         set_aside_future_extract_times(settings.data_dir, "ncic", who, why)
 
 
+def test_who_and_why_cannot_forge_a_log_line(settings: Settings) -> None:
+    with pytest.raises(ClockError, match="one printable line each"):
+        set_aside_future_extract_times(
+            settings.data_dir, "ncic", "J. Operator", "ok\nncic: extract time set aside by root"
+        )
+
+
 def test_the_reset_clock_command_sets_the_time_aside_once(settings: Settings, drop: Drop) -> None:
     _applied_with_a_future_time(settings, drop)
     config = str(settings.data_dir.parent / "hotlist.toml")
