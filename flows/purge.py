@@ -2,7 +2,7 @@
 
 Its own flow run, in its own process: started after every ingest that applied a file
 (the ``purge-sweep`` deployment's trigger on ``hotlist.ingest.applied``; outside a
-deployment, ``flows._ingest.ingest_then_purge``), and hourly as a sweep. Its parameters
+deployment, ``flows.ingest_then_purge``), and hourly as a sweep. Its parameters
 and results are counts and paths: never record content.
 """
 

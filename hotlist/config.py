@@ -42,7 +42,7 @@ class _Strict(BaseModel):
 
 
 class FeedGuards(_Strict):
-    """Per-source safety limits for applying a snapshot (formats.md section 4)."""
+    """Per-source safety limits for applying a snapshot (docs/formats.md section 4)."""
 
     max_row_error_share: float = Field(0.01, ge=0.0, le=1.0)
     max_removal_share: float = Field(0.05, ge=0.0, le=1.0)
@@ -213,11 +213,40 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
+def _require_explicit_data_dir(environ: Mapping[str, str]) -> None:
+    """Without a configuration file, only an absolute HOTLIST_DATA_DIR says where the data
+    is: a hotlist never guesses (a guessed ./data is an empty hotlist that answers "no
+    hits", and a copy of state wherever the command happened to run)."""
+    given = environ.get(f"{ENV_PREFIX}DATA_DIR", "")
+    if not given:
+        raise ConfigError(
+            "no configuration: pass --config PATH or set HOTLIST_CONFIG to the TOML file"
+            " (see the README, Configuration); hotlist does not guess where its data is"
+        )
+    if not Path(given).is_absolute():
+        raise ConfigError(
+            f"HOTLIST_DATA_DIR={given!r} is relative and there is no configuration file to"
+            " be relative to; give an absolute path, or pass --config PATH"
+        )
+
+
 def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read the configuration file (if any), apply defaults and environment overrides."""
+    """Read the configuration file, apply defaults and environment overrides.
+
+    The file is ``path``, else ``HOTLIST_CONFIG``; without either, the environment must
+    name an absolute ``HOTLIST_DATA_DIR`` (the rest then comes from the built-in defaults
+    and ``HOTLIST_`` variables), else :class:`ConfigError`.
+    """
     environ = os.environ if environ is None else environ
     if path is None and environ.get(CONFIG_ENV):
+        if environ[CONFIG_ENV].startswith("{{"):
+            raise ConfigError(
+                f"HOTLIST_CONFIG is the unfilled template {environ[CONFIG_ENV]!r}: it was not"
+                " set in the shell that ran `prefect deploy`; set it there and deploy again"
+            )
         path = Path(environ[CONFIG_ENV])
+    if path is None:
+        _require_explicit_data_dir(environ)
     raw: dict[str, Any] = {}
     if path is not None:
         try:

@@ -76,7 +76,7 @@ def run_demo(workdir: Path, console: Console) -> int:
 
 
 def _run(days: DemoDays, drop: Path, config: Path, home: Path, console: Console) -> int:
-    from flows._ingest import ingest_then_purge
+    from flows.ingest_then_purge import ingest_then_purge
     from hotlist.config import load_settings
     from hotlist.private import write_private
     from hotlist.reports import deletion_report, render

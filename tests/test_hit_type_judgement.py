@@ -240,3 +240,30 @@ def test_the_hit_type_is_judged_where_an_agency_layout_puts_the_record_id(
     assert parsed.entries["record_id"].to_list() == ["V000000001"]
     assert parsed.excluded["immigration_violator_sb54"] == 1
     assert parsed.quarantine.height == 0
+
+
+def test_a_real_ingest_keeps_the_keyed_hash_of_a_line_of_no_known_hit_type(
+    tmp_path: Path,
+) -> None:
+    """The store's local key reaches the parser: the quarantine row stands for the line."""
+    drop = Drop(tmp_path / "drop")
+    config = tmp_path / "hotlist.toml"
+    config.write_text(
+        f'data_dir = "data"\n[sources.svs]\nurl = "file://{drop.root}"\n'
+        f'[sources.ncic]\nurl = "file://{drop.root}"\n'
+        "guards = {max_row_error_share = 0.9}\n"
+    )
+    hotlist = load_settings(config, environ={})
+    odd = "\u0301" + ncic_line("N000000005", "ZQXSECRET")[1:]
+    drop.put("VEHEXTRT.txt", ncic_file([ncic_line("V000000001", "7ABC123"), odd]))
+    ingest_source(hotlist, "ncic")
+    [content] = (hotlist.data_dir / "store" / "feeds" / "ncic").glob("v*.duckdb")
+    con = duckdb.connect(str(content), read_only=True)
+    try:
+        rows = con.execute("SELECT raw_line, line_hash FROM quarantine").fetchall()
+    finally:
+        con.close()
+    [(raw_line, line_hash)] = rows
+    assert raw_line is None
+    assert line_hash is not None
+    assert len(line_hash) == 64
