@@ -20,12 +20,13 @@ from pathlib import Path
 from hotlist.store import control as ctl
 from hotlist.store.lock import writer_lock
 from hotlist.store.state import write_state
+from hotlist.wholefile import CLOCK_TOLERANCE
 
 log = logging.getLogger("hotlist.feed_clock")
 
-#: How far past this machine's clock an extract time may be and still count as "now":
-#: the two clocks differ a little, and an extract written a few minutes ago is not bad.
-FUTURE_TOLERANCE = dt.timedelta(hours=1)
+#: How far past this machine's clock an extract time may be and still count as "now": the
+#: same tolerance the parser refuses a future file by, so what it would refuse is set aside.
+FUTURE_TOLERANCE = CLOCK_TOLERANCE
 RESET_VERDICT = "clock-reset"
 
 
