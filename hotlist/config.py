@@ -139,12 +139,20 @@ class PurgeConfig(_Strict):
     scan_paths: tuple[Path, ...] = ()
 
 
+class AuditConfig(_Strict):
+    """The SB 34 access log: how long its sealed monthly segments are kept."""
+
+    #: CJIS asks for at least a year; two years by default.
+    retention_months: int = Field(24, ge=12)
+
+
 class Settings(_Strict):
     """The whole configuration."""
 
     data_dir: Path = Path("data")
     access: AccessConfig = AccessConfig()
     purge: PurgeConfig = PurgeConfig()
+    audit: AuditConfig = AuditConfig()
     sources: dict[Literal["svs", "ncic"], SourceConfig]
 
     def source(self, name: str) -> SourceConfig:

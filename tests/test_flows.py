@@ -55,6 +55,18 @@ def _files_under(*roots: Path) -> Iterator[Path]:
                 yield path
 
 
+def _assert_anchor_artifact_of(flow_run_id: object) -> None:
+    """The purge flow run copied the access log's head to Prefect (an artifact)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["access-log-anchor"]))
+        )
+    assert flow_run_id in {a.flow_run_id for a in artifacts}
+
+
 def test_the_ncic_flow_applies_the_extract_and_keeps_plates_out_of_prefect(
     prefect_api: dict[str, Path | str], make_settings: Callable[..., Settings], drop: Drop
 ) -> None:
@@ -71,6 +83,7 @@ def test_the_ncic_flow_applies_the_extract_and_keeps_plates_out_of_prefect(
     assert ingested.result() == {"files_applied": 1, "files_unchanged": 0, "files_rejected": 0}
     assert purged is not None and purged.result()["verified"] is True
     assert read_state(settings.data_dir)["feeds"]["ncic"]["entries"] == len(MARKERS)
+    _assert_anchor_artifact_of(purged.state_details.flow_run_id)
     _flush_prefect_logs()
     home, db = Path(prefect_api["home"]), Path(prefect_api["db"])
     scanned = list(_files_under(home, db.parent))
