@@ -298,6 +298,23 @@ def test_no_lookup_is_answered_from_a_version_the_purge_erased(
     assert (after["version"], after["hits"]) == (2, [])
 
 
+def test_no_replica_answers_from_a_version_the_purge_erased(
+    settings: Settings, drop: Drop, key: str
+) -> None:
+    """Two servers over one data_dir (replicas), each holding version 1 in memory: after
+    day 2 and a purge run by neither of them, both answer from version 2."""
+    _publish(settings, drop, BASE, 1)
+    headers = {"Authorization": f"Bearer {key}", "X-User": "officer1", "X-Purpose": "patrol"}
+    with running_api(settings) as one, running_api(settings) as two:
+        for url in (one, two):
+            response = httpx.post(f"{url}/v1/lookup", json={"plate": "7API002"}, headers=headers)
+            assert response.json()["version"] == 1
+        _publish(settings, drop, [ln for ln in BASE if "7API001" not in ln], 2)
+        for url in (one, two):
+            response = httpx.post(f"{url}/v1/lookup", json={"plate": "7API001"}, headers=headers)
+            assert (response.json()["version"], response.json()["hits"]) == (2, [])
+
+
 # --- Header reading, as properties ----------------------------------------------------
 
 _IDENTITY = st.sampled_from(["Authorization", "X-User", "X-Purpose"])
