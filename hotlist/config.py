@@ -137,6 +137,9 @@ class PurgeConfig(_Strict):
     consumer_sla_hours: float = Field(12.0, gt=0.0)
     #: Further directories to verify (e.g. a Prefect result store outside PREFECT_HOME).
     scan_paths: tuple[Path, ...] = ()
+    #: A block device or image that holds data_dir: searched for removed plates before
+    #: they are marked purged (for auditors; the freed blocks a filesystem keeps).
+    raw_device: Path | None = None
 
 
 class AuditConfig(_Strict):
