@@ -28,12 +28,12 @@ from pandera.errors import SchemaErrors
 from contracts.models import ClewRow, CodeAdvisories, NcicRow
 from hotlist import normalize as norm
 from hotlist.codes import codes, hit_type_lists
+from hotlist.columns import ENTRY_COLUMNS, ISSUE_SCHEMA
 from hotlist.layout import FIELD_NAMES, Layout, Marker
 from hotlist.lines import fields, read_lines
 from hotlist.wholefile import FileRejected as FileRejected
 from hotlist.wholefile import check_bytes, check_extract_time
 
-ISSUE_SCHEMA = {"line_no": pl.Int64, "field": pl.String, "rule": pl.String, "severity": pl.String}
 #: Columns of a quarantined row. ``raw_line`` is null for a line that is not positively
 #: of an allowed hit type: of such a line only its number, rules and keyed hash are kept.
 QUARANTINE_SCHEMA = pl.Schema(
@@ -49,27 +49,6 @@ QUARANTINE_SCHEMA = pl.Schema(
 )
 #: The rule of a line whose hit type is none of the file's allowed ones, nor a known one.
 UNKNOWN_HIT_TYPE = "record_id.hit_type_unknown"
-#: Columns of a candidate entry, in store order (entry ids are given at apply time).
-ENTRY_COLUMNS = (
-    "feed",
-    "list",
-    "record_id",
-    "ori",
-    "record_date",
-    "plate",
-    "plate_raw",
-    "state",
-    "state_raw",
-    "county",
-    "plate_year",
-    "plate_type",
-    "vehicle_year",
-    "make",
-    "model",
-    "style",
-    "colour",
-    "line_no",
-)
 _CODE_FIELDS = ("plate_type", "make", "style", "colour")
 #: Fields a layout may leave out; a blank one is null.
 OPTIONAL_FIELDS = tuple(f for f in FIELD_NAMES if f not in ("plate", "state", "record_date"))
