@@ -26,6 +26,7 @@ from hotlist.config import load_settings
 from hotlist.ingest import IngestFailed, Outcome, Rejection, acquire, apply_landed, describe
 from hotlist.sources import FetchError, LandedFile, Unchanged
 from hotlist.status import feed_statuses
+from hotlist.store.pending import pending_work
 
 
 def _retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -81,20 +82,24 @@ APPLIED_EVENT = "hotlist.ingest.applied"
 
 
 def run_ingest(source: str, config: str | None, approve_mass_removal: str | None) -> dict[str, Any]:
-    """Fetch and apply every landed file; announce what applied (the purge follows on that
-    event), then fail the run if any file was rejected."""
+    """Fetch and apply every landed file; announce what applied, or what a killed run left
+    pending (the purge follows on that event), then fail the run if any file was rejected."""
     outcomes = [
         apply_file(config, source, item, approve_mass_removal)
         for item in fetch_files(config, source)
         if isinstance(item, LandedFile)
     ]
     verdicts = [o.verdict for o in outcomes if not isinstance(o, Rejection)]
-    counts = {
+    # What a killed run left (committed but not published or purged) is finished now, not
+    # at the next hourly sweep: the purge follows as if a file had applied.
+    pending = pending_work(load_settings(Path(config) if config else None).data_dir)
+    counts: dict[str, Any] = {
         "files_applied": verdicts.count("applied"),
         "files_unchanged": verdicts.count("duplicate"),
         "files_rejected": len(outcomes) - len(verdicts),
+        "pending": bool(pending),
     }
-    if counts["files_applied"]:
+    if counts["files_applied"] or pending:
         emit_event(
             APPLIED_EVENT,
             resource={"prefect.resource.id": f"hotlist.source.{source}"},

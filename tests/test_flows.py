@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from hotlist.config import Settings
+from hotlist.publish import read_current
 from hotlist.store.state import read_state
 from tests.builders import Drop, clew_file, clew_line, ncic_file, ncic_line
 
@@ -80,7 +81,12 @@ def test_the_ncic_flow_applies_the_extract_and_keeps_plates_out_of_prefect(
     drop.put("VEHEXTRT.txt", ncic_file(records))
     config = str(settings.data_dir.parent / "hotlist.toml")
     ingested, purged = ingest_then_purge("ncic", config)
-    assert ingested.result() == {"files_applied": 1, "files_unchanged": 0, "files_rejected": 0}
+    assert ingested.result() == {
+        "files_applied": 1,
+        "files_unchanged": 0,
+        "files_rejected": 0,
+        "pending": True,  # applied, not yet published: the purge flow run follows
+    }
     assert purged is not None and purged.result()["verified"] is True
     assert read_state(settings.data_dir)["feeds"]["ncic"]["entries"] == len(MARKERS)
     _assert_anchor_artifact_of(purged.state_details.flow_run_id)
@@ -339,3 +345,23 @@ def test_an_ingest_that_leaves_a_feed_stale_emits_a_stale_event_in_prefect(
     assert payload["freshness_hours"] == 12.0
     assert payload["reasons"][0].startswith("extract ")
     assert "7STL001" not in str(event)
+
+
+def test_an_ingest_flow_run_after_a_kill_past_the_commit_finishes_the_publish_and_purge(
+    prefect_api: dict[str, Path | str], make_settings: Callable[..., Settings], drop: Drop
+) -> None:
+    """Nothing new upstream, but a killed run left a committed version unpublished: the
+    rerun's purge flow run publishes it, instead of waiting for the hourly sweep."""
+    from flows.ingest_then_purge import ingest_then_purge
+    from tests import crash
+
+    settings = make_settings()
+    drop.put("VEHEXTRT.txt", ncic_file([ncic_line(f"V{i:09d}", p) for i, p in enumerate(MARKERS)]))
+    crash.killed_at(settings, "after-commit", "ingest_source(s, 'ncic')")
+    assert read_current(settings.data_dir) is None  # committed, never published
+    ingested, purged = ingest_then_purge("ncic", str(settings.data_dir.parent / "hotlist.toml"))
+    assert ingested.result()["files_applied"] == 0  # the same file: nothing new upstream
+    assert ingested.result()["pending"] is True
+    assert purged is not None and purged.result()["verified"] is True
+    current = read_current(settings.data_dir)
+    assert current is not None

@@ -69,6 +69,8 @@ KNOWN_ERRORS = (
     KnownError("hotlist.serve.client", "PullError", "pull refused", ExitCode.FAILED),
     KnownError("hotlist.lookup", "NoHotlistLoaded", "lookup failed", ExitCode.NOT_FRESH),
     KnownError("hotlist.feed_clock", "ClockError", "clock not reset", ExitCode.FAILED),
+    KnownError("hotlist.store.control", "NoStore", "no store", ExitCode.NOT_FRESH),
+    KnownError("hotlist.store.lock", "StoreBusy", "store busy", ExitCode.FAILED),
 )
 
 

@@ -10,6 +10,7 @@ HTML, CSV and JSON alike; durations keep a tenth of a second.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from typing import Any
@@ -19,7 +20,7 @@ import polars as pl
 
 from hotlist.config import Settings
 from hotlist.serve.consumers import Consumer, ack_history, all_consumers
-from hotlist.store import control_path
+from hotlist.store.control import read_only
 from hotlist.timefmt import iso
 
 SOURCE_OF_FEED = {"svs": "CLEW SVS", "sfr": "CLEW SVS", "slr": "CLEW SVS", "ncic": "NCIC"}
@@ -223,18 +224,15 @@ def deletion_report(
     from hotlist import audit
 
     own = con is None
-    if con is None:
-        con = duckdb.connect(str(control_path(settings.data_dir)), read_only=True)
-    try:
+    with contextlib.ExitStack() as stack:
+        if con is None:  # a reader: waits, bounded and saying so, while a writer runs
+            con = stack.enter_context(read_only(settings.data_dir))
         rows = deletion_rows(
             con, since=since, run_id=run_id, consumers=all_consumers(settings.data_dir),
             acks=ack_history(settings.data_dir),
         )  # fmt: skip
         runs = [run_id] if run_id is not None else rows["purge_run"].drop_nulls().to_list()
         checked = verifications(con, runs)
-    finally:
-        if own:
-            con.close()
     now = dt.datetime.now(dt.UTC)
     summary = summarize(rows, settings.purge.sla_hours, now, settings.purge.consumer_sla_hours)
     summary["verifications"] = checked

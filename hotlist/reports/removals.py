@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 #: The columns of :func:`removals_of_plate`, in order.
 REMOVAL_COLUMNS = ("feed", "list", "record_id", "reason", "detected_at", "purged_at")
 
@@ -20,16 +18,13 @@ def removals_of_plate(data_dir: Path, plate: str, state: str) -> list[dict[str, 
     """
     from hotlist import normalize
     from hotlist.keyed import PlateHasher
-    from hotlist.store import control_path
+    from hotlist.store.control import read_only
 
     digest = PlateHasher(data_dir)(normalize.plate_value(plate), normalize.state_value(state))
-    con = duckdb.connect(str(control_path(data_dir)), read_only=True)
-    try:
+    with read_only(data_dir) as con:  # waits, bounded and saying so, while a writer runs
         rows = con.execute(
             "SELECT feed, list, record_id, reason, detected_at, purged_at FROM tombstones"
             " WHERE keyed_hash = ? ORDER BY detected_at",
             [digest],
         ).fetchall()
-    finally:
-        con.close()
     return [dict(zip(REMOVAL_COLUMNS, row, strict=True)) for row in rows]
