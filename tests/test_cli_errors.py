@@ -45,3 +45,14 @@ def test_a_missing_key_file_is_named(tmp_path: Path) -> None:
     assert result.exit_code == ExitCode.USAGE
     assert f"cannot read --key-file {missing}" in result.stderr
     assert not (tmp_path / "copy").exists()
+
+
+def test_every_known_error_names_an_exception_class_of_the_library() -> None:
+    """Should a class move, its errors would show as tracebacks again: this fails first."""
+    import importlib
+
+    from hotlist.cli.common import KNOWN_ERRORS
+
+    for known in KNOWN_ERRORS:
+        cls = getattr(importlib.import_module(known.module), known.name)
+        assert isinstance(cls, type) and issubclass(cls, Exception), known
