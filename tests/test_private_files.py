@@ -142,3 +142,34 @@ def test_a_leftover_temporary_file_is_made_private_and_a_planted_symlink_refused
         write_private(target, b"newer")
     assert elsewhere.read_text() == "not ours"
     assert target.read_bytes() == b"new"
+
+
+def test_two_pulls_into_one_directory_at_once_leave_one_whole_copy(
+    published: Settings, tmp_path: Path
+) -> None:
+    import threading
+
+    import polars as pl
+
+    from hotlist.serve.client import PullResult, pull
+
+    key = reg.add(published.data_dir, "car-7", "CA0190000", "PD", reg.AgencyKind.CA_LOCAL)
+    out = tmp_path / "copy"
+    results: list[PullResult | BaseException] = []
+
+    def one() -> None:
+        try:
+            results.append(pull(api, key, "car7", "patrol", out))
+        except BaseException as exc:
+            results.append(exc)
+
+    with running_api(published) as api:
+        threads = [threading.Thread(target=one) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    assert all(isinstance(r, PullResult) for r in results), results
+    assert len(results) == 4
+    assert sorted(p.name for p in out.iterdir()) == ["hotlist.parquet", "state.json"]
+    assert pl.read_parquet(out / "hotlist.parquet").height == 5  # 2 NCIC, 3 CLEW entries

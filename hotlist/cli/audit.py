@@ -18,8 +18,9 @@ from hotlist.cli.common import (
     fail,
     settings_from,
     since_option,
+    writable_file_option,
+    write_out,
 )
-from hotlist.private import write_private
 
 app = typer.Typer(no_args_is_help=True, help="The SB 34 access log.")
 
@@ -58,6 +59,7 @@ def audit_export(
     from hotlist import audit
 
     start = since_option(since)
+    writable_file_option(out, "--out")
     data_dir = existing_data_dir(settings_from(config))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
@@ -70,5 +72,5 @@ def audit_export(
     if out is None:
         print(buffer.getvalue(), end="")
         return
-    write_private(out, buffer.getvalue())
+    write_out(out, buffer.getvalue(), "--out")
     err.print(f"{count} access records written to {out}")

@@ -45,6 +45,11 @@ def fail(message: str, code: ExitCode = ExitCode.FAILED, label: str = "error") -
     raise typer.Exit(int(code))
 
 
+def cells(*values: object) -> list[str]:
+    """Table cells as plain text: a name or a file name like ``[/x]`` is not markup."""
+    return [escape(str(value)) for value in values]
+
+
 def warn(message: str) -> None:
     err.print(f"[yellow]warning: {escape(message)}[/yellow]")
 
@@ -137,6 +142,29 @@ def existing_store(settings: Settings) -> Path:
 def writable_data_dir(settings: Settings) -> Path:
     """``data_dir`` for a command that writes: created if missing, mode 0700."""
     return private_dir(settings.data_dir)
+
+
+def write_out(path: Path, data: str, option: str) -> None:
+    """Write a file the operator named (mode 0600), or exit 2 saying why it cannot be."""
+    from hotlist.private import write_private
+
+    try:
+        write_private(path, data)
+    except OSError as exc:
+        fail(f"cannot write {option} {path}: {exc.strerror or exc}", ExitCode.USAGE)
+
+
+def writable_file_option(path: Path | None, option: str) -> None:
+    """Check, before any work is done, that ``path`` can be written (its directory exists)."""
+    if path is None:
+        return
+    if path.is_dir():
+        fail(f"{option} {path} is a directory, not a file", ExitCode.USAGE)
+    if not path.parent.is_dir() or not os.access(path.parent, os.W_OK | os.X_OK):
+        fail(
+            f"cannot write {option} {path}: its directory is missing or not writable",
+            ExitCode.USAGE,
+        )
 
 
 def since_option(value: str | None) -> dt.datetime | None:

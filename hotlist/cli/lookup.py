@@ -13,6 +13,7 @@ from hotlist import access
 from hotlist.cli.common import (
     ConfigOption,
     ExitCode,
+    cells,
     console,
     existing_data_dir,
     fail,
@@ -94,13 +95,15 @@ def lookup(
         table.add_column(col)
     for h in hits:
         table.add_row(
-            h.list,
-            h.source,
-            h.record_id or f"entry {h.entry_id}",
-            h.plate,
-            h.state,
-            h.record_date.isoformat(),
-            h.ori or "-",
-            h.description,
+            *cells(
+                h.list,
+                h.source,
+                h.record_id or f"entry {h.entry_id}",
+                h.plate,
+                h.state,
+                h.record_date.isoformat(),
+                h.ori or "-",
+                h.description,
+            )
         )
     console.print(table)

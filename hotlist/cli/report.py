@@ -12,13 +12,15 @@ from rich.table import Table
 
 from hotlist.cli.common import (
     ConfigOption,
+    cells,
     console,
     existing_store,
     settings_from,
     since_option,
+    writable_file_option,
+    write_out,
 )
 from hotlist.cli.lookup import OrgOption, UserOption, checked_access, log_access
-from hotlist.private import write_private
 
 app = typer.Typer(no_args_is_help=True, help="Deletion reports for MOU compliance review.")
 
@@ -48,11 +50,12 @@ def report_deletions(
 
     settings = settings_from(config)
     start = since_option(since)
+    writable_file_option(out, "--out")
     existing_store(settings)
     rows, summary = deletion_report(settings, since=start)
     text = render(rows, summary, fmt.value, "Deletion report")
     if out:
-        write_private(out, text)
+        write_out(out, text, "--out")
         console.print(f"wrote {out}")
     else:
         print(text)
@@ -87,8 +90,8 @@ def report_lookup(
     for col in ("feed", "list", "record id", "reason", "detected", "purged"):
         table.add_column(col)
     for r in rows:
-        table.add_row(
-            r["feed"], r["list"], r["record_id"] or "-", r["reason"], str(r["detected_at"]),
-            str(r["purged_at"] or "outstanding"),
-        )  # fmt: skip
+        table.add_row(*cells(
+            r["feed"], r["list"], r["record_id"] or "-", r["reason"], r["detected_at"],
+            r["purged_at"] or "outstanding",
+        ))  # fmt: skip
     console.print(table)
