@@ -123,3 +123,20 @@ def test_a_command_that_writes_creates_data_dir_private(
     )
     assert result.exit_code == 0, result.output
     assert stat.S_IMODE((tmp_path / "srv" / "hotlist").stat().st_mode) == 0o700
+
+
+def test_commands_that_read_work_in_a_data_dir_with_a_quote_a_space_and_non_ascii(
+    tmp_path: Path, drop: Drop
+) -> None:
+    from hotlist.config import load_settings
+    from tests.cli_support import load_sample
+
+    config = tmp_path / "hotlist.toml"
+    config.write_text(
+        f'data_dir = "it\'s a d\u00efr"\n[sources.svs]\nurl = "file://{drop.root}"\n'
+        f'[sources.ncic]\nurl = "file://{drop.root}"\n'
+    )
+    load_sample(load_settings(config, environ={}), drop)
+    for command in (LOOKUP, REPORT_LOOKUP, ["status"], ["audit", "verify"]):
+        result = runner.invoke(app, [*command, "-c", str(config)])
+        assert result.exit_code == 0, (command, result.output)
