@@ -98,11 +98,27 @@ class SourceConfig(_Strict):
 DEFAULT_PURPOSES = ("investigation", "patrol", "stolen-vehicle-recovery", "amber-alert")
 
 
+class PolicyConfig(_Strict):
+    """The operator's parts of the SB 34 usage and privacy policy (``hotlist/policy.py``
+    builds the rest from what the code enforces); a part left out is shown "not stated"."""
+
+    agency_name: str | None = None
+    #: Title of the official custodian of the system (Civil Code 1798.90.51(b)(2)(E)).
+    custodian_title: str | None = None
+    #: Job titles or designations of the people authorized to use the data.
+    authorized_roles: tuple[str, ...] = ()
+    #: The training those people must complete before access.
+    training: str | None = None
+    #: Where the public asks about the policy or reports an error in the data.
+    contact: str | None = None
+
+
 class AccessConfig(_Strict):
     """Who may see hotlist data and why (SB 34 usage and privacy policy)."""
 
     purposes: tuple[str, ...] = DEFAULT_PURPOSES
     privacy_policy: Path | None = None
+    policy: PolicyConfig = PolicyConfig()
 
     @field_validator("purposes")
     @classmethod

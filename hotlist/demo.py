@@ -95,7 +95,7 @@ def _run(days: DemoDays, drop: Path, config: Path, home: Path, console: Console)
     from flows._ingest import ingest_then_purge
     from hotlist.config import load_settings
     from hotlist.serve import consumers as reg
-    from hotlist.serve.app import running_in_thread
+    from hotlist.serve.app import serving
     from hotlist.serve.client import pull
     from hotlist.status import feed_statuses
 
@@ -112,7 +112,7 @@ def _run(days: DemoDays, drop: Path, config: Path, home: Path, console: Console)
         runs.add_column(col)
     copy = config.parent / "patrol-copy"
     exit_code = 0
-    with running_in_thread(settings) as api:
+    with serving(settings) as api:
         for label, day in (("day 1", days.day1), ("day 2", days.day2)):
             _stage(day, drop)
             for source in ("svs", "ncic"):

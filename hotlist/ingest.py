@@ -17,7 +17,8 @@ from hotlist.layout import load_layout
 from hotlist.parse import FileRejected, read_snapshot
 from hotlist.sources import FetchError, LandedFile, Unchanged, fetch
 from hotlist.store import control as ctl
-from hotlist.store.apply import ApplyResult, apply_snapshot, recover
+from hotlist.store.apply import ApplyResult, apply_snapshot
+from hotlist.store.content import recover
 from hotlist.store.lock import writer_lock
 from hotlist.store.state import write_state
 

@@ -15,7 +15,6 @@ import hashlib
 import importlib.metadata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import pandera.polars as pa
@@ -226,18 +225,9 @@ def _issue(frame: pl.DataFrame, fld: str, rule: str, severity: str) -> pl.DataFr
 @functools.cache
 def _parser_sources() -> tuple[Path, ...]:
     """The files whose content decides how a line is parsed and stored."""
-    import contracts
-    import hotlist
-    import hotlist.store.apply as apply
+    from hotlist.fingerprint import parser_sources
 
-    package = Path(hotlist.__file__).parent
-    codes_dir = Path(str(resources.files("contracts") / "codes"))
-    return (
-        *(package / f"{m}.py" for m in ("parse", "lines", "normalize", "codes", "layout", "keyed")),
-        Path(apply.__file__),
-        Path(contracts.__file__).parent / "models.py",
-        *sorted(codes_dir.glob("*.csv")),
-    )
+    return parser_sources()
 
 
 def read_snapshot(

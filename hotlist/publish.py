@@ -10,7 +10,8 @@
 A version directory is written under a temporary name, fsynced, renamed, and only then
 named in CURRENT.json (written to a temporary file and renamed): a reader sees a whole
 version or the previous one, and never waits. Superseded version directories hold
-content of removed records: the purge deletes them (``docs/inventory.md``).
+content of removed records: the purge scrubs them (overwrite, fsync, unlink), and so is
+every leftover of a killed publish before it is replaced (``docs/inventory.md``).
 """
 
 from __future__ import annotations
@@ -19,16 +20,18 @@ import datetime as dt
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import polars as pl
 
+from hotlist.scrub import scrub_tree, scrub_unlink
 from hotlist.sources.landing import fsync_dir
+from hotlist.sql import identifier, literal
 from hotlist.store import control as ctl
 from hotlist.store import private_dir
+from hotlist.store.spill import spill_dir
 
 #: Columns a consumer receives: what a hit needs, not how the line was spelled.
 PUBLISHED_COLUMNS = (
@@ -50,6 +53,14 @@ def read_current(data_dir: Path) -> dict[str, Any] | None:
         return current
     except FileNotFoundError:
         return None
+
+
+def _scrub_dir(path: Path) -> None:
+    """Scrub a version directory (or a leftover file of that name) before it is replaced."""
+    if path.is_dir() and not path.is_symlink():
+        scrub_tree(path)
+    elif path.exists() or path.is_symlink():
+        scrub_unlink(path)
 
 
 def _fsync_tree(path: Path) -> None:
@@ -78,22 +89,28 @@ def publish(con: duckdb.DuckDBPyConnection, data_dir: Path, state: dict[str, Any
     changes = private_dir(root / "changes")
     since = published["version"] if published else 0
     for v in range(max(since + 1, version - KEEP_CHANGE_VERSIONS + 1), version + 1):
-        changed = con.sql(f"SELECT entry_id, op FROM changes WHERE version = {int(v)}").pl()
+        changed = con.sql("SELECT entry_id, op FROM changes WHERE version = ?", params=[v]).pl()
         target = changes / f"v{v:09d}.parquet"
         changed.write_parquet(target.with_suffix(".tmp"))
         os.replace(target.with_suffix(".tmp"), target)
     tmp = root / f"v{version:09d}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
+    _scrub_dir(tmp)
     private_dir(tmp)
-    reader = duckdb.connect()
+    # Spill files (a sort bigger than memory) go where the purge scrubs, not the CWD.
+    reader = duckdb.connect(config={"temp_directory": str(private_dir(spill_dir(data_dir)))})
     try:
         parts = []
+        columns = ", ".join(identifier(c) for c in PUBLISHED_COLUMNS)
         for i, feed_version in enumerate(sorted(current.values(), key=lambda f: f.feed)):
-            reader.execute(f"ATTACH '{feed_version.content_file}' AS f{i} (READ_ONLY)")
-            parts.append(f"SELECT {', '.join(PUBLISHED_COLUMNS)} FROM f{i}.entries")
+            reader.execute(
+                f"ATTACH ? AS {identifier(f'f{i}')} (READ_ONLY)", [str(feed_version.content_file)]
+            )
+            parts.append(f"SELECT {columns} FROM {identifier(f'f{i}')}.entries")
         union = " UNION ALL ".join(parts)
         parquet = tmp / "hotlist.parquet"
-        reader.execute(f"COPY ({union} ORDER BY plate, state) TO '{parquet}' (FORMAT parquet)")
+        reader.execute(
+            f"COPY ({union} ORDER BY plate, state) TO {literal(parquet)} (FORMAT parquet)"
+        )
     finally:
         reader.close()
     # The CSV is the Parquet's rows in its order, streamed by polars (which writes the
@@ -118,7 +135,7 @@ def publish(con: duckdb.DuckDBPyConnection, data_dir: Path, state: dict[str, Any
         f.chmod(0o600)
     _fsync_tree(tmp)
     final = root / f"v{version:09d}"
-    shutil.rmtree(final, ignore_errors=True)
+    _scrub_dir(final)
     os.replace(tmp, final)
     pointer = root / "CURRENT.json.tmp"
     pointer.write_text(json.dumps({**manifest, "dir": final.name}, indent=2))

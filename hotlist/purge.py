@@ -2,17 +2,26 @@
 
 A purge run, under the writer lock:
 
-1. collects the pending tombstones, and reads the plates of those records from the
-   superseded content files that still hold them (in memory only: the search markers);
-2. erases: deletes every superseded content file, every leftover in the landing and
-   spill areas, and rewrites every current content file that has free blocks or deleted
-   rows into a fresh file (``COPY FROM DATABASE``), fsynced and renamed into place;
+1. scrubs what a killed writer left in the feed directories, and collects the pending
+   tombstones, reading the plates of those records from the superseded content files
+   that still hold them (in memory only: the search markers). Those files are the
+   markers' only source, so they stay on disk until step 5;
+2. erases: scrubs (overwrite, fsync, unlink: :mod:`hotlist.scrub`) every leftover in the
+   landing and spill areas and every superseded published version, and rewrites every
+   current content file that has free blocks or deleted rows into a fresh file
+   (``COPY FROM DATABASE``), fsynced and renamed into place, the old one scrubbed;
 3. verifies, independently of step 2 (:mod:`hotlist.verify`), every file under
-   ``data_dir`` and ``PREFECT_HOME``;
-4. only if verification passes, marks the tombstones purged, and writes a deletion report.
+   ``data_dir`` and ``PREFECT_HOME`` except the superseded content files (the source);
+   a pending record whose content no file holds any more cannot be searched for, and
+   fails the verification;
+4. only if verification passes, marks the tombstones purged and the superseded files
+   erased, in one transaction;
+5. scrubs the superseded content files, and writes a deletion report.
 
-A run killed at any step is finished by the next one: nothing is marked purged before
-it is verified. See ``docs/inventory.md`` for every place record content can rest.
+A run killed before step 4 leaves the markers' source in place: the next run searches
+for the same content. A run killed after it leaves superseded files no version refers
+to: the next writer scrubs them first. See ``docs/inventory.md`` for every place record
+content can rest, and what scrubbing does not reach.
 """
 
 from __future__ import annotations
@@ -20,7 +29,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,13 +37,14 @@ import polars as pl
 
 from hotlist.config import Settings
 from hotlist.faults import crash_point
-from hotlist.store import content_path, private_dir
+from hotlist.scrub import scrub_tree, scrub_unlink
+from hotlist.sql import identifier
+from hotlist.store import FEEDS, content_path, feed_dir, private_dir
 from hotlist.store import control as ctl
-from hotlist.store.apply import recover
-from hotlist.store.content import connect_writer, seal
+from hotlist.store.content import connect_writer, recover, seal
 from hotlist.store.lock import writer_lock
 from hotlist.store.state import write_state
-from hotlist.verify import TRANSIENT_DIRS, Verification, verify
+from hotlist.verify import TRANSIENT_DIRS, Verification, gone_ids, verify
 
 
 class PurgeIncomplete(Exception):
@@ -56,6 +65,15 @@ class PurgeResult:
     report: Path | None
 
 
+@dataclass(frozen=True)
+class Markers:
+    """What a purge searches for: the plates of the pending records, read from the
+    superseded files, and the entry ids those files were found to hold."""
+
+    plates: list[str]
+    found: set[int]
+
+
 def default_prefect_home() -> Path:
     """PREFECT_HOME as Prefect resolves it, without importing Prefect."""
     return Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect")).expanduser()
@@ -63,25 +81,38 @@ def default_prefect_home() -> Path:
 
 def _markers(
     con: duckdb.DuckDBPyConnection, superseded: list[Path], pending: pl.DataFrame
-) -> list[str]:
-    """Plates of the pending records, read from the superseded files that hold them."""
+) -> tuple[Markers, list[Path]]:
+    """Plates of the pending records, read from the superseded files that hold them; and
+    the superseded files that could not be read (their content cannot be searched for)."""
     if pending.height == 0:
-        return []
-    found: list[str] = []
+        return Markers([], set()), []
+    plates: set[str] = set()
+    found: set[int] = set()
+    unreadable: list[Path] = []
     con.register("_pending", pending.select("entry_id").to_arrow())
-    for path in superseded:
-        con.execute("ATTACH ? AS old (READ_ONLY)", [str(path)])
-        try:
-            rows = con.execute(
-                "SELECT DISTINCT v FROM (SELECT plate AS v, entry_id FROM old.entries"
-                " UNION ALL SELECT plate_raw, entry_id FROM old.entries)"
-                " WHERE entry_id IN (SELECT entry_id FROM _pending) AND v IS NOT NULL"
-            ).fetchall()
-        finally:
-            con.execute("DETACH old")
-        found += [r[0] for r in rows]
-    con.unregister("_pending")
-    return sorted(set(found))
+    try:
+        for path in superseded:
+            try:
+                con.execute("ATTACH ? AS old (READ_ONLY)", [str(path)])
+            except duckdb.Error:
+                unreadable.append(path)
+                continue
+            try:
+                rows = con.execute(
+                    "SELECT entry_id, plate, plate_raw FROM old.entries"
+                    " WHERE entry_id IN (SELECT entry_id FROM _pending)"
+                ).fetchall()
+            except duckdb.Error:
+                unreadable.append(path)
+                rows = []
+            finally:
+                con.execute("DETACH old")
+            for entry_id, plate, plate_raw in rows:
+                found.add(int(entry_id))
+                plates |= {v for v in (plate, plate_raw) if v}
+    finally:
+        con.unregister("_pending")
+    return Markers(sorted(plates), found), unreadable
 
 
 def _still_listed(
@@ -117,7 +148,7 @@ def _needs_rewrite(path: Path) -> bool:
         if int(size[5]):
             return True
         for (table,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall():
-            [[logical]] = con.execute(f'SELECT count(*) FROM "{table}"').fetchall()
+            [[logical]] = con.execute(f"SELECT count(*) FROM {identifier(table)}").fetchall()
             [[physical]] = con.execute(
                 "SELECT coalesce(sum(count), 0) FROM pragma_storage_info(?)"
                 " WHERE column_id = 0 AND segment_type <> 'VALIDITY'",
@@ -131,20 +162,48 @@ def _needs_rewrite(path: Path) -> bool:
 
 
 def rewrite_fresh(path: Path, data_dir: Path) -> None:
-    """Rewrite a DuckDB file into a fresh one (no free blocks, no deleted rows), swap it in."""
+    """Rewrite a DuckDB file into a fresh one (no free blocks, no deleted rows), swap it
+    in, and scrub the old one (kept alive by a second name until the swap is done)."""
     fresh = path.with_name(path.name + ".tmp")
-    fresh.unlink(missing_ok=True)
+    scrub_unlink(fresh)
     con = connect_writer(fresh, data_dir)
     try:
         con.execute("ATTACH ? AS src (READ_ONLY)", [str(path)])
         [[name]] = con.execute("SELECT current_database()").fetchall()
-        con.execute(f'COPY FROM DATABASE src TO "{name}"')
+        con.execute(f"COPY FROM DATABASE src TO {identifier(name)}")
         con.execute("DETACH src")
         con.execute("CHECKPOINT")
     finally:
         con.close()
     crash_point("before-swap")
+    old = path.with_name(path.name + ".old")
+    scrub_unlink(old)
+    os.link(path, old)
     seal(fresh, path)
+    scrub_unlink(old)
+
+
+def _scrub_unreferenced(con: duckdb.DuckDBPyConnection, data_dir: Path) -> int:
+    """Scrub what a killed writer left in the feed directories (a superseded file whose
+    erase was committed, a half-written version, the old name of a rewritten file), before
+    ``recover`` would merely unlink it. A second name of a live file is only unlinked."""
+    live = set(ctl.live_content_files(con, data_dir))
+    inodes = {(s.st_dev, s.st_ino) for p in live if p.exists() for s in [p.stat()]}
+    count = 0
+    for feed in FEEDS:
+        directory = feed_dir(data_dir, feed)
+        if not directory.is_dir():
+            continue
+        for path in sorted(directory.iterdir()):
+            if path in live or not path.is_file() or path.is_symlink():
+                continue
+            info = path.stat()
+            if (info.st_dev, info.st_ino) in inodes:
+                path.unlink()
+            else:
+                scrub_unlink(path)
+            count += 1
+    return count
 
 
 def _erase_transients(data_dir: Path) -> int:
@@ -154,9 +213,27 @@ def _erase_transients(data_dir: Path) -> int:
         if root.exists():
             for path in sorted(root.rglob("*"), reverse=True):
                 if path.is_file():
-                    path.unlink()
+                    scrub_unlink(path)
                     count += 1
     return count
+
+
+def _unsearchable(
+    verification: Verification, gone: pl.DataFrame, markers: Markers, unreadable: list[Path]
+) -> None:
+    """Records awaiting purge whose content no file holds any more: a verification cannot
+    search for them, so it cannot pass (it would be vacuous)."""
+    missing = gone.filter(~pl.col("entry_id").is_in(list(markers.found)))
+    for feed, count in missing.group_by("feed").len().sort("feed").iter_rows():
+        verification.add(
+            f"feed {feed}",
+            f"{count} records awaiting purge cannot be searched for: no superseded content"
+            " file holds them any more (erased before a purge verified them), so no"
+            " verification can show their content is gone; they stay pending",
+        )
+    for path in unreadable:
+        verification.add(path, "unverifiable: a superseded content file the purge reads its"
+                         " markers from cannot be read")  # fmt: skip
 
 
 def purge(
@@ -172,41 +249,51 @@ def purge(
     with writer_lock(data_dir, wait_s=600):
         con = ctl.connect(data_dir)
         try:
+            erased = _scrub_unreferenced(con, data_dir)
             recover(con, data_dir)
-            pending = con.sql("SELECT entry_id, feed FROM tombstones WHERE purged_at IS NULL").pl()
+            pending = con.sql(
+                "SELECT entry_id, feed, record_id FROM tombstones WHERE purged_at IS NULL"
+            ).pl()
+            gone = gone_ids(con).filter("pending")
             live = ctl.live_content_files(con, data_dir)
             superseded = sorted(p for p, is_current in live.items() if not is_current)
-            markers = _markers(con, [p for p in superseded if p.exists()], pending)
+            markers, unreadable = _markers(con, [p for p in superseded if p.exists()], pending)
             current = [p for p, is_current in live.items() if is_current and p.exists()]
-            markers = sorted(set(markers) - _still_listed(con, current, markers))
+            plates = sorted(set(markers.plates) - _still_listed(con, current, markers.plates))
+            record_ids = sorted(
+                set(pending.filter(pl.col("entry_id").is_in(gone["entry_id"].implode()))
+                    ["record_id"].drop_nulls().to_list())
+            )  # fmt: skip
             crash_point("after-markers")
             from hotlist.publish import publish, superseded_versions
             from hotlist.store.state import build_state
 
             publish(con, data_dir, build_state(con, data_dir))
-            erased = _erase_transients(data_dir)
+            erased += _erase_transients(data_dir)
             for old in superseded_versions(data_dir):
-                shutil.rmtree(old)
-                erased += 1
-            for path in superseded:
-                path.unlink(missing_ok=True)
-                con.execute(
-                    "UPDATE versions SET erased_at = ? WHERE content_file = ?",
-                    [started, str(path.relative_to(data_dir))],
-                )
+                scrub_tree(old)
                 erased += 1
             crash_point("after-erase")
-            for path, is_current in live.items():
-                if is_current and path.exists() and _needs_rewrite(path):
+            for path in current:
+                if _needs_rewrite(path):
                     rewrite_fresh(path, data_dir)
-            roots = [*(extra_roots or [])]
             con.execute("CHECKPOINT")  # fold the control WAL in: no WAL may be left anywhere
             verification = verify(
-                data_dir, prefect_home, markers, control=con, pending_ok=True, extra_roots=roots
+                data_dir,
+                prefect_home,
+                plates,
+                control=con,
+                pending_ok=True,
+                extra_roots=[*(extra_roots or [])],
+                record_ids=record_ids,
+                sources=frozenset(superseded),
             )
+            _unsearchable(verification, gone, markers, unreadable)
+            crash_point("after-verify")
             run_id = ctl.next_value(con, "purge_run")
             finished = dt.datetime.now(dt.UTC)
-            report: Path | None = None
+            if verification.ok:
+                erased += len(superseded)
             con.execute("BEGIN TRANSACTION")
             if verification.ok and pending.height:
                 con.register("_pending", pending.select("entry_id").to_arrow())
@@ -216,6 +303,12 @@ def purge(
                     [finished, f"purge run {run_id}: {verification.summary()}"],
                 )
                 con.unregister("_pending")
+            if verification.ok:
+                for path in superseded:
+                    con.execute(
+                        "UPDATE versions SET erased_at = ? WHERE content_file = ?",
+                        [finished, str(path.relative_to(data_dir))],
+                    )
             con.execute(
                 "INSERT INTO purge_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
                 [
@@ -225,6 +318,11 @@ def purge(
             )  # fmt: skip
             ctl.set_counter(con, "purge_run", run_id)
             con.execute("COMMIT")
+            crash_point("after-mark")
+            if verification.ok:
+                # The markers' source goes last: everything else has verified clean.
+                for path in superseded:
+                    scrub_unlink(path)
             from hotlist.reports import write_run_report
 
             report = write_run_report(con, settings, run_id)
@@ -301,7 +399,7 @@ def _drop_records(
     path = content_path(data_dir, feed, version)
     private_dir(path.parent)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
+    scrub_unlink(tmp)
     writer = connect_writer(tmp, data_dir)
     try:
         writer.execute("ATTACH ? AS prev (READ_ONLY)", [str(current.content_file)])
@@ -322,7 +420,8 @@ def _drop_records(
                 "SELECT 1 FROM duckdb_tables() WHERE database_name = 'prev' AND table_name = ?",
                 params=[table],
             ).fetchall():
-                writer.execute(f"CREATE TABLE {table} AS SELECT * FROM prev.{table}")
+                name = identifier(table)
+                writer.execute(f"CREATE TABLE {name} AS SELECT * FROM prev.{name}")
         writer.execute("DETACH prev")
         writer.execute("CHECKPOINT")
     finally:

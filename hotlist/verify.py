@@ -9,15 +9,21 @@ Independent of how the purge did its work, it checks what is on disk:
 * no leftovers where content rests only in passing (landing, spill, temporary files);
 * the content of records awaiting purge (``markers``: their plates) in no table of any
   DuckDB file, no Parquet or CSV export, and no byte of any other file under
-  ``data_dir`` and ``PREFECT_HOME`` (Prefect's database and logs included).
+  ``data_dir`` and ``PREFECT_HOME`` (Prefect's database and logs included), whatever the
+  format (:mod:`hotlist.scan`: compressed, archived, UTF-16 text);
+* the access log: a removed plate only where the law keeps it, the queried element
+  (:mod:`hotlist.verify_access`); a removed record's NIC nowhere in it.
 
-Plates shorter than :data:`MIN_SCAN_LEN` are matched in tables only: in raw bytes they
-would match by chance.
+A file that cannot be read or decoded is a finding ("unverifiable"), never clean; so is
+a ``data_dir`` that does not exist (verifying nothing is no pass). Verification never
+creates or changes anything.
+
+Plates shorter than :data:`~hotlist.scan.MIN_SCAN_LEN` are matched in tables only: in raw
+bytes they would match by chance.
 """
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,15 +31,27 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from hotlist.scan import (
+    FREE_TEXT,
+    MIN_SCAN_LEN,
+    ByteSearch,
+    Unverifiable,
+    found_expr,
+    raw_patterns,
+    scan_csv,
+    scan_file,
+    sniff,
+)
+from hotlist.sql import identifier
 from hotlist.store import control_path
+from hotlist.verify_access import AccessLogSearch
 
-MIN_SCAN_LEN = 5
-#: Files this module reads as opaque bytes are scanned in blocks of this size (with overlap).
-BLOCK = 16 << 20
-#: Columns that hold free text (a whole upstream line): searched for markers inside.
-FREE_TEXT = frozenset({"raw_line"})
 #: Where content may rest only while a writer works; anything left there is a finding.
 TRANSIENT_DIRS = ("landing", "store/spill")
+#: The SB 34 access log (segments too) under ``data_dir``.
+AUDIT_DIR = "audit"
+#: Names of files (or directories) a killed write leaves behind.
+LEFTOVER_SUFFIXES = (".wal", ".tmp", ".part", ".dupes")
 
 
 @dataclass(frozen=True)
@@ -50,6 +68,8 @@ class Verification:
     bytes: int = 0
     duckdb_files: int = 0
     markers: int = 0
+    #: Superseded content files: the search's source of markers, erased once it passed.
+    sources: int = 0
 
     def add(self, place: Path | str, problem: str) -> None:
         self.ok = False
@@ -63,6 +83,11 @@ class Verification:
         return (
             f"{verdict}: {self.files} files ({self.bytes / 1e6:.1f} MB), {self.duckdb_files}"
             f" DuckDB files, {self.markers} records awaiting purge searched for"
+            + (
+                f" (read from {self.sources} superseded files, erased after)"
+                if self.sources
+                else ""
+            )
         )
 
 
@@ -106,7 +131,7 @@ def check_duckdb_file(
     if free_blocks and strict_blocks:
         result.add(path, f"{free_blocks} free blocks: unzeroed space may hold deleted rows")
     for schema, table in _tables(con):
-        name = f'"{schema}"."{table}"'
+        name = f"{identifier(schema)}.{identifier(table)}"
         [[logical]] = con.execute(f"SELECT count(*) FROM {name}").fetchall()
         [[physical]] = con.execute(
             "SELECT coalesce(sum(count), 0) FROM pragma_storage_info(?)"
@@ -138,13 +163,14 @@ def _search_tables(
     result: Verification,
 ) -> None:
     for schema, table, column in columns:
-        name = f'"{schema}"."{table}"'
+        name = f"{identifier(schema)}.{identifier(table)}"
+        col = identifier(column)
         if column in FREE_TEXT:  # small (quarantined lines): searched inside, in polars
-            values = con.sql(f'SELECT DISTINCT "{column}" AS v FROM {name}').pl()
-            found = values.select(_found(pl.col("v"), markers, long_markers, True)).item()
+            values = con.sql(f"SELECT DISTINCT {col} AS v FROM {name}").pl()
+            found = values.select(found_expr(pl.col("v"), markers, long_markers, True)).item()
         else:  # whole values: a semi-join in DuckDB, in bounded memory
             [[found]] = con.execute(
-                f'SELECT count(*) FROM {name} WHERE "{column}" IN (SELECT m FROM _markers)'
+                f"SELECT count(*) FROM {name} WHERE {col} IN (SELECT m FROM _markers)"
             ).fetchall()
         if found:
             result.add(
@@ -152,60 +178,7 @@ def _search_tables(
             )
 
 
-def _found(
-    values: pl.Expr, markers: pl.Series, long_markers: list[str], free_text: bool
-) -> pl.Expr:
-    """How many values equal a marker; in free text (a raw line), also how many contain one.
-
-    A field such as ``plate`` holds one value: ``7ABC123`` is no trace of a removed
-    ``ABC12``, so structured fields are matched whole.
-    """
-    found = values.is_in(markers.implode()).sum()
-    if free_text and long_markers:
-        found = found + values.str.contains_any(long_markers).sum()
-    return found
-
-
-def scan_bytes(path: Path, markers: list[bytes], result: Verification) -> None:
-    """Search a file's raw bytes (decompressed, for .gz) for any marker."""
-    if not markers:
-        return
-    patterns = [m.decode("latin-1") for m in markers]
-    overlap = max(len(m) for m in markers)
-    opener = gzip.open if path.suffix == ".gz" else open
-    tail = b""
-    with opener(path, "rb") as fh:
-        while block := fh.read(BLOCK):
-            text = (tail + block).decode("latin-1")
-            if pl.Series([text]).str.contains_any(patterns).item():
-                result.add(path, "raw bytes hold content of a removed record")
-                return
-            tail = block[-overlap:]
-
-
-def scan_table_file(path: Path, markers: pl.Series, result: Verification) -> None:
-    """Parquet and CSV exports: every column searched as text, streamed (bounded memory:
-    the published CSV of a 2M-line extract read whole took the purge past 1 GB)."""
-    frame = (
-        pl.scan_parquet(path)
-        if path.suffix == ".parquet"
-        else pl.scan_csv(path, infer_schema=False)
-    )
-    long_markers = markers.filter(markers.str.len_chars() >= MIN_SCAN_LEN).to_list()
-    counts = [
-        _found(
-            pl.col(column).cast(pl.String, strict=False), markers, long_markers, column in FREE_TEXT
-        ).alias(column)
-        for column in frame.collect_schema().names()
-    ]
-    for column, found in (
-        frame.select(counts).collect(engine="streaming").row(0, named=True).items()
-    ):
-        if found:
-            result.add(f"{path}:{column}", f"{found} values hold content of a removed record")
-
-
-def _gone_ids(control: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+def gone_ids(control: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Tombstoned entry ids that upstream has not added again since."""
     gone: pl.DataFrame = control.sql(
         "SELECT t.entry_id, t.feed, t.purged_at IS NULL AS pending FROM tombstones t"
@@ -218,16 +191,88 @@ def _gone_ids(control: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 def _check_entry_ids(path: Path, gone: pl.DataFrame, result: Verification) -> None:
     if gone.height == 0:
         return
-    con = duckdb.connect(str(path), read_only=True)
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        result.add(path, f"unverifiable: cannot be opened ({type(exc).__name__})")
+        return
     try:
         con.register("_gone", gone.to_arrow())
         [[count]] = con.execute(
             "SELECT count(*) FROM entries WHERE entry_id IN (SELECT entry_id FROM _gone)"
         ).fetchall()
+    except duckdb.Error as exc:
+        result.add(path, f"unverifiable: its entries cannot be read ({type(exc).__name__})")
+        return
     finally:
         con.close()
     if count:
         result.add(path, f"{count} entries of removed records are still in this file")
+
+
+def open_control_reader(data_dir: Path) -> duckdb.DuckDBPyConnection:
+    """The control database, read-only, for a verification run without the writer lock.
+
+    The one place a reader opens it: the store's bounded-wait reader goes here."""
+    return duckdb.connect(str(control_path(data_dir)), read_only=True)
+
+
+@dataclass(frozen=True)
+class _Search:
+    """What one verification searches every file for."""
+
+    markers: pl.Series
+    raw: ByteSearch
+    access_log: AccessLogSearch
+
+
+def _leftover(path: Path, root: Path) -> bool:
+    return any(part.endswith(LEFTOVER_SUFFIXES) for part in path.relative_to(root).parts)
+
+
+def _check_file(
+    path: Path,
+    root: Path,
+    data_dir: Path,
+    control: duckdb.DuckDBPyConnection | None,
+    search: _Search,
+    result: Verification,
+) -> None:
+    """One file: a leftover name is a finding; then its content, by what it is."""
+    if _leftover(path, root):
+        result.add(path, "leftover of an interrupted write")
+        if path.name.endswith(".wal"):
+            return
+    if path.name == "keyed-hash.key":
+        return
+    if root == data_dir and path.is_relative_to(data_dir / AUDIT_DIR):
+        for where, problem in search.access_log.scan(path):
+            result.add(f"{path}:{where}", problem)
+        return
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    control_file = control_path(data_dir)
+    if path.name.endswith(".duckdb") or sniff(head) == "duckdb":
+        if path == control_file and control is not None:
+            # The control database holds ids only; its free blocks hold no content.
+            check_duckdb_file(path, control, search.markers, result, strict_blocks=False)
+            return
+        try:
+            con = duckdb.connect(str(path), read_only=True)
+        except duckdb.Error as exc:
+            result.add(path, f"unverifiable: cannot be opened ({type(exc).__name__})")
+            return
+        try:
+            check_duckdb_file(path, con, search.markers, result, strict_blocks=path != control_file)
+        finally:
+            con.close()
+        return
+    if path.name.endswith(".csv") and root == data_dir:
+        hits = scan_csv(path, search.raw, search.markers)
+    else:
+        hits = scan_file(path, search.raw, search.markers)
+    for where, problem in hits:
+        result.add(f"{path}:{where}" if where else path, problem)
 
 
 def verify(
@@ -237,19 +282,31 @@ def verify(
     control: duckdb.DuckDBPyConnection | None = None,
     pending_ok: bool = False,
     extra_roots: list[Path] | None = None,
+    record_ids: list[str] | None = None,
+    sources: frozenset[Path] = frozenset(),
 ) -> Verification:
     """Check every file under ``data_dir`` (and ``prefect_home``) as described above.
 
     ``control`` is the writer's open control connection, if the caller holds one (DuckDB
     refuses a read-only open of a file another connection writes). ``pending_ok`` is for
-    the purge itself, which verifies before it marks its tombstones purged.
+    the purge itself, which verifies before it marks its tombstones purged. ``record_ids``
+    (NICs of the records awaiting purge) are searched for in the access log. ``sources``
+    are the superseded content files the markers were read from: the purge erases them
+    once everything else verified clean, so they are not searched.
     """
-    result = Verification(markers=len(markers))
+    result = Verification(markers=len(markers), sources=len(sources))
+    if not data_dir.is_dir():
+        result.add(
+            data_dir,
+            "data_dir does not exist or is not a directory: nothing to verify"
+            " (is data_dir in the configuration right?)",
+        )
+        return result
     own = control is None and control_path(data_dir).exists()
     if own:
-        control = duckdb.connect(str(control_path(data_dir)), read_only=True)
+        control = open_control_reader(data_dir)
     try:
-        gone = _gone_ids(control) if control is not None else pl.DataFrame()
+        gone = gone_ids(control) if control is not None else pl.DataFrame()
     finally:
         if own and control is not None:
             control.close()
@@ -258,42 +315,28 @@ def verify(
         for feed, count in gone.filter("pending").group_by("feed").len().iter_rows():
             result.add(f"feed {feed}", f"{count} removed records not purged yet")
     for path in _walk(data_dir / "store" / "feeds"):
-        if path.suffix == ".duckdb":
+        if path.suffix == ".duckdb" and path not in sources:
             _check_entry_ids(path, gone, result)
     series = pl.Series("m", sorted(set(markers)), dtype=pl.String)
-    raw_markers = [m.encode() for m in series.to_list() if len(m) >= MIN_SCAN_LEN]
+    search = _Search(
+        series,
+        ByteSearch(raw_patterns(series.to_list())),
+        AccessLogSearch(markers, record_ids or []),
+    )
     for rel in TRANSIENT_DIRS:
         for path in _walk(data_dir / rel):
             result.add(path, "leftover in a transient area (content must not rest here)")
-    control_file = control_path(data_dir)
     roots = [data_dir, *([prefect_home] if prefect_home else []), *(extra_roots or [])]
     for root in roots:
         for path in _walk(root):
-            result.files += 1
-            result.bytes += path.stat().st_size
-            name = path.name
-            if name.endswith((".wal", ".tmp", ".part", ".dupes")):
-                result.add(path, "leftover of an interrupted write")
-                if name.endswith(".wal"):
-                    continue
-            if name.endswith(".duckdb"):
-                if path == control_file and control is not None:
-                    check_duckdb_file(path, control, series, result, strict_blocks=False)
-                    continue
-                try:
-                    con = duckdb.connect(str(path), read_only=True)
-                except duckdb.Error as exc:
-                    result.add(path, f"cannot be opened for verification ({type(exc).__name__})")
-                    continue
-                try:
-                    # The control database holds ids only; its free blocks hold no content.
-                    check_duckdb_file(path, con, series, result, strict_blocks=path != control_file)
-                finally:
-                    con.close()
-            elif name.endswith((".parquet", ".csv")) and path.is_relative_to(data_dir):
-                scan_table_file(path, series, result)
-            elif name == "keyed-hash.key":
+            if path in sources:
                 continue
-            else:
-                scan_bytes(path, raw_markers, result)
+            try:
+                result.files += 1
+                result.bytes += path.stat().st_size
+                _check_file(path, root, data_dir, control, search, result)
+            except Unverifiable as exc:
+                result.add(path, f"unverifiable: {exc}")
+            except (OSError, duckdb.Error, pl.exceptions.PolarsError) as exc:
+                result.add(path, f"unverifiable: cannot be read ({type(exc).__name__})")
     return result

@@ -338,7 +338,7 @@ def test_a_broken_entry_contract_names_columns_and_checks_never_values(tmp_path:
 
     from hotlist.keyed import LineKeyer
     from hotlist.parse import ENTRY_COLUMNS, ParsedFile
-    from hotlist.store.apply import EntryContractBroken, _Keys, _validated_chunk
+    from hotlist.store.chunks import EntryContractBroken, EntryKeys, validated_chunk
 
     row: dict[str, Any] = dict.fromkeys(ENTRY_COLUMNS)
     row |= {"feed": "ncic", "list": "immigration_violator", "record_id": "N123456789",
@@ -355,9 +355,9 @@ def test_a_broken_entry_contract_names_columns_and_checks_never_values(tmp_path:
         def chunk(self, index: int) -> ParsedFile:
             return chunk
 
-    keys = _Keys(pl.lit(1, pl.Int64).alias("entry_id"), LineKeyer(tmp_path))
+    keys = EntryKeys(pl.lit(1, pl.Int64).alias("entry_id"), LineKeyer(tmp_path))
     with pytest.raises(EntryContractBroken) as broken:
-        _validated_chunk(cast(Any, OneChunk()), 0, keys)
+        validated_chunk(cast(Any, OneChunk()), 0, keys)
     assert "ZQXSECRET" not in str(broken.value)
     assert "never_immigration" in str(broken.value) or "list" in str(broken.value)
 
@@ -396,7 +396,8 @@ def test_a_failure_while_streaming_into_duckdb_surfaces_as_itself(tmp_path: Path
 
     from hotlist.keyed import LineKeyer
     from hotlist.parse import ENTRY_COLUMNS, ParsedFile
-    from hotlist.store.apply import EntryContractBroken, _Keys, _stage
+    from hotlist.store.chunks import EntryContractBroken, EntryKeys
+    from hotlist.store.stream import write_entries
 
     def chunk(record_id: str, entry_list: str) -> ParsedFile:
         row: dict[str, Any] = dict.fromkeys(ENTRY_COLUMNS)
@@ -421,9 +422,9 @@ def test_a_failure_while_streaming_into_duckdb_surfaces_as_itself(tmp_path: Path
             return pl.DataFrame({"line_no": [2], "text": ["a line"]})
 
     con = duckdb.connect(str(tmp_path / "entries.duckdb"))
-    keys = _Keys(pl.lit(1, pl.Int64).alias("entry_id"), LineKeyer(tmp_path))
+    keys = EntryKeys(pl.lit(1, pl.Int64).alias("entry_id"), LineKeyer(tmp_path))
     with pytest.raises(EntryContractBroken) as broken:
-        _stage(con, cast(Any, TwoChunks()), keys, [])
+        write_entries(con, cast(Any, TwoChunks()), keys, [])
     assert "ZQX123" not in str(broken.value)
     assert "never_immigration" in str(broken.value)
     assert con.sql(

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +20,7 @@ from hotlist.reports import deletion_rows, render, summarize
 from hotlist.store import control_path
 from hotlist.store.state import read_state
 from hotlist.verify import verify
+from tests import crash
 from tests.builders import Drop, clew_file, clew_line, ncic_file, ncic_line
 
 MARKERS = ["ZQXMRK01", "ZQXMRK02", "ZQXMRK03"]
@@ -143,7 +140,6 @@ def test_verify_fails_on_a_file_where_rows_were_only_deleted(
 
 def test_a_purge_killed_midway_is_finished_by_the_next(relaxed: Settings, drop: Drop) -> None:
     _day1_day2(relaxed, drop)
-    config = relaxed.data_dir.parent / "hotlist.toml"
     for point in ("after-markers", "after-erase", "before-swap"):
         if point == "before-swap":  # leave free blocks in the current file: it needs a rewrite
             current = (
@@ -154,17 +150,89 @@ def test_a_purge_killed_midway_is_finished_by_the_next(relaxed: Settings, drop: 
             con.execute("DROP TABLE scratch")
             con.execute("CHECKPOINT")
             con.close()
-        code = f"from pathlib import Path; from hotlist.config import load_settings; from hotlist.purge import purge; purge(load_settings(Path({str(config)!r}), {{}}), None)"
-        proc = subprocess.run(
-            [sys.executable, "-c", code],
-            env={**os.environ, "HOTLIST_FAULT_KILL_AT": point},
-            timeout=120,
-        )
-        assert proc.returncode == -signal.SIGKILL
+        crash.killed_at(relaxed, point, "purge(s, None)")
     result = purge(relaxed, None)
     assert result.verification.ok, result.verification.findings
+    assert result.verification.markers == 4  # the kills left what it searches for
     assert verify(relaxed.data_dir, None, []).ok
     assert _independent_scan(relaxed.data_dir) == []
+
+
+def _pending(settings: Settings) -> int:
+    con = duckdb.connect(str(control_path(settings.data_dir)), read_only=True)
+    try:
+        [[pending]] = con.execute(
+            "SELECT count(*) FROM tombstones WHERE purged_at IS NULL"
+        ).fetchall()
+    finally:
+        con.close()
+    return int(pending)
+
+
+@pytest.mark.parametrize("point", ["after-markers", "after-erase", "after-verify"])
+def test_a_purge_killed_before_marking_leaves_the_next_one_searching_the_same_markers(
+    relaxed: Settings, drop: Drop, point: str
+) -> None:
+    _day1_day2(relaxed, drop)
+    crash.killed_at(relaxed, point, "purge(s, None)")
+    assert _pending(relaxed) == 4
+    result = purge(relaxed, None)
+    assert result.verification.ok, result.verification.findings
+    assert result.verification.markers == 4
+    assert _independent_scan(relaxed.data_dir) == []
+
+
+def test_a_purge_killed_after_marking_leaves_no_content_once_a_writer_runs_again(
+    relaxed: Settings, drop: Drop
+) -> None:
+    _day1_day2(relaxed, drop)
+    crash.killed_at(relaxed, "after-mark", "purge(s, None)")
+    assert _pending(relaxed) == 0  # marked: the verification that searched them had passed
+    assert _independent_scan(relaxed.data_dir) != []  # the superseded files, not yet scrubbed
+    assert purge(relaxed, None).verification.ok
+    assert _independent_scan(relaxed.data_dir) == []
+
+
+def test_a_failed_purge_fails_again_until_the_content_is_gone_never_vacuously(
+    relaxed: Settings, drop: Drop, tmp_path: Path
+) -> None:
+    home = tmp_path / "prefect-home"
+    home.mkdir()
+    planted = home / "flow.log"
+    planted.write_text("someone logged plate ZQXMRK02 here\n")
+    _day1_day2(relaxed, drop)
+    for _ in range(2):
+        with pytest.raises(PurgeIncomplete) as failed:
+            purge(relaxed, home)
+        assert [f.place for f in failed.value.verification.findings] == [str(planted)]
+        assert failed.value.verification.markers == 4  # never 0 markers and a PASS
+        assert _pending(relaxed) == 4
+    config = str(relaxed.data_dir.parent / "hotlist.toml")
+    again = runner.invoke(app, ["purge", "-c", config], env={"PREFECT_HOME": str(home)})
+    assert again.exit_code == 1
+    assert str(planted) in again.stderr
+    planted.unlink()
+    result = purge(relaxed, home)
+    assert (result.purged, result.verification.ok, result.verification.markers) == (4, True, 4)
+    assert _pending(relaxed) == 0
+    assert _independent_scan(relaxed.data_dir, home) == []
+
+
+def test_a_purge_that_cannot_search_for_a_pending_record_fails_and_says_why(
+    relaxed: Settings, drop: Drop
+) -> None:
+    _day1_day2(relaxed, drop)
+    # As an older release did: the superseded files erased before any verification passed.
+    for path in (relaxed.data_dir / "store" / "feeds").rglob("v*.duckdb"):
+        current = read_state(relaxed.data_dir)["feeds"][path.parent.name]["content_file"]
+        if path != relaxed.data_dir / current:
+            path.unlink()
+    with pytest.raises(PurgeIncomplete) as failed:
+        purge(relaxed, None)
+    problems = {f.place: f.problem for f in failed.value.verification.findings}
+    assert problems["feed ncic"].startswith("3 records awaiting purge cannot be searched for")
+    assert problems["feed svs"].startswith("1 records awaiting purge cannot be searched for")
+    assert _pending(relaxed) == 4
 
 
 def test_a_manual_purge_is_sticky_until_lifted(relaxed: Settings, drop: Drop) -> None:

@@ -114,7 +114,8 @@ def test_requests_without_a_valid_key_are_refused_and_logged(
 def test_only_california_public_agencies_receive_data(
     api: str, settings: Settings, kind: reg.AgencyKind
 ) -> None:
-    agency_key = reg.add(settings.data_dir, f"c-{kind.value}", "XX0000000", "Agency", kind)
+    ori = "CA0190001" if kind.may_receive else "NV0020000"
+    agency_key = reg.add(settings.data_dir, f"c-{kind.value}", ori, "Agency", kind)
     response = _lookup(api, _headers(agency_key))
     full = httpx.get(f"{api}/v1/hotlist", headers=_headers(agency_key), timeout=30)
     if kind in (reg.AgencyKind.CA_LOCAL, reg.AgencyKind.CA_STATE):
@@ -123,6 +124,15 @@ def test_only_california_public_agencies_receive_data(
         assert response.status_code == full.status_code == 403
         assert "SB 34" in response.json()["detail"]
         assert all(r["outcome"].startswith("refused") for r in audit.records(settings.data_dir))
+
+
+@pytest.mark.parametrize("ori", ["NV0190000", "CA019000", "", "ca0190000x"])
+def test_a_california_agency_is_registered_only_with_a_california_ori(
+    settings: Settings, ori: str
+) -> None:
+    with pytest.raises(reg.ConsumerError, match="9 characters starting CA"):
+        reg.add(settings.data_dir, "patrol-x", ori, "PD", reg.AgencyKind.CA_LOCAL)
+    assert reg.all_consumers(settings.data_dir) == []
 
 
 @pytest.mark.parametrize(

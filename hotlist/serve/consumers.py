@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from hotlist.access import is_california_ori
 from hotlist.store import private_dir
 
 
@@ -109,7 +110,15 @@ _COLUMNS = (
 
 
 def add(data_dir: Path, name: str, ori: str, agency_name: str, kind: AgencyKind) -> str:
-    """Register a consumer; return its API key (shown once, stored hashed)."""
+    """Register a consumer; return its API key (shown once, stored hashed).
+
+    A consumer said to be of a California agency must carry a California ORI: the API
+    refuses any other (:func:`hotlist.access.refusal`), so a key issued for one would be
+    a key that never works."""
+    if kind.may_receive and not is_california_ori(ori):
+        raise ConsumerError(
+            f"a {kind.value} agency's ORI is 9 characters starting CA; {ori!r} is not"
+        )
     key = "hl_" + secrets.token_urlsafe(32)
     with registry(data_dir) as con:
         try:

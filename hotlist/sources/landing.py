@@ -1,4 +1,7 @@
-"""The landing area: temporary names, fsync, atomic rename, checksum companions."""
+"""The landing area: temporary names, fsync, atomic rename, checksum companions.
+
+A landed file holds record content: whatever replaces or removes one scrubs it first
+(:func:`discard`: overwrite, fsync, unlink), so its blocks do not keep removed plates."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import os
 import re
 from pathlib import Path, PurePosixPath
 
+from hotlist.scrub import scrub_unlink
 from hotlist.sources import FetchError, FetchFailure
 
 TMP_SUFFIX = ".part"
@@ -41,11 +45,19 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def discard(path: Path) -> None:
+    """Remove a landing file (a landed copy, a partial download): scrubbed, then unlinked."""
+    scrub_unlink(path)
+
+
 def publish_file(tmp: Path, final: Path) -> None:
-    """fsync ``tmp`` and rename it over ``final`` atomically."""
+    """fsync ``tmp`` and rename it over ``final`` atomically; a copy already landed under
+    that name (a killed run's) is scrubbed first, not left in freed blocks."""
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
     os.chmod(tmp, 0o600)
+    if final.is_file() and not final.is_symlink() and not final.samefile(tmp):
+        discard(final)
     os.replace(tmp, final)
     fsync_dir(final.parent)
 
@@ -76,4 +88,4 @@ def parse_sha256_companion(text: str, name: str) -> str:
 def remove_stale_parts(directory: Path) -> None:
     """Delete leftovers of an interrupted download (they may hold record content)."""
     for part in directory.glob(f"*{TMP_SUFFIX}"):
-        part.unlink(missing_ok=True)
+        discard(part)

@@ -1,0 +1,133 @@
+"""The SB 34 access log, searched precisely: the one lawful place of a removed plate.
+
+By law the access log keeps the data element each access used: the plate that was
+queried. So a removed plate may appear in a log record **only** in the field that records
+what was queried (``element``, or ``data_element`` in older records). Anything else of a
+removed record anywhere in the log is a finding: its plate in any other field (what a hit
+returned, a note), its NIC in any field (the queried element included: a lookup is by
+plate), or either in a line that is not a JSON record (a torn tail, a line written by
+something else), which is searched as raw bytes. ``docs/inventory.md`` states the rule.
+
+The log may be one file or segments (rotated, possibly compressed) under
+``data_dir/audit``: every file there is read as JSON lines.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from hotlist.scan import (
+    BLOCK,
+    MIN_SCAN_LEN,
+    ByteSearch,
+    Hits,
+    Unverifiable,
+    open_decoded,
+    raw_patterns,
+)
+
+#: The fields of an access record that record what was queried (SB 34's data element).
+QUERIED_FIELDS = frozenset({"element", "data_element"})
+
+_OUTSIDE = "holds content of a removed record (only the queried element may hold its plate)"
+_NOT_JSON = "raw bytes (not a JSON record) hold content of a removed record"
+
+
+def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Every string in a JSON value (keys included), with where it sits."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            yield here, str(key)
+            yield from _strings(inner, here)
+    elif isinstance(value, list):
+        for i, inner in enumerate(value):
+            yield from _strings(inner, f"{path}[{i}]")
+
+
+def _lines(fh: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    """Blocks of whole lines with the number of the first; the last may be torn."""
+    number, carry = 1, b""
+    while block := fh.read(BLOCK):
+        data = carry + block
+        cut = data.rfind(b"\n") + 1
+        chunk, carry = data[:cut], data[cut:]
+        if chunk:
+            yield number, chunk
+            number += chunk.count(b"\n")
+    if carry:
+        yield number, carry
+
+
+class AccessLogSearch:
+    """Searches access log files for plates (outside the queried field) and record ids."""
+
+    def __init__(self, plates: list[str], record_ids: list[str]) -> None:
+        self.plates = sorted({p for p in plates if p})
+        self.record_ids = sorted({r for r in record_ids if r})
+        # Short plates match by chance inside text: they are looked for as whole JSON
+        # string values only (quoted), and matched whole in the parsed record.
+        quoted = [f'"{p}"'.encode() for p in self.plates if len(p) < MIN_SCAN_LEN]
+        self.any = ByteSearch([*raw_patterns([*self.plates, *self.record_ids]), *quoted])
+
+    def _holds(self, text: str, markers: list[str]) -> bool:
+        """A marker as the whole value, or (long enough not to match by chance) inside it."""
+        return any(m == text or (len(m) >= MIN_SCAN_LEN and m in text) for m in markers)
+
+    def _record(self, record: dict[str, Any]) -> list[str]:
+        """The fields of one parsed record that hold content of a removed record."""
+        return [
+            where
+            for where, text in _strings(record, "")
+            if self._holds(text, self.record_ids)
+            or (where not in QUERIED_FIELDS and self._holds(text, self.plates))
+        ]
+
+    def scan(self, path: Path) -> Hits:
+        """Every place in one log file (``line N:field``) holding content of a removed record."""
+        if not self.any.patterns:
+            return []
+        found: Hits = []
+        try:
+            with open(path, "rb") as raw:
+                kind, fh = open_decoded(raw)
+                if kind != "raw":
+                    raise Unverifiable(f"an access log segment in a format not read here ({kind})")
+                for first, chunk in _lines(fh):
+                    if self.any.hit(chunk):
+                        found += self._chunk(first, chunk)
+        except (OSError, EOFError) as exc:
+            raise Unverifiable(f"cannot be read ({type(exc).__name__}: {exc})") from None
+        return found
+
+    def _chunk(self, first: int, chunk: bytes) -> Hits:
+        found: Hits = []
+        for offset, line in enumerate(chunk.split(b"\n")):
+            if not self.any.hit(line):
+                continue
+            number = first + offset
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict):
+                found.append((f"line {number}", _NOT_JSON))
+                continue
+            places = self._record(record)
+            found += [(f"line {number}:{where}", _OUTSIDE) for where in places]
+            if not places and not self._lawful(record):
+                found.append((f"line {number}", "raw bytes hold content of a removed record"))
+        return found
+
+    def _lawful(self, record: dict[str, Any]) -> bool:
+        """A line whose raw bytes hit but whose fields are clean: the hit must be a plate in
+        the queried field (the only place it is allowed)."""
+        return any(
+            isinstance(record.get(f), str) and self._holds(record[f], self.plates)
+            for f in QUERIED_FIELDS
+        )

@@ -1,0 +1,132 @@
+"""The access log keeps the plate that was queried (SB 34), and nothing else of a removed
+record: verification is precise about which field may hold a removed plate."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from hotlist.cli import app
+from hotlist.config import Settings
+from hotlist.ingest import ingest_source
+from hotlist.purge import PurgeIncomplete, purge
+from hotlist.verify_access import AccessLogSearch
+from tests.builders import Drop, ncic_file, ncic_line
+
+KEEP = [ncic_line(f"V{i:09d}", f"7KEEP{i:03d}") for i in range(60)]
+REMOVED = ncic_line("F000000007", "ZQXLOOK7")
+
+
+@pytest.fixture
+def relaxed(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings("guards = {max_removal_share = 0.5}")
+
+
+def _config(settings: Settings) -> str:
+    return str(settings.data_dir.parent / "hotlist.toml")
+
+
+def _look_up(settings: Settings, plate: str) -> None:
+    done = CliRunner().invoke(
+        app,
+        [
+            *("lookup", plate, "--user", "ofc.lee", "--org", "CA0190000"),
+            *("--purpose", "patrol", "-c", _config(settings)),
+        ],
+    )
+    assert done.exit_code == 0, done.stderr
+
+
+def _remove_upstream(settings: Settings, drop: Drop) -> None:
+    drop.put("VEHEXTRT.txt", ncic_file(KEEP, stamp="202611221800"))
+    ingest_source(settings, "ncic")
+
+
+def _access_log(settings: Settings) -> Path:
+    return settings.data_dir / "audit" / "access.jsonl"
+
+
+def test_a_lawful_lookup_of_a_plate_removed_later_does_not_fail_the_purge(
+    relaxed: Settings, drop: Drop
+) -> None:
+    drop.put("VEHEXTRT.txt", ncic_file([*KEEP, REMOVED]))
+    ingest_source(relaxed, "ncic")
+    _look_up(relaxed, "ZQXLOOK7")
+    assert b"ZQXLOOK7" in _access_log(relaxed).read_bytes()  # the law keeps the element
+    _remove_upstream(relaxed, drop)
+    result = purge(relaxed, None)
+    assert result.purged == 1
+    assert result.verification.ok, result.verification.findings
+    assert result.verification.markers == 1  # the plate was searched for, everywhere
+    assert b"ZQXLOOK7" in _access_log(relaxed).read_bytes()  # and the log was not touched
+
+
+def _plant(settings: Settings, line: bytes, name: str = "access.jsonl") -> Path:
+    path = settings.data_dir / "audit" / name
+    with open(path, "ab") as fh:
+        fh.write(line)
+    return path
+
+
+def _record(**fields: str) -> bytes:
+    body = {"seq": 99, "user": "ofc.lee", "element": "plate 7KEEP001", "outcome": "granted"}
+    return json.dumps({**body, **fields}).encode() + b"\n"
+
+
+@pytest.mark.parametrize(
+    ("line", "where"),
+    [
+        (_record(outcome="granted: hit ZQXLOOK7 stolen TOYT CAM"), "outcome"),
+        (_record(note="NIC F000000007"), "note"),
+        (_record(element="nic F000000007"), "element"),  # a NIC is never the queried plate
+        (_record(hit={"plate": "ZQXLOOK7"}), "hit.plate"),
+    ],
+    ids=["plate-in-outcome", "nic-in-note", "nic-in-element", "plate-nested"],
+)
+def test_a_removed_record_anywhere_else_in_the_access_log_is_a_finding_naming_the_field(
+    relaxed: Settings, drop: Drop, line: bytes, where: str
+) -> None:
+    drop.put("VEHEXTRT.txt", ncic_file([*KEEP, REMOVED]))
+    ingest_source(relaxed, "ncic")
+    _look_up(relaxed, "ZQXLOOK7")
+    log = _plant(relaxed, line)
+    _remove_upstream(relaxed, drop)
+    with pytest.raises(PurgeIncomplete) as failed:
+        purge(relaxed, None)
+    places = [f.place for f in failed.value.verification.findings]
+    assert places == [f"{log}:line 2:{where}"]  # line 1: the lawful lookup
+
+
+def test_a_torn_or_foreign_line_is_searched_as_raw_bytes(relaxed: Settings, drop: Drop) -> None:
+    drop.put("VEHEXTRT.txt", ncic_file([*KEEP, REMOVED]))
+    ingest_source(relaxed, "ncic")
+    _look_up(relaxed, "ZQXLOOK7")
+    log = _plant(relaxed, b'{"seq": 2, "element": "plate ZQXLOOK7", "outc')  # torn tail
+    segment = _plant(relaxed, b"ZQXLOOK7 written by something else\n", "access-2026-11.jsonl.1")
+    _remove_upstream(relaxed, drop)
+    with pytest.raises(PurgeIncomplete) as failed:
+        purge(relaxed, None)
+    assert {f.place for f in failed.value.verification.findings} == {
+        f"{log}:line 2",
+        f"{segment}:line 1",
+    }
+
+
+PLATES = st.text(alphabet="ABCDEFGHJKLMNPRSTUVWXYZ0123456789", min_size=2, max_size=8)
+
+
+@given(plate=PLATES, other=st.sampled_from(["outcome", "client", "purpose", "user"]))
+def test_only_the_queried_field_may_hold_a_removed_plate(
+    plate: str, other: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    search = AccessLogSearch([plate], ["F000000007"])
+    path = tmp_path_factory.mktemp("log") / "access.jsonl"
+    lawful = {"seq": 1, "element": f"plate {plate} state CA", "outcome": "granted: 1 hits"}
+    path.write_text(json.dumps(lawful) + "\n" + json.dumps({"seq": 2, other: plate}) + "\n")
+    assert [where for where, _ in search.scan(path)] == [f"line 2:{other}"]
