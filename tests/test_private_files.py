@@ -173,3 +173,21 @@ def test_two_pulls_into_one_directory_at_once_leave_one_whole_copy(
     assert len(results) == 4
     assert sorted(p.name for p in out.iterdir()) == ["hotlist.parquet", "state.json"]
     assert pl.read_parquet(out / "hotlist.parquet").height == 5  # 2 NCIC, 3 CLEW entries
+
+
+def test_a_pull_on_behalf_of_a_utf8_user_is_logged_under_that_name(
+    published: Settings, tmp_path: Path
+) -> None:
+    from hotlist import audit
+
+    key = reg.add(published.data_dir, "car-7", "CA0190000", "PD", reg.AgencyKind.CA_LOCAL)
+    key_file = write_private(tmp_path / "car-7.key", key)
+    with running_api(published) as api:
+        done = runner.invoke(
+            app,
+            ["pull", "--server", api, "--key-file", str(key_file), "--user", "Jos\u00e9 N\u00fa\u00f1ez",
+             "--purpose", "patrol", "--out", str(tmp_path / "copy")],
+        )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    users = {r["user"] for r in audit.records(published.data_dir) if r["channel"] == "api"}
+    assert users == {"Jos\u00e9 N\u00fa\u00f1ez"}

@@ -75,7 +75,12 @@ def _pull(
         make_private(existing)
     state = json.loads(state_file.read_text()) if state_file.exists() and copy.exists() else {}
     since = state.get("version")
-    headers = {"Authorization": f"Bearer {key}", "X-User": user, "X-Purpose": purpose}
+    # As UTF-8 bytes: httpx encodes str header values as ASCII, and a user is a name.
+    headers = {
+        b"Authorization": f"Bearer {key}".encode(),
+        b"X-User": user.encode("utf-8"),
+        b"X-Purpose": purpose.encode("utf-8"),
+    }
     params: dict[str, str | int] = {"format": "parquet"}
     if since is not None:
         params["since"] = since
