@@ -39,9 +39,14 @@ class ExitCode(IntEnum):
     REFUSED = 4
 
 
-def fail(message: str, code: ExitCode = ExitCode.FAILED, label: str = "error") -> NoReturn:
-    """Say what went wrong on standard error, ``label: message``, and exit with ``code``."""
+def problem(label: str, message: str) -> None:
+    """One problem on standard error, ``label: message``: how every error is shown."""
     err.print(f"[bold red]{escape(label)}:[/bold red] {escape(message)}")
+
+
+def fail(message: str, code: ExitCode = ExitCode.FAILED, label: str = "error") -> NoReturn:
+    """Say what went wrong (see :func:`problem`) and exit with ``code``."""
+    problem(label, message)
     raise typer.Exit(int(code))
 
 

@@ -15,6 +15,7 @@ from hotlist.cli.common import (
     ExitCode,
     console,
     err,
+    problem,
     settings_from,
     writable_data_dir,
 )
@@ -70,7 +71,7 @@ def _tracked(source: SourceName, config: Path | None, approve_mass_removal: str 
             console.print(f"{name} flow run completed: {state.result()}")
         else:
             failed = True
-            err.print(f"[red]{name} flow run {state.name}:[/red] {escape(str(state.message))}")
+            problem(f"{name} flow run {state.name}", str(state.message))
     if failed:
         raise typer.Exit(ExitCode.FAILED)
 

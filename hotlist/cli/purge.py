@@ -6,16 +6,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from hotlist.cli.common import (
     ConfigOption,
     ExitCode,
     PrefectHomeOption,
     console,
-    err,
     existing_data_dir,
     fail,
+    problem,
     settings_from,
 )
 from hotlist.nic import parse_nic
@@ -110,7 +109,7 @@ def verify(config: ConfigOption = None, prefect_home: PrefectHomeOption = None) 
         extra_roots=list(settings.purge.scan_paths),
     )
     for finding in result.findings:
-        err.print(f"[red]{escape(finding.place)}[/red]: {escape(finding.problem)}")
+        problem(str(finding.place), finding.problem)
     console.print(result.summary())
     if not result.ok:
         raise typer.Exit(ExitCode.FAILED)

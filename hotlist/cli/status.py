@@ -6,10 +6,9 @@ import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from hotlist.cli.common import ConfigOption, ExitCode, cells, console, err, fail, settings_from
+from hotlist.cli.common import ConfigOption, ExitCode, cells, console, fail, problem, settings_from
 from hotlist.config import Settings
 
 if TYPE_CHECKING:
@@ -49,7 +48,7 @@ def status(
     if not as_json:
         for s in statuses:
             if s.last_error:
-                err.print(f"[red]{escape(s.feed)}:[/red] {escape(s.last_error)}")
+                problem(s.feed, s.last_error)
         _consumer_lag(settings)
     if any(s.stale for s in statuses):
         raise typer.Exit(ExitCode.NOT_FRESH)
