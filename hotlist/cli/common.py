@@ -78,6 +78,7 @@ KNOWN_ERRORS = (
     KnownError("hotlist.serve.consumers", "ConsumerError", "consumers", ExitCode.FAILED),
     KnownError("hotlist.serve.client", "PullError", "pull refused", ExitCode.FAILED),
     KnownError("hotlist.lookup", "NoHotlistLoaded", "lookup failed", ExitCode.NOT_FRESH),
+    KnownError("hotlist.lookup", "BadQuery", "bad query", ExitCode.USAGE),
 )
 
 

@@ -66,7 +66,14 @@ def lookup(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Look a plate up in every list; every lookup is written to the access log."""
-    from hotlist.lookup import NoHotlistLoaded, find_hits, loaded_feeds
+    from hotlist.lookup import (
+        BadQuery,
+        NoHotlistLoaded,
+        find_hits,
+        loaded_feeds,
+        plate_query,
+        state_query,
+    )
     from hotlist.status import feed_statuses
 
     settings = settings_from(config)
@@ -75,11 +82,13 @@ def lookup(
     user, org = checked_access(data_dir, user, org, purpose, settings.access.purposes, element)
     purpose = access.normalize_purpose(purpose)
     try:
+        wanted = plate_query(plate)
+        wanted_state = state_query(state) if state else None
         loaded_feeds(data_dir)
-    except NoHotlistLoaded:
-        log_access(data_dir, user, org, purpose, element, "failed: no hotlist loaded")
+    except (BadQuery, NoHotlistLoaded) as exc:
+        log_access(data_dir, user, org, purpose, element, f"failed: {exc}")
         raise
-    hits = find_hits(data_dir, plate, state)
+    hits = find_hits(data_dir, wanted, wanted_state)
     log_access(data_dir, user, org, purpose, element, f"granted: {len(hits)} hits")
     stale = [f"{s.feed}" for s in feed_statuses(settings) if s.stale]
     if as_json:

@@ -71,6 +71,7 @@ def report_lookup(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Was this plate removed? Answered from keyed hashes; the plate itself is not kept."""
+    from hotlist.lookup import BadQuery, plate_query, state_query
     from hotlist.reports import REMOVAL_COLUMNS, removals_of_plate
 
     settings = settings_from(config)
@@ -78,7 +79,12 @@ def report_lookup(
     element = f"plate {plate} state {state}"
     purpose = REPORT_LOOKUP_PURPOSE
     user, org = checked_access(data_dir, user, org, purpose, (purpose,), element)
-    rows = removals_of_plate(data_dir, plate, state)
+    try:
+        wanted, wanted_state = plate_query(plate), state_query(state)
+    except BadQuery as exc:
+        log_access(data_dir, user, org, purpose, element, f"failed: {exc}")
+        raise
+    rows = removals_of_plate(data_dir, wanted, wanted_state)
     log_access(data_dir, user, org, purpose, element, f"granted: {len(rows)} removals")
     if as_json:
         print(json.dumps([{k: str(r[k]) for k in REMOVAL_COLUMNS} for r in rows], indent=2))
