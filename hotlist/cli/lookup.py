@@ -3,52 +3,23 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from hotlist import access
+from hotlist.cli.access_log import OrgOption, UserOption, checked_access, log_access
 from hotlist.cli.common import (
     ConfigOption,
-    ExitCode,
     cells,
     console,
     existing_data_dir,
-    fail,
     settings_from,
-    text_option,
     warn,
 )
 
 app = typer.Typer()
-
-UserOption = Annotated[str, typer.Option("--user", help="Your username (SB 34 access log).")]
-OrgOption = Annotated[
-    str, typer.Option("--org", help="Your agency's ORI: CA and 7 more characters (SB 34).")
-]
-
-
-def log_access(
-    data_dir: Path, user: str, org: str, purpose: str, element: str, outcome: str
-) -> None:
-    """One record in the SB 34 access log, as for every access from the command line."""
-    from hotlist import audit
-
-    audit.append(data_dir, audit.AccessRecord(user, org, purpose, element, outcome, "cli"))
-
-
-def checked_access(
-    data_dir: Path, user: str, org: str, purpose: str, purposes: tuple[str, ...], element: str
-) -> tuple[str, str]:
-    """The access policy's answer: the user and ORI to log, or the refusal logged, exit 4."""
-    user = text_option(user, "--user")
-    refused = access.refusal(user=user, org=org, purpose=purpose, purposes=purposes)
-    if refused is not None:
-        log_access(data_dir, user, org, purpose, element, f"refused: {refused.reason}")
-        fail(refused.reason, ExitCode.REFUSED, "refused")
-    return user, org.strip().upper()
 
 
 @app.command()

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from hotlist.cli.access_log import OrgOption, UserOption, checked_access, log_access
 from hotlist.cli.common import (
     ConfigOption,
     cells,
@@ -20,7 +21,6 @@ from hotlist.cli.common import (
     writable_file_option,
     write_out,
 )
-from hotlist.cli.lookup import OrgOption, UserOption, checked_access, log_access
 
 app = typer.Typer(no_args_is_help=True, help="Deletion reports for MOU compliance review.")
 
