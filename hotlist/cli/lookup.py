@@ -56,8 +56,11 @@ def lookup(
         wanted = plate_query(plate)
         wanted_state = state_query(state) if state else None
         loaded_feeds(data_dir)
-    except (BadQuery, NoHotlistLoaded) as exc:
+    except BadQuery as exc:
         log_access(data_dir, user, org, purpose, element, f"failed: {exc}")
+        raise
+    except NoHotlistLoaded:
+        log_access(data_dir, user, org, purpose, element, "failed: no hotlist loaded")
         raise
     hits = find_hits(data_dir, wanted, wanted_state)
     log_access(data_dir, user, org, purpose, element, f"granted: {len(hits)} hits")
