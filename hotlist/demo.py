@@ -92,7 +92,7 @@ def write_report(settings: Settings) -> tuple[Path, dict[str, Any]]:
 
 
 def _run(days: DemoDays, drop: Path, config: Path, home: Path, console: Console) -> int:
-    from flows._ingest import ingest_then_purge
+    from flows.ingest_then_purge import ingest_then_purge
     from hotlist.config import load_settings
     from hotlist.serve import consumers as reg
     from hotlist.serve.app import serving

@@ -36,6 +36,12 @@ def _key(data_dir: Path) -> bytes:
         return path.read_bytes()
 
 
+def local_key(data_dir: Path) -> bytes:
+    """The store's local key (created on first use, 0600): keys every hash that stands for
+    content the store must not keep."""
+    return _key(data_dir)
+
+
 def entry_id(data_dir: Path, feed: str, identity: list[str]) -> pl.Expr:
     """An expression giving the entry id of a row from its identity columns.
 

@@ -22,13 +22,11 @@ import textwrap
 from dataclasses import dataclass
 
 from hotlist.access import IMMIGRATION_STEMS, IMMIGRATION_WORDS
+from hotlist.audit import retention_months
 from hotlist.config import Settings
 from hotlist.serve.consumers import AgencyKind
 
 NOT_STATED = "not stated"
-
-#: Access-log retention when the configuration does not set one (CJIS asks for 1 year).
-DEFAULT_LOG_RETENTION_YEARS = 2.0
 
 
 @dataclass(frozen=True)
@@ -66,21 +64,6 @@ def _stated(value: str | None) -> str:
     return value.strip() if value and value.strip() else NOT_STATED.upper()
 
 
-def log_retention_years(settings: Settings) -> float:
-    """The access log's retention: ``[audit] retention_years`` (or ``_months``, ``_days``)
-    when the configuration has it, else the default."""
-    audit = getattr(settings, "audit", None)
-    for name, per_year in (
-        ("retention_years", 1),
-        ("retention_months", 12),
-        ("retention_days", 365),
-    ):
-        value = getattr(audit, name, None)
-        if isinstance(value, int | float) and value > 0:
-            return float(value) / per_year
-    return DEFAULT_LOG_RETENTION_YEARS
-
-
 def missing_parts(settings: Settings) -> list[str]:
     """The operator's parts of the policy that the configuration leaves out."""
     given = settings.access.policy
@@ -105,8 +88,10 @@ def _hours(value: float) -> str:
     return f"{value:g} hour" + ("" if value == 1 else "s")
 
 
-def _years(value: float) -> str:
-    return f"{value:g} year" + ("" if value == 1 else "s")
+def _months(months: int) -> str:
+    if months % 12 == 0:
+        return f"{months // 12} year" + ("" if months == 12 else "s")
+    return f"{months} months"
 
 
 def render_policy(settings: Settings) -> str:
@@ -160,8 +145,12 @@ def render_policy(settings: Settings) -> str:
                 " is written to an access log: the time, the data element used (the plate"
                 " looked up, or the hotlist version pulled), the username, the organization,"
                 " the purpose, the outcome and where the request came from.",
-                "The log is chained: each record carries a hash of the one before, so an edit,"
-                " a deletion or a reordering is detected by `hotlist audit verify`.",
+                "The log is chained: each record carries a keyed hash (HMAC-SHA256) of the one"
+                " before, under a key kept outside the log's directory, and the chain's head is"
+                " recorded outside the log at every purge and at least hourly; `hotlist audit"
+                " verify` detects an edited, removed, reordered or truncated record. `hotlist"
+                " audit report` shows reviewers the accesses by agency, user, purpose and"
+                " outcome, the refusals, and unusual volume or after-hours use.",
                 "Patrol systems authenticate with a key of their own, stored only as a hash and"
                 " revocable at once. A request that repeats its user, purpose or key header is"
                 " refused, and so is a request from an agency that may not receive data.",
@@ -208,8 +197,9 @@ def render_policy(settings: Settings) -> str:
                 " upstream it is purged: every file that held it is overwritten, flushed to"
                 " disk and deleted, then the data directory is searched to verify that no copy"
                 " remains, and a deletion report records it.",
-                f"The access log is kept {_years(log_retention_years(settings))}, then its"
-                " sealed monthly segments are deleted.",
+                f"The access log is kept {_months(retention_months(settings))}, then its"
+                " sealed monthly segments are deleted; the last record of each is anchored"
+                " first, so an expiry cannot pass for a deletion.",
             ],
         ),
     ]

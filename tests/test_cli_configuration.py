@@ -66,8 +66,8 @@ def test_without_a_configuration_status_creates_no_data_directory(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["status"])
-    assert result.exit_code == 3
-    assert f"no hotlist loaded at {tmp_path / 'data'}" in result.stderr
+    assert result.exit_code == 2
+    assert result.stderr.startswith("configuration error: ")
     assert list(tmp_path.iterdir()) == []
 
 

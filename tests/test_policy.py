@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml  # type: ignore[import-untyped]  # (PyYAML, via Prefect; no stubs installed)
+import yaml
 
 from hotlist import audit
 from hotlist.config import ConfigError, Settings

@@ -13,13 +13,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hotlist import audit
 from hotlist.config import Settings
 from hotlist.ingest import ingest_source
 from hotlist.purge import purge
 from hotlist.serve import consumers as reg
-from hotlist.serve.gate import MAX_BODY_BYTES
+from hotlist.serve.gate import MAX_BODY_BYTES, header_values
 from tests.builders import Drop, ncic_file, ncic_line
 from tests.serving import raw_request, running_api, server_process
 
@@ -93,6 +95,18 @@ def test_a_repeated_identity_header_is_refused_with_400_and_logged(
     assert str(record["outcome"]).startswith("refused: the " + name)
     if name == "X-Purpose":  # both purposes on record, not the harmless one alone
         assert record["purpose"] == f"{first} | {second}"
+
+
+def test_an_identity_header_sent_again_with_an_underscore_counts_as_repeated(
+    api: str, key: str, settings: Settings
+) -> None:
+    """Some proxies and frameworks read ``X_Purpose`` as ``X-Purpose``: which one counts
+    must not be theirs to choose."""
+    headers = [*_polite(key), ("X_Purpose", "immigration")]
+    status, body = raw_request(api, "POST", "/v1/lookup", headers, _lookup_body())
+    assert status == 400
+    assert "X-Purpose header is sent 2 times" in json.loads(body)["detail"]
+    assert str(_records(settings)[0]["outcome"]).startswith("refused")
 
 
 @pytest.mark.parametrize(
@@ -282,3 +296,54 @@ def test_no_lookup_is_answered_from_a_version_the_purge_erased(
     assert not (settings.data_dir / "published" / "v000000001").exists()
     after = lookup("7API001")
     assert (after["version"], after["hits"]) == (2, [])
+
+
+def test_no_replica_answers_from_a_version_the_purge_erased(
+    settings: Settings, drop: Drop, key: str
+) -> None:
+    """Two servers over one data_dir (replicas), each holding version 1 in memory: after
+    day 2 and a purge run by neither of them, both answer from version 2."""
+    _publish(settings, drop, BASE, 1)
+    headers = {"Authorization": f"Bearer {key}", "X-User": "officer1", "X-Purpose": "patrol"}
+    with running_api(settings) as one, running_api(settings) as two:
+        for url in (one, two):
+            response = httpx.post(f"{url}/v1/lookup", json={"plate": "7API002"}, headers=headers)
+            assert response.json()["version"] == 1
+        _publish(settings, drop, [ln for ln in BASE if "7API001" not in ln], 2)
+        for url in (one, two):
+            response = httpx.post(f"{url}/v1/lookup", json={"plate": "7API001"}, headers=headers)
+            assert (response.json()["version"], response.json()["hits"]) == (2, [])
+
+
+# --- Header reading, as properties ----------------------------------------------------
+
+_IDENTITY = st.sampled_from(["Authorization", "X-User", "X-Purpose"])
+
+
+def _spelled(name: str, draw: st.DrawFn) -> str:
+    """The header name in any case, hyphens possibly sent as underscores."""
+    cased = "".join(c.upper() if draw(st.booleans()) else c.lower() for c in name)
+    return cased.replace("-", "_") if draw(st.booleans()) else cased
+
+
+@st.composite
+def _repeating(draw: st.DrawFn) -> tuple[str, list[tuple[bytes, bytes]]]:
+    name = draw(_IDENTITY)
+    others = draw(st.lists(st.sampled_from(["Accept", "Host", "X-Other"]), max_size=4))
+    headers = [(h, "v") for h in others]
+    headers += [(_spelled(name, draw), draw(st.text(max_size=20))) for _ in range(2)]
+    order = draw(st.permutations(headers))
+    return name, [(n.lower().encode(), v.encode()) for n, v in order]
+
+
+@given(_repeating())
+def test_an_identity_header_sent_twice_in_any_spelling_is_seen_as_repeated(
+    case: tuple[str, list[tuple[bytes, bytes]]],
+) -> None:
+    name, headers = case
+    assert len(header_values({"headers": headers})[name.lower().encode()]) == 2
+
+
+@given(st.text())
+def test_a_header_value_sent_as_utf8_is_read_as_the_text_sent(value: str) -> None:
+    assert header_values({"headers": [(b"x-purpose", value.encode())]})[b"x-purpose"] == [value]

@@ -1,21 +1,22 @@
-"""``hotlist audit``: the SB 34 access log, checked and exported for auditors."""
+"""``hotlist audit``: the SB 34 access log, checked, exported and audited for reviewers."""
 
 from __future__ import annotations
 
-import csv
 import io
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from hotlist.cli.common import (
     ConfigOption,
     ExitCode,
+    ReportFormat,
     console,
     err,
     existing_data_dir,
-    fail,
+    problem,
     settings_from,
     since_option,
     writable_file_option,
@@ -27,20 +28,21 @@ app = typer.Typer(no_args_is_help=True, help="The SB 34 access log.")
 
 @app.command("verify")
 def audit_verify(config: ConfigOption = None) -> None:
-    """Check the access log's hash chain; exit 1 naming the first broken record."""
+    """Check every segment of the access log against its key and anchors; exit 1 naming
+    what was altered, removed or cut off."""
     from hotlist import audit
 
     result = audit.verify_chain(existing_data_dir(settings_from(config)))
+    for notice in result.notices:
+        err.print(f"[yellow]notice:[/yellow] {escape(notice)}")
     if not result.ok:
-        fail(str(result.problem), ExitCode.FAILED, "access log tampered")
-    console.print(f"access log intact: {result.records} records")
-
-
-# The columns auditors get; the export itself moves into hotlist.audit (issue #16).
-EXPORT_COLUMNS = (
-    "seq", "time", "user", "organization", "purpose", "data_element", "outcome", "channel",
-    "client", "hash",
-)  # fmt: skip
+        for found in result.problems or [str(result.problem)]:
+            problem("access log tampered", found)
+        raise typer.Exit(ExitCode.FAILED)
+    console.print(
+        f"access log intact: {result.records} records in {result.segments} segments,"
+        f" {result.anchors} anchors checked"
+    )
 
 
 @app.command("export")
@@ -53,24 +55,42 @@ def audit_export(
         Path | None, typer.Option(help="Write the CSV here (mode 0600) instead of standard output.")
     ] = None,
 ) -> None:
-    """The access log as CSV for auditors: time, user, organization, purpose, data element, outcome."""
-    import datetime as dt
-
+    """The access log as CSV for auditors: time, user, organization, purpose, data element,
+    outcome (cells a spreadsheet would run as formulas are neutralized)."""
     from hotlist import audit
 
     start = since_option(since)
     writable_file_option(out, "--out")
     data_dir = existing_data_dir(settings_from(config))
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    count = 0
-    for record in audit.records(data_dir):
-        if start is None or dt.datetime.fromisoformat(record["time"]) >= start:
-            writer.writerow(record)
-            count += 1
+    count = audit.export_csv(data_dir, buffer, start)
     if out is None:
         print(buffer.getvalue(), end="")
         return
     write_out(out, buffer.getvalue(), "--out")
     err.print(f"{count} access records written to {out}")
+
+
+@app.command("report")
+def audit_report(
+    config: ConfigOption = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only accesses from this date (YYYY-MM-DD) on.")
+    ] = None,
+    fmt: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.html,
+    out: Annotated[
+        Path | None, typer.Option(help="Write here (mode 0600) instead of standard output.")
+    ] = None,
+) -> None:
+    """Usage audit for reviewers: accesses by organization, user, purpose and outcome,
+    refusals by reason, accesses over time, unusual volume and after-hours use."""
+    from hotlist import audit
+
+    start = since_option(since)
+    writable_file_option(out, "--out")
+    text = audit.usage_audit(existing_data_dir(settings_from(config)), start, fmt.value)
+    if out is None:
+        print(text)
+        return
+    write_out(out, text, "--out")
+    err.print(f"wrote {out}")

@@ -16,7 +16,7 @@ import datetime as dt
 import os
 import sys
 import unicodedata
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple, NoReturn
 
@@ -30,6 +30,14 @@ from hotlist.store import control_path, private_dir
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
+
+
+class ReportFormat(StrEnum):
+    """The formats of the reports (deletions, usage audit)."""
+
+    html = "html"
+    csv = "csv"
+    json = "json"
 
 
 class ExitCode(IntEnum):
@@ -79,6 +87,7 @@ KNOWN_ERRORS = (
     KnownError("hotlist.serve.client", "PullError", "pull refused", ExitCode.FAILED),
     KnownError("hotlist.lookup", "NoHotlistLoaded", "lookup failed", ExitCode.NOT_FRESH),
     KnownError("hotlist.lookup", "BadQuery", "bad query", ExitCode.USAGE),
+    KnownError("hotlist.feed_clock", "ClockError", "clock not reset", ExitCode.FAILED),
 )
 
 

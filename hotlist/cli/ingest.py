@@ -15,6 +15,8 @@ from hotlist.cli.common import (
     ExitCode,
     console,
     err,
+    existing_store,
+    fail,
     problem,
     settings_from,
     writable_data_dir,
@@ -60,7 +62,7 @@ def ingest(
 
 def _tracked(source: SourceName, config: Path | None, approve_mass_removal: str | None) -> None:
     """As Prefect flow runs; a worker's flow run creates data_dir where it runs."""
-    from flows._ingest import ingest_then_purge
+    from flows.ingest_then_purge import ingest_then_purge
 
     states = ingest_then_purge(source.value, str(config) if config else None, approve_mass_removal)
     failed = False
@@ -110,3 +112,26 @@ def purge_after_ingest(settings: Settings) -> None:
     console.print(
         f"purge run {result.run_id}: {result.purged} records purged; {result.verification.summary()}"
     )
+
+
+@app.command("reset-clock")
+def reset_clock(
+    feed: Annotated[str, typer.Argument(help="The feed: svs, sfr, slr or ncic.")],
+    requested_by: Annotated[str, typer.Option("--requested-by", help="Who asks (logged).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (logged).")],
+    config: ConfigOption = None,
+) -> None:
+    """Set aside a future extract time that was applied (a bad upstream clock), so real files
+    are no longer refused as replays; logged with who and why."""
+    from hotlist.feed_clock import set_aside_future_extract_times
+
+    settings = settings_from(config)
+    feeds = sorted(f for source in settings.sources.values() for f in source.files)
+    if feed not in feeds:
+        fail(f"no feed {feed!r} is configured; feeds: {', '.join(feeds)}", ExitCode.USAGE)
+    done = set_aside_future_extract_times(existing_store(settings), feed, requested_by, reason)
+    for item in done:
+        console.print(
+            f"{feed}: extract time {item.extract_time.isoformat()} of version {item.version}"
+            f" ({escape(item.name)}) set aside; the next file is judged against the times before it"
+        )

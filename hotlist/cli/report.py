@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +12,7 @@ from rich.table import Table
 from hotlist.cli.access_log import OrgOption, UserOption, checked_access, log_access
 from hotlist.cli.common import (
     ConfigOption,
+    ReportFormat,
     cells,
     console,
     existing_store,
@@ -26,12 +26,6 @@ app = typer.Typer(no_args_is_help=True, help="Deletion reports for MOU complianc
 
 #: The purpose logged for a reviewer's "was this plate removed?".
 REPORT_LOOKUP_PURPOSE = "deletion-report-lookup"
-
-
-class ReportFormat(StrEnum):
-    html = "html"
-    csv = "csv"
-    json = "json"
 
 
 @app.command("deletions")

@@ -71,7 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
 def _answer(request: Request, status: int, title: str, detail: str) -> Response:
     """A problem answer; the request's access record gets it as its outcome."""
     access = getattr(request.state, "access", None)
-    if access is not None and access.outcome is None:
+    if access is not None:  # whatever a route noted before it failed
         access.outcome = f"failed: {status} {detail}"
     return Response(problem_body(status, title, detail), status_code=status, media_type=PROBLEM)
 

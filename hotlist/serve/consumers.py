@@ -217,8 +217,12 @@ class KeyCache:
     def get(self, key: str) -> Consumer | None:
         stamp = self._files_stamp()
         if stamp != self._stamp:
-            with self._lock, registry(self.data_dir) as con:
-                rows = con.execute(f"SELECT key_hash, {_COLUMNS} FROM consumers").fetchall()
+            with self._lock:
+                with registry(self.data_dir) as con:
+                    rows = con.execute(f"SELECT key_hash, {_COLUMNS} FROM consumers").fetchall()
                 self._by_hash = {str(r[0]): _row(r[1:]) for r in rows}
-                self._stamp = self._files_stamp()
+                # The stamp from before the read: a reader's own connection creates and
+                # removes the -wal file, which must not count as a change (it would
+                # re-read the registry on every request); a write during the read does.
+                self._stamp = stamp
         return self._by_hash.get(hash_key(key))

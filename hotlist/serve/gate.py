@@ -61,10 +61,15 @@ def _text(value: bytes) -> str:
         return value.decode("latin-1")
 
 
-def _header_values(scope: Scope) -> dict[bytes, list[str]]:
+def header_values(scope: Scope) -> dict[bytes, list[str]]:
+    """Header values by lower-case name; ``X_User`` counts as ``X-User``, because some
+    proxies and frameworks read one as the other: sent both ways, it is a repeat."""
     values: dict[bytes, list[str]] = {}
     for name, value in scope["headers"]:
-        values.setdefault(bytes(name).lower(), []).append(_text(bytes(value)))
+        key = bytes(name).lower()
+        if key.replace(b"_", b"-") in SINGLE_HEADERS:
+            key = key.replace(b"_", b"-")
+        values.setdefault(key, []).append(_text(bytes(value)))
     return values
 
 
@@ -96,7 +101,7 @@ class AccessGate:
         )
         scope.setdefault("state", {})["access"] = access
         public = scope["path"] in PUBLIC_PATHS
-        values = _header_values(scope)
+        values = header_values(scope)
         length, close_unread = _declared_body(values)
         refused = self._admit(values, length, access, public)
         if refused is not None:
@@ -120,7 +125,7 @@ class AccessGate:
         async def send_logged(message: Message) -> None:
             if message["type"] == "http.response.start":
                 if not public and not access.logged:
-                    self.services.log(access, access.outcome or _outcome(message["status"]))
+                    self.services.log(access, _outcome(message["status"], access.outcome))
                 if not finished:  # the rest of the body stays unread: end the connection
                     message = {**message, "headers": [*message["headers"], CLOSE]}
             await send(message)
@@ -210,8 +215,14 @@ def _too_large(length: int | None) -> Problem | None:
     return None
 
 
-def _outcome(status: int) -> str:
-    return "granted" if status < 400 else f"failed: {status}"
+def _outcome(status: int, noted: str | None) -> str:
+    """The outcome logged: what the route or error handler noted, unless the status
+    contradicts it."""
+    if status < 400:
+        return noted or "granted"
+    if noted is None or noted.startswith("granted"):
+        return f"failed: {status}"
+    return noted
 
 
 async def _send_problem(send: Send, problem: Problem, close: bool) -> None:

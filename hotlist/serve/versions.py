@@ -21,6 +21,7 @@ from typing import Any
 
 import polars as pl
 
+from hotlist import csvsafe
 from hotlist import normalize as norm
 from hotlist.publish import read_current
 
@@ -197,7 +198,7 @@ def encoded_delta(
     if format == "parquet":
         rows.write_parquet(buffer)
     else:
-        rows.write_csv(buffer)
+        csvsafe.frame(rows).write_csv(buffer)  # no cell a spreadsheet would run
     with memo.lock:
         if len(memo.encoded) >= MEMO_ENTRIES:
             memo.encoded.clear()

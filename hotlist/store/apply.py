@@ -137,7 +137,11 @@ def apply_snapshot(
     )
     crash_point("after-content-file")
     approval = (
-        {"rule": gd.APPROVED_RULE, "message": f"approved: {check.overridden[0].message}"}
+        {
+            "rule": gd.APPROVED_RULE,
+            "message": "applied by --approve-mass-removal of this file's sha256 over the"
+            f" guards {', '.join(r.rule for r in check.overridden)}",
+        }
         if check.overridden
         else {}
     )

@@ -138,11 +138,11 @@ def _open(
             who += f", {held},"
         if time.monotonic() >= deadline:
             raise StoreBusy(
-                f"{path} is still in use by {who} after {wait_s:.0f} s; try again when it"
+                f"{path} is still in use by {who} after {wait_s:g} s; try again when it"
                 " has finished"
             ) from None
         if not told:
-            on_wait(f"{path} is in use by {who}; waiting up to {wait_s:.0f} s for it")
+            on_wait(f"{path} is in use by {who}; waiting up to {wait_s:g} s for it")
             told = True
         time.sleep(0.25)
 
