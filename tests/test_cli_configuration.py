@@ -28,7 +28,6 @@ READ_ONLY = {
     "status": ["status"],
     "status --json": ["status", "--json"],
     "lookup": LOOKUP,
-    "verify": ["verify"],
     "purge": ["purge"],
     "report deletions": ["report", "deletions"],
     "report lookup": REPORT_LOOKUP,
@@ -58,6 +57,18 @@ def test_a_command_that_reads_fails_on_a_mistyped_data_dir_and_creates_nothing(
     result = runner.invoke(app, [*command, "-c", str(config)])
     assert result.exit_code == 3, result.output
     assert f"no hotlist loaded at {data_dir}" in result.stderr
+    assert not data_dir.exists()
+
+
+def test_verify_of_a_mistyped_data_dir_fails_and_creates_nothing(
+    mistyped: tuple[Path, Path], tmp_path: Path
+) -> None:
+    config, data_dir = mistyped
+    result = runner.invoke(
+        app, ["verify", "-c", str(config)], env={"PREFECT_HOME": str(tmp_path / "ph")}
+    )
+    assert result.exit_code == 1
+    assert "data_dir does not exist" in result.stderr
     assert not data_dir.exists()
 
 

@@ -142,7 +142,7 @@ def existing_data_dir(settings: Settings) -> Path:
     A mistyped ``data_dir`` is then an error, not an empty hotlist answering "no hits".
     """
     if not settings.data_dir.is_dir():
-        no_hotlist(settings.data_dir, "the directory does not exist (is data_dir right?)")
+        no_hotlist(settings.data_dir, "data_dir does not exist (is it mistyped?)")
     return settings.data_dir
 
 

@@ -101,9 +101,9 @@ def verify(config: ConfigOption = None, prefect_home: PrefectHomeOption = None) 
     from hotlist.verify import verify as run_verify
 
     settings = settings_from(config)
-    data_dir = existing_data_dir(settings)
+    # A data_dir that does not exist is a verification that fails (exit 1), said by verify.
     result = run_verify(
-        data_dir,
+        settings.data_dir,
         prefect_home or default_prefect_home(),
         [],
         extra_roots=list(settings.purge.scan_paths),

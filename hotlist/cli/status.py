@@ -41,8 +41,7 @@ def status(
     if not settings.data_dir.is_dir():
         # Said after the table, which shows every feed never loaded; nothing is created.
         fail(
-            f"no hotlist loaded at {settings.data_dir}: the directory does not exist"
-            " (is data_dir right?)",
+            f"no hotlist loaded at {settings.data_dir}: data_dir does not exist (is it mistyped?)",
             ExitCode.NOT_FRESH,
         )
     if not as_json:
