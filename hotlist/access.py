@@ -92,8 +92,18 @@ def purpose_error(purpose: str) -> str | None:
 
 
 def is_california_ori(org: str) -> bool:
-    """An ORI of a California agency (9 characters, starting ``CA``)."""
-    return CALIFORNIA_ORI.fullmatch(org.strip().upper()) is not None
+    """An ORI of a California agency (9 characters, starting ``CA``).
+
+    Checked for ASCII before upper-casing: ``str.upper`` turns the long s and the
+    dotless i into ``S`` and ``I``, and a look-alike must not pass for an agency."""
+    text = org.strip()
+    return text.isascii() and CALIFORNIA_ORI.fullmatch(text.upper()) is not None
+
+
+def names_a_person(user: str) -> bool:
+    """Does ``user`` name someone: a letter or a digit, not only spaces, marks or
+    invisible characters (SB 34 logs who asked)?"""
+    return any(c.isalnum() for c in user)
 
 
 @dataclass(frozen=True)
@@ -131,7 +141,7 @@ def refusal(
             "Forbidden",
             "the organization must be a California agency's ORI (9 characters, starting CA) (SB 34)",
         )
-    if not user.strip():
+    if not names_a_person(user):
         return Refusal(400, "User required", "the person asking must be named (SB 34)")
     allowed = tuple(purposes)
     if normalize_purpose(purpose) not in allowed:

@@ -17,12 +17,16 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from hotlist.samples import DemoDays, write_demo_days
+
+if TYPE_CHECKING:
+    from hotlist.config import Settings
 
 FILES = ("svs.tbl", "sfr.tbl", "slr.tbl", "VEHEXTRT.txt")
 
@@ -75,16 +79,25 @@ def run_demo(workdir: Path, console: Console) -> int:
         return _run(days, drop, config, home, console)
 
 
+def write_report(settings: Settings) -> tuple[Path, dict[str, Any]]:
+    """The demo's deletion report, under ``data_dir/reports``, mode 0600 like every report."""
+    from hotlist.private import write_private
+    from hotlist.reports import deletion_report, render
+    from hotlist.store import private_dir
+
+    rows, summary = deletion_report(settings)
+    report = private_dir(settings.data_dir / "reports") / "deletions-demo.html"
+    write_private(report, render(rows, summary, "html", "Deletion report (demo)"))
+    return report, summary
+
+
 def _run(days: DemoDays, drop: Path, config: Path, home: Path, console: Console) -> int:
     from flows.ingest_then_purge import ingest_then_purge
     from hotlist.config import load_settings
-    from hotlist.private import write_private
-    from hotlist.reports import deletion_report, render
     from hotlist.serve import consumers as reg
     from hotlist.serve.app import serving
     from hotlist.serve.client import pull
     from hotlist.status import feed_statuses
-    from hotlist.store import private_dir
 
     settings = load_settings(config)
     key = reg.add(
@@ -130,9 +143,7 @@ def _run(days: DemoDays, drop: Path, config: Path, home: Path, console: Console)
             "STALE" if s.stale else "fresh",
         )  # fmt: skip
     console.print(table)
-    rows, summary = deletion_report(settings)
-    report = private_dir(settings.data_dir / "reports") / "deletions-demo.html"
-    write_private(report, render(rows, summary, "html", "Deletion report (demo)"))
+    report, summary = write_report(settings)
     console.print(
         f"removed records: {summary['removed_records']}, purged and verified: {summary['purged']},"
         f" still held by a patrol copy: {summary['copies_outstanding']}"

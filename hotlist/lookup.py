@@ -7,6 +7,7 @@ A lookup never opens the control database and never starts Prefect: it reads
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,9 +66,39 @@ def _query(path: Path, plate: str, state: str | None) -> list[dict[str, Any]]:
         con.close()
 
 
+#: The most letters and digits a plate of any list has (NCIC's plate field).
+MAX_PLATE = 10
+
+
+class BadQuery(ValueError):
+    """A plate or state that no list could hold; the message says which rule, not the value."""
+
+
+def plate_query(raw: str) -> str:
+    """A plate as typed, as the lists hold it: NFKC first, so full-width characters (an
+    input method's) match, then normalized like the lists; :class:`BadQuery` when no
+    plate could be that."""
+    plate = norm.plate_value(unicodedata.normalize("NFKC", raw))
+    if not plate:
+        raise BadQuery("the plate has no letters or digits")
+    if len(plate) > MAX_PLATE:
+        raise BadQuery(f"a plate has at most {MAX_PLATE} letters and digits, not {len(plate)}")
+    return plate
+
+
+def state_query(raw: str) -> str:
+    """A state or province code as typed (legacy codes mapped), or :class:`BadQuery`."""
+    from hotlist.codes import codes
+
+    state = norm.state_value(unicodedata.normalize("NFKC", raw))
+    if state not in codes("states"):
+        raise BadQuery("the state is not a state or province code (CA, NV, BC, ...)")
+    return state
+
+
 def find_hits(data_dir: Path, plate: str, state: str | None = None) -> list[Hit]:
     """Exact hits for a plate (normalized like the lists are), optionally in one state."""
-    wanted = norm.plate_value(plate)
+    wanted = norm.plate_value(unicodedata.normalize("NFKC", plate))
     wanted_state = norm.state_value(state) if state else None
     for attempt in range(3):
         feeds = read_state(data_dir)["feeds"]

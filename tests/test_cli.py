@@ -14,24 +14,15 @@ from typer.testing import CliRunner
 from hotlist import audit
 from hotlist.cli import app
 from hotlist.config import Settings
-from hotlist.ingest import ingest_source
-from tests.builders import Drop, clew_file, clew_line, ncic_file, ncic_line
+from tests.builders import Drop, ncic_file, ncic_line
+from tests.cli_support import load_sample
 
 runner = CliRunner()
 
 
 @pytest.fixture
 def loaded(settings: Settings, drop: Drop) -> Settings:
-    drop.put(
-        "VEHEXTRT.txt",
-        ncic_file([ncic_line("V000000001", "7ABC123"), ncic_line("P000000002", "7ABC123", "NV")]),
-    )
-    drop.put("svs.tbl", clew_file([clew_line("7ABC123")]))
-    drop.put("sfr.tbl", clew_file([clew_line("5FEL555")]))
-    drop.put("slr.tbl", clew_file([clew_line("4PLT444")]))
-    ingest_source(settings, "ncic")
-    ingest_source(settings, "svs")
-    return settings
+    return load_sample(settings, drop)
 
 
 def _config(settings: Settings) -> str:

@@ -104,3 +104,39 @@ def test_a_user_in_decomposed_unicode_is_logged_composed(loaded: Settings) -> No
 def test_a_user_with_control_characters_is_a_usage_error(loaded: Settings, user: str) -> None:
     assert _lookup(loaded, user, "CA0190000") == 2
     assert list(audit.records(loaded.data_dir)) == []
+
+
+def test_a_plate_typed_in_full_width_finds_the_same_hits(loaded: Settings) -> None:
+    result = runner.invoke(
+        app,
+        ["lookup", "\uff17\uff21\uff22\uff23\uff11\uff12\uff13", "--user", "jdoe", "--org",
+         "CA0190000", "--purpose", "patrol", "-c", config_of(loaded), "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["hits"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("plate", "state", "why"),
+    [
+        ("", None, "no letters or digits"),
+        ("!-!", None, "no letters or digits"),
+        ("7ABC1234567", None, "at most 10"),
+        ("7ABC123", "ZZ", "state or province"),
+        ("7ABC123", "[/x]", "state or province"),
+    ],
+)
+def test_a_plate_or_state_no_list_could_hold_is_a_usage_error_not_no_hits(
+    loaded: Settings, plate: str, state: str | None, why: str
+) -> None:
+    extra = ["--state", state] if state else []
+    result = runner.invoke(
+        app,
+        ["lookup", plate, *extra, "--user", "jdoe", "--org", "CA0190000", "--purpose", "patrol",
+         "-c", config_of(loaded)],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert why in result.stderr
+    assert "no hits" not in result.stdout
+    [record] = list(audit.records(loaded.data_dir))
+    assert record["outcome"].startswith("failed: ")

@@ -63,6 +63,11 @@ def test_a_purpose_is_a_slug(purpose: str) -> None:
         ("jdoe", "", "California"),
         ("jdoe", "NV0190000", "California"),
         ("jdoe", "CA019000", "California"),
+        # look-alikes that str.upper() would turn into ASCII: long s, dotless i
+        ("jdoe", "CA019000\u017f", "California"),
+        ("jdoe", "ca0190\u0131\u01310", "California"),
+        ("\u200b", "CA0190000", "named"),  # a zero-width space names nobody
+        ("-", "CA0190000", "named"),
     ],
 )
 def test_a_person_and_a_california_ori_are_required(user: str, org: str, why: str) -> None:

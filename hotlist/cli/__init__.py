@@ -13,7 +13,18 @@ from __future__ import annotations
 
 import typer
 
-from hotlist.cli import audit, consumers, demo, ingest, lookup, purge, report, serve, status
+from hotlist.cli import (
+    audit,
+    consumers,
+    demo,
+    ingest,
+    lookup,
+    policy,
+    purge,
+    report,
+    serve,
+    status,
+)
 from hotlist.cli.common import HotlistGroup
 
 app = typer.Typer(
@@ -27,5 +38,6 @@ for commands in (ingest.app, status.app, lookup.app, purge.app, serve.app, demo.
 app.add_typer(audit.app, name="audit")
 app.add_typer(report.app, name="report")
 app.add_typer(consumers.app, name="consumers")
+app.add_typer(policy.app, name="policy")
 
 __all__ = ["app"]

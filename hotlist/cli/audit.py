@@ -12,15 +12,16 @@ from rich.markup import escape
 from hotlist.cli.common import (
     ConfigOption,
     ExitCode,
+    ReportFormat,
     console,
     err,
     existing_data_dir,
-    fail,
+    problem,
     settings_from,
     since_option,
+    writable_file_option,
+    write_out,
 )
-from hotlist.cli.report import ReportFormat
-from hotlist.private import write_private
 
 app = typer.Typer(no_args_is_help=True, help="The SB 34 access log.")
 
@@ -35,9 +36,9 @@ def audit_verify(config: ConfigOption = None) -> None:
     for notice in result.notices:
         err.print(f"[yellow]notice:[/yellow] {escape(notice)}")
     if not result.ok:
-        for problem in result.problems[1:]:
-            err.print(f"[red]access log tampered:[/red] {escape(problem)}")
-        fail(str(result.problem), ExitCode.FAILED, "access log tampered")
+        for found in result.problems or [str(result.problem)]:
+            problem("access log tampered", found)
+        raise typer.Exit(ExitCode.FAILED)
     console.print(
         f"access log intact: {result.records} records in {result.segments} segments,"
         f" {result.anchors} anchors checked"
@@ -59,13 +60,14 @@ def audit_export(
     from hotlist import audit
 
     start = since_option(since)
+    writable_file_option(out, "--out")
     data_dir = existing_data_dir(settings_from(config))
     buffer = io.StringIO()
     count = audit.export_csv(data_dir, buffer, start)
     if out is None:
         print(buffer.getvalue(), end="")
         return
-    write_private(out, buffer.getvalue())
+    write_out(out, buffer.getvalue(), "--out")
     err.print(f"{count} access records written to {out}")
 
 
@@ -85,9 +87,10 @@ def audit_report(
     from hotlist import audit
 
     start = since_option(since)
+    writable_file_option(out, "--out")
     text = audit.usage_audit(existing_data_dir(settings_from(config)), start, fmt.value)
     if out is None:
         print(text)
         return
-    write_private(out, text)
+    write_out(out, text, "--out")
     err.print(f"wrote {out}")

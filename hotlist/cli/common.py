@@ -16,7 +16,7 @@ import datetime as dt
 import os
 import sys
 import unicodedata
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple, NoReturn
 
@@ -32,6 +32,14 @@ console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
+class ReportFormat(StrEnum):
+    """The formats of the reports (deletions, usage audit)."""
+
+    html = "html"
+    csv = "csv"
+    json = "json"
+
+
 class ExitCode(IntEnum):
     FAILED = 1
     USAGE = 2
@@ -39,10 +47,20 @@ class ExitCode(IntEnum):
     REFUSED = 4
 
 
-def fail(message: str, code: ExitCode = ExitCode.FAILED, label: str = "error") -> NoReturn:
-    """Say what went wrong on standard error, ``label: message``, and exit with ``code``."""
+def problem(label: str, message: str) -> None:
+    """One problem on standard error, ``label: message``: how every error is shown."""
     err.print(f"[bold red]{escape(label)}:[/bold red] {escape(message)}")
+
+
+def fail(message: str, code: ExitCode = ExitCode.FAILED, label: str = "error") -> NoReturn:
+    """Say what went wrong (see :func:`problem`) and exit with ``code``."""
+    problem(label, message)
     raise typer.Exit(int(code))
+
+
+def cells(*values: object) -> list[str]:
+    """Table cells as plain text: a name or a file name like ``[/x]`` is not markup."""
+    return [escape(str(value)) for value in values]
 
 
 def warn(message: str) -> None:
@@ -68,6 +86,7 @@ KNOWN_ERRORS = (
     KnownError("hotlist.serve.consumers", "ConsumerError", "consumers", ExitCode.FAILED),
     KnownError("hotlist.serve.client", "PullError", "pull refused", ExitCode.FAILED),
     KnownError("hotlist.lookup", "NoHotlistLoaded", "lookup failed", ExitCode.NOT_FRESH),
+    KnownError("hotlist.lookup", "BadQuery", "bad query", ExitCode.USAGE),
     KnownError("hotlist.feed_clock", "ClockError", "clock not reset", ExitCode.FAILED),
     KnownError("hotlist.store.control", "NoStore", "no store", ExitCode.NOT_FRESH),
     KnownError("hotlist.store.lock", "StoreBusy", "store busy", ExitCode.FAILED),
@@ -125,7 +144,7 @@ def existing_data_dir(settings: Settings) -> Path:
     A mistyped ``data_dir`` is then an error, not an empty hotlist answering "no hits".
     """
     if not settings.data_dir.is_dir():
-        no_hotlist(settings.data_dir, "the directory does not exist (is data_dir right?)")
+        no_hotlist(settings.data_dir, "data_dir does not exist (is it mistyped?)")
     return settings.data_dir
 
 
@@ -140,6 +159,29 @@ def existing_store(settings: Settings) -> Path:
 def writable_data_dir(settings: Settings) -> Path:
     """``data_dir`` for a command that writes: created if missing, mode 0700."""
     return private_dir(settings.data_dir)
+
+
+def write_out(path: Path, data: str, option: str) -> None:
+    """Write a file the operator named (mode 0600), or exit 2 saying why it cannot be."""
+    from hotlist.private import write_private
+
+    try:
+        write_private(path, data)
+    except OSError as exc:
+        fail(f"cannot write {option} {path}: {exc.strerror or exc}", ExitCode.USAGE)
+
+
+def writable_file_option(path: Path | None, option: str) -> None:
+    """Check, before any work is done, that ``path`` can be written (its directory exists)."""
+    if path is None:
+        return
+    if path.is_dir():
+        fail(f"{option} {path} is a directory, not a file", ExitCode.USAGE)
+    if not path.parent.is_dir() or not os.access(path.parent, os.W_OK | os.X_OK):
+        fail(
+            f"cannot write {option} {path}: its directory is missing or not writable",
+            ExitCode.USAGE,
+        )
 
 
 def since_option(value: str | None) -> dt.datetime | None:

@@ -11,14 +11,16 @@ from rich.table import Table
 from hotlist.cli.common import (
     ConfigOption,
     ExitCode,
+    cells,
     console,
     existing_data_dir,
     fail,
     settings_from,
     warn,
     writable_data_dir,
+    writable_file_option,
+    write_out,
 )
-from hotlist.private import write_private
 
 app = typer.Typer(no_args_is_help=True, help="Patrol systems that pull the hotlist.")
 
@@ -32,7 +34,7 @@ def deliver_key(key: str, key_file: Path | None) -> None:
     if key_file is None:
         console.print(key)
         return
-    write_private(key_file, key + "\n")
+    write_out(key_file, key + "\n", "--key-file")
     console.print(f"key written to {key_file}")
 
 
@@ -55,6 +57,8 @@ def consumers_add(
     except ValueError:
         kinds = ", ".join(k.value for k in reg.AgencyKind)
         fail(f"--agency-kind must be one of {kinds}", ExitCode.USAGE)
+    # The key is shown once: where it goes is checked before the consumer exists.
+    writable_file_option(key_file, "--key-file")
     data_dir = writable_data_dir(settings_from(config))
     key = reg.add(data_dir, name, agency_ori, agency_name, kind)
     if not kind.may_receive:
@@ -75,10 +79,10 @@ def consumers_list(config: ConfigOption = None) -> None:
         table.add_column(col)
     for c in reg.all_consumers(data_dir):
         lag = "-" if c.acked_version is None else str(current - c.acked_version)
-        table.add_row(
+        table.add_row(*cells(
             c.name, f"{c.agency_name} ({c.agency_ori})", c.agency_kind.value,
-            "revoked" if c.revoked_at else "active", str(c.acked_version or "-"), lag, c.acked_at or "-",
-        )  # fmt: skip
+            "revoked" if c.revoked_at else "active", c.acked_version or "-", lag, c.acked_at or "-",
+        ))  # fmt: skip
     console.print(table)
 
 
@@ -98,5 +102,6 @@ def consumers_rotate(
     """Replace a consumer's key; the old one stops working at once."""
     from hotlist.serve import consumers as reg
 
+    writable_file_option(key_file, "--key-file")
     key = reg.rotate(existing_data_dir(settings_from(config)), name)
     deliver_key(key, key_file)

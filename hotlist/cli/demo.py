@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -26,4 +25,4 @@ def demo(
 
     code = run_demo(workdir, console)
     gc.collect()  # free the failed run's traceback (and the DuckDB objects it holds) now
-    sys.exit(code)
+    raise typer.Exit(code)

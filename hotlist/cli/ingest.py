@@ -15,7 +15,9 @@ from hotlist.cli.common import (
     ExitCode,
     console,
     err,
+    existing_store,
     fail,
+    problem,
     settings_from,
     writable_data_dir,
 )
@@ -71,7 +73,7 @@ def _tracked(source: SourceName, config: Path | None, approve_mass_removal: str 
             console.print(f"{name} flow run completed: {state.result()}")
         else:
             failed = True
-            err.print(f"[red]{name} flow run {state.name}:[/red] {escape(str(state.message))}")
+            problem(f"{name} flow run {state.name}", str(state.message))
     if failed:
         raise typer.Exit(ExitCode.FAILED)
 
@@ -127,7 +129,7 @@ def reset_clock(
     feeds = sorted(f for source in settings.sources.values() for f in source.files)
     if feed not in feeds:
         fail(f"no feed {feed!r} is configured; feeds: {', '.join(feeds)}", ExitCode.USAGE)
-    done = set_aside_future_extract_times(settings.data_dir, feed, requested_by, reason)
+    done = set_aside_future_extract_times(existing_store(settings), feed, requested_by, reason)
     for item in done:
         console.print(
             f"{feed}: extract time {item.extract_time.isoformat()} of version {item.version}"

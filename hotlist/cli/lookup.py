@@ -3,51 +3,23 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from hotlist import access
+from hotlist.cli.access_log import OrgOption, UserOption, checked_access, log_access
 from hotlist.cli.common import (
     ConfigOption,
-    ExitCode,
+    cells,
     console,
     existing_data_dir,
-    fail,
     settings_from,
-    text_option,
     warn,
 )
 
 app = typer.Typer()
-
-UserOption = Annotated[str, typer.Option("--user", help="Your username (SB 34 access log).")]
-OrgOption = Annotated[
-    str, typer.Option("--org", help="Your agency's ORI: CA and 7 more characters (SB 34).")
-]
-
-
-def log_access(
-    data_dir: Path, user: str, org: str, purpose: str, element: str, outcome: str
-) -> None:
-    """One record in the SB 34 access log, as for every access from the command line."""
-    from hotlist import audit
-
-    audit.append(data_dir, audit.AccessRecord(user, org, purpose, element, outcome, "cli"))
-
-
-def checked_access(
-    data_dir: Path, user: str, org: str, purpose: str, purposes: tuple[str, ...], element: str
-) -> tuple[str, str]:
-    """The access policy's answer: the user and ORI to log, or the refusal logged, exit 4."""
-    user = text_option(user, "--user")
-    refused = access.refusal(user=user, org=org, purpose=purpose, purposes=purposes)
-    if refused is not None:
-        log_access(data_dir, user, org, purpose, element, f"refused: {refused.reason}")
-        fail(refused.reason, ExitCode.REFUSED, "refused")
-    return user, org.strip().upper()
 
 
 @app.command()
@@ -65,7 +37,14 @@ def lookup(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Look a plate up in every list; every lookup is written to the access log."""
-    from hotlist.lookup import NoHotlistLoaded, find_hits, loaded_feeds
+    from hotlist.lookup import (
+        BadQuery,
+        NoHotlistLoaded,
+        find_hits,
+        loaded_feeds,
+        plate_query,
+        state_query,
+    )
     from hotlist.status import feed_statuses
 
     settings = settings_from(config)
@@ -74,11 +53,16 @@ def lookup(
     user, org = checked_access(data_dir, user, org, purpose, settings.access.purposes, element)
     purpose = access.normalize_purpose(purpose)
     try:
+        wanted = plate_query(plate)
+        wanted_state = state_query(state) if state else None
         loaded_feeds(data_dir)
+    except BadQuery as exc:
+        log_access(data_dir, user, org, purpose, element, f"failed: {exc}")
+        raise
     except NoHotlistLoaded:
         log_access(data_dir, user, org, purpose, element, "failed: no hotlist loaded")
         raise
-    hits = find_hits(data_dir, plate, state)
+    hits = find_hits(data_dir, wanted, wanted_state)
     log_access(data_dir, user, org, purpose, element, f"granted: {len(hits)} hits")
     stale = [f"{s.feed}" for s in feed_statuses(settings) if s.stale]
     if as_json:
@@ -94,13 +78,15 @@ def lookup(
         table.add_column(col)
     for h in hits:
         table.add_row(
-            h.list,
-            h.source,
-            h.record_id or f"entry {h.entry_id}",
-            h.plate,
-            h.state,
-            h.record_date.isoformat(),
-            h.ori or "-",
-            h.description,
+            *cells(
+                h.list,
+                h.source,
+                h.record_id or f"entry {h.entry_id}",
+                h.plate,
+                h.state,
+                h.record_date.isoformat(),
+                h.ori or "-",
+                h.description,
+            )
         )
     console.print(table)

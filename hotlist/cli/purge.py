@@ -6,16 +6,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from hotlist.cli.common import (
     ConfigOption,
     ExitCode,
     PrefectHomeOption,
     console,
-    err,
     existing_data_dir,
     fail,
+    problem,
     settings_from,
 )
 from hotlist.nic import parse_nic
@@ -102,15 +101,15 @@ def verify(config: ConfigOption = None, prefect_home: PrefectHomeOption = None) 
     from hotlist.verify import verify as run_verify
 
     settings = settings_from(config)
-    data_dir = existing_data_dir(settings)
+    # A data_dir that does not exist is a verification that fails (exit 1), said by verify.
     result = run_verify(
-        data_dir,
+        settings.data_dir,
         prefect_home or default_prefect_home(),
         [],
         extra_roots=list(settings.purge.scan_paths),
     )
     for finding in result.findings:
-        err.print(f"[red]{escape(finding.place)}[/red]: {escape(finding.problem)}")
+        problem(str(finding.place), finding.problem)
     console.print(result.summary())
     if not result.ok:
         raise typer.Exit(ExitCode.FAILED)

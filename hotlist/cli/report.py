@@ -3,33 +3,29 @@
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from hotlist.cli.access_log import OrgOption, UserOption, checked_access, log_access
 from hotlist.cli.common import (
     ConfigOption,
+    ReportFormat,
+    cells,
     console,
     existing_store,
     settings_from,
     since_option,
+    writable_file_option,
+    write_out,
 )
-from hotlist.cli.lookup import OrgOption, UserOption, checked_access, log_access
-from hotlist.private import write_private
 
 app = typer.Typer(no_args_is_help=True, help="Deletion reports for MOU compliance review.")
 
 #: The purpose logged for a reviewer's "was this plate removed?".
 REPORT_LOOKUP_PURPOSE = "deletion-report-lookup"
-
-
-class ReportFormat(StrEnum):
-    html = "html"
-    csv = "csv"
-    json = "json"
 
 
 @app.command("deletions")
@@ -48,11 +44,12 @@ def report_deletions(
 
     settings = settings_from(config)
     start = since_option(since)
+    writable_file_option(out, "--out")
     existing_store(settings)
     rows, summary = deletion_report(settings, since=start)
     text = render(rows, summary, fmt.value, "Deletion report")
     if out:
-        write_private(out, text)
+        write_out(out, text, "--out")
         console.print(f"wrote {out}")
     else:
         print(text)
@@ -68,6 +65,7 @@ def report_lookup(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Was this plate removed? Answered from keyed hashes; the plate itself is not kept."""
+    from hotlist.lookup import BadQuery, plate_query, state_query
     from hotlist.reports import REMOVAL_COLUMNS, removals_of_plate
 
     settings = settings_from(config)
@@ -75,7 +73,12 @@ def report_lookup(
     element = f"plate {plate} state {state}"
     purpose = REPORT_LOOKUP_PURPOSE
     user, org = checked_access(data_dir, user, org, purpose, (purpose,), element)
-    rows = removals_of_plate(data_dir, plate, state)
+    try:
+        wanted, wanted_state = plate_query(plate), state_query(state)
+    except BadQuery as exc:
+        log_access(data_dir, user, org, purpose, element, f"failed: {exc}")
+        raise
+    rows = removals_of_plate(data_dir, wanted, wanted_state)
     log_access(data_dir, user, org, purpose, element, f"granted: {len(rows)} removals")
     if as_json:
         print(json.dumps([{k: str(r[k]) for k in REMOVAL_COLUMNS} for r in rows], indent=2))
@@ -87,8 +90,8 @@ def report_lookup(
     for col in ("feed", "list", "record id", "reason", "detected", "purged"):
         table.add_column(col)
     for r in rows:
-        table.add_row(
-            r["feed"], r["list"], r["record_id"] or "-", r["reason"], str(r["detected_at"]),
-            str(r["purged_at"] or "outstanding"),
-        )  # fmt: skip
+        table.add_row(*cells(
+            r["feed"], r["list"], r["record_id"] or "-", r["reason"], r["detected_at"],
+            r["purged_at"] or "outstanding",
+        ))  # fmt: skip
     console.print(table)

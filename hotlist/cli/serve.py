@@ -51,6 +51,8 @@ def pull(
     """Bring a local copy up to date (delta, or full when too far behind) and acknowledge it."""
     from hotlist.serve.client import pull as run
 
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out} is not a directory", ExitCode.USAGE)
     try:
         key = key_file.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:

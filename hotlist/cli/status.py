@@ -6,10 +6,9 @@ import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from hotlist.cli.common import ConfigOption, ExitCode, console, err, fail, settings_from
+from hotlist.cli.common import ConfigOption, ExitCode, cells, console, fail, problem, settings_from
 from hotlist.config import Settings
 
 if TYPE_CHECKING:
@@ -42,14 +41,13 @@ def status(
     if not settings.data_dir.is_dir():
         # Said after the table, which shows every feed never loaded; nothing is created.
         fail(
-            f"no hotlist loaded at {settings.data_dir}: the directory does not exist"
-            " (is data_dir right?)",
+            f"no hotlist loaded at {settings.data_dir}: data_dir does not exist (is it mistyped?)",
             ExitCode.NOT_FRESH,
         )
     if not as_json:
         for s in statuses:
             if s.last_error:
-                err.print(f"[red]{s.feed}:[/red] {escape(s.last_error)}")
+                problem(s.feed, s.last_error)
         _consumer_lag(settings)
     if any(s.stale for s in statuses):
         raise typer.Exit(ExitCode.NOT_FRESH)
@@ -72,17 +70,11 @@ def _feed_table(statuses: list[FeedStatus]) -> None:
     for s in statuses:
         age = "never" if s.age_hours is None else f"{s.age_hours:.1f} h"
         fresh = "[red]STALE[/red]" if s.stale else "[green]fresh[/green]"
-        table.add_row(
-            s.source,
-            s.feed,
-            str(s.version or "-"),
-            str(s.entries),
-            str(s.quarantined),
-            s.last_file or "-",
-            age,
-            f"{fresh} (limit {s.freshness_hours:g} h)",
+        *data, event = cells(
+            s.source, s.feed, s.version or "-", s.entries, s.quarantined, s.last_file or "-", age,
             s.last_event or "-",
-        )
+        )  # fmt: skip
+        table.add_row(*data, f"{fresh} (limit {s.freshness_hours:g} h)", event)
     console.print(table)
 
 
@@ -100,5 +92,5 @@ def _consumer_lag(settings: Settings) -> None:
         if c.revoked_at or not c.agency_kind.may_receive:
             continue
         lag = "never pulled" if c.acked_version is None else str(current - c.acked_version)
-        table.add_row(c.name, c.agency_ori, str(c.acked_version or "-"), lag, c.acked_at or "-")
+        table.add_row(*cells(c.name, c.agency_ori, c.acked_version or "-", lag, c.acked_at or "-"))
     console.print(table)

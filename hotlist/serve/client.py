@@ -12,8 +12,12 @@ directory the operator made world-readable; a directory the client creates is 07
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,16 +48,39 @@ def _problem(response: httpx.Response) -> str:
         return f"{response.status_code} {response.text[:200]}"
 
 
+@contextmanager
+def _only_puller(out: Path) -> Iterator[None]:
+    """One pull at a time into ``out``: two would write the same temporary file."""
+    fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def pull(
     server: str, key: str, user: str, purpose: str, out: Path, timeout_s: float = 120.0
 ) -> PullResult:
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with _only_puller(out):
+        return _pull(server, key, user, purpose, out, timeout_s)
+
+
+def _pull(
+    server: str, key: str, user: str, purpose: str, out: Path, timeout_s: float
+) -> PullResult:
     state_file, copy = out / "state.json", out / "hotlist.parquet"
     for existing in (copy, state_file):  # a copy left 0644 by an older client
         make_private(existing)
     state = json.loads(state_file.read_text()) if state_file.exists() and copy.exists() else {}
     since = state.get("version")
-    headers = {"Authorization": f"Bearer {key}", "X-User": user, "X-Purpose": purpose}
+    # As UTF-8 bytes: httpx encodes str header values as ASCII, and a user is a name.
+    headers = {
+        b"Authorization": f"Bearer {key}".encode(),
+        b"X-User": user.encode("utf-8"),
+        b"X-Purpose": purpose.encode("utf-8"),
+    }
     params: dict[str, str | int] = {"format": "parquet"}
     if since is not None:
         params["since"] = since
