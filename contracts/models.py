@@ -22,11 +22,11 @@ import polars as pl
 from pandera.api.polars.types import PolarsData
 
 from hotlist.codes import code_shapes, codes, hit_type_lists, models
+from hotlist.nic import NIC_PATTERN
 from hotlist.normalize import NOT_A_HIT_PLATES, RAW_PLATE_PATTERN
 
 STATES = sorted(codes("states"))
 SHAPES = code_shapes()
-NIC_PATTERN = r"^[A-Z][0-9]{9}$"
 LOADABLE_LISTS = sorted(
     {name for letter, name in hit_type_lists().items() if letter != "N"}
     | {"stolen_vehicle", "felony_vehicle", "stolen_plate"}

@@ -22,6 +22,7 @@ PARSER_MODULES = (
     "layout.py",
     "keyed.py",
     "columns.py",
+    "nic.py",
     "store/chunks.py",
     "store/stream.py",
 )

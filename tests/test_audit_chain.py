@@ -202,16 +202,17 @@ def test_retention_deletes_whole_old_months_and_the_rest_still_verifies(tmp_path
         audit.expire(tmp_path, 11, now=DEC)
 
 
-def test_retention_is_read_from_the_configuration_with_a_lawful_default() -> None:
-    class Section:
-        retention_months = 6
+def test_retention_is_read_from_the_configuration_with_a_lawful_default(tmp_path: Path) -> None:
+    from hotlist.config import ConfigError, load_settings
 
-    class WithAudit:
-        audit = Section()
-
-    assert audit.retention_months(object()) == 24
-    with pytest.raises(ValueError, match="at least 12 months"):
-        audit.retention_months(WithAudit())
+    config = tmp_path / "hotlist.toml"
+    config.write_text('data_dir = "data"\n')
+    assert audit.retention_months(load_settings(config, environ={})) == 24
+    config.write_text('data_dir = "data"\n[audit]\nretention_months = 36\n')
+    assert audit.retention_months(load_settings(config, environ={})) == 36
+    config.write_text('data_dir = "data"\n[audit]\nretention_months = 6\n')
+    with pytest.raises(ConfigError, match="retention_months"):
+        load_settings(config, environ={})
 
 
 def test_a_torn_tail_is_kept_as_evidence_reported_and_the_chain_continues(tmp_path: Path) -> None:

@@ -372,8 +372,9 @@ def test_a_broken_entry_contract_names_columns_and_checks_never_values(tmp_path:
 
     import polars as pl
 
+    from hotlist.columns import ENTRY_COLUMNS
     from hotlist.keyed import LineKeyer
-    from hotlist.parse import ENTRY_COLUMNS, ParsedFile
+    from hotlist.parse import ParsedFile
     from hotlist.store.chunks import EntryContractBroken, EntryKeys, validated_chunk
 
     row: dict[str, Any] = dict.fromkeys(ENTRY_COLUMNS)
@@ -432,8 +433,9 @@ def test_a_failure_while_streaming_into_duckdb_surfaces_as_itself(tmp_path: Path
     import duckdb
     import polars as pl
 
+    from hotlist.columns import ENTRY_COLUMNS
     from hotlist.keyed import LineKeyer
-    from hotlist.parse import ENTRY_COLUMNS, ParsedFile
+    from hotlist.parse import ParsedFile
     from hotlist.store.chunks import EntryContractBroken, EntryKeys
     from hotlist.store.stream import write_entries
 
