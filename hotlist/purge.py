@@ -37,8 +37,8 @@ import polars as pl
 
 from hotlist.config import Settings
 from hotlist.faults import crash_point
-from hotlist.scrub import scrub_tree, scrub_unlink
-from hotlist.sql import identifier
+from hotlist.scrub import checkpoint_scrubbing_wal, scrub_tree, scrub_unlink
+from hotlist.sql import identifier, literal
 from hotlist.store import FEEDS, content_path, feed_dir, private_dir
 from hotlist.store import control as ctl
 from hotlist.store.apply import recover
@@ -46,6 +46,9 @@ from hotlist.store.content import connect_writer, seal
 from hotlist.store.lock import writer_lock
 from hotlist.store.state import write_state
 from hotlist.verify import TRANSIENT_DIRS, Verification, gone_ids, verify
+
+#: A writer's WAL must not be checkpointed (and unlinked unscrubbed) behind its back.
+NO_AUTO_CHECKPOINT = "1TB"
 
 
 class PurgeIncomplete(Exception):
@@ -169,11 +172,12 @@ def rewrite_fresh(path: Path, data_dir: Path) -> None:
     scrub_unlink(fresh)
     con = connect_writer(fresh, data_dir)
     try:
+        con.execute(f"SET checkpoint_threshold = {literal(NO_AUTO_CHECKPOINT)}")
         con.execute("ATTACH ? AS src (READ_ONLY)", [str(path)])
         [[name]] = con.execute("SELECT current_database()").fetchall()
         con.execute(f"COPY FROM DATABASE src TO {identifier(name)}")
         con.execute("DETACH src")
-        con.execute("CHECKPOINT")
+        checkpoint_scrubbing_wal(con, fresh)
     finally:
         con.close()
     crash_point("before-swap")
@@ -403,6 +407,7 @@ def _drop_records(
     scrub_unlink(tmp)
     writer = connect_writer(tmp, data_dir)
     try:
+        writer.execute(f"SET checkpoint_threshold = {literal(NO_AUTO_CHECKPOINT)}")
         writer.execute("ATTACH ? AS prev (READ_ONLY)", [str(current.content_file)])
         writer.register("_gone", gone.select("entry_id").to_arrow())
         writer.register("_ids", pl.DataFrame({"record_id": record_ids}).to_arrow())
@@ -424,7 +429,7 @@ def _drop_records(
                 name = identifier(table)
                 writer.execute(f"CREATE TABLE {name} AS SELECT * FROM prev.{name}")
         writer.execute("DETACH prev")
-        writer.execute("CHECKPOINT")
+        checkpoint_scrubbing_wal(writer, tmp)
     finally:
         writer.close()
     seal(tmp, path)

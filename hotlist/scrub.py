@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 _BLOCK = 1 << 20
 
@@ -79,3 +80,26 @@ def scrub_tree(root: Path) -> None:
             else:
                 sub.rmdir()
     root.rmdir()
+
+
+def checkpoint_scrubbing_wal(con: Any, database: Path) -> None:
+    """``CHECKPOINT`` a DuckDB database written through ``con``, and scrub its WAL.
+
+    The WAL holds what was written since the last checkpoint (whole rows, when a table
+    is smaller than a row group), and DuckDB unlinks it at the checkpoint without
+    overwriting it. A second name keeps its inode alive across the checkpoint, so it can
+    be scrubbed afterwards. The connection should not checkpoint by itself before this
+    (``SET checkpoint_threshold`` high), or the WAL is gone before it is named.
+    """
+    wal = database.with_name(database.name + ".wal")
+    keep = database.with_name(database.name + ".wal.scrub")
+    scrub_unlink(keep)
+    try:
+        os.link(wal, keep)
+    except FileNotFoundError:
+        con.execute("CHECKPOINT")
+        return
+    try:
+        con.execute("CHECKPOINT")
+    finally:
+        scrub_unlink(keep)
