@@ -241,15 +241,42 @@ def _unsearchable(
                          " markers from cannot be read")  # fmt: skip
 
 
+def _scan_raw_device(
+    verification: Verification, device: Path, plates: list[str], keep: list[Path]
+) -> None:
+    """Search the device under data_dir for the plates, outside the files that may hold
+    them at this moment: the markers' source (scrubbed next) and the access log (which
+    keeps queried plates by law, and is verified field by field)."""
+    from hotlist.raw_device import excluded_ranges, scan_device
+
+    try:
+        hits = scan_device(device, plates, excluded_ranges(keep))
+    except OSError as exc:
+        verification.add(device, f"unverifiable: cannot be read ({exc.strerror})")
+        return
+    if hits:
+        first = ", ".join(str(h.offset) for h in hits[:10])
+        verification.add(
+            device,
+            f"raw blocks hold content of a removed record at {len(hits)} offsets"
+            f" (first: {first}): a file deleted without scrubbing, or a copy outside data_dir",
+        )
+
+
 def purge(
     settings: Settings,
     prefect_home: Path | None = None,
     extra_roots: list[Path] | None = None,
     kind: str = "sweep",
     now: dt.datetime | None = None,
+    raw_device: Path | None = None,
 ) -> PurgeResult:
-    """Erase every pending removal from every local copy, verify, then mark and report."""
+    """Erase every pending removal from every local copy, verify, then mark and report.
+
+    ``raw_device`` (default: ``[purge] raw_device``) is a block device or image to search
+    too, before anything is marked purged (:mod:`hotlist.raw_device`)."""
     data_dir = settings.data_dir
+    device = raw_device or getattr(settings.purge, "raw_device", None)
     started = now or dt.datetime.now(dt.UTC)
     with writer_lock(data_dir, wait_s=600):
         con = ctl.connect(data_dir)
@@ -294,6 +321,9 @@ def purge(
                 sources=frozenset(superseded),
             )
             _unsearchable(verification, gone, markers, unreadable)
+            if verification.ok and device is not None and plates:
+                audit = sorted(p for p in (data_dir / "audit").rglob("*") if p.is_file())
+                _scan_raw_device(verification, Path(device), plates, [*superseded, *audit])
             crash_point("after-verify")
             run_id = ctl.next_value(con, "purge_run")
             finished = dt.datetime.now(dt.UTC)

@@ -34,6 +34,8 @@ import polars as pl
 from hotlist.scan import (
     FREE_TEXT,
     MIN_SCAN_LEN,
+    RAW_HIT,
+    SMALL,
     ByteSearch,
     Unverifiable,
     found_expr,
@@ -237,8 +239,10 @@ def _check_file(
     control: duckdb.DuckDBPyConnection | None,
     search: _Search,
     result: Verification,
+    small: list[Path],
 ) -> None:
-    """One file: a leftover name is a finding; then its content, by what it is."""
+    """One file: a leftover name is a finding; then its content, by what it is (small
+    raw files are left in ``small`` for one search together)."""
     if _leftover(path, root):
         result.add(path, "leftover of an interrupted write")
         if path.name.endswith(".wal"):
@@ -269,10 +273,26 @@ def _check_file(
         return
     if path.name.endswith(".csv") and root == data_dir:
         hits = scan_csv(path, search.raw, search.markers)
+    elif sniff(head) == "raw" and path.stat().st_size <= SMALL:
+        small.append(path)  # searched with the other small files, in one pass
+        return
     else:
         hits = scan_file(path, search.raw, search.markers)
     for where, problem in hits:
         result.add(f"{path}:{where}" if where else path, problem)
+
+
+def _check_small(paths: list[Path], search: ByteSearch, result: Verification) -> None:
+    texts: list[bytes] = []
+    for path in paths:
+        try:
+            texts.append(path.read_bytes())
+        except OSError as exc:
+            result.add(path, f"unverifiable: cannot be read ({type(exc).__name__})")
+            texts.append(b"")
+    for path, hit in zip(paths, search.hits(texts), strict=True):
+        if hit:
+            result.add(path, RAW_HIT)
 
 
 def verify(
@@ -327,6 +347,7 @@ def verify(
         for path in _walk(data_dir / rel):
             result.add(path, "leftover in a transient area (content must not rest here)")
     roots = [data_dir, *([prefect_home] if prefect_home else []), *(extra_roots or [])]
+    small: list[Path] = []
     for root in roots:
         for path in _walk(root):
             if path in sources:
@@ -334,9 +355,10 @@ def verify(
             try:
                 result.files += 1
                 result.bytes += path.stat().st_size
-                _check_file(path, root, data_dir, control, search, result)
+                _check_file(path, root, data_dir, control, search, result, small)
             except Unverifiable as exc:
                 result.add(path, f"unverifiable: {exc}")
             except (OSError, duckdb.Error, pl.exceptions.PolarsError) as exc:
                 result.add(path, f"unverifiable: cannot be read ({type(exc).__name__})")
+    _check_small(small, search.raw, result)
     return result
