@@ -74,7 +74,7 @@ def _plant(settings: Settings, line: bytes, name: str = "access.jsonl") -> Path:
     return path
 
 
-def _record(**fields: str) -> bytes:
+def _record(**fields: object) -> bytes:
     body = {"seq": 99, "user": "ofc.lee", "element": "plate 7KEEP001", "outcome": "granted"}
     return json.dumps({**body, **fields}).encode() + b"\n"
 

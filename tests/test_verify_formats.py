@@ -47,7 +47,7 @@ def _zstd_parquet(path: Path) -> None:
     )
 
 
-FORMATS: dict[str, Callable[[Path], None]] = {
+FORMATS: dict[str, Callable[[Path], object]] = {
     "copy.parquet": _zstd_parquet,
     "copy.dat": _zstd_parquet,  # a Parquet file by its bytes, whatever its name
     "extract.txt.xz": lambda p: p.write_bytes(lzma.compress(LINE.encode())),
