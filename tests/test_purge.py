@@ -436,3 +436,23 @@ def test_the_published_csv_holds_the_parquets_rows_in_its_order(
     assert parquet.height == current["entries"] > 0
     assert csv.equals(parquet)
     assert parquet["plate"].to_list() == sorted(parquet["plate"].to_list())
+
+
+def test_a_rewrite_killed_with_the_live_file_under_a_second_name_loses_nothing(
+    relaxed: Settings, drop: Drop
+) -> None:
+    """The old name of a rewritten file is scrubbed; while it is still a second name of
+    the live file (killed before the swap), it is only unlinked: scrubbing it would zero
+    the current version."""
+    _day1_day2(relaxed, drop)
+    current = relaxed.data_dir / read_state(relaxed.data_dir)["feeds"]["ncic"]["content_file"]
+    second = current.with_name(current.name + ".old")
+    os.link(current, second)
+    stray = current.with_name("v000000099.duckdb.tmp")
+    stray.write_bytes(b"ZQXMRK01 in a killed writer's leftover")
+    result = purge(relaxed, None)
+    assert result.verification.ok, result.verification.findings
+    assert not second.exists()
+    assert not stray.exists()
+    assert find_hits(relaxed.data_dir, "7KEEP001")  # the current version is whole
+    assert _independent_scan(relaxed.data_dir) == []
