@@ -15,6 +15,7 @@ $(UV):
 
 sync: $(UV)
 	$(UV) sync --locked --quiet --compile-bytecode
+	@echo "hotlist and prefect are in $(VENV)/bin; '. $(VENV)/bin/activate' puts them on PATH"
 
 demo: sync
 	$(VENV)/bin/hotlist demo

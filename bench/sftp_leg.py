@@ -1,16 +1,21 @@
 """The SFTP leg: ``fetch_sftp`` against OpenSSH's ``sftp`` client, same sshd, same file.
 
-    .venv/bin/python -m bench.sftp_leg [--size-mb 125] [--repeats 3]
+    .venv/bin/python -m bench.sftp_leg [--size-mb 125] [--repeats 3] [--change-detection]
 
 Starts a real OpenSSH server on loopback (``hotlist.testing.sshd``), then downloads one
 file alternately with ``fetch_sftp`` (hash + fsync + atomic rename included) and with
 ``sftp -b -`` (OpenSSH's own client, default options, no fsync; ``sftp -f`` adds fsync and
 is measured too). Each figure is the median of ``repeats`` runs; connection setup counts.
+
+``--change-detection`` measures instead what it costs to learn that the file is the one
+taken last: with a ``.sha256`` companion (read, not the file), and without one (the file
+downloaded and hashed, then dropped), against a whole ``sftp`` download in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -21,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hotlist.config import SourceConfig
+from hotlist.sources import Taken, Unchanged, never_taken
 from hotlist.sources.sftp import fetch_sftp
 from hotlist.testing.sshd import LOOPBACK, SshdServer
 
@@ -51,14 +57,17 @@ def _timed(action: Callable[[], object]) -> float:
 
 
 def _fetch_ours(server: SshdServer, file: Path, landing: Path) -> None:
-    source = SourceConfig(
+    fetch_sftp(_source(server, file), ["bench"], landing, never_taken)
+
+
+def _source(server: SshdServer, file: Path) -> SourceConfig:
+    return SourceConfig(
         url=server.url_for(file.parent),
         layout="bench",
         files={"bench": file.name},
         private_key=server.client_key,
         known_hosts=server.known_hosts,
     )
-    fetch_sftp(source, ["bench"], landing, lambda *_: False)
 
 
 def _fetch_openssh(server: SshdServer, file: Path, target: Path, *, fsync: bool) -> None:
@@ -115,15 +124,58 @@ def measure_sftp(file: Path, workdir: Path, repeats: int = 3) -> dict[str, float
     }
 
 
+def measure_change_detection(file: Path, workdir: Path, repeats: int = 3) -> dict[str, float]:
+    """Seconds to find ``file`` unchanged, with and without its companion; ratio to ``sftp``."""
+    file = file.resolve()
+    digest = hashlib.sha256(file.read_bytes()).hexdigest()
+    companion = file.with_name(file.name + ".sha256")
+    landing = workdir / "landing"
+    target = workdir / "openssh" / file.name
+    landing.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    last = Taken(file.name, digest)
+
+    def unchanged(with_companion: bool) -> None:
+        if with_companion:
+            companion.write_text(f"{digest}  {file.name}\n")
+        else:
+            companion.unlink(missing_ok=True)
+        found = fetch_sftp(_source(server, file), ["bench"], landing, lambda _feed: last)
+        assert found == [Unchanged("bench", file.name)], found
+
+    times: dict[str, list[float]] = {"companion": [], "download_and_hash": [], "openssh": []}
+    with SshdServer(parent=workdir) as server:
+        runs: dict[str, Callable[[], object]] = {
+            "companion": lambda: unchanged(True),
+            "download_and_hash": lambda: unchanged(False),
+            "openssh": lambda: _fetch_openssh(server, file, target, fsync=False),
+        }
+        for _ in range(repeats):
+            for name, run in runs.items():
+                times[name].append(_timed(run))
+                target.unlink(missing_ok=True)
+    median = {name: statistics.median(values) for name, values in times.items()}
+    return {
+        "size_mb": file.stat().st_size / 1e6,
+        "companion_s": median["companion"],
+        "download_and_hash_s": median["download_and_hash"],
+        "openssh_download_s": median["openssh"],
+        "companion_vs_openssh": median["companion"] / median["openssh"],
+        "download_and_hash_vs_openssh": median["download_and_hash"] / median["openssh"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=float, default=125.0)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--change-detection", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hotlist-sftp-bench-") as tmp:
         workdir = Path(tmp)
         file = write_fixed_width_file(workdir / "VEHEXTRT.txt", int(args.size_mb * 1e6))
-        figures = measure_sftp(file, workdir, args.repeats)
+        measure = measure_change_detection if args.change_detection else measure_sftp
+        figures = measure(file, workdir, args.repeats)
     print(json.dumps({k: round(v, 3) for k, v in figures.items()}, indent=2))
 
 

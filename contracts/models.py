@@ -3,6 +3,9 @@
 Three kinds of contract:
 
 * ``*Row`` contracts: a failure is a **row error**; the row is quarantined, never a hit.
+  Every code field must have the shape of a code (``codes/shapes.csv``): a value such as
+  ``=HYPERLINK(...)`` in a colour is no code, and is never stored where it would be
+  published.
 * ``CodeAdvisories``: a failure is a **warning**; NCIC adds and retires make, model,
   style and colour codes every quarter, so an unknown code never rejects a row.
 * ``HotlistEntry``: what may stand in a published snapshot at all (the last gate).
@@ -18,10 +21,11 @@ import pandera.polars as pa
 import polars as pl
 from pandera.api.polars.types import PolarsData
 
-from hotlist.codes import codes, hit_type_lists, models
+from hotlist.codes import code_shapes, codes, hit_type_lists, models
 from hotlist.normalize import NOT_A_HIT_PLATES, RAW_PLATE_PATTERN
 
 STATES = sorted(codes("states"))
+SHAPES = code_shapes()
 NIC_PATTERN = r"^[A-Z][0-9]{9}$"
 LOADABLE_LISTS = sorted(
     {name for letter, name in hit_type_lists().items() if letter != "N"}
@@ -55,6 +59,13 @@ class _RowBase(pa.DataFrameModel):
     plate: str = pa.Field(str_length={"min_value": 1, "max_value": 10})
     state: str = pa.Field(isin=STATES)
     record_date: dt.date = pa.Field(nullable=False)
+    ori: str | None = pa.Field(nullable=True, str_matches=SHAPES["ori"])
+    county: str | None = pa.Field(nullable=True, str_matches=SHAPES["county"])
+    plate_type: str | None = pa.Field(nullable=True, str_matches=SHAPES["plate_type"])
+    make: str | None = pa.Field(nullable=True, str_matches=SHAPES["make"])
+    model: str | None = pa.Field(nullable=True, str_matches=SHAPES["model"])
+    style: str | None = pa.Field(nullable=True, str_matches=SHAPES["style"])
+    colour: str | None = pa.Field(nullable=True, str_matches=SHAPES["colour"])
 
     class Config:
         strict = False
@@ -74,7 +85,6 @@ class CodeAdvisories(pa.DataFrameModel):
     """Descriptive codes checked against the NCIC code tables; failures are warnings."""
 
     county: str | None = pa.Field(nullable=True, isin=sorted(codes("counties")))
-    ori: str | None = pa.Field(nullable=True, str_matches=r"^[A-Z0-9]{9}$")
     plate_year_raw: str | None = pa.Field(nullable=True, str_matches=r"^[0-9]{4}$")
     vehicle_year_raw: str | None = pa.Field(nullable=True, str_matches=r"^[0-9]{4}$")
     plate_type: str | None = pa.Field(nullable=True, isin=sorted(codes("plate_types")))

@@ -4,8 +4,9 @@ An ingest flow run does not purge: when it applied a file it emits a
 ``hotlist.ingest.applied`` event, and the ``purge-sweep`` deployment's trigger
 (prefect.yaml) starts the purge as its own flow run, in its own process, as soon as the
 writers' pool lets it (after the ingest). Runs outside a deployment (``hotlist ingest
---prefect``, the demo) call ``ingest_then_purge``, which runs the same two flow runs one
-after the other.
+--prefect``, the demo) use ``flows.ingest_then_purge``, which runs the same two flow runs
+one after the other. Imports run one way: the flow modules import this one, never the
+reverse.
 
 Tasks exchange paths, hashes, ids and counts; record content never passes through
 Prefect (parameters, results, events and log lines all land in Prefect's database).
@@ -24,6 +25,8 @@ from prefect.tasks import Task
 from hotlist.config import load_settings
 from hotlist.ingest import IngestFailed, Outcome, Rejection, acquire, apply_landed, describe
 from hotlist.sources import FetchError, LandedFile, Unchanged
+from hotlist.status import feed_statuses
+from hotlist.store.pending import pending_work
 
 
 def _retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -79,43 +82,59 @@ APPLIED_EVENT = "hotlist.ingest.applied"
 
 
 def run_ingest(source: str, config: str | None, approve_mass_removal: str | None) -> dict[str, Any]:
-    """Fetch and apply every landed file; announce what applied (the purge follows on that
-    event), then fail the run if any file was rejected."""
+    """Fetch and apply every landed file; announce what applied, or what a killed run left
+    pending (the purge follows on that event), then fail the run if any file was rejected."""
     outcomes = [
         apply_file(config, source, item, approve_mass_removal)
         for item in fetch_files(config, source)
         if isinstance(item, LandedFile)
     ]
     verdicts = [o.verdict for o in outcomes if not isinstance(o, Rejection)]
-    counts = {
+    # What a killed run left (committed but not published or purged) is finished now, not
+    # at the next hourly sweep: the purge follows as if a file had applied.
+    pending = pending_work(load_settings(Path(config) if config else None).data_dir)
+    counts: dict[str, Any] = {
         "files_applied": verdicts.count("applied"),
         "files_unchanged": verdicts.count("duplicate"),
         "files_rejected": len(outcomes) - len(verdicts),
+        "pending": bool(pending),
     }
-    if counts["files_applied"]:
+    if counts["files_applied"] or pending:
         emit_event(
             APPLIED_EVENT,
             resource={"prefect.resource.id": f"hotlist.source.{source}"},
             payload=counts,
         )
+    announce_stale_feeds(config, source)
     if counts["files_rejected"]:
         raise IngestFailed(outcomes)
     return counts
 
 
-def ingest_then_purge(
-    source: str, config: str | None, approve_mass_removal: str | None = None
-) -> tuple[State[dict[str, Any]], State[dict[str, Any]] | None]:
-    """The source's ingest flow run, then (unless it completed with nothing applied) a
-    purge flow run: what the deployment's trigger does in production, for runs outside a
-    deployment. A failed ingest may still have applied its other files, so the purge
-    runs after it too."""
-    from flows.ingest_ncic import ingest_ncic
-    from flows.ingest_svs import ingest_svs
-    from flows.purge import purge  # not at module level: ingest flow runs need no purge code
+STALE_EVENT = "hotlist.feed.stale"
 
-    flow = ingest_ncic if source == "ncic" else ingest_svs
-    ingested = flow(config=config, approve_mass_removal=approve_mass_removal, return_state=True)
-    if ingested.is_completed() and not ingested.result()["files_applied"]:
-        return ingested, None
-    return ingested, purge(config=config, return_state=True)
+
+def announce_stale_feeds(config: str | None, source: str) -> list[str]:
+    """Emit ``hotlist.feed.stale`` for each feed of ``source`` that this run leaves stale
+    (extract too old, or no successful fetch within ``freshness_hours``): an automation
+    can notify on it. Ages and reasons only, no content."""
+    stale = [
+        s for s in feed_statuses(load_settings(Path(config) if config else None), source_name=source)
+        if s.stale
+    ]  # fmt: skip
+    logger = get_run_logger()
+    for status in stale:
+        reasons = "; ".join(status.stale_because)
+        logger.warning("%s/%s is stale: %s", source, status.feed, reasons)
+        emit_event(
+            STALE_EVENT,
+            resource={"prefect.resource.id": f"hotlist.feed.{status.feed}"},
+            related=[{"prefect.resource.id": f"hotlist.source.{source}", "prefect.resource.role": "source"}],
+            payload={
+                "extract_age_hours": status.age_hours,
+                "fetch_age_hours": status.fetch_age_hours,
+                "freshness_hours": status.freshness_hours,
+                "reasons": list(status.stale_because),
+            },
+        )  # fmt: skip
+    return [s.feed for s in stale]

@@ -2,7 +2,7 @@
 
 Its own flow run, in its own process: started after every ingest that applied a file
 (the ``purge-sweep`` deployment's trigger on ``hotlist.ingest.applied``; outside a
-deployment, ``flows._ingest.ingest_then_purge``), and hourly as a sweep. Its parameters
+deployment, ``flows.ingest_then_purge``), and hourly as a sweep. Its parameters
 and results are counts and paths: never record content.
 """
 
@@ -14,6 +14,7 @@ from typing import Any
 import prefect.settings
 from prefect import flow, get_run_logger, task
 
+from hotlist import audit
 from hotlist.config import load_settings
 from hotlist.purge import purge as run_purge
 
@@ -23,6 +24,8 @@ def purge_and_verify(config: str | None) -> dict[str, Any]:
     settings = load_settings(Path(config) if config else None)
     home = Path(prefect.settings.PREFECT_HOME.value())
     result = run_purge(settings, home, list(settings.purge.scan_paths))
+    # The access log's head, copied outside this machine's disk (SB 34 tamper evidence).
+    audit.publish_artifact(audit.anchor(settings.data_dir, f"purge flow, run {result.run_id}"))
     get_run_logger().info(
         "purge run %d: %d records purged, %d files erased; %s",
         result.run_id, result.purged, result.files_erased, result.verification.summary(),

@@ -39,3 +39,12 @@ def state_aliases() -> dict[str, str]:
 def hit_type_lists() -> dict[str, str]:
     """NCIC hit type letter -> hotlist list name (``V`` -> ``stolen_vehicle``)."""
     return {r["code"]: r["list"] for r in _rows("hit_types")}
+
+
+@cache
+def code_shapes() -> dict[str, str]:
+    """Code field -> the pattern every value of it must match (``colour`` -> ``BLK/WHI``).
+
+    A value of another shape is not a code: it is a row error, never stored.
+    """
+    return {r["field"]: r["pattern"] for r in _rows("shapes")}

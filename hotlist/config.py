@@ -42,7 +42,7 @@ class _Strict(BaseModel):
 
 
 class FeedGuards(_Strict):
-    """Per-source safety limits for applying a snapshot (formats.md section 4)."""
+    """Per-source safety limits for applying a snapshot (docs/formats.md section 4)."""
 
     max_row_error_share: float = Field(0.01, ge=0.0, le=1.0)
     max_removal_share: float = Field(0.05, ge=0.0, le=1.0)
@@ -98,11 +98,27 @@ class SourceConfig(_Strict):
 DEFAULT_PURPOSES = ("investigation", "patrol", "stolen-vehicle-recovery", "amber-alert")
 
 
+class PolicyConfig(_Strict):
+    """The operator's parts of the SB 34 usage and privacy policy (``hotlist/policy.py``
+    builds the rest from what the code enforces); a part left out is shown "not stated"."""
+
+    agency_name: str | None = None
+    #: Title of the official custodian of the system (Civil Code 1798.90.51(b)(2)(E)).
+    custodian_title: str | None = None
+    #: Job titles or designations of the people authorized to use the data.
+    authorized_roles: tuple[str, ...] = ()
+    #: The training those people must complete before access.
+    training: str | None = None
+    #: Where the public asks about the policy or reports an error in the data.
+    contact: str | None = None
+
+
 class AccessConfig(_Strict):
     """Who may see hotlist data and why (SB 34 usage and privacy policy)."""
 
     purposes: tuple[str, ...] = DEFAULT_PURPOSES
     privacy_policy: Path | None = None
+    policy: PolicyConfig = PolicyConfig()
 
     @field_validator("purposes")
     @classmethod
@@ -121,6 +137,16 @@ class PurgeConfig(_Strict):
     consumer_sla_hours: float = Field(12.0, gt=0.0)
     #: Further directories to verify (e.g. a Prefect result store outside PREFECT_HOME).
     scan_paths: tuple[Path, ...] = ()
+    #: A block device or image that holds data_dir: searched for removed plates before
+    #: they are marked purged (for auditors; the freed blocks a filesystem keeps).
+    raw_device: Path | None = None
+
+
+class AuditConfig(_Strict):
+    """The SB 34 access log: how long its sealed monthly segments are kept."""
+
+    #: CJIS asks for at least a year; two years by default.
+    retention_months: int = Field(24, ge=12)
 
 
 class Settings(_Strict):
@@ -129,6 +155,7 @@ class Settings(_Strict):
     data_dir: Path = Path("data")
     access: AccessConfig = AccessConfig()
     purge: PurgeConfig = PurgeConfig()
+    audit: AuditConfig = AuditConfig()
     sources: dict[Literal["svs", "ncic"], SourceConfig]
 
     def source(self, name: str) -> SourceConfig:
@@ -197,11 +224,40 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
+def _require_explicit_data_dir(environ: Mapping[str, str]) -> None:
+    """Without a configuration file, only an absolute HOTLIST_DATA_DIR says where the data
+    is: a hotlist never guesses (a guessed ./data is an empty hotlist that answers "no
+    hits", and a copy of state wherever the command happened to run)."""
+    given = environ.get(f"{ENV_PREFIX}DATA_DIR", "")
+    if not given:
+        raise ConfigError(
+            "no configuration: pass --config PATH or set HOTLIST_CONFIG to the TOML file"
+            " (see the README, Configuration); hotlist does not guess where its data is"
+        )
+    if not Path(given).is_absolute():
+        raise ConfigError(
+            f"HOTLIST_DATA_DIR={given!r} is relative and there is no configuration file to"
+            " be relative to; give an absolute path, or pass --config PATH"
+        )
+
+
 def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read the configuration file (if any), apply defaults and environment overrides."""
+    """Read the configuration file, apply defaults and environment overrides.
+
+    The file is ``path``, else ``HOTLIST_CONFIG``; without either, the environment must
+    name an absolute ``HOTLIST_DATA_DIR`` (the rest then comes from the built-in defaults
+    and ``HOTLIST_`` variables), else :class:`ConfigError`.
+    """
     environ = os.environ if environ is None else environ
     if path is None and environ.get(CONFIG_ENV):
+        if environ[CONFIG_ENV].startswith("{{"):
+            raise ConfigError(
+                f"HOTLIST_CONFIG is the unfilled template {environ[CONFIG_ENV]!r}: it was not"
+                " set in the shell that ran `prefect deploy`; set it there and deploy again"
+            )
         path = Path(environ[CONFIG_ENV])
+    if path is None:
+        _require_explicit_data_dir(environ)
     raw: dict[str, Any] = {}
     if path is not None:
         try:

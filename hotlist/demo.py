@@ -76,13 +76,15 @@ def run_demo(workdir: Path, console: Console) -> int:
 
 
 def _run(days: DemoDays, drop: Path, config: Path, home: Path, console: Console) -> int:
-    from flows._ingest import ingest_then_purge
+    from flows.ingest_then_purge import ingest_then_purge
     from hotlist.config import load_settings
+    from hotlist.private import write_private
     from hotlist.reports import deletion_report, render
     from hotlist.serve import consumers as reg
-    from hotlist.serve.app import running_in_thread
+    from hotlist.serve.app import serving
     from hotlist.serve.client import pull
     from hotlist.status import feed_statuses
+    from hotlist.store import private_dir
 
     settings = load_settings(config)
     key = reg.add(
@@ -97,7 +99,7 @@ def _run(days: DemoDays, drop: Path, config: Path, home: Path, console: Console)
         runs.add_column(col)
     copy = config.parent / "patrol-copy"
     exit_code = 0
-    with running_in_thread(settings) as api:
+    with serving(settings) as api:
         for label, day in (("day 1", days.day1), ("day 2", days.day2)):
             _stage(day, drop)
             for source in ("svs", "ncic"):
@@ -129,8 +131,8 @@ def _run(days: DemoDays, drop: Path, config: Path, home: Path, console: Console)
         )  # fmt: skip
     console.print(table)
     rows, summary = deletion_report(settings)
-    report = settings.data_dir / "reports" / "deletions-demo.html"
-    report.write_text(render(rows, summary, "html", "Deletion report (demo)"))
+    report = private_dir(settings.data_dir / "reports") / "deletions-demo.html"
+    write_private(report, render(rows, summary, "html", "Deletion report (demo)"))
     console.print(
         f"removed records: {summary['removed_records']}, purged and verified: {summary['purged']},"
         f" still held by a patrol copy: {summary['copies_outstanding']}"

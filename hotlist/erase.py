@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 
 from hotlist.faults import crash_point
-from hotlist.scrub import checkpoint_scrubbing_wal, scrub_unlink
+from hotlist.scrub import checkpoint_scrubbing_wal, scrub_fd, scrub_unlink
 from hotlist.sql import identifier, literal
 from hotlist.store import FEEDS, feed_dir
 from hotlist.store import control as ctl
@@ -42,7 +42,7 @@ def needs_rewrite(path: Path) -> bool:
 
 def rewrite_fresh(path: Path, data_dir: Path) -> None:
     """Rewrite a DuckDB file into a fresh one (no free blocks, no deleted rows), swap it
-    in, and scrub the old one (kept alive by a second name until the swap is done)."""
+    in, and scrub the old one."""
     fresh = path.with_name(path.name + ".tmp")
     scrub_unlink(fresh)
     con = connect_writer(fresh, data_dir)
@@ -56,11 +56,14 @@ def rewrite_fresh(path: Path, data_dir: Path) -> None:
     finally:
         con.close()
     crash_point("before-swap")
-    old = path.with_name(path.name + ".old")
-    scrub_unlink(old)
-    os.link(path, old)
-    seal(fresh, path)
-    scrub_unlink(old)
+    # The old file stays open across the swap, so it can be scrubbed once it has no name
+    # (a second name would be scrubbed, and zero the live file, by a writer's recover).
+    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+    try:
+        seal(fresh, path)
+        scrub_fd(fd)
+    finally:
+        os.close(fd)
 
 
 def scrub_unreferenced(con: duckdb.DuckDBPyConnection, data_dir: Path) -> int:

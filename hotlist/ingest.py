@@ -11,13 +11,18 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
+
 from hotlist.codes import hit_type_lists
 from hotlist.config import Settings
+from hotlist.keyed import local_key
 from hotlist.layout import load_layout
 from hotlist.parse import FileRejected, read_snapshot
-from hotlist.sources import FetchError, LandedFile, Unchanged, fetch
+from hotlist.sources import FetchError, LandedFile, Taken, Unchanged
+from hotlist.sources.fetch import fetch
 from hotlist.store import control as ctl
-from hotlist.store.apply import ApplyResult, apply_snapshot, recover
+from hotlist.store.apply import ApplyResult, apply_snapshot
+from hotlist.store.content import recover
 from hotlist.store.lock import writer_lock
 from hotlist.store.state import write_state
 
@@ -62,6 +67,20 @@ def feeds_of(settings: Settings, source_name: str) -> list[str]:
     return list(settings.source(source_name).files)
 
 
+def last_taken(con: duckdb.DuckDBPyConnection, feed: str) -> Taken | None:
+    """The file taken last for ``feed`` (applied, or identical to an applied one)."""
+    row = ctl.one(
+        con,
+        """
+        SELECT name, sha256 FROM file_events
+        WHERE feed = ? AND verdict IN ('applied', 'duplicate')
+        ORDER BY event_id DESC LIMIT 1
+        """,
+        [feed],
+    )
+    return None if row is None else Taken(str(row[0]), str(row[1]))
+
+
 def acquire(settings: Settings, source_name: str) -> list[LandedFile | Unchanged]:
     """Fetch the source's files into the landing area; a failure is recorded, then raised."""
     source = settings.source(source_name)
@@ -72,14 +91,12 @@ def acquire(settings: Settings, source_name: str) -> list[LandedFile | Unchanged
         try:
             recover(con, data_dir)
             try:
-                return fetch(
+                fetched = fetch(
                     source_name,
                     source,
                     feeds,
                     data_dir,
-                    lambda feed, name, size, mtime: ctl.seen_unchanged(
-                        con, feed, name, size, mtime
-                    ),
+                    lambda feed: last_taken(con, feed),
                 )
             except FetchError as exc:
                 for feed in feeds:
@@ -96,6 +113,7 @@ def acquire(settings: Settings, source_name: str) -> list[LandedFile | Unchanged
                     )
                 write_state(con, data_dir)
                 raise
+            return fetched
         finally:
             con.close()
 
@@ -126,6 +144,8 @@ def apply_landed(
                         CLEW_LISTS.get(landed.feed),
                         hit_types,
                         fallback_time=dt.datetime.fromtimestamp(landed.mtime, dt.UTC),
+                        hash_key=local_key(data_dir),
+                        now=now,
                     )
                     result: Outcome = apply_snapshot(
                         con,
@@ -187,7 +207,7 @@ def ingest_source(
     outcomes: list[Outcome] = []
     for item in acquire(settings, source_name):
         if isinstance(item, Unchanged):
-            log.info("%s/%s unchanged upstream (size and mtime as applied)", item.feed, item.name)
+            log.info("%s/%s unchanged upstream (same sha256 as taken last)", item.feed, item.name)
             continue
         outcomes.append(apply_landed(settings, source_name, item, approved_sha256))
     if any(isinstance(o, Rejection) for o in outcomes):

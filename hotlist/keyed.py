@@ -21,6 +21,7 @@ from pathlib import Path
 import polars as pl
 import polars_hash as plh
 
+from hotlist.columns import LINE_KEY_COLUMNS
 from hotlist.store import private_dir
 
 
@@ -33,6 +34,12 @@ def _key(data_dir: Path) -> bytes:
         with os.fdopen(fd, "wb") as fh:
             fh.write(os.urandom(32))
         return path.read_bytes()
+
+
+def local_key(data_dir: Path) -> bytes:
+    """The store's local key (created on first use, 0600): keys every hash that stands for
+    content the store must not keep."""
+    return _key(data_dir)
 
 
 def entry_id(data_dir: Path, feed: str, identity: list[str]) -> pl.Expr:
@@ -50,10 +57,6 @@ def entry_id(data_dir: Path, feed: str, identity: list[str]) -> pl.Expr:
     )
 
 
-#: The two BIGINT columns of a line key, as a content file's entries hold them.
-LINE_KEY_COLUMNS = ("line_key_hi", "line_key_lo")
-
-
 class LineKeyer:
     """The XXH3-128 of each raw line, seeded from the local key, as two BIGINT columns.
 
@@ -61,8 +64,8 @@ class LineKeyer:
     an unchanged line are copied, not parsed again). It lives only in a content file,
     beside the entry parsed from the line, so it needs no secrecy of its own; it needs to
     be unique and cheap: XXH3-128 is a specified hash (the same on every library version,
-    checked in the tests against the reference implementation), 30 times cheaper here
-    than HMAC-SHA256, and two different lines share a key with a probability of about
+    checked in the tests against the reference implementation), far cheaper than
+    HMAC-SHA256, and two different lines share a key with a probability of about
     2^-128 per pair (rsync trusts it to tell files apart for the same reason). The seed,
     the first 64 bits of HMAC-SHA256(key, "line-key"), keeps even that key local.
     """

@@ -40,7 +40,7 @@ def read_lines(path: Path) -> pl.DataFrame:
 
 def _read_lines_exact(path: Path) -> pl.DataFrame:
     """The slow, exact reader for files the fast one cannot split (control bytes)."""
-    raw = path.read_bytes()
+    raw = path.read_bytes().removeprefix(b"\xef\xbb\xbf")  # as the fast reader does
     lines = raw.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()

@@ -98,3 +98,26 @@ def find_hits(data_dir: Path, plate: str, state: str | None = None) -> list[Hit]
         )
         for r in rows
     ]
+
+
+class NoHotlistLoaded(LookupError):
+    """No feed has a loaded version where the configuration points.
+
+    A lookup there would answer "no hits" for every plate; for a hotlist that answer,
+    caused by a mistyped ``data_dir``, is dangerous, so it is an error instead."""
+
+    def __init__(self, data_dir: Path) -> None:
+        super().__init__(f"no hotlist loaded at {data_dir}")
+        self.data_dir = data_dir
+
+
+def loaded_feeds(data_dir: Path) -> list[str]:
+    """The feeds with a loaded version; :class:`NoHotlistLoaded` when there is none.
+
+    Reads ``state.json`` only, and creates nothing."""
+    feeds = [
+        feed for feed, info in read_state(data_dir)["feeds"].items() if info.get("content_file")
+    ]
+    if not feeds:
+        raise NoHotlistLoaded(data_dir)
+    return sorted(feeds)

@@ -1,9 +1,11 @@
 """Parse one landed file into candidate entries, quarantined rows and row issues.
 
-The path of a file: lines (polars, one string column) -> header and trailer checks ->
-fields by the layout -> hit-type filter (``N`` records dropped before anything is kept)
--> normalization -> pandera contracts -> entries / quarantine / issues. Messages and
-issues name file, line, field and rule, never a value: values are record content.
+The path of a file (docs/formats.md): whole-file checks (:mod:`hotlist.wholefile`) ->
+lines (polars, one string column) -> header and trailer checks -> hit-type judgement (a
+line is parsed only when it is positively of an allowed hit type; ``N`` records are
+dropped before anything is kept) -> fields by the layout -> normalization -> pandera
+contracts -> entries / quarantine / issues. Messages and issues name file, line, field
+and rule, never a value: values are record content.
 """
 
 from __future__ import annotations
@@ -12,57 +14,44 @@ import dataclasses
 import datetime as dt
 import functools
 import hashlib
+import hmac
 import importlib.metadata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import pandera.polars as pa
 import polars as pl
+import polars_hash as plh
 from pandera.errors import SchemaErrors
 
 from contracts.models import ClewRow, CodeAdvisories, NcicRow
 from hotlist import normalize as norm
 from hotlist.codes import codes, hit_type_lists
+from hotlist.columns import ENTRY_COLUMNS, ISSUE_SCHEMA
 from hotlist.layout import FIELD_NAMES, Layout, Marker
-from hotlist.lines import field_exprs, fields, read_lines
+from hotlist.lines import fields, read_lines
+from hotlist.wholefile import FileRejected as FileRejected
+from hotlist.wholefile import check_bytes, check_extract_time
 
-ISSUE_SCHEMA = {"line_no": pl.Int64, "field": pl.String, "rule": pl.String, "severity": pl.String}
-#: Columns of a candidate entry, in store order (entry ids are given at apply time).
-ENTRY_COLUMNS = (
-    "feed",
-    "list",
-    "record_id",
-    "ori",
-    "record_date",
-    "plate",
-    "plate_raw",
-    "state",
-    "state_raw",
-    "county",
-    "plate_year",
-    "plate_type",
-    "vehicle_year",
-    "make",
-    "model",
-    "style",
-    "colour",
-    "line_no",
+#: Columns of a quarantined row. ``raw_line`` is null for a line that is not positively
+#: of an allowed hit type: of such a line only its number, rules and keyed hash are kept.
+QUARANTINE_SCHEMA = pl.Schema(
+    {
+        "line_no": pl.Int64(),
+        "raw_line": pl.String(),
+        "rules": pl.String(),
+        "carry_record_id": pl.String(),
+        "carry_plate": pl.String(),
+        "carry_state": pl.String(),
+        "line_hash": pl.String(),
+    }
 )
+#: The rule of a line whose hit type is none of the file's allowed ones, nor a known one.
+UNKNOWN_HIT_TYPE = "record_id.hit_type_unknown"
 _CODE_FIELDS = ("plate_type", "make", "style", "colour")
 #: Fields a layout may leave out; a blank one is null.
 OPTIONAL_FIELDS = tuple(f for f in FIELD_NAMES if f not in ("plate", "state", "record_date"))
-
-
-class FileRejected(Exception):
-    """The whole file is refused; ``rule`` is a stable code, the message says where and why."""
-
-    def __init__(self, rule: str, message: str) -> None:
-        super().__init__(message)
-        self.rule = rule
-        #: Row issues of the file, when it was read far enough to have them.
-        self.issues: pl.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -86,15 +75,6 @@ class ParsedFile:
         return int((self.issues["severity"] == "warning").sum())
 
 
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        fh.seek(0, 2)
-        if fh.tell() == 0:
-            return False
-        fh.seek(-1, 2)
-        return fh.read(1) == b"\n"
-
-
 def _marker_time(marker: Marker, text: str) -> dt.datetime | None:
     match = marker.pattern.match(text)
     if match is None:
@@ -106,6 +86,30 @@ def _marker_time(marker: Marker, text: str) -> dt.datetime | None:
     except ValueError:
         return None
     return naive.replace(tzinfo=marker.timezone or dt.UTC)
+
+
+def _no_second_header(name: str, body: pl.DataFrame, header: Marker) -> None:
+    """Refuse a file with a header line after line 1: two extracts run together, whose
+    records are of two times (and an NCIC header would read as an ``N`` record)."""
+    text = pl.col("text")
+    try:  # few lines are candidates; the pattern decides on those, with a mark stripped
+        candidates = body.filter(
+            text.str.contains(header.pattern.pattern) | text.str.starts_with("\ufeff")
+        )
+    except pl.exceptions.PolarsError:  # a pattern polars cannot run: every line in Python
+        candidates = body
+    found = candidates.filter(
+        pl.Series(
+            [bool(header.pattern.match(t.lstrip("\ufeff"))) for t in candidates["text"]],
+            dtype=pl.Boolean,
+        )
+    )["line_no"]
+    if found.len():
+        raise FileRejected(
+            "header-repeated",
+            f"{name} line {found[0]}: a second header line ({found.len()} after line 1): the"
+            " file holds more than one extract run together",
+        )
 
 
 def _blank_to_null(name: str) -> pl.Expr:
@@ -226,18 +230,9 @@ def _issue(frame: pl.DataFrame, fld: str, rule: str, severity: str) -> pl.DataFr
 @functools.cache
 def _parser_sources() -> tuple[Path, ...]:
     """The files whose content decides how a line is parsed and stored."""
-    import contracts
-    import hotlist
-    import hotlist.store.apply as apply
+    from hotlist.fingerprint import parser_sources
 
-    package = Path(hotlist.__file__).parent
-    codes_dir = Path(str(resources.files("contracts") / "codes"))
-    return (
-        *(package / f"{m}.py" for m in ("parse", "lines", "normalize", "codes", "layout", "keyed")),
-        Path(apply.__file__),
-        Path(contracts.__file__).parent / "models.py",
-        *sorted(codes_dir.glob("*.csv")),
-    )
+    return parser_sources()
 
 
 def read_snapshot(
@@ -247,15 +242,20 @@ def read_snapshot(
     feed_list: str | None,
     hit_types: frozenset[str],
     fallback_time: dt.datetime,
+    *,
+    hash_key: bytes | None = None,
+    now: dt.datetime | None = None,
 ) -> Snapshot:
-    """Check ``path`` as a whole (line ends, header, trailer); raise :class:`FileRejected`
-    if it is unusable. Its rows are parsed later, chunk by chunk (:meth:`Snapshot.chunks`)."""
+    """Check ``path`` as a whole (bytes, line ends, header, trailer, the file's own time);
+    raise :class:`FileRejected` if it is unusable. Its rows are parsed later, chunk by
+    chunk (:meth:`Snapshot.chunks`).
+
+    ``hash_key`` (the store's local key) keys the hash that stands for a quarantined line
+    (:func:`quarantine_line_hash`); without it that hash is null. ``now`` (default: the
+    clock) is what the file's time and its records' dates must not be later than."""
     name = path.name
-    if not _ends_with_newline(path):
-        raise FileRejected(
-            "incomplete-last-line",
-            f"{name}: the last line is incomplete (no line end): the file was cut short",
-        )
+    now = now or dt.datetime.now(dt.UTC)
+    check_bytes(path)
     lines = read_lines(path)
     extract_time: dt.datetime | None = None
     body = lines
@@ -271,6 +271,7 @@ def read_snapshot(
                 "header-missing",
                 f"{name} line 1: expected a header matching {layout.header.pattern.pattern!r}",
             )
+        _no_second_header(name, body, layout.header)
     # Blank lines are not records: the trailer counts record lines only.
     blank = pl.col("text").str.strip_chars_start() == ""
     if body.select(blank.any()).item():
@@ -292,6 +293,7 @@ def read_snapshot(
                     "trailer-count",
                     f"{name}: trailer declares {declared} records, the file holds {body.height}; the file is incomplete",
                 )
+    check_extract_time(name, extract_time or fallback_time, now, extract_time is not None)
     return Snapshot(
         name=name,
         extract_time=extract_time or fallback_time,
@@ -301,6 +303,8 @@ def read_snapshot(
         feed=feed,
         feed_list=feed_list,
         hit_types=hit_types,
+        hash_key=hash_key,
+        now=now,
     )
 
 
@@ -316,6 +320,10 @@ class Snapshot:
     feed: str
     feed_list: str | None
     hit_types: frozenset[str]
+    #: Keys the hash of a quarantined line; a secret, so never shown.
+    hash_key: bytes | None = field(default=None, repr=False, compare=False)
+    #: What a record date must not be later than (plus :data:`FUTURE_DATE_TOLERANCE`).
+    now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC), compare=False)
 
     @property
     def chunk_count(self) -> int:
@@ -329,7 +337,13 @@ class Snapshot:
     def chunk(self, index: int) -> ParsedFile:
         """Parse the ``index``-th chunk of record lines (chunks are independent)."""
         return _parse_chunk(
-            self.chunk_lines(index), self.layout, self.feed, self.feed_list, self.hit_types
+            self.chunk_lines(index),
+            self.layout,
+            self.feed,
+            self.feed_list,
+            self.hit_types,
+            self.hash_key,
+            self.now,
         )
 
     def restricted(self, line_nos: pl.Series) -> Snapshot:
@@ -367,9 +381,14 @@ def parse_file(
     feed_list: str | None,
     hit_types: frozenset[str],
     fallback_time: dt.datetime,
+    *,
+    hash_key: bytes | None = None,
+    now: dt.datetime | None = None,
 ) -> ParsedFile:
     """Read a whole file into one :class:`ParsedFile` (the store reads chunk by chunk)."""
-    snapshot = read_snapshot(path, layout, feed, feed_list, hit_types, fallback_time)
+    snapshot = read_snapshot(
+        path, layout, feed, feed_list, hit_types, fallback_time, hash_key=hash_key, now=now
+    )
     chunks = list(snapshot.chunks())
     entries = pl.concat([c.entries for c in chunks])
     # One entry per identity: a later line with the same identity is reported, not loaded.
@@ -409,23 +428,34 @@ def _parse_chunk(
     feed: str,
     feed_list: str | None,
     hit_types: frozenset[str],
+    hash_key: bytes | None = None,
+    now: dt.datetime | None = None,
 ) -> ParsedFile:
     record_lines = body.height
     excluded: dict[str, int] = {}
+    unknown = pl.DataFrame(schema=QUARANTINE_SCHEMA)
     if layout.has_record_id:
-        # A row without a readable letter stays, to be quarantined for its record id. The
-        # letter is read from the line alone, so refused lines are dropped before anything
-        # else is done with them.
-        letter = field_exprs(layout)["record_id"].str.slice(0, 1).str.to_uppercase().fill_null("")
-        refused = sorted(set(hit_type_lists()) - hit_types - {"N"})
-        # SB 54: immigration violator records are dropped before anything is kept.
-        letters = body.select(letter).to_series()
+        # SB 54: a line is parsed only when it is positively of an allowed hit type, judged
+        # on the line as a person reads it (NFKC, no byte order mark, quotes or white space
+        # before the letter). The others are dropped before anything is done with them: an
+        # immigration violator record or a hit type not configured is counted, and a line
+        # of no known hit type is quarantined as its number, rule and keyed hash alone.
+        letters = norm.hit_type_letters(_hit_type_text(body, layout))
+        allowed = letters.is_in(sorted(hit_types - {"N"}))
         immigration = letters == "N"
-        not_configured = letters.is_in(refused)
+        not_configured = letters.is_in(sorted(set(hit_type_lists()) - hit_types - {"N"}))
         excluded["immigration_violator_sb54"] = int(immigration.sum())
         excluded["hit_type_not_configured"] = int(not_configured.sum())
-        if immigration.any() or not_configured.any():
-            body = body.filter(~(immigration | not_configured))
+        if not allowed.all():
+            dropped = ~(allowed | immigration | not_configured)
+            unknown = body.filter(dropped).select(
+                pl.col("line_no"),
+                pl.lit(None, pl.String).alias("raw_line"),
+                pl.lit(UNKNOWN_HIT_TYPE).alias("rules"),
+                *(pl.lit(None, pl.String).alias(f"carry_{c}") for c in CARRIED),
+                quarantine_line_hash(hash_key),
+            )
+            body = body.filter(allowed)
     rows = _normalized(fields(body, layout), layout, feed, feed_list)
     # A placeholder plate (NONE, UNK, 000...) written in plate characters is not a hit.
     # The pattern is tested only on the few rows whose plate is a placeholder.
@@ -441,7 +471,17 @@ def _parse_chunk(
     if layout.format != "fixed":  # a fixed-width line always has every field
         shape = _issue(rows.filter(~pl.col("_shape_ok")), "line", "line.field_count", "error")
         errors = pl.concat([shape, errors])
-    warnings = contract_failures(CodeAdvisories, rows, "warning")
+    warnings = pl.concat(
+        [
+            contract_failures(CodeAdvisories, rows, "warning"),
+            _too_long(body, layout),
+            _future_dates(rows, now or dt.datetime.now(dt.UTC)),
+        ]
+    )
+    if errors.height and warnings.height:  # a value that is no code is not an unknown one
+        warnings = warnings.join(errors, on=["line_no", "field"], how="anti")
+    if unknown.height:
+        errors = pl.concat([_issue(unknown, "record_id", UNKNOWN_HIT_TYPE, "error"), errors])
     if errors.height:
         bad = pl.col("line_no").is_in(errors["line_no"].unique().implode())
         quarantined, entries = rows.filter(bad), rows.filter(~bad)
@@ -455,9 +495,17 @@ def _parse_chunk(
             on="line_no",
         )
         .join(body.select("line_no", pl.col("text").alias("raw_line")), on="line_no")
-        .select("line_no", "raw_line", "rules", *_carry_key(layout))
-        .sort("line_no")
+        .select(
+            "line_no",
+            "raw_line",
+            "rules",
+            *_carry_key(layout),
+            quarantine_line_hash(hash_key, pl.col("raw_line")),
+        )
     )
+    if unknown.height:
+        quarantine = pl.concat([quarantine, unknown])
+    quarantine = quarantine.cast(QUARANTINE_SCHEMA).sort("line_no")
     return ParsedFile(
         name="",
         extract_time=dt.datetime.min,
@@ -467,6 +515,62 @@ def _parse_chunk(
         issues=pl.concat([errors, warnings]),
         excluded=excluded,
     )
+
+
+#: How far a record date may lie after today (UTC): the local date of an agency west of
+#: Greenwich can be a day behind, one east of it a day ahead.
+FUTURE_DATE_TOLERANCE = dt.timedelta(days=1)
+
+
+def _too_long(body: pl.DataFrame, layout: Layout) -> pl.DataFrame:
+    """``line.too_long`` warnings: a fixed-width line with text past its last field."""
+    ends = [f.end for f in layout.fields]
+    if layout.format != "fixed" or None in ends:
+        return pl.DataFrame(schema=ISSUE_SCHEMA)
+    last = max(e for e in ends if e is not None)
+    longer = body.filter(pl.col("text").str.len_bytes() > last)  # few: cheap to find
+    tail = pl.col("text").str.slice(last).str.strip_chars(norm.BLANKS)
+    return _issue(longer.filter(tail != ""), "line", "line.too_long", "warning")
+
+
+def _future_dates(rows: pl.DataFrame, now: dt.datetime) -> pl.DataFrame:
+    """``record_date.future`` warnings: a record dated after tomorrow (UTC)."""
+    latest = (now.astimezone(dt.UTC) + FUTURE_DATE_TOLERANCE).date()
+    return _issue(
+        rows.filter(pl.col("record_date") > latest), "record_date", "record_date.future", "warning"
+    )
+
+
+#: Identity columns a quarantined row may carry (``carry_record_id`` ...).
+CARRIED = ("record_id", "plate", "state")
+
+
+def _hit_type_text(body: pl.DataFrame, layout: Layout) -> pl.Series:
+    """The text of each line from where its record id starts: the line itself in the
+    shipped layouts. Not cut at the field's end: a shifted line is judged all the same."""
+    [record_id] = (f for f in layout.fields if f.name == "record_id")
+    text = pl.col("text")
+    index = layout.field_names.index("record_id")
+    if (layout.format == "fixed" and record_id.start == 0) or (layout.format, index) == ("csv", 0):
+        return body["text"]
+    if layout.format == "fixed":
+        return body.select(text.str.slice(record_id.start)).to_series()
+    rest = text.str.split(layout.separator).list.slice(index).list.join(layout.separator)
+    return body.select(rest).to_series()
+
+
+def quarantine_line_hash(key: bytes | None, text: pl.Expr | None = None) -> pl.Expr:
+    """``line_hash``: HMAC-SHA256 of a line's text (as read, without its line end), keyed
+    by the hex text of HMAC-SHA256(local key, "quarantined-line"); null without a key.
+
+    Whoever holds the key and a line of the upstream file can tell whether this is the
+    line quarantined; without the key the hash says nothing of it.
+    """
+    if key is None:
+        return pl.lit(None, pl.String).alias("line_hash")
+    derived = hmac.new(key, b"quarantined-line", hashlib.sha256).hexdigest()
+    line = pl.col("text") if text is None else text
+    return plh.CryptographicHashingNameSpace(line).hmac_sha256(key=derived).alias("line_hash")
 
 
 def _carry_key(layout: Layout) -> list[pl.Expr]:

@@ -31,7 +31,7 @@ from hotlist.sources.landing import fsync_dir
 from hotlist.sql import identifier, literal
 from hotlist.store import control as ctl
 from hotlist.store import private_dir
-from hotlist.store.content import spill_dir
+from hotlist.store.spill import spill_dir
 
 #: Columns a consumer receives: what a hit needs, not how the line was spelled.
 PUBLISHED_COLUMNS = (

@@ -49,8 +49,7 @@ from hotlist.scrub import checkpoint_scrubbing_wal, scrub_tree, scrub_unlink
 from hotlist.sql import identifier, literal
 from hotlist.store import content_path, private_dir
 from hotlist.store import control as ctl
-from hotlist.store.apply import recover
-from hotlist.store.content import connect_writer, seal
+from hotlist.store.content import connect_writer, recover, seal
 from hotlist.store.lock import writer_lock
 from hotlist.store.state import write_state
 from hotlist.verify import Verification, gone_ids, verify

@@ -36,19 +36,25 @@ def scrub_file(path: Path) -> None:
             return
         raise error
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return
-        zeros = bytes(_BLOCK)
-        left = info.st_size
-        offset = 0
-        while left > 0:
-            n = os.pwrite(fd, zeros[: min(_BLOCK, left)], offset)
-            offset += n
-            left -= n
-        os.fsync(fd)
+        scrub_fd(fd)
     finally:
         os.close(fd)
+
+
+def scrub_fd(fd: int) -> None:
+    """Overwrite every byte of the regular file open (for writing) as ``fd`` with zeros
+    and fsync it: also when its name is gone or names another file by now."""
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        return
+    zeros = bytes(_BLOCK)
+    left = info.st_size
+    offset = 0
+    while left > 0:
+        n = os.pwrite(fd, zeros[: min(_BLOCK, left)], offset)
+        offset += n
+        left -= n
+    os.fsync(fd)
 
 
 def scrub_unlink(path: Path) -> None:

@@ -45,7 +45,9 @@ from hotlist.scan import (
     sniff,
 )
 from hotlist.sql import identifier
+from hotlist.store import control as ctl
 from hotlist.store import control_path
+from hotlist.store.spill import no_spill
 from hotlist.verify_access import AccessLogSearch
 
 #: Where content may rest only while a writer works; anything left there is a finding.
@@ -195,6 +197,7 @@ def _check_entry_ids(path: Path, gone: pl.DataFrame, result: Verification) -> No
         return
     try:
         con = duckdb.connect(str(path), read_only=True)
+        no_spill(con)
     except duckdb.Error as exc:
         result.add(path, f"unverifiable: cannot be opened ({type(exc).__name__})")
         return
@@ -210,13 +213,6 @@ def _check_entry_ids(path: Path, gone: pl.DataFrame, result: Verification) -> No
         con.close()
     if count:
         result.add(path, f"{count} entries of removed records are still in this file")
-
-
-def open_control_reader(data_dir: Path) -> duckdb.DuckDBPyConnection:
-    """The control database, read-only, for a verification run without the writer lock.
-
-    The one place a reader opens it: the store's bounded-wait reader goes here."""
-    return duckdb.connect(str(control_path(data_dir)), read_only=True)
 
 
 @dataclass(frozen=True)
@@ -263,6 +259,7 @@ def _check_file(
             return
         try:
             con = duckdb.connect(str(path), read_only=True)
+            no_spill(con)
         except duckdb.Error as exc:
             result.add(path, f"unverifiable: cannot be opened ({type(exc).__name__})")
             return
@@ -322,15 +319,27 @@ def verify(
             " (is data_dir in the configuration right?)",
         )
         return result
-    own = control is None and control_path(data_dir).exists()
-    if own:
-        control = open_control_reader(data_dir)
-    try:
-        gone = gone_ids(control) if control is not None else pl.DataFrame()
-    finally:
-        if own and control is not None:
-            control.close()
-            control = None
+    if control is None and control_path(data_dir).exists():
+        # A reader: waits (bounded, saying so) while a writer has the control database.
+        with ctl.read_only(data_dir) as reader:
+            return _verify(result, data_dir, prefect_home, markers, reader, pending_ok,
+                           extra_roots, record_ids, sources)  # fmt: skip
+    return _verify(result, data_dir, prefect_home, markers, control, pending_ok,
+                   extra_roots, record_ids, sources)  # fmt: skip
+
+
+def _verify(
+    result: Verification,
+    data_dir: Path,
+    prefect_home: Path | None,
+    markers: list[str],
+    control: duckdb.DuckDBPyConnection | None,
+    pending_ok: bool,
+    extra_roots: list[Path] | None,
+    record_ids: list[str] | None,
+    sources: frozenset[Path],
+) -> Verification:
+    gone = gone_ids(control) if control is not None else pl.DataFrame()
     if gone.height and not pending_ok:
         for feed, count in gone.filter("pending").group_by("feed").len().iter_rows():
             result.add(f"feed {feed}", f"{count} removed records not purged yet")

@@ -1,4 +1,4 @@
-"""Builders of upstream files at the reference layouts (formats.md), for tests to read as specs."""
+"""Builders of upstream files at the reference layouts (docs/formats.md), for tests to read as specs."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def ncic_line(
     style: str = "4D",
     colour: str = "BLK",
 ) -> str:
-    """An NCIC extract record line at the reference offsets (formats.md section 2)."""
+    """An NCIC extract record line at the reference offsets (docs/formats.md section 2)."""
     return (
         f"{nic:<10}{ori:<9}{date:<8}{plate:<10}{state:<2}{plate_year:<4}{plate_type:<2}"
         f"{vehicle_year:<4}{make:<4}{model:<3}{style:<2}{colour}"

@@ -10,6 +10,8 @@ import pytest
 from hotlist.config import Settings, load_settings
 from tests.builders import Drop
 
+pytest_plugins = ["tests.real_components"]
+
 
 @pytest.fixture
 def drop(tmp_path: Path) -> Drop:

@@ -1,5 +1,95 @@
-"""A real uvicorn server on loopback, in a thread, for API tests."""
+"""Real API servers for tests: uvicorn in a thread of the test process, or in a process of
+its own (``hotlist serve``) where the test measures the server apart from itself."""
 
-from hotlist.serve.app import running_in_thread as running_api
+from __future__ import annotations
 
-__all__ = ["running_api"]
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from hotlist.serve.app import serving as running_api
+
+__all__ = ["ServerProcess", "raw_request", "running_api", "server_process"]
+
+
+@dataclass(frozen=True)
+class ServerProcess:
+    pid: int
+    port: int
+    stderr: Path
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the server process now (``/proc``)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError(f"no VmRSS for process {self.pid}")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def server_process(config: Path, tmp: Path) -> Iterator[ServerProcess]:
+    """``hotlist serve -c CONFIG`` on loopback in a process of its own; stopped at the end."""
+    port = _free_port()
+    stderr = tmp / f"serve-{port}.log"
+    with open(stderr, "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hotlist", "serve", "-c", str(config), "--port", str(port)],
+            stdout=err,
+            stderr=err,
+            env={k: v for k, v in os.environ.items() if not k.startswith("HOTLIST_")},
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"hotlist serve exited: {stderr.read_text()[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"hotlist serve did not listen: {stderr.read_text()}"
+                    ) from None
+                time.sleep(0.1)
+        yield ServerProcess(proc.pid, port, stderr)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def raw_request(
+    url: str, method: str, path: str, headers: list[tuple[str, str]], body: bytes = b""
+) -> tuple[int, bytes]:
+    """One request sent header by header (``http.client``): a repeated header goes out
+    twice, as client libraries that merge headers never send it."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    con = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        con.putrequest(method, path, skip_accept_encoding=True)
+        for name, value in headers:
+            con.putheader(name, value.encode())  # UTF-8 bytes, as a hostile client sends them
+        if body:
+            con.putheader("Content-Length", str(len(body)))
+        con.endheaders(body or None)
+        response = con.getresponse()
+        return response.status, response.read()
+    finally:
+        con.close()

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,19 +16,11 @@ from hotlist.lookup import find_hits
 from hotlist.purge import purge
 from hotlist.store import control_path, feed_dir
 from hotlist.store.state import read_state
+from tests import crash
 from tests.builders import Drop, ncic_file, ncic_line
 
 DAY1 = [ncic_line(f"V{i:09d}", f"7D1{i:04d}") for i in range(200)]
 DAY2 = DAY1[:-4] + [ncic_line(f"V{i:09d}", f"7D2{i:04d}") for i in range(1000, 1003)]
-
-
-def _run_killed(settings: Settings, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    code = (
-        "from pathlib import Path; from hotlist.config import load_settings;"
-        "from hotlist.ingest import ingest_source;"
-        f"ingest_source(load_settings(Path({str(settings.data_dir.parent / 'hotlist.toml')!r}), {{}}), 'ncic')"
-    )
-    return subprocess.Popen([sys.executable, "-c", code], env={**os.environ, **env}, cwd=Path.cwd())
 
 
 def _tombstones(settings: Settings) -> int:
@@ -68,8 +57,7 @@ def test_a_writer_killed_at_each_step_leaves_a_whole_version_and_the_next_run_co
     drop.put("VEHEXTRT.txt", ncic_file(DAY1))
     ingest_source(settings, "ncic")
     drop.put("VEHEXTRT.txt", ncic_file(DAY2, stamp="202611221800"))
-    proc = _run_killed(settings, {"HOTLIST_FAULT_KILL_AT": point})
-    assert proc.wait(timeout=120) == -signal.SIGKILL
+    crash.killed_at(settings, point, "ingest_source(s, 'ncic')")
     # Readers see one whole version, old or new, never a mix and never an error.
     hits_old = find_hits(settings.data_dir, "7D10199")
     hits_new = find_hits(settings.data_dir, "7D21000")
@@ -88,7 +76,7 @@ def test_a_writer_killed_at_random_moments_never_corrupts_the_store(
     ingest_source(settings, "ncic")
     drop.put("VEHEXTRT.txt", ncic_file(big2, stamp="202611221800"))
     for delay in (0.6, 1.0, 1.4, 1.8):
-        proc = _run_killed(settings, {})
+        proc = crash.start(settings, "ingest_source(s, 'ncic')")
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from hotlist.config import Settings
+from hotlist.publish import read_current
 from hotlist.store.state import read_state
 from tests.builders import Drop, clew_file, clew_line, ncic_file, ncic_line
 
@@ -55,10 +56,22 @@ def _files_under(*roots: Path) -> Iterator[Path]:
                 yield path
 
 
+def _assert_anchor_artifact_of(flow_run_id: object) -> None:
+    """The purge flow run copied the access log's head to Prefect (an artifact)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["access-log-anchor"]))
+        )
+    assert flow_run_id in {a.flow_run_id for a in artifacts}
+
+
 def test_the_ncic_flow_applies_the_extract_and_keeps_plates_out_of_prefect(
     prefect_api: dict[str, Path | str], make_settings: Callable[..., Settings], drop: Drop
 ) -> None:
-    from flows._ingest import ingest_then_purge
+    from flows.ingest_then_purge import ingest_then_purge
 
     settings = make_settings("guards = {max_row_error_share = 0.5}")
     records = [ncic_line(f"V{i:09d}", plate) for i, plate in enumerate(MARKERS)]
@@ -68,9 +81,15 @@ def test_the_ncic_flow_applies_the_extract_and_keeps_plates_out_of_prefect(
     drop.put("VEHEXTRT.txt", ncic_file(records))
     config = str(settings.data_dir.parent / "hotlist.toml")
     ingested, purged = ingest_then_purge("ncic", config)
-    assert ingested.result() == {"files_applied": 1, "files_unchanged": 0, "files_rejected": 0}
+    assert ingested.result() == {
+        "files_applied": 1,
+        "files_unchanged": 0,
+        "files_rejected": 0,
+        "pending": True,  # applied, not yet published: the purge flow run follows
+    }
     assert purged is not None and purged.result()["verified"] is True
     assert read_state(settings.data_dir)["feeds"]["ncic"]["entries"] == len(MARKERS)
+    _assert_anchor_artifact_of(purged.state_details.flow_run_id)
     _flush_prefect_logs()
     home, db = Path(prefect_api["home"]), Path(prefect_api["db"])
     scanned = list(_files_under(home, db.parent))
@@ -101,7 +120,7 @@ def test_a_rejected_file_fails_the_flow_run_with_the_rule_named(
 def test_a_failed_ingest_that_applied_other_files_is_still_followed_by_a_purge(
     prefect_api: dict[str, Path | str], make_settings: Callable[..., Settings], drop: Drop
 ) -> None:
-    from flows._ingest import ingest_then_purge
+    from flows.ingest_then_purge import ingest_then_purge
 
     settings = make_settings()
     drop.put("svs.tbl", clew_file([clew_line("7ABC123")], count=5))  # rejected: trailer
@@ -217,8 +236,8 @@ def test_the_ncic_flow_runs_end_to_end_over_a_real_sshd(
     prefect_api: dict[str, Path | str], tmp_path: Path
 ) -> None:
     """fetch over SFTP (pinned host key, key auth) -> apply -> purge -> verified."""
-    from flows._ingest import ingest_then_purge
     from flows.ingest_ncic import ingest_ncic
+    from flows.ingest_then_purge import ingest_then_purge
     from hotlist.config import load_settings
     from hotlist.lookup import find_hits
     from tests.sshd_server import start_sshd
@@ -279,3 +298,70 @@ def test_an_encrypted_client_key_opens_with_a_passphrase_from_a_prefect_secret_b
         assert ingest_ncic(config=str(config))["files_applied"] == 1
     finally:
         server.close()
+
+
+def _events(api: str, name: str) -> list[dict[str, object]]:
+    import httpx
+
+    response = httpx.post(
+        f"{api}/events/filter", json={"filter": {"event": {"name": [name]}}, "limit": 50}
+    )
+    response.raise_for_status()
+    events: list[dict[str, object]] = response.json()["events"]
+    return events
+
+
+def test_an_ingest_that_leaves_a_feed_stale_emits_a_stale_event_in_prefect(
+    prefect_api: dict[str, Path | str], make_settings: Callable[..., Settings], drop: Drop
+) -> None:
+    """The extract is dated 2026-11-22: applied now, it is still days old. The run
+    completes (its file applied) and Prefect gets hotlist.feed.stale with the reason."""
+    import time
+
+    from flows.ingest_ncic import ingest_ncic
+
+    settings = make_settings()
+    drop.put("VEHEXTRT.txt", ncic_file([ncic_line("V000000001", "7STL001")], stamp="202611220800"))
+    api = str(prefect_api["api"])
+    state = ingest_ncic(config=str(settings.data_dir.parent / "hotlist.toml"), return_state=True)
+    assert state.result()["files_applied"] == 1
+    run = f"prefect.flow-run.{state.state_details.flow_run_id}"
+
+    def of_this_run() -> list[dict[str, object]]:
+        return [
+            e
+            for e in _events(api, "hotlist.feed.stale")
+            if any(r.get("prefect.resource.id") == run for r in e["related"])  # type: ignore[attr-defined]
+        ]
+
+    deadline = time.monotonic() + 30
+    while not (new := of_this_run()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert len(new) == 1, "no hotlist.feed.stale event from this flow run"
+    [event] = new
+    assert event["resource"] == {"prefect.resource.id": "hotlist.feed.ncic"}
+    payload = event["payload"]
+    assert isinstance(payload, dict)
+    assert payload["freshness_hours"] == 12.0
+    assert payload["reasons"][0].startswith("extract ")
+    assert "7STL001" not in str(event)
+
+
+def test_an_ingest_flow_run_after_a_kill_past_the_commit_finishes_the_publish_and_purge(
+    prefect_api: dict[str, Path | str], make_settings: Callable[..., Settings], drop: Drop
+) -> None:
+    """Nothing new upstream, but a killed run left a committed version unpublished: the
+    rerun's purge flow run publishes it, instead of waiting for the hourly sweep."""
+    from flows.ingest_then_purge import ingest_then_purge
+    from tests import crash
+
+    settings = make_settings()
+    drop.put("VEHEXTRT.txt", ncic_file([ncic_line(f"V{i:09d}", p) for i, p in enumerate(MARKERS)]))
+    crash.killed_at(settings, "after-commit", "ingest_source(s, 'ncic')")
+    assert read_current(settings.data_dir) is None  # committed, never published
+    ingested, purged = ingest_then_purge("ncic", str(settings.data_dir.parent / "hotlist.toml"))
+    assert ingested.result()["files_applied"] == 0  # the same file: nothing new upstream
+    assert ingested.result()["pending"] is True
+    assert purged is not None and purged.result()["verified"] is True
+    current = read_current(settings.data_dir)
+    assert current is not None

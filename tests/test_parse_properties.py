@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hotlist import normalize as norm
+from hotlist.codes import code_shapes
 from hotlist.layout import load_layout
 from hotlist.parse import FileRejected, parse_file
 from tests.builders import clew_line, ncic_line
@@ -75,8 +76,9 @@ def _parse(text: str, layout: str, feed: str) -> object:
             return exc
 
 
-def _accounted(parsed: object) -> None:
-    """Every record line loads, is quarantined, is excluded, or is a reported duplicate."""
+def _accounted(parsed: object, hit_types: str | None = None) -> None:
+    """Every record line loads, is quarantined, is excluded, or is a reported duplicate;
+    a quarantined line keeps its text only when it is of one of ``hit_types`` (NCIC)."""
     if isinstance(parsed, FileRejected):
         assert parsed.rule and str(parsed)
         return
@@ -95,18 +97,40 @@ def _accounted(parsed: object) -> None:
     quarantined = set(parsed.quarantine["line_no"].to_list())
     assert not loaded & quarantined
     assert all(r for r in parsed.quarantine["rules"].to_list())
+    if hit_types is not None:
+        kept = parsed.quarantine["raw_line"].drop_nulls().to_list()
+        assert all(norm.hit_type_letter_value(line) in hit_types for line in kept)
+    for field, shape in code_shapes().items():  # a stored code has the shape of a code
+        values = parsed.entries[field].drop_nulls()
+        assert values.str.contains(shape).all(), field
 
 
-nic = st.builds(
-    lambda t, n: f"{t}{n:09d}", st.sampled_from("VPFRAMNWX?"), st.integers(0, 10**9 - 1)
+#: Hit type letters as they come: plain, disguised (a byte order mark, a quote, a
+#: full-width letter, white space before it) and none at all.
+letter = st.builds(
+    lambda lead, t: lead + t,
+    st.sampled_from(["", "", "", "\ufeff", '"', " ", "\u3000", "\u200b"]),
+    st.sampled_from([*"VPFRAMNWX?n", "\uff2e", "\uff36", "\u2115"]),
 )
+nic = st.builds(lambda t, n: f"{t}{n:09d}", letter, st.integers(0, 10**9 - 1))
 plate = st.one_of(
     st.text(alphabet="ABC123 -.@", min_size=0, max_size=10), st.sampled_from(["NONE", "UNK", "000"])
 )
 state = st.sampled_from(["CA", "0H", "PQ", "ZZ", "", "NV"])
 date = st.sampled_from(["20240105", "20241340", "", "2024010", "ABCDEFGH"])
+#: Codes as they come: known, unknown, legacy, and formulas that are no code at all.
+code = st.sampled_from(["BLK", "BLK/WHI", "AQU", "D0DG", "4D", "=1+1", "@X", "-2", "+A", "\tB"])
 ncic_record = st.one_of(
-    st.builds(lambda n, p, s, d: ncic_line(n, p[:10], s, date=d), nic, plate, state, date),
+    st.builds(
+        lambda n, p, s, d, c: ncic_line(
+            n, p[:10], s, date=d, make=c[:4], model=c[:3], style=c[:2], colour=c
+        ),
+        nic,
+        plate,
+        state,
+        date,
+        code,
+    ),
     ANY_TEXT,
 )
 
@@ -117,8 +141,9 @@ def test_any_ncic_extract_parses_or_is_rejected_whole_and_loses_no_line(
     records: list[str], header: bool
 ) -> None:
     lines = (["NCIC LPR EXTRACT 202611220800"] if header else []) + records
-    _accounted(_parse("\n".join(lines) + "\n", "ncic-fixed", "ncic"))
-    _accounted(_parse("\n".join(ln.replace(" ", ",") for ln in lines) + "\n", "ncic-csv", "ncic"))
+    _accounted(_parse("\n".join(lines) + "\n", "ncic-fixed", "ncic"), "VPFRAM")
+    csv = "\n".join(ln.replace(" ", ",") for ln in lines) + "\n"
+    _accounted(_parse(csv, "ncic-csv", "ncic"), "VPFRAM")
 
 
 clew_record = st.one_of(

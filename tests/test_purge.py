@@ -5,9 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +21,7 @@ from hotlist.reports import deletion_rows, render, summarize
 from hotlist.store import control_path
 from hotlist.store.state import read_state
 from hotlist.verify import verify
+from tests import crash
 from tests.builders import Drop, clew_file, clew_line, ncic_file, ncic_line
 
 MARKERS = ["ZQXMRK01", "ZQXMRK02", "ZQXMRK03"]
@@ -143,7 +141,6 @@ def test_verify_fails_on_a_file_where_rows_were_only_deleted(
 
 def test_a_purge_killed_midway_is_finished_by_the_next(relaxed: Settings, drop: Drop) -> None:
     _day1_day2(relaxed, drop)
-    config = relaxed.data_dir.parent / "hotlist.toml"
     for point in ("after-markers", "after-erase", "before-swap"):
         if point == "before-swap":  # leave free blocks in the current file: it needs a rewrite
             current = (
@@ -154,33 +151,12 @@ def test_a_purge_killed_midway_is_finished_by_the_next(relaxed: Settings, drop: 
             con.execute("DROP TABLE scratch")
             con.execute("CHECKPOINT")
             con.close()
-        code = f"from pathlib import Path; from hotlist.config import load_settings; from hotlist.purge import purge; purge(load_settings(Path({str(config)!r}), {{}}), None)"
-        proc = subprocess.run(
-            [sys.executable, "-c", code],
-            env={**os.environ, "HOTLIST_FAULT_KILL_AT": point},
-            timeout=120,
-        )
-        assert proc.returncode == -signal.SIGKILL
+        crash.killed_at(relaxed, point, "purge(s, None)")
     result = purge(relaxed, None)
     assert result.verification.ok, result.verification.findings
     assert result.verification.markers == 4  # the kills left what it searches for
     assert verify(relaxed.data_dir, None, []).ok
     assert _independent_scan(relaxed.data_dir) == []
-
-
-def _kill_purge_at(settings: Settings, point: str) -> None:
-    config = settings.data_dir.parent / "hotlist.toml"
-    code = (
-        "from pathlib import Path; from hotlist.config import load_settings;"
-        "from hotlist.purge import purge;"
-        f"purge(load_settings(Path({str(config)!r}), {{}}), None)"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**os.environ, "HOTLIST_FAULT_KILL_AT": point},
-        timeout=120,
-    )
-    assert proc.returncode == -signal.SIGKILL
 
 
 def _pending(settings: Settings) -> int:
@@ -199,7 +175,7 @@ def test_a_purge_killed_before_marking_leaves_the_next_one_searching_the_same_ma
     relaxed: Settings, drop: Drop, point: str
 ) -> None:
     _day1_day2(relaxed, drop)
-    _kill_purge_at(relaxed, point)
+    crash.killed_at(relaxed, point, "purge(s, None)")
     assert _pending(relaxed) == 4
     result = purge(relaxed, None)
     assert result.verification.ok, result.verification.findings
@@ -211,7 +187,7 @@ def test_a_purge_killed_after_marking_leaves_no_content_once_a_writer_runs_again
     relaxed: Settings, drop: Drop
 ) -> None:
     _day1_day2(relaxed, drop)
-    _kill_purge_at(relaxed, "after-mark")
+    crash.killed_at(relaxed, "after-mark", "purge(s, None)")
     assert _pending(relaxed) == 0  # marked: the verification that searched them had passed
     assert _independent_scan(relaxed.data_dir) != []  # the superseded files, not yet scrubbed
     assert purge(relaxed, None).verification.ok
@@ -438,12 +414,12 @@ def test_the_published_csv_holds_the_parquets_rows_in_its_order(
     assert parquet["plate"].to_list() == sorted(parquet["plate"].to_list())
 
 
-def test_a_rewrite_killed_with_the_live_file_under_a_second_name_loses_nothing(
+def test_a_second_name_of_the_live_file_is_unlinked_not_scrubbed_and_loses_nothing(
     relaxed: Settings, drop: Drop
 ) -> None:
-    """The old name of a rewritten file is scrubbed; while it is still a second name of
-    the live file (killed before the swap), it is only unlinked: scrubbing it would zero
-    the current version."""
+    """A stray second name of the live file in a feed directory (a hardlink) is only
+    unlinked, never scrubbed: scrubbing it would zero the current version. Any other
+    leftover there is scrubbed."""
     _day1_day2(relaxed, drop)
     current = relaxed.data_dir / read_state(relaxed.data_dir)["feeds"]["ncic"]["content_file"]
     second = current.with_name(current.name + ".old")

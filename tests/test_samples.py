@@ -1,6 +1,6 @@
 """The sample-data generator: byte-exact layouts, determinism, and the day-2 differences.
 
-Every check here reads the files with the offsets of formats.md written out below, not
+Every check here reads the files with the offsets of docs/formats.md written out below, not
 with the project's parser, so a parser bug and a writer bug cannot cancel out.
 """
 
@@ -36,7 +36,7 @@ from hotlist.samples.generate import hash_expr, mix64, stream_key
 
 CODES = Path(__file__).parent.parent / "contracts" / "codes"
 
-# formats.md section 1 and 2, 0-based, end exclusive (None: to the end of the line)
+# docs/formats.md section 1 and 2, 0-based, end exclusive (None: to the end of the line)
 CLEW_OFFSETS: dict[str, tuple[int, int | None]] = {
     "plate": (0, 8),
     "state": (8, 10),
@@ -99,7 +99,7 @@ def ccyymmdd(text: str) -> date:
 
 
 def clew_table(path: Path, newline: str = "\r\n") -> tuple[datetime, list[dict[str, str]], int]:
-    """Header time, records (fields by formats.md offsets), trailer count; checks shapes."""
+    """Header time, records (fields by docs/formats.md offsets), trailer count; checks shapes."""
     header, *records, trailer = read_lines(path, newline)
     header_match, trailer_match = CLEW_HEADER.match(header), CLEW_TRAILER.match(trailer)
     assert header_match and trailer_match, (header, trailer)
@@ -190,7 +190,7 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
     }
 
 
-# --- the reference examples of formats.md -----------------------------------------------
+# --- the reference examples of docs/formats.md -----------------------------------------------
 
 
 def test_writers_reproduce_the_examples_of_formats_md(tmp_path: Path) -> None:

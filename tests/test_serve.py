@@ -114,7 +114,8 @@ def test_requests_without_a_valid_key_are_refused_and_logged(
 def test_only_california_public_agencies_receive_data(
     api: str, settings: Settings, kind: reg.AgencyKind
 ) -> None:
-    agency_key = reg.add(settings.data_dir, f"c-{kind.value}", "XX0000000", "Agency", kind)
+    ori = "CA0190001" if kind.may_receive else "NV0020000"
+    agency_key = reg.add(settings.data_dir, f"c-{kind.value}", ori, "Agency", kind)
     response = _lookup(api, _headers(agency_key))
     full = httpx.get(f"{api}/v1/hotlist", headers=_headers(agency_key), timeout=30)
     if kind in (reg.AgencyKind.CA_LOCAL, reg.AgencyKind.CA_STATE):
@@ -123,6 +124,15 @@ def test_only_california_public_agencies_receive_data(
         assert response.status_code == full.status_code == 403
         assert "SB 34" in response.json()["detail"]
         assert all(r["outcome"].startswith("refused") for r in audit.records(settings.data_dir))
+
+
+@pytest.mark.parametrize("ori", ["NV0190000", "CA019000", "", "ca0190000x"])
+def test_a_california_agency_is_registered_only_with_a_california_ori(
+    settings: Settings, ori: str
+) -> None:
+    with pytest.raises(reg.ConsumerError, match="9 characters starting CA"):
+        reg.add(settings.data_dir, "patrol-x", ori, "PD", reg.AgencyKind.CA_LOCAL)
+    assert reg.all_consumers(settings.data_dir) == []
 
 
 @pytest.mark.parametrize(
@@ -328,3 +338,67 @@ def test_status_shows_each_consumers_version_and_lag(
     shown = CliRunner().invoke(app, ["status", "-c", config]).stdout
     row = next(line for line in shown.splitlines() if "patrol-1" in line)
     assert "│ 1 " in row  # one version behind
+
+
+def test_a_key_revoked_while_the_server_runs_is_refused_on_the_next_request(
+    api: str, key: str, settings: Settings
+) -> None:
+    assert _lookup(api, _headers(key)).status_code == 200
+    reg.revoke(settings.data_dir, "patrol-1")
+    assert _lookup(api, _headers(key)).status_code == 401
+
+
+def test_a_lookup_in_steady_state_reads_no_file_only_stats_them(
+    settings: Settings, drop: Drop, key: str, tmp_path: Path
+) -> None:
+    """The per-request cost: the registry, CURRENT.json and the served version are
+    checked with stat(2) alone; nothing the server answers from is opened or read
+    (strace on a real ``hotlist serve``)."""
+    import os
+    import shutil
+    import subprocess
+    import time
+
+    from tests.serving import server_process
+
+    if shutil.which("strace") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("strace is required under CI")
+        pytest.skip("strace is not installed")
+    _publish(settings, drop, BASE, 1)
+    trace = tmp_path / "trace"
+    with server_process(tmp_path / "hotlist.toml", tmp_path) as server:
+        url = f"http://127.0.0.1:{server.port}"
+        with httpx.Client(base_url=url, timeout=30) as http:
+            assert http.post("/v1/lookup", json={"plate": "7API001"}, headers=_headers(key))
+            attach_log = tmp_path / "strace.err"
+            with open(attach_log, "wb") as err:
+                tracer = subprocess.Popen(
+                    ["strace", "-f", "-p", str(server.pid), "-o", str(trace),
+                     "-e", "trace=open,openat,read,pread64,newfstatat,stat,statx"],
+                    stderr=err,
+                )  # fmt: skip
+            deadline = time.monotonic() + 30
+            while "attached" not in attach_log.read_text():
+                if tracer.poll() is not None or time.monotonic() > deadline:
+                    tracer.kill()
+                    message = attach_log.read_text()
+                    if os.environ.get("CI") != "true" and "not permitted" in message:
+                        pytest.skip(f"ptrace is not permitted here: {message}")
+                    pytest.fail(f"strace did not attach: {message}")
+                time.sleep(0.1)
+            for _ in range(10):
+                response = http.post("/v1/lookup", json={"plate": "7API001"}, headers=_headers(key))
+                assert response.status_code == 200
+            tracer.terminate()
+            tracer.wait(timeout=30)
+    data_dir = str(settings.data_dir)
+    # What the server itself reads to answer; the access log's appends are hotlist.audit's.
+    audit_dir = str(settings.data_dir / "audit")
+    touched = [
+        line
+        for line in trace.read_text().splitlines()
+        if data_dir in line and audit_dir not in line
+    ]
+    assert [line for line in touched if "open" in line.split("(")[0]] == []
+    assert sum("CURRENT.json" in line for line in touched) >= 10  # stat'ed per request

@@ -294,3 +294,16 @@ def test_a_line_key_is_the_xxh3_128_of_the_line_seeded_from_the_local_key(
     assert _rows(
         path, "SELECT line_key_hi, line_key_lo FROM entries WHERE record_id = 'V000000001'"
     ) == [expected]
+
+
+def test_the_parser_fingerprint_covers_the_code_that_parses_and_stores_a_line() -> None:
+    """A change to any of these files changes the parser, and the next file is parsed
+    whole; each must exist (a renamed module would otherwise drop out of the hash)."""
+    from hotlist.fingerprint import parser_sources
+
+    sources = parser_sources()
+    assert all(path.is_file() for path in sources)
+    names = {"/".join(path.parts[-2:]) for path in sources}
+    assert {"hotlist/parse.py", "store/chunks.py", "store/stream.py", "contracts/models.py"} <= (
+        names
+    )

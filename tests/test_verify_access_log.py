@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from hotlist import audit
 from hotlist.cli import app
 from hotlist.config import Settings
 from hotlist.ingest import ingest_source
@@ -49,7 +50,7 @@ def _remove_upstream(settings: Settings, drop: Drop) -> None:
 
 
 def _access_log(settings: Settings) -> Path:
-    return settings.data_dir / "audit" / "access.jsonl"
+    return audit.log_path(settings.data_dir)
 
 
 def test_a_lawful_lookup_of_a_plate_removed_later_does_not_fail_the_purge(
@@ -67,8 +68,8 @@ def test_a_lawful_lookup_of_a_plate_removed_later_does_not_fail_the_purge(
     assert b"ZQXLOOK7" in _access_log(relaxed).read_bytes()  # and the log was not touched
 
 
-def _plant(settings: Settings, line: bytes, name: str = "access.jsonl") -> Path:
-    path = settings.data_dir / "audit" / name
+def _plant(settings: Settings, line: bytes, name: str | None = None) -> Path:
+    path = settings.data_dir / "audit" / name if name else audit.log_path(settings.data_dir)
     with open(path, "ab") as fh:
         fh.write(line)
     return path

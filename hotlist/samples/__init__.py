@@ -2,7 +2,7 @@
 
 Used by ``hotlist demo``, the tests and the benchmark. Same seed, same bytes.
 
-* ``write_clew`` / ``write_ncic``: byte-exact writers (formats.md sections 1 and 2);
+* ``write_clew`` / ``write_ncic``: byte-exact writers (docs/formats.md sections 1 and 2);
 * ``generate_clew`` / ``generate_ncic``: seeded realistic records;
 * ``write_demo_days``: two small days with every special case and one bad file;
 * ``write_bench_dataset``: two production-size days, written column-wise.

@@ -49,7 +49,7 @@ from hotlist.samples.generate import (
     table_codes,
 )
 
-#: CLEW file name -> hotlist list name (formats.md section 1).
+#: CLEW file name -> hotlist list name (docs/formats.md section 1).
 SVS_FILES = {"svs.tbl": "stolen_vehicle", "sfr.tbl": "felony_vehicle", "slr.tbl": "stolen_plate"}
 NCIC_FILE = "VEHEXTRT.txt"
 #: Day 2's deliberately incomplete file: its trailer counts lines that are not there.
@@ -57,7 +57,7 @@ BAD_FILE = "sfr.tbl"
 DEMO_DAY1 = datetime(2026, 11, 22, 6, 0)
 #: Record lines per file on day 1 (generated records plus the special cases).
 DEMO_SIZES = {"svs.tbl": 100, "sfr.tbl": 20, "slr.tbl": 50, NCIC_FILE: 300}
-#: Plates that are placeholders, not hits (formats.md section 3).
+#: Plates that are placeholders, not hits (docs/formats.md section 3).
 NOT_HIT_PLATES = frozenset({"", "NONE", "UNK", "UNKNOWN", "0", "00", "000", "190"})
 #: Marker plates: on day 1 only, in files that day 2 applies (never the bad file).
 SVS_MARKERS = {
@@ -71,7 +71,7 @@ T = TypeVar("T")
 
 
 def plate_key(raw: str) -> str:
-    """Normalized plate: uppercase, only A-Z0-9 (formats.md section 3)."""
+    """Normalized plate: uppercase, only A-Z0-9 (docs/formats.md section 3)."""
     return re.sub(r"[^A-Z0-9]", "", raw.upper())
 
 

@@ -1,4 +1,4 @@
-"""Byte-exact writers of the upstream files at the reference layouts (formats.md 1 and 2).
+"""Byte-exact writers of the upstream files at the reference layouts (docs/formats.md 1 and 2).
 
 * CLEW SVS table (``svs.tbl``, ``sfr.tbl``, ``slr.tbl``): header ``DATE`` +
   ``MM/DD/YYYY HH:MM``, fixed-width records (plate 0-8, state 8-10, county 10-12,
@@ -27,7 +27,7 @@ import polars as pl
 Newline = Literal["\n", "\r\n"]
 NcicLayout = Literal["ncic-fixed", "ncic-csv"]
 
-#: CLEW SVS record: (field, width), in line order (formats.md section 1).
+#: CLEW SVS record: (field, width), in line order (docs/formats.md section 1).
 CLEW_FIELDS: tuple[tuple[str, int], ...] = (
     ("plate", 8),
     ("state", 2),
@@ -35,7 +35,7 @@ CLEW_FIELDS: tuple[tuple[str, int], ...] = (
     ("loss_date", 8),
 )
 #: NCIC extract record: (field, width), in line order; the colour runs to the end of the
-#: line (3 or 7 characters) and is never padded (formats.md section 2).
+#: line (3 or 7 characters) and is never padded (docs/formats.md section 2).
 NCIC_FIELDS: tuple[tuple[str, int], ...] = (
     ("nic", 10),
     ("ori", 9),

@@ -51,7 +51,7 @@ OTHER_PLATE_SHAPES = (
     ("LLDDDDD", 10),
     ("LLLLDDD", 10),
 )
-#: Placeholder plates seen upstream; not hits (formats.md section 3).
+#: Placeholder plates seen upstream; not hits (docs/formats.md section 3).
 JUNK_PLATES = ("NONE", "UNK", "000")
 #: Legacy codes written on purpose: digit 0 for letter O, old province codes.
 LEGACY_STATES = ("0H", "PQ", "NF")
@@ -272,12 +272,12 @@ def _with_plate(frame: pl.DataFrame, r: _Streams, junk_per: int) -> pl.DataFrame
 
 
 def normalized_plate(expr: pl.Expr) -> pl.Expr:
-    """formats.md 3: uppercase, only A-Z0-9 (the generator's own, parser-independent)."""
+    """docs/formats.md 3: uppercase, only A-Z0-9 (the generator's own, parser-independent)."""
     return expr.str.to_uppercase().str.replace_all(r"[^A-Z0-9]", "")
 
 
 def normalized_state(expr: pl.Expr) -> pl.Expr:
-    """formats.md 3: digit 0 read as letter O, legacy province aliases."""
+    """docs/formats.md 3: digit 0 read as letter O, legacy province aliases."""
     aliases = {
         row["legacy"]: row["code"] for row in code_table("aliases") if row["field"] == "state"
     }

@@ -5,18 +5,22 @@ with ``OUT/state.json`` naming its version; each pull asks for the delta since t
 version (or gets a full version when too far behind), applies removals and upserts,
 replaces the copy atomically, then acknowledges the version so the deletion reports
 can count this copy as purged.
+
+The copy holds record content wherever it is kept, so its files are mode 0600 even in a
+directory the operator made world-readable; a directory the client creates is 0700.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import polars as pl
+
+from hotlist.private import make_private, replacing, write_private
 
 
 class PullError(Exception):
@@ -45,6 +49,8 @@ def pull(
 ) -> PullResult:
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     state_file, copy = out / "state.json", out / "hotlist.parquet"
+    for existing in (copy, state_file):  # a copy left 0644 by an older client
+        make_private(existing)
     state = json.loads(state_file.read_text()) if state_file.exists() and copy.exists() else {}
     since = state.get("version")
     headers = {"Authorization": f"Bearer {key}", "X-User": user, "X-Purpose": purpose}
@@ -70,12 +76,9 @@ def pull(
                 [local.filter(~pl.col("entry_id").is_in(touched)), fresh.select(local.columns)]
             )
             upserts, removals = fresh.height, gone.len()
-        tmp = copy.with_suffix(".tmp")
-        merged.sort("plate", "state").write_parquet(tmp)
-        os.replace(tmp, copy)
-        state_tmp = state_file.with_suffix(".tmp")
-        state_tmp.write_text(json.dumps({"version": version}))
-        os.replace(state_tmp, state_file)
+        with replacing(copy) as fh:
+            merged.sort("plate", "state").write_parquet(fh)
+        write_private(state_file, json.dumps({"version": version}))
         acked = http.post("/v1/ack", json={"version": version}, headers=headers)
         if acked.status_code != 200:
             raise PullError(_problem(acked))

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from hotlist.access import is_california_ori
 from hotlist.store import private_dir
 
 
@@ -109,7 +110,15 @@ _COLUMNS = (
 
 
 def add(data_dir: Path, name: str, ori: str, agency_name: str, kind: AgencyKind) -> str:
-    """Register a consumer; return its API key (shown once, stored hashed)."""
+    """Register a consumer; return its API key (shown once, stored hashed).
+
+    A consumer said to be of a California agency must carry a California ORI: the API
+    refuses any other (:func:`hotlist.access.refusal`), so a key issued for one would be
+    a key that never works."""
+    if kind.may_receive and not is_california_ori(ori):
+        raise ConsumerError(
+            f"a {kind.value} agency's ORI is 9 characters starting CA; {ori!r} is not"
+        )
     key = "hl_" + secrets.token_urlsafe(32)
     with registry(data_dir) as con:
         try:
@@ -208,8 +217,12 @@ class KeyCache:
     def get(self, key: str) -> Consumer | None:
         stamp = self._files_stamp()
         if stamp != self._stamp:
-            with self._lock, registry(self.data_dir) as con:
-                rows = con.execute(f"SELECT key_hash, {_COLUMNS} FROM consumers").fetchall()
+            with self._lock:
+                with registry(self.data_dir) as con:
+                    rows = con.execute(f"SELECT key_hash, {_COLUMNS} FROM consumers").fetchall()
                 self._by_hash = {str(r[0]): _row(r[1:]) for r in rows}
-                self._stamp = self._files_stamp()
+                # The stamp from before the read: a reader's own connection creates and
+                # removes the -wal file, which must not count as a change (it would
+                # re-read the registry on every request); a write during the read does.
+                self._stamp = stamp
         return self._by_hash.get(hash_key(key))

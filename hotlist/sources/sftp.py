@@ -5,10 +5,12 @@ URL form ``sftp://user@host:port/remote/dir``. The client authenticates with the
 encrypted) and trusts only the host keys in ``known_hosts``: an unknown host or a changed
 key is refused (CJIS: pin the server's host key), never learned.
 
-Each file is stat'ed, skipped when ``seen_before`` knows its size and mtime, else
-downloaded to ``<name>.part`` (0600) while hashing, fsynced, stat'ed again (a file that
-moved during the read is downloaded again, a few times at most), checked against a
-``<name>.sha256`` companion when the server has one, and renamed into place. Every failure
+Each file is stat'ed (a directory, FIFO or device, even behind a symbolic link, is refused
+as what it is), skipped without a download when its ``<name>.sha256`` companion names the
+file taken last, else downloaded to ``<name>.part`` (0600) while hashing, fsynced, stat'ed
+again (a file that moved during the read is downloaded again, a few times at most),
+checked against the companion when the server has one, dropped when its hash is the last
+taken file's, and renamed into place. Every failure
 becomes a :class:`FetchError` naming the server, port and remote path; a failed file leaves
 nothing in the landing area.
 
@@ -36,7 +38,15 @@ from urllib.parse import unquote, urlparse
 import paramiko
 
 from hotlist.config import SourceConfig
-from hotlist.sources import FetchError, FetchFailure, LandedFile, SeenBefore, Unchanged
+from hotlist.sources import (
+    FetchError,
+    FetchFailure,
+    LandedFile,
+    LastTaken,
+    Unchanged,
+    file_type,
+    is_unchanged,
+)
 from hotlist.sources.landing import (
     TMP_SUFFIX,
     check_remote_name,
@@ -100,7 +110,7 @@ def parse_sftp_url(url: str) -> _Endpoint:
 
 
 def fetch_sftp(
-    source: SourceConfig, feeds: list[str], landing: Path, seen_before: SeenBefore
+    source: SourceConfig, feeds: list[str], landing: Path, last_taken: LastTaken
 ) -> list[LandedFile | Unchanged]:
     """Download each feed's file into ``landing``; same contract as ``fetch_local``."""
     endpoint = parse_sftp_url(source.url)
@@ -110,7 +120,7 @@ def fetch_sftp(
     remove_stale_parts(landing)
     out: list[LandedFile | Unchanged] = []
     with _sftp_session(endpoint, source, key, known_hosts) as sftp:
-        fetcher = _Fetcher(sftp, endpoint, source, landing, seen_before)
+        fetcher = _Fetcher(sftp, endpoint, source, landing, last_taken)
         for feed in feeds:
             out.append(fetcher.fetch(feed, names[feed]))
     return out
@@ -243,6 +253,25 @@ def _host_key_changed(
     )
 
 
+#: paramiko's transport thread logs a failed handshake as ERROR lines plus a traceback, one
+#: record per line, before the connecting thread gets the same error; that error becomes
+#: a FetchError with the reason, so the thread's copy is kept to one debug line.
+TRANSPORT_LOG = "hotlist.sources.sftp.transport"
+
+
+class _TransportErrorsToDebug(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR:
+            return True
+        message = record.getMessage()
+        if message.startswith(("Exception (", "Unknown exception")):
+            log.debug("SSH transport: %s", message.splitlines()[0])
+        return False
+
+
+logging.getLogger(TRANSPORT_LOG).addFilter(_TransportErrorsToDebug())
+
+
 def _open_socket(endpoint: _Endpoint, timeout_s: float) -> socket.socket:
     """TCP connection with TCP_NODELAY (paramiko never sets it; small SFTP requests stall)."""
     try:
@@ -267,6 +296,7 @@ def _fast_transport(sock: Any, **kwargs: Any) -> paramiko.Transport:
     """A Transport that proposes AES-GCM first (one pass for cipher and MAC)."""
     transport = paramiko.Transport(sock, **kwargs)
     options = transport.get_security_options()
+    transport.set_log_channel(TRANSPORT_LOG)
     offered = tuple(options.ciphers)
     options.ciphers = tuple(c for c in FAST_CIPHERS if c in offered) + tuple(
         c for c in offered if c not in FAST_CIPHERS
@@ -298,12 +328,18 @@ def _connect(
             transport_factory=_fast_transport,
         )
     except BaseException as exc:
+        # Whether the server ever sent its banner: the connecting thread may see only "No
+        # existing session" while the transport thread is still waiting for it.
+        transport = client.get_transport()
+        no_banner = transport is not None and not transport.remote_version
         client.close()
         sock.close()
         if isinstance(exc, FetchError) or not isinstance(exc, Exception):
             raise
         timed_out = time.monotonic() - started >= source.connect_timeout_s
-        raise _connect_failure(exc, endpoint, source, key, known_hosts, timed_out) from exc
+        raise _connect_failure(
+            exc, endpoint, source, key, known_hosts, timed_out, no_banner
+        ) from exc
     return client
 
 
@@ -314,6 +350,7 @@ def _connect_failure(
     key: paramiko.PKey,
     known_hosts: Path,
     timed_out: bool,
+    no_banner: bool = False,
 ) -> FetchError:
     """Classify a failure of the handshake, host key check or login."""
     if isinstance(exc, paramiko.BadHostKeyException):
@@ -325,6 +362,14 @@ def _connect_failure(
             f" ({key.get_name()} {key.fingerprint}); ask the server's operator to"
             f" authorize that public key for user {endpoint.user}, or fix private_key or"
             " the user in the URL",
+        )
+    if no_banner:
+        return FetchError(
+            FetchFailure.TIMEOUT,
+            f"{endpoint.host} port {endpoint.port} accepted the connection but sent no SSH"
+            f" banner within {source.connect_timeout_s:g} s: it is not an SSH server, or it is"
+            " frozen or overloaded; check the port in the URL, retry later, or raise"
+            " connect_timeout_s",
         )
     # paramiko reports a handshake that ran out of time as "No existing session".
     if timed_out or _is_timeout(exc):
@@ -433,10 +478,28 @@ def _translated(endpoint: _Endpoint, remote: str, source: SourceConfig) -> Itera
 # -- one file --------------------------------------------------------------------------------
 
 
-def _stat(sftp: paramiko.SFTPClient, remote: str) -> _Stat:
-    attrs = sftp.stat(remote)
+def _stat(sftp: paramiko.SFTPClient, endpoint: _Endpoint, remote: str) -> _Stat:
+    """Size and mtime of a regular file (a symbolic link to one is followed)."""
+    try:
+        attrs = sftp.stat(remote)
+    except FileNotFoundError:
+        link = _lstat_mode(sftp, remote)
+        if link is not None and stat.S_ISLNK(link):
+            raise FetchError(
+                FetchFailure.NOT_FOUND,
+                f"{remote} on {endpoint.label} is a symbolic link whose target does not exist;"
+                " ask the upstream to fix the link or publish the file",
+            ) from None
+        raise
     if attrs.st_mode is not None and not stat.S_ISREG(attrs.st_mode):
-        raise FileNotFoundError(f"{remote} is not a regular file")
+        link = _lstat_mode(sftp, remote)
+        through = " (through a symbolic link)" if link is not None and stat.S_ISLNK(link) else ""
+        raise FetchError(
+            FetchFailure.NOT_A_FILE,
+            f"{remote} on {endpoint.label} is {file_type(attrs.st_mode)}{through}, not a"
+            " regular file; nothing was read; check the file name in the configuration or"
+            " ask the upstream what it published there",
+        )
     if attrs.st_size is None or attrs.st_mtime is None:
         raise paramiko.SSHException("the server did not report size and mtime")
     return _Stat(int(attrs.st_size), int(attrs.st_mtime))
@@ -486,6 +549,13 @@ def _download(sftp: paramiko.SFTPClient, remote: str, size: int, part: Path) -> 
     return digest.hexdigest(), received
 
 
+def _lstat_mode(sftp: paramiko.SFTPClient, remote: str) -> int | None:
+    try:
+        return sftp.lstat(remote).st_mode
+    except OSError:
+        return None
+
+
 def _expected_sha256(sftp: paramiko.SFTPClient, endpoint: _Endpoint, name: str) -> str | None:
     """The hash in ``<name>.sha256`` next to the file, or None when there is no companion."""
     try:
@@ -504,7 +574,7 @@ class _Fetcher:
     endpoint: _Endpoint
     source: SourceConfig
     landing: Path
-    seen_before: SeenBefore
+    last_taken: LastTaken
 
     def fetch(self, feed: str, name: str) -> LandedFile | Unchanged:
         remote = self.endpoint.path(name)
@@ -519,12 +589,14 @@ class _Fetcher:
     def _fetch_verified(
         self, feed: str, name: str, remote: str, part: Path
     ) -> LandedFile | Unchanged:
+        last = self.last_taken(feed)
         for attempt in range(1, ATTEMPTS + 1):
-            before = _stat(self.sftp, remote)
-            if self.seen_before(feed, name, before.size, float(before.mtime)):
+            before = _stat(self.sftp, self.endpoint, remote)
+            # The companion says, without a download, that the content is the last taken.
+            if is_unchanged(last, name, _expected_sha256(self.sftp, self.endpoint, name)):
                 return Unchanged(feed, name)
             sha, received = _download(self.sftp, remote, before.size, part)
-            if received == before.size and _stat(self.sftp, remote) == before:
+            if received == before.size and _stat(self.sftp, self.endpoint, remote) == before:
                 break
             part.unlink(missing_ok=True)
             log.warning(
@@ -539,6 +611,10 @@ class _Fetcher:
                 " (size or mtime moved); retry after the upstream finishes writing it",
             )
         self._verify_companion(name, remote, sha)
+        if is_unchanged(last, name, sha):
+            part.unlink()
+            log.info("%s on %s: same content as the file taken last", name, self.endpoint.label)
+            return Unchanged(feed, name)
         final = self.landing / name
         publish_file(part, final)
         log.info(

@@ -5,12 +5,17 @@ Layout under ``data_dir``::
     store/control.duckdb             ids only: versions, change log, tombstones, file events
     store/feeds/<feed>/v<N>.duckdb   the content of one feed at version N (entries, quarantine)
     store/state.json                 what readers need: current files, counts, last events
+    store/spill/                     DuckDB's temporary files while a writer runs
 
-Every applied file writes a **fresh** content file for its feed; the superseded one is
-deleted once the control database has committed the new version. So content of removed
+Every applied file writes a **fresh** content file for its feed; the new version is
+current once the control database has committed it. The superseded file is kept until
+the purge (:mod:`hotlist.purge`) has searched it for the content of the records the new
+version removed, then scrubbed (overwritten, fsynced, unlinked). So content of removed
 records never lingers in a DuckDB file (no delete vectors, no free blocks), readers open
-immutable files read-only and never wait for the writer, and a run killed at any moment
-leaves the previous version whole: the next writer deletes what no version refers to.
+immutable content files read-only and never wait for the writer, and a run killed at any
+moment leaves the previous version whole: the next writer scrubs what no version refers
+to (:func:`hotlist.store.content.recover`) and finishes what is pending
+(:func:`hotlist.store.pending.pending_work`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""Content files: one immutable DuckDB file per feed version (entries and quarantine)."""
+"""Content files: one immutable DuckDB file per feed version (entries and quarantine).
+
+Every file of a feed directory holds record content, and so does DuckDB's spill
+directory while a writer sorts or joins more than its memory limit: each is scrubbed
+(:mod:`hotlist.scrub`: overwritten, fsynced, unlinked), never just unlinked.
+"""
 
 from __future__ import annotations
 
@@ -7,39 +12,45 @@ from pathlib import Path
 
 import duckdb
 
+from hotlist.scrub import scrub_unlink
 from hotlist.sources.landing import fsync_dir
-from hotlist.store import private_dir, store_dir
+from hotlist.sql import literal
+from hotlist.store import FEEDS, feed_dir
+from hotlist.store import control as ctl
+from hotlist.store.spill import scrub_spill, use_spill_dir
+from hotlist.store.state import write_state
 
-#: DuckDB may use this much memory per writer before it spills to ``store/spill``.
+#: DuckDB may use this much memory per writer before it spills (:mod:`hotlist.store.spill`).
 MEMORY_LIMIT = "512MB"
-
-
-def spill_dir(data_dir: Path) -> Path:
-    return store_dir(data_dir) / "spill"
 
 
 def connect_writer(path: Path, data_dir: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(str(path))
-    spill = private_dir(spill_dir(data_dir))
-    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    con.execute(f"SET memory_limit = {literal(MEMORY_LIMIT)}")
     con.execute("SET preserve_insertion_order = false")
-    con.execute("SET temp_directory = ?", [str(spill)])
+    use_spill_dir(con, data_dir)
     return con
 
 
 def remove_unreferenced(feed_directory: Path, keep: set[Path]) -> list[Path]:
-    """Delete every file of a feed directory not in ``keep``: leftovers of a killed run."""
+    """Scrub every file of a feed directory not in ``keep``: leftovers of a killed run."""
     removed: list[Path] = []
     if not feed_directory.exists():
         return removed
     for path in sorted(feed_directory.iterdir()):
-        if path in keep:
+        if path in keep or not path.is_file():
             continue
-        path.unlink(missing_ok=True)
+        scrub_unlink(path)
         removed.append(path)
     if removed:
         fsync_dir(feed_directory)
     return removed
+
+
+def discard(path: Path) -> None:
+    """Scrub a content file that will not become a version, with its write-ahead log."""
+    scrub_unlink(path)
+    scrub_unlink(path.with_name(path.name + ".wal"))
 
 
 def seal(tmp: Path, path: Path) -> None:
@@ -48,5 +59,19 @@ def seal(tmp: Path, path: Path) -> None:
         os.fsync(fh.fileno())
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
-    path.with_name(path.name + ".wal").unlink(missing_ok=True)
+    scrub_unlink(tmp.with_name(tmp.name + ".wal"))
+    scrub_unlink(path.with_name(path.name + ".wal"))
     fsync_dir(path.parent)
+
+
+def recover(con: duckdb.DuckDBPyConnection, data_dir: Path) -> list[Path]:
+    """Bring state.json up to the committed versions, then scrub the content files no
+    version refers to and DuckDB's spill files: leftovers of a killed run. Superseded
+    versions stay until the purge has verified and erased what they hold of removed
+    records. Call with the writer lock held."""
+    write_state(con, data_dir)
+    keep = set(ctl.live_content_files(con, data_dir))
+    removed: list[Path] = []
+    for feed in FEEDS:
+        removed += remove_unreferenced(feed_dir(data_dir, feed), keep)
+    return removed + scrub_spill(data_dir)

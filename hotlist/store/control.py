@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,15 @@ from typing import Any
 import duckdb
 
 from hotlist.store import control_path, private_dir, store_dir
+from hotlist.store.guards import APPROVED_RULE, History
+from hotlist.store.lock import StoreBusy, holder
+from hotlist.store.spill import no_spill, use_spill_dir
+
+log = logging.getLogger("hotlist.store")
+
+#: How long a reader waits for a writer to close the control database, and a writer for
+#: readers to close it, before giving up with :class:`StoreBusy`.
+WAIT_S = 120.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS counters (name VARCHAR NOT NULL, value BIGINT NOT NULL);
@@ -97,12 +110,77 @@ class FileEvent:
     excluded: dict[str, int] | None = None
 
 
-def connect(data_dir: Path) -> duckdb.DuckDBPyConnection:
-    """Open (creating if needed) the control database read-write. Hold the writer lock."""
+class NoStore(FileNotFoundError):
+    """``data_dir`` holds no store: nothing was ever ingested there, or the path is wrong."""
+
+
+def _is_lock_conflict(exc: duckdb.Error) -> bool:
+    return isinstance(exc, duckdb.IOException) and "Could not set lock" in str(exc)
+
+
+def _open(
+    data_dir: Path, read_only: bool, wait_s: float, on_wait: Callable[[str], None]
+) -> duckdb.DuckDBPyConnection:
+    """Open the control database; while another process holds a lock that conflicts, wait
+    (telling ``on_wait`` once) up to ``wait_s`` seconds, then raise :class:`StoreBusy`."""
+    path = control_path(data_dir)
+    deadline = time.monotonic() + wait_s
+    told = False
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.Error as exc:
+            if not _is_lock_conflict(exc):
+                raise
+        who = "a writer (ingest or purge)" if read_only else "a reader"
+        held = holder(data_dir) if read_only else None
+        if held:
+            who += f", {held},"
+        if time.monotonic() >= deadline:
+            raise StoreBusy(
+                f"{path} is still in use by {who} after {wait_s:g} s; try again when it"
+                " has finished"
+            ) from None
+        if not told:
+            on_wait(f"{path} is in use by {who}; waiting up to {wait_s:g} s for it")
+            told = True
+        time.sleep(0.25)
+
+
+def connect(
+    data_dir: Path, wait_s: float = WAIT_S, on_wait: Callable[[str], None] = log.warning
+) -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed) the control database read-write. Hold the writer lock.
+
+    A reader that has it open (:func:`read_only`) is waited for, up to ``wait_s`` seconds.
+    """
     private_dir(store_dir(data_dir))
-    con = duckdb.connect(str(control_path(data_dir)))
+    con = _open(data_dir, False, wait_s, on_wait)
+    use_spill_dir(con, data_dir)
     con.execute(SCHEMA)
     return con
+
+
+@contextmanager
+def read_only(
+    data_dir: Path, wait_s: float = WAIT_S, on_wait: Callable[[str], None] = log.warning
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The control database, read-only, for readers (verify, reports, the CLI's lookups):
+    never created, never written, no temporary file.
+
+    While a writer has it open, waits up to ``wait_s`` seconds, saying so once through
+    ``on_wait``, then raises :class:`StoreBusy` naming the writer. Raises :class:`NoStore`
+    when ``data_dir`` holds no store. Keep the connection briefly: a writer waits for it.
+    """
+    path = control_path(data_dir)
+    if not path.is_file():
+        raise NoStore(f"no hotlist store at {data_dir}: {path} does not exist")
+    con = _open(data_dir, True, wait_s, on_wait)
+    try:
+        no_spill(con)
+        yield con
+    finally:
+        con.close()
 
 
 def active_suppressions(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -165,6 +243,38 @@ def live_content_files(con: duckdb.DuckDBPyConnection, data_dir: Path) -> dict[P
             "SELECT content_file FROM versions WHERE erased_at IS NULL"
         ).fetchall()
     }
+
+
+def feed_history(con: duckdb.DuckDBPyConnection, feed: str, versions: int) -> History:
+    """The feed's last ``versions`` ingest versions that have a previous version, as a
+    :class:`History`: the share of entries each removed, the share by
+    which each file's record lines shrank, and the current version's record lines.
+    Versions applied by an approval of a mass removal are left out."""
+    rows = con.execute(
+        """
+        WITH all_versions AS (
+            SELECT version, kind, removed, lag(entries) OVER (ORDER BY version) AS before
+            FROM versions WHERE feed = ?
+        ), ingests AS (
+            SELECT a.version, a.removed, a.before, e.record_lines, e.rule,
+                   lag(e.record_lines) OVER (ORDER BY a.version) AS lines_before
+            FROM all_versions a
+            LEFT JOIN file_events e
+              ON e.feed = ? AND e.version = a.version AND e.verdict = 'applied'
+            WHERE a.kind = 'ingest'
+        )
+        SELECT version, removed / nullif(before, 0), 1 - record_lines / nullif(lines_before, 0),
+               record_lines, rule IS NOT DISTINCT FROM ?
+        FROM ingests ORDER BY version DESC
+        """,
+        [feed, feed, APPROVED_RULE],
+    ).fetchall()
+    kept = [r for r in rows[:versions] if not r[4]]
+    return History(
+        removal_shares=tuple(float(r[1]) for r in kept if r[1] is not None),
+        shrink_shares=tuple(float(r[2]) for r in kept if r[2] is not None),
+        previous_record_lines=int(rows[0][3]) if rows and rows[0][3] is not None else None,
+    )
 
 
 def last_extract_time(con: duckdb.DuckDBPyConnection, feed: str) -> dt.datetime | None:

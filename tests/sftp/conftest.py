@@ -20,10 +20,6 @@ FEEDS = {"svs": "svs.tbl", "sfr": "sfr.tbl", "slr": "slr.tbl", "ncic": "VEHEXTRT
 MakeSource = Callable[..., SourceConfig]
 
 
-def never_seen(feed: str, name: str, size: int, mtime: float) -> bool:
-    return False
-
-
 def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

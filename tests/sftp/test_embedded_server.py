@@ -12,10 +12,10 @@ import paramiko
 import pytest
 
 from hotlist.config import SourceConfig
-from hotlist.sources import FetchError, FetchFailure, LandedFile
+from hotlist.sources import FetchError, FetchFailure, LandedFile, never_taken
 from hotlist.sources.sftp import fetch_sftp
 from hotlist.sources.sftp_server import EmbeddedSftp, serve_directory, write_ed25519_key
-from tests.sftp.conftest import FEEDS, landed, never_seen, sha256_of
+from tests.sftp.conftest import FEEDS, landed, sha256_of
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_fetch_sftp_lands_all_four_files_from_the_embedded_server(
     for name, data in files.items():
         (served / name).write_bytes(data)
 
-    results = fetch_sftp(_source(demo), list(FEEDS), landing, never_seen)
+    results = fetch_sftp(_source(demo), list(FEEDS), landing, never_taken)
 
     assert [r.feed for r in results] == list(FEEDS)
     for result in results:
@@ -87,7 +87,7 @@ def test_it_accepts_no_other_client_key(
     write_ed25519_key(stranger)
 
     with pytest.raises(FetchError) as caught:
-        fetch_sftp(_source(demo, private_key=stranger), ["svs"], landing, never_seen)
+        fetch_sftp(_source(demo, private_key=stranger), ["svs"], landing, never_taken)
 
     assert caught.value.kind is FetchFailure.AUTH_REFUSED
     assert landed(landing) == []
@@ -134,7 +134,7 @@ def test_a_symlink_out_of_the_served_directory_is_permission_denied(
     (served / "VEHEXTRT.txt").symlink_to(outside)
 
     with pytest.raises(FetchError) as caught:
-        fetch_sftp(_source(demo), ["ncic"], landing, never_seen)
+        fetch_sftp(_source(demo), ["ncic"], landing, never_taken)
 
     assert caught.value.kind is FetchFailure.PERMISSION_DENIED
     assert landed(landing) == []

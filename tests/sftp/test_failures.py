@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -12,9 +13,9 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from hotlist.sources import FetchError, FetchFailure, LandedFile, sftp
+from hotlist.sources import FetchError, FetchFailure, LandedFile, never_taken, sftp
 from hotlist.sources.sftp import fetch_sftp
-from tests.sftp.conftest import MakeSource, landed, never_seen, sha256_of
+from tests.sftp.conftest import MakeSource, landed, sha256_of
 from tests.sshd_server import LOOPBACK, SshdServer, require_unprivileged_user
 
 _BIG = 64 * 1024 * 1024  # large enough to catch the transfer in the middle
@@ -55,7 +56,7 @@ def test_a_file_the_server_may_not_read_is_permission_denied(
     secret.chmod(0o000)
 
     with pytest.raises(FetchError) as caught:
-        fetch_sftp(make_source(remote_dir, user=user), ["ncic"], landing, never_seen)
+        fetch_sftp(make_source(remote_dir, user=user), ["ncic"], landing, never_taken)
 
     message = str(caught.value)
     assert caught.value.kind is FetchFailure.PERMISSION_DENIED
@@ -77,7 +78,7 @@ def test_a_server_killed_mid_transfer_is_a_transient_drop_and_the_next_run_compl
     killed = _when_part_grows(landing, "VEHEXTRT.txt", own_sshd.kill)
 
     with pytest.raises(FetchError) as caught:
-        fetch_sftp(source, ["ncic"], landing, never_seen)
+        fetch_sftp(source, ["ncic"], landing, never_taken)
 
     assert killed.wait(10)
     assert caught.value.kind is FetchFailure.CONNECTION_DROPPED
@@ -86,7 +87,7 @@ def test_a_server_killed_mid_transfer_is_a_transient_drop_and_the_next_run_compl
     assert landed(landing) == []
 
     own_sshd.restart()
-    [result] = fetch_sftp(source, ["ncic"], landing, never_seen)
+    [result] = fetch_sftp(source, ["ncic"], landing, never_taken)
 
     assert isinstance(result, LandedFile)
     assert result.sha256 == sha256_of(data)
@@ -105,7 +106,7 @@ def test_a_server_that_stops_answering_mid_transfer_times_out(
     started = time.monotonic()
     try:
         with pytest.raises(FetchError) as caught:
-            fetch_sftp(source, ["ncic"], landing, never_seen)
+            fetch_sftp(source, ["ncic"], landing, never_taken)
     finally:
         own_sshd.thaw()
 
@@ -146,10 +147,35 @@ def test_a_server_that_never_sends_its_banner_times_out(
     )
 
     with pytest.raises(FetchError) as caught:
-        fetch_sftp(source, ["svs"], landing, never_seen)
+        fetch_sftp(source, ["svs"], landing, never_taken)
 
     assert caught.value.kind is FetchFailure.TIMEOUT
     assert f"port {silent_listener}" in str(caught.value)
+
+
+def test_a_frozen_server_before_its_banner_logs_no_traceback_and_says_what_happened(
+    silent_listener: int,
+    remote_dir: Path,
+    landing: Path,
+    make_source: MakeSource,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """paramiko's transport thread logs the failed handshake as ERROR lines and a
+    traceback; with logging configured (as under Prefect) none of it reaches the logs."""
+    caplog.set_level(logging.DEBUG)
+    source = make_source(
+        remote_dir, url=f"sftp://me@{LOOPBACK}:{silent_listener}/srv", connect_timeout_s=0.5
+    )
+
+    with pytest.raises(FetchError) as caught:
+        fetch_sftp(source, ["svs"], landing, never_taken)
+
+    assert "accepted the connection but sent no SSH banner within 0.5 s" in str(caught.value)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert not any("Traceback" in r.getMessage() for r in caplog.records)
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Exception (client)" not in err
 
 
 def test_a_server_that_is_down_is_a_transient_connection_failure(
@@ -159,7 +185,7 @@ def test_a_server_that_is_down_is_a_transient_connection_failure(
     own_sshd.stop()
 
     with pytest.raises(FetchError) as caught:
-        fetch_sftp(source, ["svs"], landing, never_seen)
+        fetch_sftp(source, ["svs"], landing, never_taken)
 
     assert caught.value.kind is FetchFailure.CONNECTION_DROPPED
     assert caught.value.transient
@@ -202,7 +228,7 @@ def test_a_file_replaced_while_it_is_read_is_downloaded_again(
 
     calls = _replace_after_each_download(monkeypatch, replace)
 
-    [result] = fetch_sftp(make_source(remote_dir), ["ncic"], landing, never_seen)
+    [result] = fetch_sftp(make_source(remote_dir), ["ncic"], landing, never_taken)
 
     assert calls == [1, 2]
     assert isinstance(result, LandedFile)
@@ -226,7 +252,7 @@ def test_a_file_that_keeps_changing_is_refused_as_changed_while_read(
     calls = _replace_after_each_download(monkeypatch, touch)
 
     with pytest.raises(FetchError) as caught:
-        fetch_sftp(make_source(remote_dir), ["ncic"], landing, never_seen)
+        fetch_sftp(make_source(remote_dir), ["ncic"], landing, never_taken)
 
     assert len(calls) == sftp.ATTEMPTS
     assert caught.value.kind is FetchFailure.CHANGED_WHILE_READ

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hotlist.sources import FetchError, FetchFailure, LandedFile
+from hotlist.sources import FetchError, FetchFailure, LandedFile, never_taken
 from hotlist.sources.sftp import PASSPHRASE_ENV, fetch_sftp
-from tests.sftp.conftest import MakeSource, landed, never_seen
+from tests.sftp.conftest import MakeSource, landed
 from tests.sshd_server import (
     LOOPBACK,
     SshdServer,
@@ -34,7 +34,7 @@ def test_it_refuses_a_changed_host_key_and_lands_nothing(
     known_hosts.write_text(known_hosts_line(sshd.port, impostor))
 
     with pytest.raises(FetchError) as caught:
-        fetch_sftp(make_source(published, known_hosts=known_hosts), ["svs"], landing, never_seen)
+        fetch_sftp(make_source(published, known_hosts=known_hosts), ["svs"], landing, never_taken)
 
     message = str(caught.value)
     assert caught.value.kind is FetchFailure.HOST_KEY_MISMATCH
@@ -55,7 +55,7 @@ def test_it_refuses_an_unknown_host_and_says_how_to_pin_it(
     known_hosts.write_text(known_hosts_line(22, other, host="drop.example.org"))
 
     with pytest.raises(FetchError) as caught:
-        fetch_sftp(make_source(published, known_hosts=known_hosts), ["svs"], landing, never_seen)
+        fetch_sftp(make_source(published, known_hosts=known_hosts), ["svs"], landing, never_taken)
 
     message = str(caught.value)
     assert caught.value.kind is FetchFailure.UNKNOWN_HOST
@@ -94,7 +94,7 @@ def test_a_known_hosts_line_from_ssh_keyscan_is_accepted(
     known_hosts.write_text(keyscan.stdout)
 
     [result] = fetch_sftp(
-        make_source(published, known_hosts=known_hosts), ["svs"], landing, never_seen
+        make_source(published, known_hosts=known_hosts), ["svs"], landing, never_taken
     )
 
     assert isinstance(result, LandedFile)
@@ -107,7 +107,7 @@ def test_a_client_key_the_server_does_not_know_is_auth_refused(
     generate_ed25519_key(stranger, "stranger")
 
     with pytest.raises(FetchError) as caught:
-        fetch_sftp(make_source(published, private_key=stranger), ["svs"], landing, never_seen)
+        fetch_sftp(make_source(published, private_key=stranger), ["svs"], landing, never_taken)
 
     message = str(caught.value)
     assert caught.value.kind is FetchFailure.AUTH_REFUSED
@@ -128,7 +128,7 @@ def test_an_rsa_client_key_works_too(
     )
     sshd.authorize(key.with_suffix(".pub").read_text())
 
-    [result] = fetch_sftp(make_source(published, private_key=key), ["svs"], landing, never_seen)
+    [result] = fetch_sftp(make_source(published, private_key=key), ["svs"], landing, never_taken)
 
     assert isinstance(result, LandedFile)
 
@@ -152,18 +152,18 @@ def test_an_encrypted_key_is_opened_with_the_passphrase_from_the_environment_onl
 
     monkeypatch.delenv(PASSPHRASE_ENV, raising=False)
     with pytest.raises(FetchError) as caught:
-        fetch_sftp(source, ["svs"], landing, never_seen)
+        fetch_sftp(source, ["svs"], landing, never_taken)
     assert caught.value.kind is FetchFailure.CONFIG
     assert PASSPHRASE_ENV in str(caught.value)
 
     monkeypatch.setenv(PASSPHRASE_ENV, "wrong")
     with pytest.raises(FetchError) as caught:
-        fetch_sftp(source, ["svs"], landing, never_seen)
+        fetch_sftp(source, ["svs"], landing, never_taken)
     assert caught.value.kind is FetchFailure.CONFIG
     assert "wrong" not in str(caught.value)
 
     monkeypatch.setenv(PASSPHRASE_ENV, "correct horse")
-    [result] = fetch_sftp(source, ["svs"], landing, never_seen)
+    [result] = fetch_sftp(source, ["svs"], landing, never_taken)
     assert isinstance(result, LandedFile)
 
 
@@ -176,7 +176,7 @@ def test_a_private_key_readable_by_others_is_refused(
     key.chmod(0o644)
 
     with pytest.raises(FetchError) as caught:
-        fetch_sftp(make_source(published, private_key=key), ["svs"], landing, never_seen)
+        fetch_sftp(make_source(published, private_key=key), ["svs"], landing, never_taken)
 
     assert caught.value.kind is FetchFailure.CONFIG
     assert "chmod 600" in str(caught.value)

@@ -1,0 +1,234 @@
+"""Appending to the access log: keyed chain, monthly rotation, torn-tail recovery.
+
+Each record carries ``seq`` (continuing across segments), ``prev`` (the ``hash`` of the
+record before it, in whatever segment) and ``hash``: HMAC-SHA256 with the audit key over
+the record's canonical JSON. Writers in every process take the append lock, read the head
+only when the segment changed under them, and write each batch with one ``write``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from hotlist.audit import anchors
+from hotlist.audit.keys import GENESIS, canonical, load_key, mac
+from hotlist.audit.segments import (
+    Head,
+    append_lock,
+    audit_dir,
+    head_of,
+    keep_torn_tail,
+    month_of,
+    read_tail,
+    records_of,
+    segment_name,
+    segment_paths,
+)
+from hotlist.store import private_dir
+
+
+@dataclass(frozen=True)
+class AccessRecord:
+    user: str
+    organization: str
+    purpose: str
+    data_element: str
+    outcome: str  # granted: ... | refused: <why>
+    channel: str  # cli | api | system
+    client: str = ""
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class AccessLogWriter:
+    """An appender; a server keeps one open (the segment stays open, the head in memory,
+    re-read only when another process appended or the month turned)."""
+
+    def __init__(self, data_dir: Path, anchor_every: dt.timedelta = anchors.ANCHOR_EVERY) -> None:
+        self.data_dir = data_dir
+        self.folder = private_dir(audit_dir(data_dir))
+        self._key = load_key(data_dir)
+        self._anchor_every = anchor_every
+        self._last_anchor = anchors.last_anchored(data_dir)
+        self._fd: int | None = None
+        self._segment = ""
+        self._size = -1
+        self._head = Head("", 0, GENESIS)
+        self._mutex = threading.Lock()
+
+    @property
+    def path(self) -> Path:
+        """The segment being written (the current month's once anything is appended)."""
+        return self.folder / (self._segment or segment_name(_now()))
+
+    def append(self, record: AccessRecord, at: dt.datetime | None = None) -> dict[str, Any]:
+        return self.append_many([record], at)[0]
+
+    def append_many(
+        self, records: Iterable[AccessRecord], at: dt.datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """Chain and write ``records`` in one write (one lock, one head read at most)."""
+        batch = list(records)
+        when = (at or _now()).astimezone(dt.UTC)
+        with self._mutex, append_lock(self.data_dir):
+            notes = self._prepare(when)
+            system = [
+                AccessRecord("hotlist", "", "audit", note, "recovered", "system") for note in notes
+            ]
+            entries = [self._chain(r, when) for r in (*system, *batch)]
+            data = b"".join(canonical_line(e) for e in entries)
+            assert self._fd is not None
+            try:
+                if os.write(self._fd, data) != len(data):
+                    raise OSError(f"short write to {self._segment}")
+            except OSError:
+                self._forget()  # the next append re-reads the head (and moves a torn tail)
+                raise
+            self._size += len(data)
+            anchor_due = self._last_anchor is None or when - self._last_anchor >= self._anchor_every
+            if anchor_due:
+                anchors.record(
+                    self.data_dir, self._key, self._head.segment, self._head.seq,
+                    self._head.hash, "anchor", "hourly", when,
+                )  # fmt: skip
+                self._last_anchor = when
+        return entries[len(system) :]
+
+    def _chain(self, record: AccessRecord, when: dt.datetime) -> dict[str, Any]:
+        body = {
+            "seq": self._head.seq + 1,
+            "time": when.isoformat(timespec="microseconds"),
+            **asdict(record),
+            "prev": self._head.hash,
+        }
+        entry = {**body, "hash": mac(self._key, body)}
+        self._head = Head(self._segment, body["seq"], entry["hash"])
+        return entry
+
+    def _prepare(self, when: dt.datetime) -> list[str]:
+        """Make the open segment the one to write, its head known; seal a past month's
+        segment; move a torn tail out. Returns what was recovered (to be logged)."""
+        if self._fd is not None:
+            st = os.fstat(self._fd)
+            try:
+                same_file = os.stat(self.folder / self._segment).st_ino == st.st_ino
+            except FileNotFoundError:
+                same_file = False
+            if st.st_size == self._size and same_file and not self._month_turned(when):
+                return []
+            self._forget()
+        paths = segment_paths(self.data_dir)
+        newest = paths[-1] if paths else None
+        notes: list[str] = []
+        if newest is not None:
+            try:
+                fd: int | None = os.open(newest, os.O_RDWR | os.O_APPEND)
+            except PermissionError:  # sealed (0400) and this process is not its owner
+                fd = None
+            if fd is not None:
+                tail = read_tail(fd)
+                if tail.torn:
+                    notes.append(keep_torn_tail(newest, fd, tail, self._key, when))
+                if self._month_turned(when, newest.name):
+                    os.close(fd)
+                else:
+                    self._fd, self._segment = fd, newest.name
+        if self._fd is None:
+            if newest is not None:
+                self._seal(newest, head_of(paths))
+            self._segment = segment_name(when)
+            self._fd = os.open(
+                self.folder / self._segment, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600
+            )
+        self._size = os.fstat(self._fd).st_size
+        self._head = head_of(segment_paths(self.data_dir))
+        return notes
+
+    def _forget(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd, self._size = None, -1
+
+    def _month_turned(self, when: dt.datetime, name: str | None = None) -> bool:
+        """Is ``when`` in a later month than the segment? (A record stamped in the past
+        goes to the newest segment: segments are never reopened once sealed.)"""
+        month = month_of(name or self._segment)
+        return month is None or (when.year, when.month) > month
+
+    def _seal(self, path: Path, head: Head) -> None:
+        """Record where a finished segment ends in the chain; make the file read-only."""
+        if not any(
+            a.kind == "seal" and a.segment == path.name for a in anchors.stored(self.data_dir)
+        ):
+            anchors.record(
+                self.data_dir, self._key, path.name, head.seq, head.hash, "seal", "rotation"
+            )
+        path.chmod(0o400)
+
+    def sync(self) -> None:
+        """fsync what was written; safe from another thread (a server's syncer) while
+        appends go on and the segment may be switched under it."""
+        with self._mutex:
+            fd = os.dup(self._fd) if self._fd is not None else None
+        if fd is not None:
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def close(self) -> None:
+        self.sync()
+        with self._mutex:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+def canonical_line(entry: dict[str, Any]) -> bytes:
+    return canonical(entry) + b"\n"
+
+
+def append(
+    data_dir: Path, record: AccessRecord, at: dt.datetime | None = None, sync: bool = True
+) -> dict[str, Any]:
+    """Append one record (for a process that writes once, like a CLI command)."""
+    return append_many(data_dir, [record], at, sync)[0]
+
+
+def append_many(
+    data_dir: Path, records: Iterable[AccessRecord], at: dt.datetime | None = None,
+    sync: bool = True,
+) -> list[dict[str, Any]]:  # fmt: skip
+    writer = AccessLogWriter(data_dir)
+    try:
+        entries = writer.append_many(records, at)
+        if sync:
+            writer.sync()
+        return entries
+    finally:
+        writer.close()
+
+
+def log_path(data_dir: Path) -> Path:
+    """The newest segment (where the next record goes, unless the month turns)."""
+    paths = segment_paths(data_dir)
+    return paths[-1] if paths else audit_dir(data_dir) / segment_name(_now())
+
+
+def records(data_dir: Path, since: dt.datetime | None = None) -> Iterator[dict[str, Any]]:
+    """Every whole record, oldest first, across segments (torn lines skipped)."""
+    for path in segment_paths(data_dir):
+        month = month_of(path.name)
+        if since is not None and month is not None and month < (since.year, since.month):
+            continue
+        for entry in records_of(path):
+            if since is None or dt.datetime.fromisoformat(entry["time"]) >= since:
+                yield entry

@@ -1,0 +1,63 @@
+"""``hotlist serve`` (the patrol API) and ``hotlist pull`` (its reference client)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hotlist.cli.common import (
+    ConfigOption,
+    ExitCode,
+    console,
+    existing_data_dir,
+    fail,
+    settings_from,
+    text_option,
+)
+
+app = typer.Typer()
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (loopback by default).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+) -> None:
+    """Serve the pull and lookup API to registered patrol systems."""
+    from hotlist.serve.app import serve as run
+
+    settings = settings_from(config)
+    # Consumers are registered (``consumers add`` creates data_dir) before anything is
+    # served; a data_dir that does not exist is a mistyped one, not an empty hotlist.
+    existing_data_dir(settings)
+    run(settings, host, port)
+
+
+@app.command()
+def pull(
+    server: Annotated[str, typer.Option(help="The hotlist API, e.g. http://127.0.0.1:8765")],
+    key_file: Annotated[Path, typer.Option(help="File holding this consumer's API key.")],
+    user: Annotated[str, typer.Option(help="The username on whose behalf the copy is kept.")],
+    purpose: Annotated[str, typer.Option(help="Purpose from the agency policy.")],
+    out: Annotated[
+        Path, typer.Option(help="Directory of the local copy (its files are mode 0600).")
+    ],
+) -> None:
+    """Bring a local copy up to date (delta, or full when too far behind) and acknowledge it."""
+    from hotlist.serve.client import pull as run
+
+    try:
+        key = key_file.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read --key-file {key_file}: {exc}", ExitCode.USAGE)
+    result = run(server, key, text_option(user, "--user"), purpose, out)
+    kind = "full version" if result.full else "delta"
+    console.print(
+        f"now at version {result.version} ({kind}: {result.upserts} upserts, {result.removals} removals;"
+        f" {result.entries} entries)"
+    )

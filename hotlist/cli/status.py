@@ -1,0 +1,104 @@
+"""``hotlist status``: each feed's version, size, freshness, and the patrol copies' lag."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from hotlist.cli.common import ConfigOption, ExitCode, console, err, fail, settings_from
+from hotlist.config import Settings
+
+if TYPE_CHECKING:
+    from hotlist.status import FeedStatus
+
+app = typer.Typer()
+
+
+@app.command()
+def status(
+    config: ConfigOption = None, as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """Per feed: version, entries, last file, age, fresh or stale, quarantined rows."""
+    from hotlist.status import feed_statuses
+
+    settings = settings_from(config)
+    statuses = feed_statuses(settings)
+    if as_json:
+        print(
+            json.dumps(
+                [
+                    {**s.__dict__, "applied_at": s.applied_at.isoformat() if s.applied_at else None}
+                    for s in statuses
+                ],
+                indent=2,
+            )
+        )
+    else:
+        _feed_table(statuses)
+    if not settings.data_dir.is_dir():
+        # Said after the table, which shows every feed never loaded; nothing is created.
+        fail(
+            f"no hotlist loaded at {settings.data_dir}: the directory does not exist"
+            " (is data_dir right?)",
+            ExitCode.NOT_FRESH,
+        )
+    if not as_json:
+        for s in statuses:
+            if s.last_error:
+                err.print(f"[red]{s.feed}:[/red] {escape(s.last_error)}")
+        _consumer_lag(settings)
+    if any(s.stale for s in statuses):
+        raise typer.Exit(ExitCode.NOT_FRESH)
+
+
+def _feed_table(statuses: list[FeedStatus]) -> None:
+    table = Table(title="hotlist status")
+    for col in (
+        "source",
+        "feed",
+        "version",
+        "entries",
+        "quarantined",
+        "last file",
+        "age",
+        "freshness",
+        "last event",
+    ):
+        table.add_column(col)
+    for s in statuses:
+        age = "never" if s.age_hours is None else f"{s.age_hours:.1f} h"
+        fresh = "[red]STALE[/red]" if s.stale else "[green]fresh[/green]"
+        table.add_row(
+            s.source,
+            s.feed,
+            str(s.version or "-"),
+            str(s.entries),
+            str(s.quarantined),
+            s.last_file or "-",
+            age,
+            f"{fresh} (limit {s.freshness_hours:g} h)",
+            s.last_event or "-",
+        )
+    console.print(table)
+
+
+def _consumer_lag(settings: Settings) -> None:
+    from hotlist.serve import consumers as reg
+    from hotlist.store.state import read_state
+
+    if not reg.registry_path(settings.data_dir).exists():
+        return
+    current = int(read_state(settings.data_dir).get("hotlist_version", 0))
+    table = Table(title=f"patrol copies (hotlist version {current})")
+    for col in ("consumer", "agency", "acked version", "lag (versions)", "acked at"):
+        table.add_column(col)
+    for c in reg.all_consumers(settings.data_dir):
+        if c.revoked_at or not c.agency_kind.may_receive:
+            continue
+        lag = "never pulled" if c.acked_version is None else str(current - c.acked_version)
+        table.add_row(c.name, c.agency_ori, str(c.acked_version or "-"), lag, c.acked_at or "-")
+    console.print(table)

@@ -1,0 +1,37 @@
+"""The report every purge run writes: what it purged and what is still outstanding, with
+its verification and the access log's anchor (written to the control database too)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+
+from hotlist import audit
+from hotlist.config import Settings
+from hotlist.reports.deletions import deletion_report
+from hotlist.reports.render import render
+from hotlist.store import private_dir
+
+
+def write_run_report(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: int) -> Path:
+    """The report of one purge run (what it purged, and what is still outstanding); also
+    applies the access log's retention and anchors its head."""
+    audit.expire(settings.data_dir, audit.retention_months(settings))
+    rows, summary = deletion_report(
+        settings, con, run_id=run_id, anchor_place=f"purge run {run_id}"
+    )
+    summary["purge_run"] = run_id
+    folder = private_dir(settings.data_dir / "reports")
+    base = folder / f"deletions-run{run_id:06d}"
+    for fmt in ("html", "json"):
+        path = base.with_suffix(f".{fmt}")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(render(rows, summary, fmt, f"Deletion report, purge run {run_id}"))
+    con.execute(
+        "UPDATE purge_runs SET report = ? WHERE run_id = ?",
+        [str(base.with_suffix(".html")), run_id],
+    )
+    return base.with_suffix(".html")

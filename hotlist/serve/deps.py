@@ -1,0 +1,127 @@
+"""What the API's routes depend on: the server's long-lived parts and the request's access.
+
+:class:`Services` is built once per app (the version cache, the key cache, the access
+log). :class:`Access` is built per request by the gate (:mod:`hotlist.serve.gate`): who
+asks, for what, and how it ended. Routes name the data element and the outcome on it;
+the gate writes it to the access log, once, with one call (:meth:`Services.log`).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Header, Request
+
+from hotlist import audit
+from hotlist.config import Settings
+from hotlist.serve import consumers as reg
+from hotlist.serve.versions import HotlistCache
+
+
+class Problem(Exception):
+    """An answer other than success, as an RFC 9457 problem: status, title, detail."""
+
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail = status, title, detail
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated person of a receiving agency, with a permitted purpose."""
+
+    consumer: reg.Consumer
+    user: str
+    purpose: str
+
+
+@dataclass
+class Access:
+    """One request as the access log records it (SB 34: time, data element, user,
+    organization, purpose), with its outcome; fields are filled in as they become known."""
+
+    client: str
+    element: str
+    user: str = "unknown"
+    organization: str = "unknown"
+    purpose: str = "none"
+    outcome: str | None = None
+    caller: Caller | None = None
+    logged: bool = field(default=False, repr=False)
+
+    def record(self, outcome: str) -> audit.AccessRecord:
+        return audit.AccessRecord(
+            self.user, self.organization, self.purpose, self.element, outcome, "api", self.client
+        )
+
+
+class AccessLogSync:
+    """fsyncs the access log a few times a second instead of once per request: a crash of
+    the server loses no record; a power cut at most the last ``every_s`` seconds."""
+
+    def __init__(self, writer: audit.AccessLogWriter, every_s: float = 0.2) -> None:
+        self.writer = writer
+        self.every_s = every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="access-log-fsync", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.writer.sync()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.writer.sync()
+
+
+class Services:
+    """The server's long-lived parts, one set per app."""
+
+    def __init__(self, settings: Settings, policy_text: str) -> None:
+        self.settings = settings
+        self.data_dir = settings.data_dir
+        self.versions = HotlistCache(settings.data_dir)
+        self.keys = reg.KeyCache(settings.data_dir)
+        self.access_log = audit.AccessLogWriter(settings.data_dir)
+        self.log_sync = AccessLogSync(self.access_log)
+        self.policy_text = policy_text
+        self.freshness_limits = {
+            feed: source.guards.freshness_hours
+            for source in settings.sources.values()
+            for feed in source.files
+        }
+
+    def log(self, access: Access, outcome: str) -> None:
+        """Write the request's one access-log record (the only place the API writes one)."""
+        self.access_log.append(access.record(outcome))
+        access.logged = True
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+def access(request: Request) -> Access:
+    found: Access = request.state.access
+    return found
+
+
+def caller(
+    request: Request,
+    authorization: Annotated[str | None, Header(description="Bearer <API key>")] = None,
+    x_user: Annotated[str | None, Header(description="The person's username.")] = None,
+    x_purpose: Annotated[str | None, Header(description="Purpose from the agency policy.")] = None,
+) -> Caller:
+    """The caller the gate authenticated (the headers are declared here for the schema;
+    the gate has read and checked them before the body was)."""
+    who = access(request).caller
+    if who is None:  # a route outside the gate's reach: never serve data there
+        raise Problem(401, "Unauthorized", "a valid API key is required")
+    return who

@@ -1,0 +1,235 @@
+"""The API's gate: limits, authentication and the access policy before anything else runs,
+and one access-log record for every request that reaches the API.
+
+An ASGI middleware rather than a FastAPI dependency because FastAPI reads and parses a
+request's body before it resolves dependencies: a body sent without a key would be read
+(and a malformed one answered 422) before the key was looked at. Here the headers alone
+decide, in this order, and no body is read until the request is admitted:
+
+1. ``X-User``, ``X-Purpose`` and ``Authorization`` each at most once (400): clients and
+   proxies disagree on which of two copies counts, so neither does.
+2. Header values within bounds (400), a declared body within ``MAX_BODY_BYTES`` (413).
+3. Never immigration enforcement (SB 54), then a valid key of a consumer that may receive
+   data, a named person and a purpose of the agency's policy (:func:`hotlist.access.refusal`).
+
+A refused request whose body is chunked or over the limit is answered with
+``Connection: close``, so the server never reads the rest of it (a small one is left to
+uvicorn, which discards at most ``MAX_BODY_BYTES`` to keep the connection); an admitted
+body is counted as it streams and cut off past the limit.
+Header bytes as a whole are bounded by uvicorn (``h11_max_incomplete_event_size``).
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hotlist.access import SB54_REFUSAL, is_immigration_purpose, refusal
+from hotlist.serve.deps import Access, Caller, Problem, Services
+
+#: Request bodies are a plate lookup or an acknowledgement: a few hundred bytes.
+MAX_BODY_BYTES = 16 * 1024
+#: Longest accepted value per header; longer ones are refused, not truncated.
+MAX_HEADER_CHARS = {b"x-user": 128, b"x-purpose": 64, b"authorization": 256}
+#: Headers that must not repeat: which copy counts would be the client's choice.
+SINGLE_HEADERS = (b"authorization", b"x-user", b"x-purpose")
+#: Public pages: the usage and privacy policy (SB 34 wants it public) and the API schema.
+PUBLIC_PATHS = frozenset({"/privacy-policy", "/openapi.json", "/docs", "/redoc"})
+
+PROBLEM = "application/problem+json"
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self) -> None:
+        super().__init__(413, f"the request body is larger than {MAX_BODY_BYTES} bytes")
+
+
+def problem_body(status: int, title: str, detail: str) -> bytes:
+    return json.dumps(
+        {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    ).encode()
+
+
+def _text(value: bytes) -> str:
+    # UTF-8 first: a purpose sent as UTF-8 full-width letters must reach NFKC as those
+    # letters, not as the Latin-1 mojibake of their bytes.
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
+
+
+def header_values(scope: Scope) -> dict[bytes, list[str]]:
+    """Header values by lower-case name; ``X_User`` counts as ``X-User``, because some
+    proxies and frameworks read one as the other: sent both ways, it is a repeat."""
+    values: dict[bytes, list[str]] = {}
+    for name, value in scope["headers"]:
+        key = bytes(name).lower()
+        if key.replace(b"_", b"-") in SINGLE_HEADERS:
+            key = key.replace(b"_", b"-")
+        values.setdefault(key, []).append(_text(bytes(value)))
+    return values
+
+
+def _declared_body(values: dict[bytes, list[str]]) -> tuple[int | None, bool]:
+    """(Content-Length if given, whether an answer must end the connection if the app
+    leaves the body unread): a chunked body or one over the limit would otherwise be
+    read to its end, and discarded, before the connection's next request."""
+    if b"transfer-encoding" in values:
+        return None, True
+    lengths = values.get(b"content-length", [])
+    length = int(lengths[0]) if lengths and lengths[0].strip().isdigit() else None
+    return length, length is not None and length > MAX_BODY_BYTES
+
+
+class AccessGate:
+    """See the module docstring; ``services`` writes the access log."""
+
+    def __init__(self, app: ASGIApp, services: Services) -> None:
+        self.app = app
+        self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        access = Access(
+            client=str(client[0]) if client else "", element=f"{scope['method']} {scope['path']}"
+        )
+        scope.setdefault("state", {})["access"] = access
+        public = scope["path"] in PUBLIC_PATHS
+        values = header_values(scope)
+        length, close_unread = _declared_body(values)
+        refused = self._admit(values, length, access, public)
+        if refused is not None:
+            if not public:
+                self.services.log(access, f"refused: {refused.detail}")
+            await _send_problem(send, refused, close=close_unread)
+            return
+
+        received, finished = 0, not close_unread
+
+        async def receive_counted() -> Message:
+            nonlocal received, finished
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                finished = not message.get("more_body", False)
+                if received > MAX_BODY_BYTES:
+                    raise BodyTooLarge
+            return message
+
+        async def send_logged(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                if not public and not access.logged:
+                    self.services.log(access, _outcome(message["status"], access.outcome))
+                if not finished:  # the rest of the body stays unread: end the connection
+                    message = {**message, "headers": [*message["headers"], CLOSE]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive_counted, send_logged)
+        except Exception as exc:
+            if not public and not access.logged:
+                self.services.log(access, f"error: 500 {type(exc).__name__}")
+            raise
+
+    def _admit(
+        self, values: dict[bytes, list[str]], length: int | None, access: Access, public: bool
+    ) -> Problem | None:
+        """Fill in who asks, from the headers alone; the refusal, if any."""
+        for name in SINGLE_HEADERS:
+            given = values.get(name, [])
+            if len(given) > 1:
+                _describe(access, values)
+                header = name.decode().title()
+                return Problem(
+                    400,
+                    "Repeated header",
+                    f"the {header} header is sent {len(given)} times; send it once",
+                )
+        for name, limit in MAX_HEADER_CHARS.items():
+            [value] = values.get(name, [""])
+            if len(value) > limit:
+                _describe(access, values)
+                header = name.decode().title()
+                return Problem(
+                    400, "Header too long", f"{header} is longer than {limit} characters"
+                )
+        if public:
+            return _too_large(length)
+        _describe(access, values)
+        if is_immigration_purpose(access.purpose):
+            return Problem(403, "Forbidden", SB54_REFUSAL)
+        [authorization] = values.get(b"authorization", [""])
+        scheme, _, key = authorization.partition(" ")
+        consumer = (
+            self.services.keys.get(key.strip())
+            if scheme.lower() == "bearer" and key.strip()
+            else None
+        )
+        if consumer is None:
+            return Problem(
+                401, "Unauthorized", "a valid API key is required (Authorization: Bearer <key>)"
+            )
+        access.organization = consumer.agency_ori
+        if consumer.revoked_at:
+            return Problem(401, "Unauthorized", "this API key was revoked")
+        [user] = values.get(b"x-user", [""])
+        [purpose] = values.get(b"x-purpose", [""])
+        refused = refusal(
+            user=user,
+            org=consumer.agency_ori,
+            purpose=purpose,
+            purposes=self.services.settings.access.purposes,
+            agency_may_receive=consumer.agency_kind.may_receive,
+            agency_kind=consumer.agency_kind.value,
+        )
+        if refused is not None:
+            return Problem(refused.status, refused.title, refused.reason)
+        too_large = _too_large(length)
+        if too_large is None:
+            access.caller = Caller(consumer, user.strip(), purpose.strip())
+        return too_large
+
+
+CLOSE = (b"connection", b"close")
+
+
+def _describe(access: Access, values: dict[bytes, list[str]]) -> None:
+    """Who the headers say asks, as logged (each value cut to its limit; repeats joined)."""
+    for name, attr in ((b"x-user", "user"), (b"x-purpose", "purpose")):
+        given = [v.strip()[: MAX_HEADER_CHARS[name]] for v in values.get(name, [])]
+        if any(given):
+            setattr(access, attr, " | ".join(given))
+
+
+def _too_large(length: int | None) -> Problem | None:
+    if length is not None and length > MAX_BODY_BYTES:
+        return Problem(
+            413, "Content too large", f"the request body is larger than {MAX_BODY_BYTES} bytes"
+        )
+    return None
+
+
+def _outcome(status: int, noted: str | None) -> str:
+    """The outcome logged: what the route or error handler noted, unless the status
+    contradicts it."""
+    if status < 400:
+        return noted or "granted"
+    if noted is None or noted.startswith("granted"):
+        return f"failed: {status}"
+    return noted
+
+
+async def _send_problem(send: Send, problem: Problem, close: bool) -> None:
+    headers = [(b"content-type", PROBLEM.encode())]
+    if close:
+        headers.append(CLOSE)
+    body = problem_body(problem.status, problem.title, problem.detail)
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

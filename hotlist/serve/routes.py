@@ -1,0 +1,225 @@
+"""The patrol API's routes: pull the hotlist (full or delta), look plates up, acknowledge
+versions, read the usage and privacy policy.
+
+Routes run after the gate (:mod:`hotlist.serve.gate`) admitted the request. Each names
+the data element it used and its outcome on the request's :class:`Access`; the gate logs it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated, Any, Literal
+
+import polars as pl
+from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, PlainTextResponse
+from pydantic import BaseModel, Field
+
+from hotlist import normalize as norm
+from hotlist.lookup import describe_vehicle
+from hotlist.serve import consumers as reg
+from hotlist.serve import versions
+from hotlist.serve.deps import Access, Caller, Problem, Services, access, caller, services
+from hotlist.serve.versions import Loaded, NoVersion
+
+router = APIRouter()
+
+Served = Annotated[Services, Depends(services)]
+Who = Annotated[Caller, Depends(caller)]
+This = Annotated[Access, Depends(access)]
+
+
+class LookupRequest(BaseModel):
+    plate: str = Field(min_length=1, max_length=16, examples=["7ABC123"])
+    state: str | None = Field(default=None, min_length=2, max_length=2, examples=["CA"])
+    fuzzy: bool = Field(default=False, description="Also return OCR look-alike candidates.")
+
+
+class AckRequest(BaseModel):
+    version: int = Field(ge=1, examples=[42])
+
+
+class Hit(BaseModel):
+    entry_id: int
+    feed: str
+    list: str
+    record_id: str | None
+    plate: str
+    state: str
+    record_date: dt.date
+    ori: str | None
+    description: str
+    match: Literal["exact", "ocr-candidate"]
+
+
+class LookupResponse(BaseModel):
+    version: int
+    hits: list[Hit]
+    candidates: list[Hit] = Field(description="OCR look-alikes; never exact hits.")
+    freshness: dict[str, Any]
+
+
+class AckResponse(BaseModel):
+    consumer: str
+    acked_version: int
+
+
+def _hits(frame: pl.DataFrame, match: Literal["exact", "ocr-candidate"]) -> list[Hit]:
+    return [
+        Hit(
+            entry_id=r["entry_id"], feed=r["feed"], list=r["list"], record_id=r["record_id"],
+            plate=r["plate"], state=r["state"], record_date=r["record_date"], ori=r["ori"],
+            description=describe_vehicle(r), match=match,
+        )
+        for r in frame.iter_rows(named=True)
+    ]  # fmt: skip
+
+
+async def _current(served: Services, wait: bool) -> Loaded:
+    try:
+        if not wait and served.versions.loaded_now() is not None:
+            return served.versions.current(wait=False)
+        return await run_in_threadpool(served.versions.current, True)
+    except NoVersion:
+        raise Problem(503, "No hotlist yet", "no hotlist version has been published yet") from None
+
+
+@router.get(
+    "/privacy-policy",
+    response_class=PlainTextResponse,
+    summary="The usage and privacy policy (public, SB 34)",
+)
+def privacy_policy(served: Served) -> str:
+    own = served.settings.access.privacy_policy
+    return own.read_text(encoding="utf-8") if own is not None else served.policy_text
+
+
+@router.get(
+    "/v1/hotlist",
+    summary="The current hotlist, or the delta since a version",
+    responses={
+        200: {
+            "content": {
+                "application/json": {},
+                "text/csv": {},
+                "application/vnd.apache.parquet": {},
+            }
+        }
+    },
+)
+async def hotlist(
+    served: Served,
+    who: Who,
+    this: This,
+    since: Annotated[int | None, Query(ge=0, description="Version the client holds.")] = None,
+    format: Annotated[Literal["json", "csv", "parquet"], Query()] = "json",
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    loaded = await _current(served, wait=True)
+    full = since is None or since > loaded.version
+    upserts, removals = loaded.by_plate.clear(), pl.Series("entry_id", [], pl.Int64)
+    if not full and since is not None:
+        delta = loaded.memo.deltas.get(since) or await run_in_threadpool(
+            versions.delta, served.data_dir, loaded, since
+        )
+        if delta is None:
+            full = True
+        else:
+            upserts, removals = delta
+    fresh = versions.freshness(loaded, served.freshness_limits)
+    tag = f'"v{loaded.version}-{"full" if full else since}-{format}"'
+    this.element = (
+        f"full version {loaded.version}" if full else f"delta version {since} to {loaded.version}"
+    )
+    headers = {
+        "ETag": tag,
+        "X-Hotlist-Version": str(loaded.version),
+        "X-Hotlist-Full": "true" if full else "false",
+        "X-Hotlist-Freshness": json.dumps(fresh, separators=(",", ":")),
+    }
+    if if_none_match == tag:
+        this.outcome = "granted: not modified"
+        return Response(status_code=304, headers=headers)
+    this.outcome = "granted"
+    media = "application/vnd.apache.parquet" if format == "parquet" else "text/csv"
+    if full and format in ("parquet", "csv"):
+        return FileResponse(
+            loaded.directory / f"hotlist.{format}", media_type=media, headers=headers
+        )
+    if format == "json":
+        body: dict[str, Any] = {"version": loaded.version, "since": since, "full": full}
+        body["freshness"] = fresh
+        if full:
+            body["entries"] = loaded.by_plate
+        else:
+            body["upserts"], body["removals"] = upserts, removals
+        return await run_in_threadpool(_json_response, body, headers)
+    content = loaded.memo.encoded.get((since, format)) or await run_in_threadpool(
+        versions.encoded_delta, loaded, since, format, upserts, removals
+    )
+    return Response(content, media_type=media, headers=headers)
+
+
+def _json_response(body: dict[str, Any], headers: dict[str, str]) -> Response:
+    for name, value in body.items():
+        if isinstance(value, pl.DataFrame):
+            body[name] = value.to_dicts()
+        elif isinstance(value, pl.Series):
+            body[name] = value.to_list()
+    return Response(json.dumps(body, default=str), media_type="application/json", headers=headers)
+
+
+@router.post(
+    "/v1/lookup", response_model=LookupResponse, summary="Hits for a plate across every list"
+)
+async def lookup(body: LookupRequest, served: Served, who: Who, this: This) -> LookupResponse:
+    this.element = (
+        f"plate {body.plate}"
+        + (f" state {body.state}" if body.state else "")
+        + (" fuzzy" if body.fuzzy else "")
+    )
+    # Never wait for a newly published version while the loaded one is still on disk.
+    loaded = await _current(served, wait=False)
+    plate = norm.plate_value(body.plate)
+    state = norm.state_value(body.state) if body.state else None
+    frame = loaded.by_plate
+    lo = frame["plate"].search_sorted(plate, side="left")
+    hi = frame["plate"].search_sorted(plate, side="right")
+    exact = frame.slice(lo, hi - lo)
+    if state:
+        exact = exact.filter(pl.col("state") == state)
+    candidates = frame.clear()
+    if body.fuzzy and plate:
+        key = norm.ocr_key(plate)
+        ocr = loaded.by_ocr
+        a = ocr["ocr_key"].search_sorted(key, side="left")
+        b = ocr["ocr_key"].search_sorted(key, side="right")
+        candidates = frame[ocr.slice(a, b - a)["row"]].filter(pl.col("plate") != plate)
+        if state:
+            candidates = candidates.filter(pl.col("state") == state)
+    this.outcome = f"granted: {exact.height} hits"
+    return LookupResponse(
+        version=loaded.version,
+        hits=_hits(exact, "exact"),
+        candidates=_hits(candidates, "ocr-candidate"),
+        freshness=versions.freshness(loaded, served.freshness_limits),
+    )
+
+
+@router.post(
+    "/v1/ack", response_model=AckResponse, summary="Confirm the version the client now holds"
+)
+async def ack(body: AckRequest, served: Served, who: Who, this: This) -> AckResponse:
+    this.element = f"ack version {body.version}"
+    loaded = await _current(served, wait=True)
+    if body.version > loaded.version:
+        raise Problem(
+            409,
+            "Unknown version",
+            f"version {body.version} is newer than the current {loaded.version}",
+        )
+    await run_in_threadpool(reg.ack, served.data_dir, who.consumer.name, body.version)
+    this.outcome = "granted"
+    return AckResponse(consumer=who.consumer.name, acked_version=body.version)

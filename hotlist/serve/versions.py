@@ -1,0 +1,226 @@
+"""Published hotlist versions held in memory by the API, and what is computed from them.
+
+A server never answers from a version the purge erased: each request stats
+``published/CURRENT.json`` (re-reading it only when its inode, mtime or size changed), and
+a lookup that would answer from an older loaded version first stats that version's
+Parquet file. Once the purge has erased it, the request waits for the current version
+instead. The check uses only the shared files, so it holds for every replica that
+serves the same ``data_dir``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from hotlist import csvsafe
+from hotlist import normalize as norm
+from hotlist.publish import read_current
+
+#: Per-version memo sizes: consumers at the same version ask for the same few deltas.
+MEMO_ENTRIES = 32
+
+
+class NoVersion(Exception):
+    """No hotlist version has been published yet."""
+
+
+def _ocr(expr: pl.Expr) -> pl.Expr:
+    pairs = [(ch, group[0]) for group in norm.OCR_CLASSES for ch in group[1:]]
+    return expr.str.replace_many([a for a, _ in pairs], [b for _, b in pairs])
+
+
+Delta = tuple[pl.DataFrame, pl.Series]
+
+
+@dataclass
+class Memo:
+    """What one loaded version computes once: deltas, encoded deltas, freshness."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    deltas: dict[int, Delta | None] = field(default_factory=dict)
+    encoded: dict[tuple[int | None, str], bytes] = field(default_factory=dict)
+    freshness: tuple[int, dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class Loaded:
+    version: int
+    manifest: dict[str, Any]
+    directory: Path
+    by_plate: pl.DataFrame  # sorted by plate
+    by_ocr: pl.DataFrame  # ocr_key, row (index into by_plate), sorted by ocr_key
+    memo: Memo = field(default_factory=Memo, compare=False)
+
+    def on_disk(self) -> bool:
+        """Its files are still there: the purge has not erased this version."""
+        try:
+            os.stat(self.directory / "hotlist.parquet")
+        except FileNotFoundError:
+            return False
+        return True
+
+
+class HotlistCache:
+    """The current published version, loaded once per version.
+
+    Lookups (``wait=False``) do not wait for a newly published version while the one
+    they hold is still on disk: they answer from it while the next loads on a thread.
+    Pulls (``wait=True``) get the newest published version.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._current = data_dir / "published" / "CURRENT.json"
+        self._seen: tuple[tuple[int, int, int], dict[str, Any]] | None = None
+        self._loaded: Loaded | None = None
+        self._lock = threading.Lock()
+        self._loading: int | None = None
+
+    def manifest(self) -> dict[str, Any]:
+        """The manifest CURRENT.json names; the file is read only when its stat changed."""
+        try:
+            st = os.stat(self._current)
+        except FileNotFoundError:
+            raise NoVersion from None
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        seen = self._seen
+        if seen is not None and seen[0] == stamp:
+            return seen[1]
+        # Read after the stat: the content is at least as new as the stamp kept with it.
+        manifest = read_current(self.data_dir)
+        if manifest is None:
+            raise NoVersion
+        self._seen = (stamp, manifest)
+        return manifest
+
+    def current(self, wait: bool = True) -> Loaded:
+        manifest = self.manifest()
+        loaded = self._loaded
+        if loaded is not None and loaded.version >= manifest["version"]:
+            return loaded
+        if loaded is not None and not wait and loaded.on_disk():
+            self._load_in_background(manifest)
+            return loaded
+        return self._load(manifest)
+
+    def loaded_now(self) -> Loaded | None:
+        return self._loaded
+
+    def _load_in_background(self, manifest: dict[str, Any]) -> None:
+        with self._lock:
+            if self._loading == manifest["version"]:
+                return
+            self._loading = manifest["version"]
+        threading.Thread(target=self._load, args=(manifest,), daemon=True).start()
+
+    def _load(self, manifest: dict[str, Any]) -> Loaded:
+        with self._lock:
+            if self._loaded is not None and self._loaded.version >= manifest["version"]:
+                return self._loaded
+            directory = self.data_dir / "published" / manifest["dir"]
+            try:
+                frame = pl.read_parquet(directory / "hotlist.parquet").sort("plate", "state")
+            except FileNotFoundError:
+                # Superseded between reading CURRENT.json and opening it: take the newer.
+                newer = read_current(self.data_dir)
+                if newer is None or newer["version"] == manifest["version"]:
+                    raise
+                manifest, directory = newer, self.data_dir / "published" / newer["dir"]
+                frame = pl.read_parquet(directory / "hotlist.parquet").sort("plate", "state")
+            ocr = frame.select(
+                _ocr(pl.col("plate")).alias("ocr_key"), pl.int_range(pl.len()).alias("row")
+            ).sort("ocr_key")
+            self._loaded = Loaded(manifest["version"], manifest, directory, frame, ocr)
+            return self._loaded
+
+
+def delta(data_dir: Path, loaded: Loaded, since: int) -> Delta | None:
+    """Entries added or changed since ``since`` (with content) and removed ones (ids only),
+    computed once per (version, since); None when the change files no longer reach back."""
+    memo = loaded.memo
+    with memo.lock:
+        if since in memo.deltas:
+            return memo.deltas[since]
+    found = _delta(data_dir, since, loaded)
+    with memo.lock:
+        if len(memo.deltas) >= MEMO_ENTRIES:
+            memo.deltas.clear()
+        memo.deltas[since] = found
+    return found
+
+
+def _delta(data_dir: Path, since: int, loaded: Loaded) -> Delta | None:
+    if since == loaded.version:
+        return loaded.by_plate.clear(), pl.Series("entry_id", [], pl.Int64)
+    changes = data_dir / "published" / "changes"
+    paths = [changes / f"v{v:09d}.parquet" for v in range(since + 1, loaded.version + 1)]
+    if not all(p.exists() for p in paths):
+        return None
+    ops = (
+        pl.concat(
+            [pl.read_parquet(p).with_columns(pl.lit(int(p.stem[1:])).alias("v")) for p in paths]
+        )
+        .sort("v")
+        .unique("entry_id", keep="last")
+    )
+    removed = ops.filter(pl.col("op") == "remove")["entry_id"]
+    upserts = loaded.by_plate.filter(
+        pl.col("entry_id").is_in(ops.filter(pl.col("op") != "remove")["entry_id"].implode())
+    )
+    return upserts, removed
+
+
+def encoded_delta(
+    loaded: Loaded, since: int | None, format: str, upserts: pl.DataFrame, removals: pl.Series
+) -> bytes:
+    """A delta file, encoded once per (version, since, format)."""
+    memo, key = loaded.memo, (since, format)
+    with memo.lock:
+        if key in memo.encoded:
+            return memo.encoded[key]
+    rows = pl.concat(
+        [
+            upserts.with_columns(pl.lit("upsert").alias("op")),
+            pl.DataFrame({"entry_id": removals}).with_columns(pl.lit("remove").alias("op")),
+        ],
+        how="diagonal_relaxed",
+    )
+    buffer = io.BytesIO()
+    if format == "parquet":
+        rows.write_parquet(buffer)
+    else:
+        csvsafe.frame(rows).write_csv(buffer)  # no cell a spreadsheet would run
+    with memo.lock:
+        if len(memo.encoded) >= MEMO_ENTRIES:
+            memo.encoded.clear()
+        memo.encoded[key] = buffer.getvalue()
+    return memo.encoded[key]
+
+
+def freshness(loaded: Loaded, limits: dict[str, float]) -> dict[str, Any]:
+    """Per feed: applied at, age, stale; recomputed at most once a second."""
+    second = int(time.time())
+    memo = loaded.memo.freshness
+    if memo is not None and memo[0] == second:
+        return memo[1]
+    now = dt.datetime.now(dt.UTC)
+    out: dict[str, Any] = {}
+    for feed, info in loaded.manifest.get("freshness", {}).items():
+        applied = dt.datetime.fromisoformat(info["applied_at"]) if info.get("applied_at") else None
+        age = (now - applied).total_seconds() / 3600 if applied else None
+        out[feed] = {
+            "applied_at": info.get("applied_at"),
+            "age_hours": age,
+            "stale": age is None or age > limits.get(feed, 12.0),
+        }
+    loaded.memo.freshness = (second, out)
+    return out
