@@ -131,7 +131,7 @@ def purge(
     ``raw_device`` (default: ``[purge] raw_device``) is a block device or image to search
     too, before anything is marked purged (:mod:`hotlist.raw_device`)."""
     data_dir = settings.data_dir
-    device = raw_device or getattr(settings.purge, "raw_device", None)
+    device = raw_device or settings.purge.raw_device
     started = now or dt.datetime.now(dt.UTC)
     with writer_lock(data_dir, wait_s=600):
         con = ctl.connect(data_dir)

@@ -102,3 +102,19 @@ def test_the_extents_left_out_of_the_search_are_where_the_file_really_is(
             fh.seek(start)
             read += fh.read(end - start)
     assert read[: len(data)] == data
+
+
+def test_the_raw_device_is_read_from_the_configuration(drop: Drop, tmp_path: Path) -> None:
+    from hotlist.config import load_settings
+
+    image = _image(tmp_path / "disk.img", 5 << 20)
+    config = tmp_path / "hotlist.toml"
+    config.write_text(
+        f'data_dir = "data"\n[purge]\nraw_device = "{image}"\n'
+        f'[sources.ncic]\nurl = "file://{drop.root}"\nguards = {{max_removal_share = 0.5}}\n'
+    )
+    settings = load_settings(config, environ={})
+    _day1_day2(settings, drop)
+    with pytest.raises(PurgeIncomplete) as failed:
+        purge(settings, None)
+    assert [f.place for f in failed.value.verification.findings] == [str(image)]
