@@ -197,11 +197,24 @@ def main() -> None:
     parser.add_argument("--ncic-rows", type=int, default=2_000_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--load-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--only",
+        choices=["purge"],
+        help="run one leg only (purge: day 1, day 2, then the measured purge)",
+    )
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     generated = time.perf_counter()
     dataset = write_bench_dataset(OUT / f"dataset-{args.ncic_rows}", ncic_rows=args.ncic_rows)
     print(f"dataset ready in {time.perf_counter() - generated:.1f} s under {OUT}")
+    if args.only == "purge":
+        purge = purge_leg(dataset, OUT / "work" / "store-for-purge")
+        (OUT / "purge-results.json").write_text(json.dumps(purge, indent=2))
+        print(
+            f"purge of the day-2 removals: {purge['seconds']:.2f} s from tombstones to a"
+            f" verified purge, peak RSS {purge['rss_mb']:.0f} MB"
+        )
+        return
     ncic_mb = (dataset.day1 / "VEHEXTRT.txt").stat().st_size / 1e6
     work = OUT / "work"
     results: dict[str, Any] = {"ncic_rows": args.ncic_rows, "ncic_mb": round(ncic_mb, 1)}

@@ -36,15 +36,23 @@ import duckdb
 import polars as pl
 
 from hotlist.config import Settings
+from hotlist.erase import (
+    NO_AUTO_CHECKPOINT,
+    erase_transients,
+    needs_rewrite,
+    rewrite_fresh,
+    scrub_unreferenced,
+)
 from hotlist.faults import crash_point
-from hotlist.scrub import scrub_tree, scrub_unlink
-from hotlist.sql import identifier
-from hotlist.store import FEEDS, content_path, feed_dir, private_dir
+from hotlist.markers import Markers, collect_markers, still_listed
+from hotlist.scrub import checkpoint_scrubbing_wal, scrub_tree, scrub_unlink
+from hotlist.sql import identifier, literal
+from hotlist.store import content_path, private_dir
 from hotlist.store import control as ctl
 from hotlist.store.content import connect_writer, recover, seal
 from hotlist.store.lock import writer_lock
 from hotlist.store.state import write_state
-from hotlist.verify import TRANSIENT_DIRS, Verification, gone_ids, verify
+from hotlist.verify import Verification, gone_ids, verify
 
 
 class PurgeIncomplete(Exception):
@@ -65,157 +73,9 @@ class PurgeResult:
     report: Path | None
 
 
-@dataclass(frozen=True)
-class Markers:
-    """What a purge searches for: the plates of the pending records, read from the
-    superseded files, and the entry ids those files were found to hold."""
-
-    plates: list[str]
-    found: set[int]
-
-
 def default_prefect_home() -> Path:
     """PREFECT_HOME as Prefect resolves it, without importing Prefect."""
     return Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect")).expanduser()
-
-
-def _markers(
-    con: duckdb.DuckDBPyConnection, superseded: list[Path], pending: pl.DataFrame
-) -> tuple[Markers, list[Path]]:
-    """Plates of the pending records, read from the superseded files that hold them; and
-    the superseded files that could not be read (their content cannot be searched for)."""
-    if pending.height == 0:
-        return Markers([], set()), []
-    plates: set[str] = set()
-    found: set[int] = set()
-    unreadable: list[Path] = []
-    con.register("_pending", pending.select("entry_id").to_arrow())
-    try:
-        for path in superseded:
-            try:
-                con.execute("ATTACH ? AS old (READ_ONLY)", [str(path)])
-            except duckdb.Error:
-                unreadable.append(path)
-                continue
-            try:
-                rows = con.execute(
-                    "SELECT entry_id, plate, plate_raw FROM old.entries"
-                    " WHERE entry_id IN (SELECT entry_id FROM _pending)"
-                ).fetchall()
-            except duckdb.Error:
-                unreadable.append(path)
-                rows = []
-            finally:
-                con.execute("DETACH old")
-            for entry_id, plate, plate_raw in rows:
-                found.add(int(entry_id))
-                plates |= {v for v in (plate, plate_raw) if v}
-    finally:
-        con.unregister("_pending")
-    return Markers(sorted(plates), found), unreadable
-
-
-def _still_listed(
-    con: duckdb.DuckDBPyConnection, current: list[Path], plates: list[str]
-) -> set[str]:
-    """Plates of removed records that another current entry still carries lawfully (the
-    same plate under another record): finding them is no trace of the removed record.
-    The removed record itself is checked by its entry id."""
-    if not plates:
-        return set()
-    con.register("_plates", pl.DataFrame({"p": plates}).to_arrow())
-    listed: set[str] = set()
-    for path in current:
-        con.execute("ATTACH ? AS cur (READ_ONLY)", [str(path)])
-        try:
-            listed |= {
-                r[0]
-                for r in con.execute(
-                    "SELECT DISTINCT v FROM (SELECT plate AS v FROM cur.entries UNION ALL"
-                    " SELECT plate_raw FROM cur.entries) WHERE v IN (SELECT p FROM _plates)"
-                ).fetchall()
-            }
-        finally:
-            con.execute("DETACH cur")
-    con.unregister("_plates")
-    return listed
-
-
-def _needs_rewrite(path: Path) -> bool:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        [size] = con.execute("PRAGMA database_size").fetchall()
-        if int(size[5]):
-            return True
-        for (table,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall():
-            [[logical]] = con.execute(f"SELECT count(*) FROM {identifier(table)}").fetchall()
-            [[physical]] = con.execute(
-                "SELECT coalesce(sum(count), 0) FROM pragma_storage_info(?)"
-                " WHERE column_id = 0 AND segment_type <> 'VALIDITY'",
-                [table],
-            ).fetchall()
-            if int(logical) != int(physical):
-                return True
-        return False
-    finally:
-        con.close()
-
-
-def rewrite_fresh(path: Path, data_dir: Path) -> None:
-    """Rewrite a DuckDB file into a fresh one (no free blocks, no deleted rows), swap it
-    in, and scrub the old one (kept alive by a second name until the swap is done)."""
-    fresh = path.with_name(path.name + ".tmp")
-    scrub_unlink(fresh)
-    con = connect_writer(fresh, data_dir)
-    try:
-        con.execute("ATTACH ? AS src (READ_ONLY)", [str(path)])
-        [[name]] = con.execute("SELECT current_database()").fetchall()
-        con.execute(f"COPY FROM DATABASE src TO {identifier(name)}")
-        con.execute("DETACH src")
-        con.execute("CHECKPOINT")
-    finally:
-        con.close()
-    crash_point("before-swap")
-    old = path.with_name(path.name + ".old")
-    scrub_unlink(old)
-    os.link(path, old)
-    seal(fresh, path)
-    scrub_unlink(old)
-
-
-def _scrub_unreferenced(con: duckdb.DuckDBPyConnection, data_dir: Path) -> int:
-    """Scrub what a killed writer left in the feed directories (a superseded file whose
-    erase was committed, a half-written version, the old name of a rewritten file), before
-    ``recover`` would merely unlink it. A second name of a live file is only unlinked."""
-    live = set(ctl.live_content_files(con, data_dir))
-    inodes = {(s.st_dev, s.st_ino) for p in live if p.exists() for s in [p.stat()]}
-    count = 0
-    for feed in FEEDS:
-        directory = feed_dir(data_dir, feed)
-        if not directory.is_dir():
-            continue
-        for path in sorted(directory.iterdir()):
-            if path in live or not path.is_file() or path.is_symlink():
-                continue
-            info = path.stat()
-            if (info.st_dev, info.st_ino) in inodes:
-                path.unlink()
-            else:
-                scrub_unlink(path)
-            count += 1
-    return count
-
-
-def _erase_transients(data_dir: Path) -> int:
-    count = 0
-    for rel in TRANSIENT_DIRS:
-        root = data_dir / rel
-        if root.exists():
-            for path in sorted(root.rglob("*"), reverse=True):
-                if path.is_file():
-                    scrub_unlink(path)
-                    count += 1
-    return count
 
 
 def _unsearchable(
@@ -236,20 +96,47 @@ def _unsearchable(
                          " markers from cannot be read")  # fmt: skip
 
 
+def _scan_raw_device(
+    verification: Verification, device: Path, plates: list[str], keep: list[Path]
+) -> None:
+    """Search the device under data_dir for the plates, outside the files that may hold
+    them at this moment: the markers' source (scrubbed next) and the access log (which
+    keeps queried plates by law, and is verified field by field)."""
+    from hotlist.raw_device import excluded_ranges, scan_device
+
+    try:
+        hits = scan_device(device, plates, excluded_ranges(keep))
+    except OSError as exc:
+        verification.add(device, f"unverifiable: cannot be read ({exc.strerror})")
+        return
+    if hits:
+        first = ", ".join(str(h.offset) for h in hits[:10])
+        verification.add(
+            device,
+            f"raw blocks hold content of a removed record at {len(hits)} offsets"
+            f" (first: {first}): a file deleted without scrubbing, or a copy outside data_dir",
+        )
+
+
 def purge(
     settings: Settings,
     prefect_home: Path | None = None,
     extra_roots: list[Path] | None = None,
     kind: str = "sweep",
     now: dt.datetime | None = None,
+    raw_device: Path | None = None,
 ) -> PurgeResult:
-    """Erase every pending removal from every local copy, verify, then mark and report."""
+    """Erase every pending removal from every local copy, verify, then mark and report.
+
+    ``raw_device`` (default: ``[purge] raw_device``) is a block device or image to search
+    too, before anything is marked purged (:mod:`hotlist.raw_device`)."""
     data_dir = settings.data_dir
+    device = raw_device or settings.purge.raw_device
     started = now or dt.datetime.now(dt.UTC)
     with writer_lock(data_dir, wait_s=600):
         con = ctl.connect(data_dir)
         try:
-            erased = _scrub_unreferenced(con, data_dir)
+            erased = scrub_unreferenced(con, data_dir)
             recover(con, data_dir)
             pending = con.sql(
                 "SELECT entry_id, feed, record_id FROM tombstones WHERE purged_at IS NULL"
@@ -257,9 +144,11 @@ def purge(
             gone = gone_ids(con).filter("pending")
             live = ctl.live_content_files(con, data_dir)
             superseded = sorted(p for p, is_current in live.items() if not is_current)
-            markers, unreadable = _markers(con, [p for p in superseded if p.exists()], pending)
+            markers, unreadable = collect_markers(
+                con, [p for p in superseded if p.exists()], pending
+            )
             current = [p for p, is_current in live.items() if is_current and p.exists()]
-            plates = sorted(set(markers.plates) - _still_listed(con, current, markers.plates))
+            plates = sorted(set(markers.plates) - still_listed(con, current, markers.plates))
             record_ids = sorted(
                 set(pending.filter(pl.col("entry_id").is_in(gone["entry_id"].implode()))
                     ["record_id"].drop_nulls().to_list())
@@ -269,13 +158,13 @@ def purge(
             from hotlist.store.state import build_state
 
             publish(con, data_dir, build_state(con, data_dir))
-            erased += _erase_transients(data_dir)
+            erased += erase_transients(data_dir)
             for old in superseded_versions(data_dir):
                 scrub_tree(old)
                 erased += 1
             crash_point("after-erase")
             for path in current:
-                if _needs_rewrite(path):
+                if needs_rewrite(path):
                     rewrite_fresh(path, data_dir)
             con.execute("CHECKPOINT")  # fold the control WAL in: no WAL may be left anywhere
             verification = verify(
@@ -289,6 +178,9 @@ def purge(
                 sources=frozenset(superseded),
             )
             _unsearchable(verification, gone, markers, unreadable)
+            if verification.ok and device is not None and plates:
+                audit = sorted(p for p in (data_dir / "audit").rglob("*") if p.is_file())
+                _scan_raw_device(verification, Path(device), plates, [*superseded, *audit])
             crash_point("after-verify")
             run_id = ctl.next_value(con, "purge_run")
             finished = dt.datetime.now(dt.UTC)
@@ -402,6 +294,7 @@ def _drop_records(
     scrub_unlink(tmp)
     writer = connect_writer(tmp, data_dir)
     try:
+        writer.execute(f"SET checkpoint_threshold = {literal(NO_AUTO_CHECKPOINT)}")
         writer.execute("ATTACH ? AS prev (READ_ONLY)", [str(current.content_file)])
         writer.register("_gone", gone.select("entry_id").to_arrow())
         writer.register("_ids", pl.DataFrame({"record_id": record_ids}).to_arrow())
@@ -423,7 +316,7 @@ def _drop_records(
                 name = identifier(table)
                 writer.execute(f"CREATE TABLE {name} AS SELECT * FROM prev.{name}")
         writer.execute("DETACH prev")
-        writer.execute("CHECKPOINT")
+        checkpoint_scrubbing_wal(writer, tmp)
     finally:
         writer.close()
     seal(tmp, path)

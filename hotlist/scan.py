@@ -28,6 +28,8 @@ MIN_SCAN_LEN = 5
 BLOCK = 16 << 20
 #: Columns that hold free text (a whole upstream line): searched for markers inside.
 FREE_TEXT = frozenset({"raw_line"})
+#: Files up to this size are searched together, in one pass over all of them.
+SMALL = 1 << 20
 #: Text encodings a marker is searched in, in raw bytes.
 ENCODINGS = ("utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
 
@@ -82,9 +84,15 @@ class ByteSearch:
         self.overlap = max((len(p) for p in patterns), default=0)
 
     def hit(self, data: bytes) -> bool:
-        if not self.patterns or not data:
-            return False
-        return bool(pl.Series([data.decode("latin-1")]).str.contains_any(self.patterns).item())
+        return bool(data) and self.hits([data])[0]
+
+    def hits(self, texts: list[bytes]) -> list[bool]:
+        """Which of several byte strings hold a pattern: one search (the automaton over
+        every marker in every encoding is built once per call, not once per text)."""
+        if not self.patterns:
+            return [False] * len(texts)
+        series = pl.Series([t.decode("latin-1") for t in texts], dtype=pl.String)
+        return [bool(v) for v in series.str.contains_any(self.patterns).to_list()]
 
     def stream(self, fh: IO[bytes]) -> bool:
         """Whether any pattern occurs in the stream (read in overlapping blocks)."""

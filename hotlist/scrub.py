@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 _BLOCK = 1 << 20
 
@@ -35,19 +36,25 @@ def scrub_file(path: Path) -> None:
             return
         raise error
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return
-        zeros = bytes(_BLOCK)
-        left = info.st_size
-        offset = 0
-        while left > 0:
-            n = os.pwrite(fd, zeros[: min(_BLOCK, left)], offset)
-            offset += n
-            left -= n
-        os.fsync(fd)
+        scrub_fd(fd)
     finally:
         os.close(fd)
+
+
+def scrub_fd(fd: int) -> None:
+    """Overwrite every byte of the regular file open (for writing) as ``fd`` with zeros
+    and fsync it: also when its name is gone or names another file by now."""
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        return
+    zeros = bytes(_BLOCK)
+    left = info.st_size
+    offset = 0
+    while left > 0:
+        n = os.pwrite(fd, zeros[: min(_BLOCK, left)], offset)
+        offset += n
+        left -= n
+    os.fsync(fd)
 
 
 def scrub_unlink(path: Path) -> None:
@@ -79,3 +86,26 @@ def scrub_tree(root: Path) -> None:
             else:
                 sub.rmdir()
     root.rmdir()
+
+
+def checkpoint_scrubbing_wal(con: Any, database: Path) -> None:
+    """``CHECKPOINT`` a DuckDB database written through ``con``, and scrub its WAL.
+
+    The WAL holds what was written since the last checkpoint (whole rows, when a table
+    is smaller than a row group), and DuckDB unlinks it at the checkpoint without
+    overwriting it. A second name keeps its inode alive across the checkpoint, so it can
+    be scrubbed afterwards. The connection should not checkpoint by itself before this
+    (``SET checkpoint_threshold`` high), or the WAL is gone before it is named.
+    """
+    wal = database.with_name(database.name + ".wal")
+    keep = database.with_name(database.name + ".wal.scrub")
+    scrub_unlink(keep)
+    try:
+        os.link(wal, keep)
+    except FileNotFoundError:
+        con.execute("CHECKPOINT")
+        return
+    try:
+        con.execute("CHECKPOINT")
+    finally:
+        scrub_unlink(keep)

@@ -34,6 +34,8 @@ import polars as pl
 from hotlist.scan import (
     FREE_TEXT,
     MIN_SCAN_LEN,
+    RAW_HIT,
+    SMALL,
     ByteSearch,
     Unverifiable,
     found_expr,
@@ -43,7 +45,9 @@ from hotlist.scan import (
     sniff,
 )
 from hotlist.sql import identifier
+from hotlist.store import control as ctl
 from hotlist.store import control_path
+from hotlist.store.spill import no_spill
 from hotlist.verify_access import AccessLogSearch
 
 #: Where content may rest only while a writer works; anything left there is a finding.
@@ -193,6 +197,7 @@ def _check_entry_ids(path: Path, gone: pl.DataFrame, result: Verification) -> No
         return
     try:
         con = duckdb.connect(str(path), read_only=True)
+        no_spill(con)
     except duckdb.Error as exc:
         result.add(path, f"unverifiable: cannot be opened ({type(exc).__name__})")
         return
@@ -208,13 +213,6 @@ def _check_entry_ids(path: Path, gone: pl.DataFrame, result: Verification) -> No
         con.close()
     if count:
         result.add(path, f"{count} entries of removed records are still in this file")
-
-
-def open_control_reader(data_dir: Path) -> duckdb.DuckDBPyConnection:
-    """The control database, read-only, for a verification run without the writer lock.
-
-    The one place a reader opens it: the store's bounded-wait reader goes here."""
-    return duckdb.connect(str(control_path(data_dir)), read_only=True)
 
 
 @dataclass(frozen=True)
@@ -237,8 +235,10 @@ def _check_file(
     control: duckdb.DuckDBPyConnection | None,
     search: _Search,
     result: Verification,
+    small: list[Path],
 ) -> None:
-    """One file: a leftover name is a finding; then its content, by what it is."""
+    """One file: a leftover name is a finding; then its content, by what it is (small
+    raw files are left in ``small`` for one search together)."""
     if _leftover(path, root):
         result.add(path, "leftover of an interrupted write")
         if path.name.endswith(".wal"):
@@ -259,6 +259,7 @@ def _check_file(
             return
         try:
             con = duckdb.connect(str(path), read_only=True)
+            no_spill(con)
         except duckdb.Error as exc:
             result.add(path, f"unverifiable: cannot be opened ({type(exc).__name__})")
             return
@@ -269,10 +270,26 @@ def _check_file(
         return
     if path.name.endswith(".csv") and root == data_dir:
         hits = scan_csv(path, search.raw, search.markers)
+    elif sniff(head) == "raw" and path.stat().st_size <= SMALL:
+        small.append(path)  # searched with the other small files, in one pass
+        return
     else:
         hits = scan_file(path, search.raw, search.markers)
     for where, problem in hits:
         result.add(f"{path}:{where}" if where else path, problem)
+
+
+def _check_small(paths: list[Path], search: ByteSearch, result: Verification) -> None:
+    texts: list[bytes] = []
+    for path in paths:
+        try:
+            texts.append(path.read_bytes())
+        except OSError as exc:
+            result.add(path, f"unverifiable: cannot be read ({type(exc).__name__})")
+            texts.append(b"")
+    for path, hit in zip(paths, search.hits(texts), strict=True):
+        if hit:
+            result.add(path, RAW_HIT)
 
 
 def verify(
@@ -302,15 +319,27 @@ def verify(
             " (is data_dir in the configuration right?)",
         )
         return result
-    own = control is None and control_path(data_dir).exists()
-    if own:
-        control = open_control_reader(data_dir)
-    try:
-        gone = gone_ids(control) if control is not None else pl.DataFrame()
-    finally:
-        if own and control is not None:
-            control.close()
-            control = None
+    if control is None and control_path(data_dir).exists():
+        # A reader: waits (bounded, saying so) while a writer has the control database.
+        with ctl.read_only(data_dir) as reader:
+            return _verify(result, data_dir, prefect_home, markers, reader, pending_ok,
+                           extra_roots, record_ids, sources)  # fmt: skip
+    return _verify(result, data_dir, prefect_home, markers, control, pending_ok,
+                   extra_roots, record_ids, sources)  # fmt: skip
+
+
+def _verify(
+    result: Verification,
+    data_dir: Path,
+    prefect_home: Path | None,
+    markers: list[str],
+    control: duckdb.DuckDBPyConnection | None,
+    pending_ok: bool,
+    extra_roots: list[Path] | None,
+    record_ids: list[str] | None,
+    sources: frozenset[Path],
+) -> Verification:
+    gone = gone_ids(control) if control is not None else pl.DataFrame()
     if gone.height and not pending_ok:
         for feed, count in gone.filter("pending").group_by("feed").len().iter_rows():
             result.add(f"feed {feed}", f"{count} removed records not purged yet")
@@ -327,6 +356,7 @@ def verify(
         for path in _walk(data_dir / rel):
             result.add(path, "leftover in a transient area (content must not rest here)")
     roots = [data_dir, *([prefect_home] if prefect_home else []), *(extra_roots or [])]
+    small: list[Path] = []
     for root in roots:
         for path in _walk(root):
             if path in sources:
@@ -334,9 +364,10 @@ def verify(
             try:
                 result.files += 1
                 result.bytes += path.stat().st_size
-                _check_file(path, root, data_dir, control, search, result)
+                _check_file(path, root, data_dir, control, search, result, small)
             except Unverifiable as exc:
                 result.add(path, f"unverifiable: {exc}")
             except (OSError, duckdb.Error, pl.exceptions.PolarsError) as exc:
                 result.add(path, f"unverifiable: cannot be read ({type(exc).__name__})")
+    _check_small(small, search.raw, result)
     return result

@@ -70,10 +70,17 @@ class AccessLogSearch:
     def __init__(self, plates: list[str], record_ids: list[str]) -> None:
         self.plates = sorted({p for p in plates if p})
         self.record_ids = sorted({r for r in record_ids if r})
-        # Short plates match by chance inside text: they are looked for as whole JSON
-        # string values only (quoted), and matched whole in the parsed record.
-        quoted = [f'"{p}"'.encode() for p in self.plates if len(p) < MIN_SCAN_LEN]
-        self.any = ByteSearch([*raw_patterns([*self.plates, *self.record_ids]), *quoted])
+        self._any: ByteSearch | None = None
+
+    @property
+    def any(self) -> ByteSearch:
+        """Built on first use: most verifications have no access log to search."""
+        if self._any is None:
+            # Short plates match by chance inside text: they are looked for as whole JSON
+            # string values only (quoted), and matched whole in the parsed record.
+            quoted = [f'"{p}"'.encode() for p in self.plates if len(p) < MIN_SCAN_LEN]
+            self._any = ByteSearch([*raw_patterns([*self.plates, *self.record_ids]), *quoted])
+        return self._any
 
     def _holds(self, text: str, markers: list[str]) -> bool:
         """A marker as the whole value, or (long enough not to match by chance) inside it."""
@@ -107,8 +114,9 @@ class AccessLogSearch:
 
     def _chunk(self, first: int, chunk: bytes) -> Hits:
         found: Hits = []
-        for offset, line in enumerate(chunk.split(b"\n")):
-            if not self.any.hit(line):
+        lines = chunk.split(b"\n")
+        for offset, (line, hit) in enumerate(zip(lines, self.any.hits(lines), strict=True)):
+            if not hit:
                 continue
             number = first + offset
             try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -411,3 +412,23 @@ def test_the_published_csv_holds_the_parquets_rows_in_its_order(
     assert parquet.height == current["entries"] > 0
     assert csv.equals(parquet)
     assert parquet["plate"].to_list() == sorted(parquet["plate"].to_list())
+
+
+def test_a_second_name_of_the_live_file_is_unlinked_not_scrubbed_and_loses_nothing(
+    relaxed: Settings, drop: Drop
+) -> None:
+    """A stray second name of the live file in a feed directory (a hardlink) is only
+    unlinked, never scrubbed: scrubbing it would zero the current version. Any other
+    leftover there is scrubbed."""
+    _day1_day2(relaxed, drop)
+    current = relaxed.data_dir / read_state(relaxed.data_dir)["feeds"]["ncic"]["content_file"]
+    second = current.with_name(current.name + ".old")
+    os.link(current, second)
+    stray = current.with_name("v000000099.duckdb.tmp")
+    stray.write_bytes(b"ZQXMRK01 in a killed writer's leftover")
+    result = purge(relaxed, None)
+    assert result.verification.ok, result.verification.findings
+    assert not second.exists()
+    assert not stray.exists()
+    assert find_hits(relaxed.data_dir, "7KEEP001")  # the current version is whole
+    assert _independent_scan(relaxed.data_dir) == []

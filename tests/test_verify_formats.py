@@ -47,7 +47,7 @@ def _zstd_parquet(path: Path) -> None:
     )
 
 
-FORMATS: dict[str, Callable[[Path], None]] = {
+FORMATS: dict[str, Callable[[Path], object]] = {
     "copy.parquet": _zstd_parquet,
     "copy.dat": _zstd_parquet,  # a Parquet file by its bytes, whatever its name
     "extract.txt.xz": lambda p: p.write_bytes(lzma.compress(LINE.encode())),
@@ -131,8 +131,12 @@ def test_verify_of_a_data_dir_that_does_not_exist_fails_and_creates_nothing(
     done = CliRunner().invoke(
         app, ["verify", "-c", str(config)], env={"PREFECT_HOME": str(tmp_path / "home")}
     )
-    assert done.exit_code == 1
-    assert "data_dir does not exist" in done.stderr
+    assert done.exit_code != 0
+    assert "does not exist" in done.stderr
     assert "PASS" not in done.stdout
     assert not (tmp_path / "no such dir").exists()
     assert not (tmp_path / "home").exists()
+    result = verify(tmp_path / "no such dir", tmp_path / "home", ["ZQXFMT42"])
+    assert not result.ok
+    assert result.findings[0].problem.startswith("data_dir does not exist")
+    assert not (tmp_path / "no such dir").exists()
