@@ -35,6 +35,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from hotlist import audit
 from hotlist.config import Settings
 from hotlist.erase import (
     NO_AUTO_CHECKPOINT,
@@ -167,6 +168,10 @@ def purge(
                 if needs_rewrite(path):
                     rewrite_fresh(path, data_dir)
             con.execute("CHECKPOINT")  # fold the control WAL in: no WAL may be left anywhere
+            # A torn last line of the access log (a crash mid-append) is not a record, so
+            # it would be searched as raw bytes: move it to its evidence file first, where
+            # the element queried stands in its own, exempt field.
+            audit.recover_torn_tail(data_dir)
             verification = verify(
                 data_dir,
                 prefect_home,
@@ -179,8 +184,8 @@ def purge(
             )
             _unsearchable(verification, gone, markers, unreadable)
             if verification.ok and device is not None and plates:
-                audit = sorted(p for p in (data_dir / "audit").rglob("*") if p.is_file())
-                _scan_raw_device(verification, Path(device), plates, [*superseded, *audit])
+                log_files = sorted(p for p in (data_dir / "audit").rglob("*") if p.is_file())
+                _scan_raw_device(verification, Path(device), plates, [*superseded, *log_files])
             crash_point("after-verify")
             run_id = ctl.next_value(con, "purge_run")
             finished = dt.datetime.now(dt.UTC)

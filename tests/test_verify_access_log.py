@@ -100,23 +100,56 @@ def test_a_removed_record_anywhere_else_in_the_access_log_is_a_finding_naming_th
     _remove_upstream(relaxed, drop)
     with pytest.raises(PurgeIncomplete) as failed:
         purge(relaxed, None)
+    # A line after the chain's last record is no record of it: the purge first moves it to
+    # the segment's evidence file (kept, keyed), and finds the content there.
+    evidence = log.with_name(log.name + ".torn")
     places = [f.place for f in failed.value.verification.findings]
-    assert places == [f"{log}:line 2:{where}"]  # line 1: the lawful lookup
+    assert places == [f"{evidence}:line 1:fragment"], where
 
 
-def test_a_torn_or_foreign_line_is_searched_as_raw_bytes(relaxed: Settings, drop: Drop) -> None:
+def test_a_foreign_line_is_searched_as_raw_bytes(relaxed: Settings, drop: Drop) -> None:
     drop.put("VEHEXTRT.txt", ncic_file([*KEEP, REMOVED]))
     ingest_source(relaxed, "ncic")
     _look_up(relaxed, "ZQXLOOK7")
-    log = _plant(relaxed, b'{"seq": 2, "element": "plate ZQXLOOK7", "outc')  # torn tail
     segment = _plant(relaxed, b"ZQXLOOK7 written by something else\n", "access-2026-11.jsonl.1")
     _remove_upstream(relaxed, drop)
     with pytest.raises(PurgeIncomplete) as failed:
         purge(relaxed, None)
-    assert {f.place for f in failed.value.verification.findings} == {
-        f"{log}:line 2",
-        f"{segment}:line 1",
-    }
+    assert {f.place for f in failed.value.verification.findings} == {f"{segment}:line 1"}
+
+
+def test_a_torn_lookup_record_is_kept_as_evidence_and_does_not_fail_the_purge(
+    relaxed: Settings, drop: Drop
+) -> None:
+    """A crash mid-append tore a lookup's record: the purge moves the tail to its evidence
+    file first, where the queried plate stands in its own field, the one the law keeps."""
+    drop.put("VEHEXTRT.txt", ncic_file([*KEEP, REMOVED]))
+    ingest_source(relaxed, "ncic")
+    _look_up(relaxed, "ZQXLOOK7")
+    log = _plant(relaxed, b'{"channel":"cli","client":"","data_element":"plate ZQXLOOK7","outc')
+    _remove_upstream(relaxed, drop)
+    result = purge(relaxed, None)
+    assert result.verification.ok, result.verification.findings
+    assert result.verification.markers == 1
+    evidence = log.with_name(log.name + ".torn")
+    assert b"ZQXLOOK7" in evidence.read_bytes()  # kept, as the law wants the element kept
+    assert audit.verify_chain(relaxed.data_dir).ok
+
+
+def test_a_torn_record_holding_more_of_a_removed_record_is_a_finding(
+    relaxed: Settings, drop: Drop
+) -> None:
+    drop.put("VEHEXTRT.txt", ncic_file([*KEEP, REMOVED]))
+    ingest_source(relaxed, "ncic")
+    _look_up(relaxed, "ZQXLOOK7")
+    log = _plant(relaxed, b'{"data_element":"plate 7KEEP001","outcome":"hit F000000007 ZQXLO')
+    _remove_upstream(relaxed, drop)
+    with pytest.raises(PurgeIncomplete) as failed:
+        purge(relaxed, None)
+    evidence = log.with_name(log.name + ".torn")
+    assert [f.place.split(":line")[0] for f in failed.value.verification.findings] == [
+        str(evidence)
+    ]
 
 
 PLATES = st.text(alphabet="ABCDEFGHJKLMNPRSTUVWXYZ0123456789", min_size=2, max_size=8)

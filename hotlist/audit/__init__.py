@@ -21,6 +21,7 @@ from hotlist.audit.chain import (
     append_many,
     log_path,
     records,
+    recover_torn_tail,
 )
 from hotlist.audit.export import export_csv
 from hotlist.audit.keys import GENESIS
@@ -50,6 +51,7 @@ __all__ = [
     "log_path",
     "publish_artifact",
     "records",
+    "recover_torn_tail",
     "retention_months",
     "segment_paths",
     "usage_audit",

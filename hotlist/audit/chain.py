@@ -217,6 +217,14 @@ def append_many(
         writer.close()
 
 
+def recover_torn_tail(data_dir: Path) -> None:
+    """Move a torn tail a crash left in the newest segment into its evidence file (logged as
+    a system record, the queried element in its own field); nothing else is written, and
+    nothing at all when there is no log yet."""
+    if segment_paths(data_dir):
+        append_many(data_dir, [])
+
+
 def log_path(data_dir: Path) -> Path:
     """The newest segment (where the next record goes, unless the month turns)."""
     paths = segment_paths(data_dir)
