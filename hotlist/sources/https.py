@@ -1,0 +1,504 @@
+"""``https://`` source: download the tables from a web site (CA DOJ's CLEW site).
+
+``url`` is the base; each ``files`` entry is a path relative to it, or a full ``https://``
+URL on the same host (credentials are never sent to another host). A file lands under
+the last segment of its URL path. TLS, pins and credentials: :mod:`hotlist.sources.https_tls`.
+
+Change detection: the validators (``ETag``, ``Last-Modified``) of the response that
+brought the file taken last are remembered beside the sha256 of its content (a JSON file
+outside the landing area, no record content), and sent back as ``If-None-Match`` /
+``If-Modified-Since`` while that content is still the last taken; a ``304`` is then
+:class:`Unchanged` without a download. Only validators that can tell two contents apart
+are kept: a weak ETag never, a ``Last-Modified`` only when the response's ``Date`` is a
+second or more later (RFC 9110 8.8.2.2: a file rewritten within its Last-Modified second
+would otherwise look the same). A ``200`` is always hashed: a body that changed under
+the same validators lands, and one whose hash is the last taken file's is dropped.
+
+Landing, as for SFTP: streamed to ``<name>.part`` (0600) while hashing, checked against
+``Content-Length``, fsynced, renamed atomically. A connection that drops mid-body is
+resumed with ``Range`` + ``If-Range`` (a strong validator required, else the download
+starts over), a few times at most. A ``200`` whose ``Content-Type`` or first bytes say
+HTML, XML or JSON (a login or error page) is refused as not a table and never kept.
+Failures: timeouts, resets, 5xx, 408 and 429 are transient (Prefect retries them);
+401/403, other 4xx, redirects, TLS and pin failures fail at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import hashlib
+import json
+import logging
+import os
+import posixpath
+import re
+import ssl
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import unquote, urljoin, urlsplit
+
+import httpx
+
+from hotlist.config import SourceConfig
+from hotlist.private import write_private
+from hotlist.sources import (
+    FetchError,
+    FetchFailure,
+    LandedFile,
+    LastTaken,
+    Taken,
+    Unchanged,
+    is_unchanged,
+)
+from hotlist.sources.https_tls import check_pin, credential, http_auth, tls_context, tls_failure
+from hotlist.sources.landing import (
+    TMP_SUFFIX,
+    check_remote_name,
+    discard,
+    publish_file,
+    remove_stale_parts,
+)
+
+log = logging.getLogger(__name__)
+
+#: Downloads of one file (the first and its resumptions) before a drop is reported.
+ATTEMPTS = 4
+RETRY_PAUSE_S = 0.5
+_SNIFF_BYTES = 1024
+_NOT_TABLES = ("text/html", "application/xhtml+xml", "application/json", "text/xml")
+_MARKUP = (b"<!doctype", b"<html", b"<head", b"<body", b"<?xml", b"<!--", b"<script", b'{"')
+_TITLE = re.compile(rb"<title[^>]*>([^<]{1,200})", re.IGNORECASE)
+_DROPS = (httpx.RemoteProtocolError, httpx.ReadError, httpx.ReadTimeout)
+
+
+@dataclass(frozen=True)
+class _Target:
+    feed: str
+    url: str
+    name: str
+
+
+@dataclass(frozen=True)
+class _Validators:
+    """What a response said about its body's version, and that body's sha256."""
+
+    etag: str | None
+    last_modified: str | None
+    sha256: str = ""
+
+    def conditional(self) -> dict[str, str]:
+        headers = {}
+        if self.etag:
+            headers["If-None-Match"] = self.etag
+        if self.last_modified:
+            headers["If-Modified-Since"] = self.last_modified
+        return headers
+
+    @property
+    def if_range(self) -> str | None:
+        return self.etag or self.last_modified
+
+
+def fetch_https(
+    source: SourceConfig,
+    feeds: list[str],
+    landing: Path,
+    last_taken: LastTaken,
+    validators_file: Path,
+) -> list[LandedFile | Unchanged]:
+    """Download each feed's file into ``landing``; same contract as ``fetch_local``."""
+    targets = _targets(source, feeds)
+    base = urlsplit(source.url)
+    host, port = base.hostname or "", base.port or 443
+    secret = credential(source)
+    context = tls_context(source, secret if source.auth == "client-certificate" else None)
+    remembered = _load_validators(validators_file)
+    remove_stale_parts(landing)
+    out: list[LandedFile | Unchanged] = []
+    with _client(source, context, secret, host) as client:
+        session = _Session(client, source, host, port, landing)
+        for target in targets:
+            last = last_taken(target.feed)
+            known = remembered.get(target.name)
+            if known is None or not is_unchanged(last, target.name, known.sha256):
+                known = None  # those validators belong to a file that is not the last taken
+            item, seen = session.fetch(target, known, last)
+            if seen is not None:
+                remembered[target.name] = seen
+                _save_validators(validators_file, remembered)
+            out.append(item)
+    return out
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+def _targets(source: SourceConfig, feeds: list[str]) -> list[_Target]:
+    """Resolve each feed's URL and landing name; refuse another host or a clash of names."""
+    base = source.url if source.url.endswith("/") else source.url + "/"
+    origin = urlsplit(base)
+    if not origin.hostname:
+        raise FetchError(FetchFailure.CONFIG, f"url {source.url!r} names no host")
+    missing = [feed for feed in feeds if feed not in source.files]
+    if missing:
+        raise FetchError(
+            FetchFailure.CONFIG,
+            f"feeds {missing} have no file; add them to the source's files table",
+        )
+    targets = []
+    for feed in feeds:
+        url = urljoin(base, source.files[feed])
+        parts = urlsplit(url)
+        if (parts.scheme, parts.netloc) != (origin.scheme, origin.netloc):
+            raise FetchError(
+                FetchFailure.CONFIG,
+                f"files.{feed} = {source.files[feed]!r} is not on {origin.netloc} over https;"
+                " every file must come from the source's own site",
+            )
+        name = unquote(posixpath.basename(parts.path))
+        targets.append(_Target(feed, url, name))
+    names = [t.name for t in targets]
+    for t in targets:
+        check_remote_name(t.name, set(names))
+    if len(set(names)) != len(names):
+        raise FetchError(
+            FetchFailure.CONFIG, f"two files would land under the same name: {sorted(names)}"
+        )
+    return targets
+
+
+def _proxy(source: SourceConfig, host: str) -> str | None:
+    """``proxy`` from the configuration, else HTTPS_PROXY unless NO_PROXY covers ``host``."""
+    if source.proxy:
+        return source.proxy
+    if urllib.request.proxy_bypass(host):
+        return None
+    return urllib.request.getproxies_environment().get("https")
+
+
+@contextmanager
+def _client(
+    source: SourceConfig, context: ssl.SSLContext, secret: str | None, host: str
+) -> Iterator[httpx.Client]:
+    timeout = httpx.Timeout(source.read_timeout_s, connect=source.connect_timeout_s)
+    with httpx.Client(
+        verify=context,
+        auth=http_auth(source, secret),
+        proxy=_proxy(source, host),
+        trust_env=False,  # no .netrc, no SSL_CERT_FILE: trust is what the configuration says
+        timeout=timeout,
+        follow_redirects=False,
+        headers={"Accept-Encoding": "identity", "User-Agent": "hotlist"},
+    ) as client:
+        yield client
+
+
+# -- validators ------------------------------------------------------------------------------
+
+
+def _load_validators(path: Path) -> dict[str, _Validators]:
+    try:
+        raw = json.loads(path.read_text("utf-8"))
+    except (FileNotFoundError, ValueError):
+        return {}  # none yet, or unreadable: every file is downloaded and hashed
+    return {
+        name: _Validators(v.get("etag"), v.get("last_modified"), str(v.get("sha256", "")))
+        for name, v in raw.items()
+        if isinstance(v, dict)
+    }
+
+
+def _save_validators(path: Path, remembered: dict[str, _Validators]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    data = {name: vars(v) for name, v in sorted(remembered.items())}
+    write_private(path, json.dumps(data, indent=1))
+
+
+def _strong_validators(response: httpx.Response) -> _Validators:
+    """The validators of a 200 that identify its content (see the module's docstring)."""
+    etag = response.headers.get("ETag")
+    if etag is not None and (etag.startswith("W/") or not etag.startswith('"')):
+        etag = None
+    modified = response.headers.get("Last-Modified")
+    served = _http_date(response.headers.get("Date"))
+    stamp = _http_date(modified)
+    if stamp is None or served is None or (served - stamp).total_seconds() < 1:
+        # Rewritten within the second it is stamped with, a file keeps both its
+        # Last-Modified and (on servers that build it from mtime and size) its ETag.
+        return _Validators(etag if stamp is None else None, None)
+    return _Validators(etag, modified)
+
+
+def _http_date(value: str | None) -> dt.datetime | None:
+    try:
+        return email.utils.parsedate_to_datetime(value) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
+# -- one file --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Body:
+    sha256: str
+    size: int
+    validators: _Validators
+    mtime: float
+
+
+@dataclass(frozen=True)
+class _Session:
+    client: httpx.Client
+    source: SourceConfig
+    host: str
+    port: int
+    landing: Path
+
+    def fetch(
+        self, target: _Target, known: _Validators | None, last: Taken | None
+    ) -> tuple[LandedFile | Unchanged, _Validators | None]:
+        part = self.landing / (target.name + TMP_SUFFIX)
+        try:
+            body = self._download(target, part, known)
+        except BaseException:
+            discard(part)
+            raise
+        if body is None:
+            log.info("%s on %s: 304, not modified", target.name, self.host)
+            return Unchanged(target.feed, target.name), known
+        seen = _Validators(body.validators.etag, body.validators.last_modified, body.sha256)
+        if is_unchanged(last, target.name, body.sha256):
+            discard(part)
+            log.info("%s on %s: same content as the file taken last", target.name, self.host)
+            return Unchanged(target.feed, target.name), seen
+        final = self.landing / target.name
+        publish_file(part, final)
+        log.info(
+            "landed %s from %s (%d bytes, sha256 %s)",
+            target.name,
+            self.host,
+            body.size,
+            body.sha256,
+        )
+        landed = LandedFile(target.feed, target.name, final, body.sha256, body.size, body.mtime)
+        return landed, seen
+
+    def _download(self, target: _Target, part: Path, known: _Validators | None) -> _Body | None:
+        """GET into ``part``, resuming after drops; None on a 304 to our conditional GET."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+        with os.fdopen(os.open(part, flags, 0o600), "wb", buffering=0) as out:
+            state = _Progress(out)
+            for attempt in range(1, ATTEMPTS + 1):
+                headers = state.resume_headers()
+                if headers is None:  # from the start: conditional while nothing has arrived
+                    headers = known.conditional() if known and not state.received else {}
+                conditional = "If-None-Match" in headers or "If-Modified-Since" in headers
+                try:
+                    with self._translated(target):
+                        done = self._get(target, headers, state, conditional=conditional)
+                    if done is None:
+                        return None
+                    break
+                except _Dropped as drop:
+                    log.warning(
+                        "%s on %s: connection dropped after %d bytes (%s); attempt %d of %d",
+                        target.name, self.host, state.received, drop, attempt, ATTEMPTS,
+                    )  # fmt: skip
+                    if attempt < ATTEMPTS:
+                        time.sleep(RETRY_PAUSE_S * attempt)
+            else:
+                raise FetchError(
+                    FetchFailure.CONNECTION_DROPPED,
+                    f"{target.url}: the connection dropped during each of {ATTEMPTS} attempts"
+                    f" (resumed with Range where the server allowed it); retry later",
+                )
+            os.fsync(out.fileno())
+        return state.body()
+
+    def _get(
+        self, target: _Target, headers: dict[str, str], state: _Progress, *, conditional: bool
+    ) -> bool | None:
+        with self.client.stream("GET", target.url, headers=headers) as response:
+            check_pin(response, self.source, self.host, self.port)
+            status = response.status_code
+            if status == 304 and conditional and not state.received:
+                return None
+            if status == 206 and state.received:
+                state.continue_from(response, target)
+            elif status == 200:
+                state.start(response, _strong_validators(response))
+            else:
+                raise self._refusal(response, target)
+            encoding = response.headers.get("Content-Encoding", "identity").lower()
+            if encoding != "identity":
+                raise FetchError(
+                    FetchFailure.NOT_A_TABLE,
+                    f"{target.url} came with Content-Encoding {encoding!r} although hotlist asked"
+                    " for identity; nothing was kept",
+                )
+            chunks = response.iter_raw()
+            if state.received == 0:
+                _refuse_non_table(target, response, _first_bytes(chunks, state))
+            for chunk in chunks:
+                state.write(chunk)
+        state.check_length(target)
+        return True
+
+    def _refusal(self, response: httpx.Response, target: _Target) -> FetchError:
+        status = response.status_code
+        what = f"{target.url} answered {status} {response.reason_phrase}"
+        if status == 401:
+            return FetchError(
+                FetchFailure.AUTH_REFUSED,
+                f"{what}: the site wants credentials, or refused the ones given (auth ="
+                f" {self.source.auth!r}); check them with the site's operator",
+            )
+        if status == 403:
+            return FetchError(
+                FetchFailure.PERMISSION_DENIED,
+                f"{what}: the site refused access; CLEW registers an agency's public IP"
+                " address: check that this host's address is the registered one",
+            )
+        if status in {404, 410}:
+            return FetchError(
+                FetchFailure.NOT_FOUND,
+                f"{what}: check the file's path in files, or ask the site whether it was published",
+            )
+        if status in {408, 429} or status >= 500:
+            return FetchError(FetchFailure.SERVER_ERROR, f"{what}; retried later")
+        if 300 <= status < 400:
+            location = urlsplit(response.headers.get("Location", ""))
+            return FetchError(
+                FetchFailure.HTTP_REFUSED,
+                f"{what}, redirecting to {location.netloc}{location.path} (a login page?); hotlist"
+                " does not follow redirects: check the credentials, or name the file's final URL",
+            )
+        return FetchError(FetchFailure.HTTP_REFUSED, f"{what}; nothing was kept")
+
+    @contextmanager
+    def _translated(self, target: _Target) -> Iterator[None]:
+        try:
+            yield
+        except _DROPS as exc:
+            refused = tls_failure(exc, self.source, self.host, self.port)
+            if refused is not None:
+                raise refused from None
+            raise _Dropped(type(exc).__name__) from exc
+        except httpx.TimeoutException:
+            raise FetchError(
+                FetchFailure.TIMEOUT,
+                f"{self.host} port {self.port} did not answer within"
+                f" {self.source.connect_timeout_s:g} s (connect_timeout_s) for {target.url};"
+                " retry later, or raise connect_timeout_s",
+            ) from None
+        except httpx.ProxyError as exc:
+            kind = FetchFailure.CONFIG if "407" in str(exc) else FetchFailure.CONNECTION_DROPPED
+            raise FetchError(kind, f"the proxy refused the tunnel to {self.host}: {exc}") from None
+        except httpx.TransportError as exc:
+            refused = tls_failure(exc, self.source, self.host, self.port)
+            if refused is not None:
+                raise refused from None
+            raise FetchError(
+                FetchFailure.CONNECTION_DROPPED,
+                f"cannot reach {self.host} port {self.port} ({type(exc).__name__}: {exc});"
+                " check the URL, the proxy and the network, then retry",
+            ) from None
+
+
+class _Dropped(Exception):
+    """The connection broke after the response began."""
+
+
+class _Progress:
+    """The bytes of one download so far: file, hash, expected total, validators."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.digest = hashlib.sha256()
+        self.received = 0
+        self.total: int | None = None
+        self.validators = _Validators(None, None)
+        self.mtime = time.time()
+
+    def start(self, response: httpx.Response, validators: _Validators) -> None:
+        self.out.seek(0)
+        self.out.truncate()
+        self.digest = hashlib.sha256()
+        self.received = 0
+        length = response.headers.get("Content-Length")
+        self.total = int(length) if length and length.isdigit() else None
+        self.validators = validators
+        modified = _http_date(response.headers.get("Last-Modified"))
+        self.mtime = modified.timestamp() if modified else time.time()
+
+    def resume_headers(self) -> dict[str, str] | None:
+        if self.received and self.total is not None and self.validators.if_range:
+            return {"Range": f"bytes={self.received}-", "If-Range": self.validators.if_range}
+        return None
+
+    def continue_from(self, response: httpx.Response, target: _Target) -> None:
+        match = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+)", response.headers.get("Content-Range", ""))
+        if match is None or int(match[1]) != self.received or int(match[3]) != self.total:
+            raise FetchError(
+                FetchFailure.HTTP_REFUSED,
+                f"{target.url} answered the resumption with a range that does not continue the"
+                " download; nothing was kept",
+            )
+
+    def write(self, chunk: bytes) -> None:
+        self.digest.update(chunk)
+        self.out.write(chunk)
+        self.received += len(chunk)
+
+    def check_length(self, target: _Target) -> None:
+        if self.total is not None and self.received != self.total:
+            raise FetchError(
+                FetchFailure.CONNECTION_DROPPED,
+                f"{target.url}: {self.received} bytes arrived, Content-Length said"
+                f" {self.total}; nothing was kept; retry",
+            )
+
+    def body(self) -> _Body:
+        return _Body(self.digest.hexdigest(), self.received, self.validators, self.mtime)
+
+
+def _first_bytes(chunks: Iterator[bytes], state: _Progress) -> bytes:
+    """Read (and keep) at least the first ``_SNIFF_BYTES`` of the body for the sniff."""
+    head = b""
+    for chunk in chunks:
+        head += chunk
+        if len(head) >= _SNIFF_BYTES:
+            break
+    state.write(head)
+    return head
+
+
+def _refuse_non_table(target: _Target, response: httpx.Response, head: bytes) -> None:
+    """A login or error page served with 200 is refused, naming what came back."""
+    media = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    lead = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    marker = next((m for m in _MARKUP if lead.startswith(m)), None)
+    if media not in _NOT_TABLES and marker is None:
+        return
+    title = _TITLE.search(head)
+    said = []
+    if media:
+        said.append(f"Content-Type {media}")
+    if marker is not None:
+        said.append(f"a body beginning {marker.decode()!r}")
+    if title is not None:
+        text = title[1].decode("utf-8", "replace").strip()[:80]
+        said.append(f"titled {''.join(c for c in text if c.isprintable())!r}")
+    raise FetchError(
+        FetchFailure.NOT_A_TABLE,
+        f"{target.url} answered 200 with {', '.join(said)}: a web page (a login or error page?),"
+        " not a table; it was not parsed and nothing was kept; check the credentials and the"
+        " file's path",
+    )
