@@ -271,6 +271,7 @@ class _Session:
             discard(part)
             raise
         if body is None:
+            discard(part)  # opened before the answer came: empty, but not to be left
             log.info("%s on %s: 304, not modified", target.name, self.host)
             return Unchanged(target.feed, target.name), known
         seen = _Validators(body.validators.etag, body.validators.last_modified, body.sha256)
