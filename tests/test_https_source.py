@@ -10,10 +10,12 @@ import hashlib
 import json
 import os
 import stat
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from hotlist.config import ConfigError, SourceConfig, load_settings
@@ -21,6 +23,7 @@ from hotlist.ingest import ingest_source
 from hotlist.lookup import find_hits
 from hotlist.sources import FetchError, FetchFailure, LandedFile, Taken, Unchanged
 from hotlist.sources.fetch import fetch
+from hotlist.sources.https import strong_validators
 from hotlist.sources.https_server import issue, make_ca, spki_pin
 from hotlist.store.apply import ApplyResult
 from tests.builders import Drop, clew_file, clew_line
@@ -68,6 +71,12 @@ def _sha256(data: bytes) -> str:
 
 def _landing_names(tmp_path: Path) -> list[str]:
     return sorted(p.name for p in (tmp_path / "data" / "landing" / "svs").iterdir())
+
+
+def _write_stamped_after_now(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+    later = time.time() + 3600
+    os.utime(path, (later, later))
 
 
 def _big(size: int = 1 << 20) -> bytes:
@@ -182,8 +191,9 @@ def test_the_same_body_again_with_200_is_unchanged_by_its_hash(
 def test_a_last_modified_in_the_second_it_was_served_is_not_trusted(
     site: Site, drop: Drop, make_source: MakeSource, tmp_path: Path
 ) -> None:
-    """A file written this second could be rewritten within it under the same validators."""
-    (drop.root / "svs.tbl").write_bytes(_big())  # mtime: now
+    """A file stamped less than a second before it was served could be rewritten within
+    that second under the same validators (the site's clock runs behind its files' here)."""
+    _write_stamped_after_now(drop.root / "svs.tbl", _big())
     [first] = _fetch(make_source(), tmp_path)
     first.path.unlink()
 
@@ -192,6 +202,33 @@ def test_a_last_modified_in_the_second_it_was_served_is_not_trusted(
     assert again == Unchanged("svs", "svs.tbl")  # by its hash, after a full download
     headers = site.faults.requests[-1][2]
     assert "If-None-Match" not in headers and "If-Modified-Since" not in headers
+
+
+@pytest.mark.parametrize(
+    ("date", "trusted"),
+    [
+        ("Sun, 09 Sep 2001 01:46:40 GMT", False),  # the second it was modified in
+        ("Sun, 09 Sep 2001 01:46:41 GMT", True),
+        (None, False),
+    ],
+)
+def test_last_modified_is_a_validator_only_a_second_before_the_date(
+    date: str | None, trusted: bool
+) -> None:
+    headers = {"ETag": '"5-a"', "Last-Modified": "Sun, 09 Sep 2001 01:46:40 GMT"}
+    response = httpx.Response(200, headers=headers | ({"Date": date} if date else {}))
+
+    kept = strong_validators(response)
+
+    assert (kept.etag, kept.last_modified) == (
+        ('"5-a"', headers["Last-Modified"]) if trusted else (None, None)
+    )
+
+
+def test_a_weak_etag_is_never_a_validator() -> None:
+    kept = strong_validators(httpx.Response(200, headers={"ETag": 'W/"5-a"'}))
+
+    assert kept.etag is None
 
 
 # -- TLS -------------------------------------------------------------------------------------
@@ -209,6 +246,7 @@ def test_a_certificate_from_another_ca_is_refused_at_once(
     assert caught.value.kind is FetchFailure.TLS_REFUSED and not caught.value.transient
     text = str(caught.value)
     assert "did not verify" in text and str(other.cert) in text and "out of band" in text
+    assert f"it presented {spki_pin(site.cert.cert)}" in text and "issuer CN=test site CA" in text
     assert site.get_paths() == []
     assert _landing_names(tmp_path) == []
 
@@ -313,7 +351,7 @@ def test_without_a_strong_validator_a_cut_download_starts_over(
 ) -> None:
     """No If-Range to hold the site to the same version: the bytes so far are dropped."""
     data = _big(2 << 20)
-    (drop.root / "svs.tbl").write_bytes(data)  # written this second: no trusted validator
+    _write_stamped_after_now(drop.root / "svs.tbl", data)  # no validator to trust
     site.faults.cut_after["/svs.tbl"] = 1 << 19
 
     [landed] = _fetch(make_source(), tmp_path)

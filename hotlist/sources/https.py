@@ -122,7 +122,7 @@ def fetch_https(
     remove_stale_parts(landing)
     out: list[LandedFile | Unchanged] = []
     with _client(source, context, secret, host) as client:
-        session = _Session(client, source, host, port, landing)
+        session = _Session(client, source, host, port, landing, bool(_proxy(source, host)))
         for target in targets:
             last = last_taken(target.feed)
             known = remembered.get(target.name)
@@ -220,7 +220,7 @@ def _save_validators(path: Path, remembered: dict[str, _Validators]) -> None:
     write_private(path, json.dumps(data, indent=1))
 
 
-def _strong_validators(response: httpx.Response) -> _Validators:
+def strong_validators(response: httpx.Response) -> _Validators:
     """The validators of a 200 that identify its content (see the module's docstring)."""
     etag = response.headers.get("ETag")
     if etag is not None and (etag.startswith("W/") or not etag.startswith('"')):
@@ -260,6 +260,7 @@ class _Session:
     host: str
     port: int
     landing: Path
+    proxied: bool
 
     def fetch(
         self, target: _Target, known: _Validators | None, last: Taken | None
@@ -334,7 +335,7 @@ class _Session:
             if status == 206 and state.received:
                 state.continue_from(response, target)
             elif status == 200:
-                state.start(response, _strong_validators(response))
+                state.start(response, strong_validators(response))
             else:
                 raise self._refusal(response, target)
             encoding = response.headers.get("Content-Encoding", "identity").lower()
@@ -388,7 +389,7 @@ class _Session:
         try:
             yield
         except _DROPS as exc:
-            refused = tls_failure(exc, self.source, self.host, self.port)
+            refused = tls_failure(exc, self.source, self.host, self.port, direct=not self.proxied)
             if refused is not None:
                 raise refused from None
             raise _Dropped(type(exc).__name__) from exc
@@ -403,7 +404,7 @@ class _Session:
             kind = FetchFailure.CONFIG if "407" in str(exc) else FetchFailure.CONNECTION_DROPPED
             raise FetchError(kind, f"the proxy refused the tunnel to {self.host}: {exc}") from None
         except httpx.TransportError as exc:
-            refused = tls_failure(exc, self.source, self.host, self.port)
+            refused = tls_failure(exc, self.source, self.host, self.port, direct=not self.proxied)
             if refused is not None:
                 raise refused from None
             raise FetchError(

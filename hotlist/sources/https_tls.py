@@ -169,10 +169,25 @@ def check_pin(response: httpx.Response, source: SourceConfig, host: str, port: i
     )
 
 
+def presented_key(host: str, port: int, timeout_s: float) -> str:
+    """What the server presents, read without verifying (to say so in a refusal), or ""."""
+    try:
+        pem = ssl.get_server_certificate((host, port), timeout=timeout_s)
+        pin, cert = spki_pin_of(ssl.PEM_cert_to_DER_cert(pem))
+    except (OSError, ValueError):
+        return ""
+    return (
+        f"; it presented {pin} (subject {cert.subject.rfc4514_string()}, issuer"
+        f" {cert.issuer.rfc4514_string()}, valid until {cert.not_valid_after_utc:%Y-%m-%d})"
+    )
+
+
 def tls_failure(
-    exc: BaseException, source: SourceConfig, host: str, port: int
+    exc: BaseException, source: SourceConfig, host: str, port: int, *, direct: bool
 ) -> FetchError | None:
-    """A FetchError for a certificate that did not verify or a handshake refused; else None."""
+    """A FetchError for a certificate that did not verify or a handshake refused; else None.
+
+    ``direct``: no proxy in between, so the certificate can be read again to name it."""
     found: BaseException | None = exc
     while found is not None and not isinstance(found, ssl.SSLError):
         found = found.__cause__ or found.__context__
@@ -181,10 +196,12 @@ def tls_failure(
     trusted = f"ca_file {source.ca_file}" if source.ca_file else "the system's trusted CAs"
     if isinstance(found, ssl.SSLCertVerificationError):
         why = found.verify_message or found.reason or "verification failed"
+        presented = presented_key(host, port, source.connect_timeout_s) if direct else ""
         return FetchError(
             FetchFailure.TLS_REFUSED,
             f"the TLS certificate of {host} port {port} did not verify against {trusted}"
-            f" ({why}); refusing an unverified server, nothing was fetched. If the site changed"
+            f" ({why}){presented}; refusing an unverified server, nothing was fetched. If the"
+            " site changed"
             " its certificate or its certificate authority, confirm the new one with the site's"
             f" operator out of band (`{PIN_COMMAND.format(host=host, port=port)}` prints its"
             " key), then put the issuing CA's certificate in ca_file (and the new key in"
