@@ -419,7 +419,7 @@ class _Dropped(Exception):
 
 
 class _Progress:
-    """The bytes of one download so far: file, hash, expected total, validators."""
+    """The bytes of one download so far: part file and hash, expected total, validators."""
 
     def __init__(self, out: BinaryIO) -> None:
         self.out = out
@@ -456,7 +456,9 @@ class _Progress:
 
     def write(self, chunk: bytes) -> None:
         self.digest.update(chunk)
-        self.out.write(chunk)
+        view = memoryview(chunk)
+        while view:  # an unbuffered file may take less than it was given
+            view = view[self.out.write(view) :]
         self.received += len(chunk)
 
     def check_length(self, target: _Target) -> None:
