@@ -104,8 +104,8 @@ class SourceConfig(_Strict):
         for pin in pins if isinstance(pins, list | tuple) else ():
             if not isinstance(pin, str) or not well_formed(pin):
                 raise ValueError(
-                    f"tls_pin {pin!r} is not sha256/<base64 of 32 bytes> (the form curl's"
-                    " --pinnedpubkey takes)"
+                    f"tls_pin {pin!r} is not sha256/<base64 of 32 bytes>, the SHA-256 of the"
+                    " certificate's public key (SubjectPublicKeyInfo)"
                 )
         return pins
 

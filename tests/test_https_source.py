@@ -23,8 +23,8 @@ from hotlist.ingest import ingest_source
 from hotlist.lookup import find_hits
 from hotlist.sources import FetchError, FetchFailure, LandedFile, Taken, Unchanged
 from hotlist.sources.fetch import fetch
-from hotlist.sources.https import strong_validators
 from hotlist.sources.https_server import issue, make_ca, spki_pin
+from hotlist.sources.https_validators import strong_validators
 from hotlist.store.apply import ApplyResult
 from tests.builders import Drop, clew_file, clew_line
 from tests.https_support import Site, running_proxy, running_site

@@ -4,31 +4,24 @@
 URL on the same host (credentials are never sent to another host). A file lands under
 the last segment of its URL path. TLS, pins and credentials: :mod:`hotlist.sources.https_tls`.
 
-Change detection: the validators (``ETag``, ``Last-Modified``) of the response that
-brought the file taken last are remembered beside the sha256 of its content (a JSON file
-outside the landing area, no record content), and sent back as ``If-None-Match`` /
-``If-Modified-Since`` while that content is still the last taken; a ``304`` is then
-:class:`Unchanged` without a download. Only validators that can tell two contents apart
-are kept: a weak ETag never, a ``Last-Modified`` only when the response's ``Date`` is a
-second or more later (RFC 9110 8.8.2.2: a file rewritten within its Last-Modified second
-would otherwise look the same). A ``200`` is always hashed: a body that changed under
-the same validators lands, and one whose hash is the last taken file's is dropped.
+Change detection: a conditional GET (``If-None-Match`` / ``If-Modified-Since``) with the
+validators of the response that brought the file taken last (which ones are trusted:
+:mod:`hotlist.sources.https_validators`); a ``304`` is :class:`Unchanged` without a
+download. A ``200`` is always hashed: a body that changed under the same validators
+lands, and one whose hash is the last taken file's is dropped.
 
 Landing, as for SFTP: streamed to ``<name>.part`` (0600) while hashing, checked against
 ``Content-Length``, fsynced, renamed atomically. A connection that drops mid-body is
 resumed with ``Range`` + ``If-Range`` (a strong validator required, else the download
-starts over), a few times at most. A ``200`` whose ``Content-Type`` or first bytes say
-HTML, XML or JSON (a login or error page) is refused as not a table and never kept.
+starts over), a few times at most. A login or error page served with ``200`` is refused
+as not a table and never kept (:mod:`hotlist.sources.https_page`).
 Failures: timeouts, resets, 5xx, 408 and 429 are transient (Prefect retries them);
 401/403, other 4xx, redirects, TLS and pin failures fail at once.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
 import hashlib
-import json
 import logging
 import os
 import posixpath
@@ -46,7 +39,6 @@ from urllib.parse import unquote, urljoin, urlsplit
 import httpx
 
 from hotlist.config import SourceConfig
-from hotlist.private import write_private
 from hotlist.sources import (
     FetchError,
     FetchFailure,
@@ -56,7 +48,15 @@ from hotlist.sources import (
     Unchanged,
     is_unchanged,
 )
+from hotlist.sources.https_page import refuse_web_page
 from hotlist.sources.https_tls import check_pin, credential, http_auth, tls_context, tls_failure
+from hotlist.sources.https_validators import (
+    Validators,
+    http_date,
+    load_validators,
+    save_validators,
+    strong_validators,
+)
 from hotlist.sources.landing import (
     TMP_SUFFIX,
     check_remote_name,
@@ -71,9 +71,6 @@ log = logging.getLogger(__name__)
 ATTEMPTS = 4
 RETRY_PAUSE_S = 0.5
 _SNIFF_BYTES = 1024
-_NOT_TABLES = ("text/html", "application/xhtml+xml", "application/json", "text/xml")
-_MARKUP = (b"<!doctype", b"<html", b"<head", b"<body", b"<?xml", b"<!--", b"<script", b'{"')
-_TITLE = re.compile(rb"<title[^>]*>([^<]{1,200})", re.IGNORECASE)
 _DROPS = (httpx.RemoteProtocolError, httpx.ReadError, httpx.ReadTimeout)
 
 
@@ -82,27 +79,6 @@ class _Target:
     feed: str
     url: str
     name: str
-
-
-@dataclass(frozen=True)
-class _Validators:
-    """What a response said about its body's version, and that body's sha256."""
-
-    etag: str | None
-    last_modified: str | None
-    sha256: str = ""
-
-    def conditional(self) -> dict[str, str]:
-        headers = {}
-        if self.etag:
-            headers["If-None-Match"] = self.etag
-        if self.last_modified:
-            headers["If-Modified-Since"] = self.last_modified
-        return headers
-
-    @property
-    def if_range(self) -> str | None:
-        return self.etag or self.last_modified
 
 
 def fetch_https(
@@ -118,7 +94,7 @@ def fetch_https(
     host, port = base.hostname or "", base.port or 443
     secret = credential(source)
     context = tls_context(source, secret if source.auth == "client-certificate" else None)
-    remembered = _load_validators(validators_file)
+    remembered = load_validators(validators_file)
     remove_stale_parts(landing)
     out: list[LandedFile | Unchanged] = []
     with _client(source, context, secret, host) as client:
@@ -131,7 +107,7 @@ def fetch_https(
             item, seen = session.fetch(target, known, last)
             if seen is not None:
                 remembered[target.name] = seen
-                _save_validators(validators_file, remembered)
+                save_validators(validators_file, remembered)
             out.append(item)
     return out
 
@@ -199,49 +175,6 @@ def _client(
         yield client
 
 
-# -- validators ------------------------------------------------------------------------------
-
-
-def _load_validators(path: Path) -> dict[str, _Validators]:
-    try:
-        raw = json.loads(path.read_text("utf-8"))
-    except (FileNotFoundError, ValueError):
-        return {}  # none yet, or unreadable: every file is downloaded and hashed
-    return {
-        name: _Validators(v.get("etag"), v.get("last_modified"), str(v.get("sha256", "")))
-        for name, v in raw.items()
-        if isinstance(v, dict)
-    }
-
-
-def _save_validators(path: Path, remembered: dict[str, _Validators]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    data = {name: vars(v) for name, v in sorted(remembered.items())}
-    write_private(path, json.dumps(data, indent=1))
-
-
-def strong_validators(response: httpx.Response) -> _Validators:
-    """The validators of a 200 that identify its content (see the module's docstring)."""
-    etag = response.headers.get("ETag")
-    if etag is not None and (etag.startswith("W/") or not etag.startswith('"')):
-        etag = None
-    modified = response.headers.get("Last-Modified")
-    served = _http_date(response.headers.get("Date"))
-    stamp = _http_date(modified)
-    if stamp is None or served is None or (served - stamp).total_seconds() < 1:
-        # Rewritten within the second it is stamped with, a file keeps both its
-        # Last-Modified and (on servers that build it from mtime and size) its ETag.
-        return _Validators(etag if stamp is None else None, None)
-    return _Validators(etag, modified)
-
-
-def _http_date(value: str | None) -> dt.datetime | None:
-    try:
-        return email.utils.parsedate_to_datetime(value) if value else None
-    except (TypeError, ValueError):
-        return None
-
-
 # -- one file --------------------------------------------------------------------------------
 
 
@@ -249,7 +182,7 @@ def _http_date(value: str | None) -> dt.datetime | None:
 class _Body:
     sha256: str
     size: int
-    validators: _Validators
+    validators: Validators
     mtime: float
 
 
@@ -263,8 +196,8 @@ class _Session:
     proxied: bool
 
     def fetch(
-        self, target: _Target, known: _Validators | None, last: Taken | None
-    ) -> tuple[LandedFile | Unchanged, _Validators | None]:
+        self, target: _Target, known: Validators | None, last: Taken | None
+    ) -> tuple[LandedFile | Unchanged, Validators | None]:
         part = self.landing / (target.name + TMP_SUFFIX)
         try:
             body = self._download(target, part, known)
@@ -275,7 +208,7 @@ class _Session:
             discard(part)  # opened before the answer came: empty, but not to be left
             log.info("%s on %s: 304, not modified", target.name, self.host)
             return Unchanged(target.feed, target.name), known
-        seen = _Validators(body.validators.etag, body.validators.last_modified, body.sha256)
+        seen = Validators(body.validators.etag, body.validators.last_modified, body.sha256)
         if is_unchanged(last, target.name, body.sha256):
             discard(part)
             log.info("%s on %s: same content as the file taken last", target.name, self.host)
@@ -292,7 +225,7 @@ class _Session:
         landed = LandedFile(target.feed, target.name, final, body.sha256, body.size, body.mtime)
         return landed, seen
 
-    def _download(self, target: _Target, part: Path, known: _Validators | None) -> _Body | None:
+    def _download(self, target: _Target, part: Path, known: Validators | None) -> _Body | None:
         """GET into ``part``, resuming after drops; None on a 304 to our conditional GET."""
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
         with os.fdopen(os.open(part, flags, 0o600), "wb", buffering=0) as out:
@@ -347,7 +280,11 @@ class _Session:
                 )
             chunks = response.iter_raw()
             if state.received == 0:
-                _refuse_non_table(target, response, _first_bytes(chunks, state))
+                refuse_web_page(
+                    target.url,
+                    response.headers.get("Content-Type", ""),
+                    _first_bytes(chunks, state),
+                )
             for chunk in chunks:
                 state.write(chunk)
         state.check_length(target)
@@ -426,10 +363,10 @@ class _Progress:
         self.digest = hashlib.sha256()
         self.received = 0
         self.total: int | None = None
-        self.validators = _Validators(None, None)
+        self.validators = Validators(None, None)
         self.mtime = time.time()
 
-    def start(self, response: httpx.Response, validators: _Validators) -> None:
+    def start(self, response: httpx.Response, validators: Validators) -> None:
         self.out.seek(0)
         self.out.truncate()
         self.digest = hashlib.sha256()
@@ -437,7 +374,7 @@ class _Progress:
         length = response.headers.get("Content-Length")
         self.total = int(length) if length and length.isdigit() else None
         self.validators = validators
-        modified = _http_date(response.headers.get("Last-Modified"))
+        modified = http_date(response.headers.get("Last-Modified"))
         self.mtime = modified.timestamp() if modified else time.time()
 
     def resume_headers(self) -> dict[str, str] | None:
@@ -482,27 +419,3 @@ def _first_bytes(chunks: Iterator[bytes], state: _Progress) -> bytes:
             break
     state.write(head)
     return head
-
-
-def _refuse_non_table(target: _Target, response: httpx.Response, head: bytes) -> None:
-    """A login or error page served with 200 is refused, naming what came back."""
-    media = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-    lead = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    marker = next((m for m in _MARKUP if lead.startswith(m)), None)
-    if media not in _NOT_TABLES and marker is None:
-        return
-    title = _TITLE.search(head)
-    said = []
-    if media:
-        said.append(f"Content-Type {media}")
-    if marker is not None:
-        said.append(f"a body beginning {marker.decode()!r}")
-    if title is not None:
-        text = title[1].decode("utf-8", "replace").strip()[:80]
-        said.append(f"titled {''.join(c for c in text if c.isprintable())!r}")
-    raise FetchError(
-        FetchFailure.NOT_A_TABLE,
-        f"{target.url} answered 200 with {', '.join(said)}: a web page (a login or error page?),"
-        " not a table; it was not parsed and nothing was kept; check the credentials and the"
-        " file's path",
-    )

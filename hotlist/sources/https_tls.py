@@ -2,8 +2,8 @@
 
 The server's certificate is always verified (hostname and chain) against the system's
 trusted CAs, or against ``ca_file`` alone when it is set. ``tls_pin`` pins the public key
-of the certificate the server presents (its SubjectPublicKeyInfo's SHA-256, the form of
-curl's ``--pinnedpubkey``): checked on every response after the handshake, before any
+of the certificate the server presents (``sha256/`` + base64 of its SubjectPublicKeyInfo's
+SHA-256: the hash curl's ``--pinnedpubkey sha256//...`` takes): checked on every response after the handshake, before any
 byte of it is believed. A pin that does not match, like a certificate that does not
 verify, is refused at once (never retried), with what the server presented and how to
 accept a change once it is confirmed out of band, as a changed SSH host key is.
