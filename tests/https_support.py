@@ -42,6 +42,8 @@ class Faults:
     pages: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     #: path -> a status the site answers with (no body).
     status: dict[str, int] = field(default_factory=dict)
+    #: path -> a status answered once, then the file.
+    status_once: dict[str, int] = field(default_factory=dict)
     #: The Authorization header every request must carry (401 otherwise).
     authorization: str | None = None
     #: Answer every GET with the whole file, whatever the conditional headers say.
@@ -64,8 +66,9 @@ class _FaultyHandler(StaticHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        if self.path in faults.status:
-            self.send_response(faults.status[self.path])
+        status = faults.status.get(self.path) or faults.status_once.pop(self.path, None)
+        if status is not None:
+            self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
             return

@@ -23,13 +23,12 @@ from hotlist.ingest import ingest_source
 from hotlist.lookup import find_hits
 from hotlist.sources import FetchError, FetchFailure, LandedFile, Taken, Unchanged
 from hotlist.sources.fetch import fetch
-from hotlist.sources.https_server import issue, make_ca, spki_pin
+from hotlist.sources.https_server import issue, make_ca, serve_directory, spki_pin
 from hotlist.sources.https_validators import strong_validators
 from hotlist.store.apply import ApplyResult
 from tests.builders import Drop, clew_file, clew_line
 from tests.https_support import Site, running_proxy, running_site
 
-SVS_FILES = {"svs": "svs.tbl", "sfr": "sfr.tbl", "slr": "slr.tbl"}
 MakeSource = Callable[..., SourceConfig]
 
 
@@ -589,3 +588,135 @@ def test_the_validators_file_holds_only_validators_and_hashes(
             "sha256": landed.sha256,
         }
     }
+
+
+# -- the embedded server of the demo ---------------------------------------------------------
+
+
+def _raw_request(url: str, ca_file: Path, request: bytes) -> bytes:
+    """Send bytes as they are (no client normalizing the path) and read the status line."""
+    import socket
+    import ssl
+
+    parts = httpx.URL(url)
+    context = ssl.create_default_context(cafile=ca_file)
+    with (
+        socket.create_connection((parts.host, parts.port or 443), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=parts.host) as tls,
+    ):
+        tls.sendall(request)
+        return tls.recv(4096).split(b"\r\n", 1)[0]
+
+
+def test_the_demo_server_serves_a_directory_to_a_client_trusting_its_ca_and_pinning_its_key(
+    drop: Drop, tmp_path: Path
+) -> None:
+    data = _big()
+    drop.put("svs.tbl", data)
+    pki = tmp_path / "demo-pki"
+    with serve_directory(drop.root, pki) as demo:
+        source = SourceConfig(
+            url=demo.url, layout="clew-svs", files={"svs": "svs.tbl"},
+            ca_file=demo.ca_file, tls_pin=demo.pin,
+        )  # fmt: skip
+        [landed] = _fetch(source, tmp_path)
+        assert stat.S_IMODE((pki / "server.key").stat().st_mode) == 0o600
+
+    assert isinstance(landed, LandedFile) and landed.path.read_bytes() == data
+    assert not (pki / "server.key").exists()  # the private key does not outlive the server
+
+
+@pytest.mark.parametrize(
+    "request_line",
+    [
+        b"GET /../etc/passwd HTTP/1.1",
+        b"GET /%2e%2e/etc/passwd HTTP/1.1",
+        b"GET //etc/passwd HTTP/1.1",
+        b"PUT /svs.tbl HTTP/1.1",
+        b"DELETE /svs.tbl HTTP/1.1",
+    ],
+)
+def test_the_demo_server_serves_nothing_outside_its_directory_and_changes_nothing(
+    drop: Drop, tmp_path: Path, request_line: bytes
+) -> None:
+    drop.put("svs.tbl", _big())
+    with serve_directory(drop.root, tmp_path / "pki") as demo:
+        status = _raw_request(
+            demo.url, demo.ca_file, request_line + b"\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+        )
+
+    assert status.split(b" ")[1] in {b"404", b"501"}
+    assert (drop.root / "svs.tbl").read_bytes() == _big()
+
+
+# -- with a real Prefect API: Secret blocks and retries --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    import prefect.settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    home = tmp_path_factory.mktemp("prefect-home")
+    with (
+        prefect.settings.temporary_settings(updates={prefect.settings.PREFECT_HOME: home}),
+        prefect_test_harness(server_startup_timeout=240),
+    ):
+        yield
+
+
+def test_a_bearer_token_comes_from_a_prefect_secret_block(
+    prefect_api: None, site: Site, drop: Drop, make_source: MakeSource, tmp_path: Path
+) -> None:
+    from prefect.blocks.system import Secret
+
+    Secret(value="tok-from-block").save("clew-token", overwrite=True)
+    drop.put("svs.tbl", _big())
+    site.faults.authorization = "Bearer tok-from-block"
+
+    [landed] = _fetch(make_source(auth="bearer", credentials_secret="clew-token"), tmp_path)  # noqa: S106 (a block name)
+
+    assert isinstance(landed, LandedFile)
+    with pytest.raises(FetchError) as caught:
+        _fetch(make_source(auth="bearer", credentials_secret="no-such-block"), tmp_path)  # noqa: S106
+    assert caught.value.kind is FetchFailure.CONFIG and "no-such-block" in str(caught.value)
+
+
+def test_the_ingest_flow_retries_a_503_and_applies_the_tables(
+    prefect_api: None, site: Site, drop: Drop, tmp_path: Path
+) -> None:
+    """A transient failure (5xx) is retried by the fetch task; the run then completes."""
+    from flows.ingest_svs import ingest_svs
+
+    config = tmp_path / "hotlist.toml"
+    config.write_text(
+        f'data_dir = "data"\n[sources.svs]\nurl = "{site.url}"\nca_file = "{site.ca.cert}"\n'
+    )
+    for name, plate in (("svs.tbl", "7SVS001"), ("sfr.tbl", "7SFR001"), ("slr.tbl", "7SLR001")):
+        drop.put(name, clew_file([clew_line(plate)]))
+    site.faults.status_once["/sfr.tbl"] = 503
+
+    counts = ingest_svs(config=str(config))
+
+    assert counts["files_applied"] == 3
+    assert site.get_paths().count("/sfr.tbl") == 2
+
+
+def test_the_ingest_flow_does_not_retry_a_403(
+    prefect_api: None, site: Site, drop: Drop, tmp_path: Path
+) -> None:
+    from flows.ingest_svs import ingest_svs
+
+    config = tmp_path / "hotlist.toml"
+    config.write_text(
+        f'data_dir = "data"\n[sources.svs]\nurl = "{site.url}"\nca_file = "{site.ca.cert}"\n'
+    )
+    for name in ("svs.tbl", "sfr.tbl", "slr.tbl"):
+        drop.put(name, clew_file([clew_line("7ABC123")]))
+    site.faults.status["/svs.tbl"] = 403
+
+    with pytest.raises(FetchError) as caught:
+        ingest_svs(config=str(config))
+
+    assert caught.value.kind is FetchFailure.PERMISSION_DENIED
+    assert site.get_paths() == ["/svs.tbl"]
