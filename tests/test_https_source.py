@@ -720,3 +720,51 @@ def test_the_ingest_flow_does_not_retry_a_403(
 
     assert caught.value.kind is FetchFailure.PERMISSION_DENIED
     assert site.get_paths() == ["/svs.tbl"]
+
+
+# -- hostile and broken sites ----------------------------------------------------------------
+
+
+def test_a_part_file_left_by_a_killed_run_is_scrubbed_by_the_next(
+    site: Site, drop: Drop, make_source: MakeSource, tmp_path: Path
+) -> None:
+    landing = tmp_path / "data" / "landing" / "svs"
+    landing.mkdir(parents=True)
+    (landing / "svs.tbl.part").write_bytes(b"7LEFT01 CA19...")
+    drop.put("svs.tbl", _big())
+
+    _fetch(make_source(), tmp_path)
+
+    assert _landing_names(tmp_path) == ["svs.tbl"]
+
+
+@pytest.mark.parametrize("name", ["a%2Fb.tbl", "%2e%2e%2Fsvs.tbl", "svs%00.tbl", "dir/"])
+def test_a_file_path_that_would_land_outside_its_name_is_refused(
+    site: Site, make_source: MakeSource, tmp_path: Path, name: str
+) -> None:
+    with pytest.raises(FetchError) as caught:
+        _fetch(make_source(files={"svs": name}), tmp_path)
+
+    assert caught.value.kind is FetchFailure.UNSAFE_NAME
+    assert site.faults.requests == []
+
+
+def test_a_site_that_never_completes_the_handshake_times_out_as_transient(
+    make_source: MakeSource, tmp_path: Path
+) -> None:
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        with pytest.raises(FetchError) as caught:
+            _fetch(make_source(url=f"https://127.0.0.1:{port}/", connect_timeout_s=0.5), tmp_path)
+
+    assert caught.value.kind is FetchFailure.TIMEOUT and caught.value.transient
+
+
+def test_repeated_etags_are_no_validator() -> None:
+    response = httpx.Response(200, headers=[("ETag", '"a"'), ("ETag", '"b"')])
+
+    assert strong_validators(response).etag is None

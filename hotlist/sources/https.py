@@ -71,7 +71,7 @@ log = logging.getLogger(__name__)
 ATTEMPTS = 4
 RETRY_PAUSE_S = 0.5
 _SNIFF_BYTES = 1024
-_DROPS = (httpx.RemoteProtocolError, httpx.ReadError, httpx.ReadTimeout)
+_DROPS = (httpx.RemoteProtocolError, httpx.ReadError)
 
 
 @dataclass(frozen=True)
@@ -236,7 +236,7 @@ class _Session:
                     headers = known.conditional() if known and not state.received else {}
                 conditional = "If-None-Match" in headers or "If-Modified-Since" in headers
                 try:
-                    with self._translated(target):
+                    with self._translated(target, state):
                         done = self._get(target, headers, state, conditional=conditional)
                     if done is None:
                         return None
@@ -322,9 +322,18 @@ class _Session:
         return FetchError(FetchFailure.HTTP_REFUSED, f"{what}; nothing was kept")
 
     @contextmanager
-    def _translated(self, target: _Target) -> Iterator[None]:
+    def _translated(self, target: _Target, state: _Progress) -> Iterator[None]:
         try:
             yield
+        except httpx.ReadTimeout as exc:
+            if state.total is None and not state.received:  # no answer at all: no resumption
+                raise FetchError(
+                    FetchFailure.TIMEOUT,
+                    f"{self.host} port {self.port} did not answer {target.url} within"
+                    f" {self.source.read_timeout_s:g} s (read_timeout_s); retry later, or raise"
+                    " read_timeout_s",
+                ) from None
+            raise _Dropped(type(exc).__name__) from exc
         except _DROPS as exc:
             refused = tls_failure(exc, self.source, self.host, self.port, direct=not self.proxied)
             if refused is not None:

@@ -65,7 +65,8 @@ def save_validators(path: Path, remembered: dict[str, Validators]) -> None:
 
 def strong_validators(response: httpx.Response) -> Validators:
     """The validators of a 200 that identify its content (see the module's docstring)."""
-    etag = response.headers.get("ETag")
+    etags = response.headers.get_list("ETag")
+    etag = etags[0] if len(etags) == 1 else None  # repeated: which one is the body's?
     if etag is not None and (etag.startswith("W/") or not etag.startswith('"')):
         etag = None
     modified = response.headers.get("Last-Modified")
