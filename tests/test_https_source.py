@@ -768,3 +768,26 @@ def test_repeated_etags_are_no_validator() -> None:
     response = httpx.Response(200, headers=[("ETag", '"a"'), ("ETag", '"b"')])
 
     assert strong_validators(response).etag is None
+
+
+def test_a_connection_closed_during_the_handshake_is_transient_not_a_tls_refusal(
+    make_source: MakeSource, tmp_path: Path
+) -> None:
+    import socket
+    import threading
+
+    with socket.socket() as closing:
+        closing.bind(("127.0.0.1", 0))
+        closing.listen()
+        port = closing.getsockname()[1]
+
+        def hang_up() -> None:
+            conn, _ = closing.accept()
+            conn.recv(4096)  # the ClientHello
+            conn.close()
+
+        threading.Thread(target=hang_up, daemon=True).start()
+        with pytest.raises(FetchError) as caught:
+            _fetch(make_source(url=f"https://127.0.0.1:{port}/"), tmp_path)
+
+    assert caught.value.kind is FetchFailure.CONNECTION_DROPPED and caught.value.transient

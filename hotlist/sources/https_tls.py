@@ -191,8 +191,8 @@ def tls_failure(
     found: BaseException | None = exc
     while found is not None and not isinstance(found, ssl.SSLError):
         found = found.__cause__ or found.__context__
-    if found is None:
-        return None
+    if found is None or isinstance(found, ssl.SSLEOFError | ssl.SSLZeroReturnError):
+        return None  # the connection ended mid-handshake: a network failure, retried
     trusted = f"ca_file {source.ca_file}" if source.ca_file else "the system's trusted CAs"
     if isinstance(found, ssl.SSLCertVerificationError):
         why = found.verify_message or found.reason or "verification failed"
