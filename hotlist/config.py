@@ -86,6 +86,11 @@ class SourceConfig(_Strict):
             raise ValueError("url must be https:// (TLS is always verified), not http://")
         if not url.startswith(("file://", "sftp://", "https://")):
             raise ValueError("url must start with file://, sftp:// or https://")
+        if url.startswith("https://") and "@" in url.split("/", 3)[2]:
+            raise ValueError(
+                "an https:// url carries credentials; keep them out of the configuration file"
+                " (auth with credentials_env or credentials_secret)"
+            )
         return url
 
     @field_validator("tls_pin", mode="before")

@@ -538,6 +538,7 @@ def test_a_pinned_key_is_checked_through_the_proxy_too(
     ("line", "problem"),
     [
         ('url = "http://clew.example/svs"', "https://"),
+        ('url = "https://agency:pw@clew.example/svs/"', "credentials_env"),
         ('tls_pin = "sha256/AAAA"', "tls_pin"),
         ('tls_pin = "sha1/" ', "tls_pin"),
         ('auth = "basic"', "credentials_secret"),
