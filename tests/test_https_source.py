@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import stat
+import string
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,12 +18,15 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hotlist.config import ConfigError, SourceConfig, load_settings
 from hotlist.ingest import ingest_source
 from hotlist.lookup import find_hits
 from hotlist.sources import FetchError, FetchFailure, LandedFile, Taken, Unchanged
 from hotlist.sources.fetch import fetch
+from hotlist.sources.https_page import refuse_web_page
 from hotlist.sources.https_server import issue, make_ca, serve_directory, spki_pin
 from hotlist.sources.https_validators import strong_validators
 from hotlist.store.apply import ApplyResult
@@ -792,3 +796,40 @@ def test_a_connection_closed_during_the_handshake_is_transient_not_a_tls_refusal
             _fetch(make_source(url=f"https://127.0.0.1:{port}/"), tmp_path)
 
     assert caught.value.kind is FetchFailure.CONNECTION_DROPPED and caught.value.transient
+
+
+# -- the web-page refusal, as properties -----------------------------------------------------
+
+_RECORD_LINE = st.text(
+    alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 /:.-", min_size=1, max_size=80
+).filter(str.strip)
+
+
+@given(
+    first=_RECORD_LINE,
+    rest=st.lists(st.text(alphabet=string.printable, max_size=80), max_size=40),
+    content_type=st.sampled_from(["", "text/plain", "application/octet-stream"]),
+)
+def test_a_table_of_records_is_never_taken_for_a_web_page(
+    first: str, rest: list[str], content_type: str
+) -> None:
+    """Only the start of the body counts: markup further in (a record's free text) does not."""
+    refuse_web_page("https://x/svs.tbl", content_type, "\n".join([first, *rest]).encode())
+
+
+@given(
+    title=st.text(min_size=1, max_size=120).filter(lambda t: "<" not in t and t.strip()),
+    casing=st.sampled_from(["<!DOCTYPE html>", "<html>", "\n\t<HTML lang=en>", "<?xml ?>"]),
+)
+def test_a_web_page_is_refused_naming_its_title_and_nothing_else_of_it(
+    title: str, casing: str
+) -> None:
+    page = f"{casing}<head><title>{title}</title></head><body>7SECRET1</body>".encode()
+
+    with pytest.raises(FetchError) as caught:
+        refuse_web_page("https://x/svs.tbl", "application/octet-stream", page)
+
+    text = str(caught.value)
+    assert caught.value.kind is FetchFailure.NOT_A_TABLE and "titled" in text
+    assert "7SECRET1" not in text
+    assert all(c.isprintable() for c in text)
