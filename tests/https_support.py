@@ -148,6 +148,11 @@ class _Tunnel(socketserver.BaseRequestHandler):
             head += data
         method, target, _ = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
         self.server.seen.append(f"{method} {target}")
+        if self.server.refuse is not None:
+            self.request.sendall(
+                b"HTTP/1.1 " + self.server.refuse + b"\r\nContent-Length: 0\r\n\r\n"
+            )
+            return
         if method != "CONNECT":
             self.request.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
             return
@@ -178,6 +183,8 @@ class ConnectProxy(socketserver.ThreadingTCPServer):
 
     def __init__(self) -> None:
         self.seen: list[str] = []
+        #: A status line to answer every request with instead of tunnelling.
+        self.refuse: bytes | None = None
         super().__init__((HOST, 0), _Tunnel)
 
     @property

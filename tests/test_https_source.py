@@ -524,6 +524,25 @@ def test_https_proxy_from_the_environment_is_used_unless_no_proxy_says_otherwise
     assert proxy.seen == [f"CONNECT 127.0.0.1:{site.server.port}"]
 
 
+@pytest.mark.parametrize(
+    ("refusal", "kind"),
+    [
+        (b"407 Proxy Authentication Required", FetchFailure.CONFIG),
+        (b"502 Bad Gateway", FetchFailure.CONNECTION_DROPPED),
+    ],
+)
+def test_a_proxy_that_refuses_the_tunnel_is_named(
+    make_source: MakeSource, tmp_path: Path, refusal: bytes, kind: FetchFailure
+) -> None:
+    with running_proxy() as proxy:
+        proxy.refuse = refusal
+        with pytest.raises(FetchError) as caught:
+            _fetch(make_source(proxy=proxy.url), tmp_path)
+
+    assert caught.value.kind is kind and "proxy" in str(caught.value)
+    assert caught.value.transient is (kind is FetchFailure.CONNECTION_DROPPED)
+
+
 def test_a_pinned_key_is_checked_through_the_proxy_too(
     site: Site, drop: Drop, make_source: MakeSource, tmp_path: Path
 ) -> None:
