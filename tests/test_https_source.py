@@ -485,7 +485,7 @@ def test_credentials_come_from_the_named_environment_variable(
     drop.put("svs.tbl", _big())
     site.faults.authorization = header
     source = make_source(auth=auth, credentials_env="CLEW_CREDENTIAL")
-    monkeypatch.setenv("CLEW_CREDENTIAL", "wrong:wrong")
+    monkeypatch.setenv("CLEW_CREDENTIAL", "wrong:wrong" if auth == "basic" else "wrong-token")
     with pytest.raises(FetchError) as caught:
         _fetch(source, tmp_path)
     assert caught.value.kind is FetchFailure.AUTH_REFUSED and "wrong" not in str(caught.value)
@@ -494,6 +494,24 @@ def test_credentials_come_from_the_named_environment_variable(
     [landed] = _fetch(source, tmp_path)
 
     assert isinstance(landed, LandedFile)
+
+
+@pytest.mark.parametrize("token", ["abc\r\nX-Injected: 1", "two words", "tøken"])
+def test_a_malformed_bearer_token_fails_at_once_without_quoting_it(
+    site: Site,
+    make_source: MakeSource,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    token: str,
+) -> None:
+    monkeypatch.setenv("CLEW_CREDENTIAL", token)
+
+    with pytest.raises(FetchError) as caught:
+        _fetch(make_source(auth="bearer", credentials_env="CLEW_CREDENTIAL"), tmp_path)
+
+    assert caught.value.kind is FetchFailure.CONFIG and not caught.value.transient
+    assert token.split()[0] not in str(caught.value)
+    assert site.faults.requests == []
 
 
 def test_a_configured_proxy_carries_the_tls_tunnel(

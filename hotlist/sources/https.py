@@ -349,6 +349,12 @@ class _Session:
         except httpx.ProxyError as exc:
             kind = FetchFailure.CONFIG if "407" in str(exc) else FetchFailure.CONNECTION_DROPPED
             raise FetchError(kind, f"the proxy refused the tunnel to {self.host}: {exc}") from None
+        except httpx.LocalProtocolError as exc:  # its text may quote a header: a secret
+            raise FetchError(
+                FetchFailure.CONFIG,
+                f"hotlist could not build a valid request for {target.url}"
+                f" ({type(exc).__name__}); check the credential's form",
+            ) from None
         except httpx.TransportError as exc:
             refused = tls_failure(exc, self.source, self.host, self.port, direct=not self.proxied)
             if refused is not None:

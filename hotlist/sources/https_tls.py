@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import ssl
 import stat
 from collections.abc import Generator
@@ -31,6 +32,8 @@ from cryptography.hazmat.primitives import serialization
 from hotlist.config import SourceConfig
 from hotlist.sources import FetchError, FetchFailure
 
+#: A bearer token's characters (RFC 6750 section 2.1, b64token).
+_TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 #: The shell pipeline that prints a server's pin, for the refusal messages.
 PIN_COMMAND = (
     "openssl s_client -connect {host}:{port} -servername {host} </dev/null 2>/dev/null"
@@ -119,7 +122,14 @@ class BearerAuth(httpx.Auth):
 def http_auth(source: SourceConfig, value: str | None) -> httpx.Auth | None:
     """basic (``user:password``) or bearer; None for no credentials or a client certificate."""
     if source.auth == "bearer" and value:
-        return BearerAuth(value.strip())
+        token = value.strip()
+        if not _TOKEN68.fullmatch(token):
+            raise FetchError(  # the value itself is never quoted: it is a secret
+                FetchFailure.CONFIG,
+                "auth = 'bearer': the credential is not a bearer token (letters, digits and"
+                " -._~+/ then optional =; no spaces or line breaks)",
+            )
+        return BearerAuth(token)
     if source.auth == "basic" and value:
         user, colon, password = value.partition(":")
         if not colon:
