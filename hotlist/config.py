@@ -64,13 +64,96 @@ class SourceConfig(_Strict):
     connect_timeout_s: float = Field(15.0, gt=0.0)
     read_timeout_s: float = Field(60.0, gt=0.0)
     guards: FeedGuards = FeedGuards()
+    # -- https:// sources (docs/architecture.md, "The HTTPS source") --------------------
+    #: CA certificates (PEM) trusted instead of the system store.
+    ca_file: Path | None = None
+    #: Pinned public keys, ``sha256/<base64 of the SPKI's SHA-256>``; one of them must match.
+    tls_pin: tuple[str, ...] = ()
+    auth: Literal["none", "basic", "bearer", "client-certificate"] = "none"
+    #: Where the credential is (``user:password``, a token, or a client key's passphrase):
+    #: a Prefect Secret block's name, or an environment variable's name; never the value.
+    credentials_secret: str | None = None
+    credentials_env: str | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    #: ``http://host:port`` of a proxy (else HTTPS_PROXY / NO_PROXY from the environment).
+    proxy: str | None = None
 
     @field_validator("url")
     @classmethod
     def _known_scheme(cls, url: str) -> str:
-        if not url.startswith(("file://", "sftp://")):
-            raise ValueError("url must start with file:// or sftp://")
+        if url.startswith("http://"):
+            raise ValueError("url must be https:// (TLS is always verified), not http://")
+        if not url.startswith(("file://", "sftp://", "https://")):
+            raise ValueError("url must start with file://, sftp:// or https://")
+        if url.startswith("https://") and "@" in url.split("/", 3)[2]:
+            raise ValueError(
+                "an https:// url carries credentials; keep them out of the configuration file"
+                " (auth with credentials_env or credentials_secret)"
+            )
         return url
+
+    @field_validator("tls_pin", mode="before")
+    @classmethod
+    def _pins(cls, pins: object) -> object:
+        import base64
+
+        def well_formed(pin: object) -> bool:
+            algorithm, _, encoded = str(pin).partition("/")
+            try:
+                return algorithm == "sha256" and len(base64.b64decode(encoded, validate=True)) == 32
+            except ValueError:
+                return False
+
+        pins = (pins,) if isinstance(pins, str) else pins
+        for pin in pins if isinstance(pins, list | tuple) else ():
+            if not isinstance(pin, str) or not well_formed(pin):
+                raise ValueError(
+                    f"tls_pin {pin!r} is not sha256/<base64 of 32 bytes>, the SHA-256 of the"
+                    " certificate's public key (SubjectPublicKeyInfo)"
+                )
+        return pins
+
+    @field_validator("credentials_env")
+    @classmethod
+    def _credential_variable(cls, name: str | None) -> str | None:
+        if name is not None and (not name.isidentifier() or not name.isascii()):
+            raise ValueError(f"{name!r} is not an environment variable name")
+        if name is not None and name.upper().startswith(ENV_PREFIX):
+            raise ValueError(
+                f"{name!r} starts with {ENV_PREFIX}, which configures hotlist itself; name a"
+                " variable outside that prefix"
+            )
+        return name
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_url(cls, proxy: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if proxy is None:
+            return None
+        parts = urlsplit(proxy)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError(f"proxy {proxy!r} is not an http://host:port URL")
+        if parts.username or parts.password:
+            raise ValueError(
+                "proxy carries credentials; keep them out of the configuration file (set"
+                " HTTPS_PROXY in the environment instead)"
+            )
+        return proxy
+
+    @model_validator(mode="after")
+    def _https_credentials(self) -> SourceConfig:
+        has_credential = bool(self.credentials_secret or self.credentials_env)
+        if self.auth in {"basic", "bearer"} and not has_credential:
+            raise ValueError(
+                f"auth = {self.auth!r} needs credentials_secret (a Prefect Secret block) or"
+                " credentials_env (an environment variable's name)"
+            )
+        if (self.auth == "client-certificate") != (self.client_cert is not None):
+            raise ValueError('client_cert is set exactly when auth = "client-certificate"')
+        return self
 
     @model_validator(mode="after")
     def _sftp_is_pinned(self) -> SourceConfig:

@@ -1,8 +1,11 @@
 """``hotlist demo``: two days of sample files through the real pipeline, end to end.
 
-The sample files are served by an embedded SFTP server on 127.0.0.1 (generated host key
-pinned in a generated known_hosts, generated client key), so the demo exercises the real
-client path. Both ingest flows run through Prefect's ephemeral API (nothing to start),
+As upstream serves them, the CLEW tables come from a web site and the NCIC extract by
+secure file transfer: an embedded HTTPS server on 127.0.0.1 (a CA and a certificate
+generated at run time, the CA trusted through ``ca_file``, the key pinned in ``tls_pin``)
+and an embedded SFTP server beside it (generated host key pinned in a generated
+known_hosts, generated client key) serve the same drop, so the demo exercises the real
+client paths. Both ingest flows run through Prefect's ephemeral API (nothing to start),
 each followed by a purge flow run that publishes the new hotlist version and verifies
 every local copy, Prefect's own storage included. A patrol consumer pulls day 1, then
 day 2, over the real HTTP API; the last deletion report shows its copy purged.
@@ -13,6 +16,7 @@ trailer disagrees with its records): it is rejected while the others apply.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -64,17 +68,26 @@ def run_demo(workdir: Path, console: Console) -> int:
     days = write_demo_days(workdir / "upstream")
     drop = workdir / "drop"
     drop.mkdir(mode=0o755)
-    from hotlist.sources.sftp_server import serve_directory
+    from hotlist.sources import https_server, sftp_server
 
-    with serve_directory(drop, workdir / "sftp-keys") as sftp:
+    with (
+        sftp_server.serve_directory(drop, workdir / "sftp-keys") as sftp,
+        https_server.serve_directory(drop, workdir / "https-pki") as web,
+    ):
         config = workdir / "hotlist.toml"
-        source = (
-            f'url = "{sftp.url}"\nprivate_key = "{sftp.private_key}"\n'
-            f'known_hosts = "{sftp.known_hosts}"\nguards = {{max_removal_share = 0.5}}\n'
+        guards = "guards = {max_removal_share = 0.5}\n"
+        q = json.dumps  # a TOML basic string, whatever quotes or spaces the path holds
+        ncic = (
+            f"url = {q(sftp.url)}\nprivate_key = {q(str(sftp.private_key))}\n"
+            f"known_hosts = {q(str(sftp.known_hosts))}\n{guards}"
         )
-        config.write_text(f'data_dir = "data"\n[sources.svs]\n{source}[sources.ncic]\n{source}')
+        svs = (
+            f"url = {q(web.url)}\nca_file = {q(str(web.ca_file))}\ntls_pin = {q(web.pin)}\n{guards}"
+        )
+        config.write_text(f'data_dir = "data"\n[sources.svs]\n{svs}[sources.ncic]\n{ncic}')
         console.print(f"[bold]hotlist demo[/bold] in {workdir}")
-        console.print(f"sample files served over SFTP at {sftp.url} (host key pinned)")
+        console.print(f"CLEW tables served over HTTPS at {web.url} (CA file, key pinned)")
+        console.print(f"NCIC extract served over SFTP at {sftp.url} (host key pinned)")
         console.print("starting Prefect's ephemeral API (the first start takes a while)...")
         return _run(days, drop, config, home, console)
 

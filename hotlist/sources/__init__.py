@@ -94,6 +94,11 @@ class FetchFailure(enum.Enum):
     CHECKSUM_MISMATCH = "checksum-mismatch"
     UNSAFE_NAME = "unsafe-name"
     CONFIG = "config"
+    TLS_REFUSED = "tls-refused"
+    TLS_PIN_MISMATCH = "tls-pin-mismatch"
+    HTTP_REFUSED = "http-refused"
+    SERVER_ERROR = "server-error"
+    NOT_A_TABLE = "not-a-table"
 
     @property
     def transient(self) -> bool:
@@ -101,6 +106,7 @@ class FetchFailure(enum.Enum):
             FetchFailure.CONNECTION_DROPPED,
             FetchFailure.TIMEOUT,
             FetchFailure.CHANGED_WHILE_READ,
+            FetchFailure.SERVER_ERROR,
         }
 
 

@@ -22,6 +22,11 @@ def fetch(
         from hotlist.sources.local import fetch_local
 
         return fetch_local(source, feeds, landing, last_taken)
+    if source.url.startswith("https://"):
+        from hotlist.sources.https import fetch_https  # httpx only for https:// sources
+
+        validators = data_dir / "http-validators" / f"{source_name}.json"
+        return fetch_https(source, feeds, landing, last_taken, validators)
     from hotlist.sources.sftp import fetch_sftp  # paramiko only for sftp:// sources
 
     return fetch_sftp(source, feeds, landing, last_taken)

@@ -1,0 +1,185 @@
+"""The HTTPS leg: ``fetch_https`` against ``curl``, same TLS server, same file, same run.
+
+    .venv/bin/python -m bench.https_leg [--size-mb 125] [--repeats 5] [--conditional]
+
+Starts the embedded HTTPS server (``hotlist.sources.https_server``: a CA and a certificate
+generated now) on loopback, then downloads one file alternately with ``fetch_https``
+(verified TLS with the CA file and a key pin, hash, ``Content-Length`` check, fsync,
+atomic rename) and with ``curl`` (``--cacert``, ``--pinnedpubkey``, ``-o``; no fsync).
+Each figure is the median of ``repeats`` runs; connection setup counts for both. The
+server runs in a process of its own; CPU seconds (ours: this process; curl's: the child)
+are reported beside wall time, which a loaded machine makes noisy. A third leg, "script",
+is what a download script needs for the same guarantees: ``curl``, then ``sha256sum``,
+then ``sync FILE`` (fsync).
+
+``--conditional`` measures instead what it costs to learn that the file is the one taken
+last: a conditional GET answered ``304``, against a whole ``curl`` download.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bench.sftp_leg import write_fixed_width_file
+from hotlist.config import SourceConfig
+from hotlist.sources import LandedFile, Taken, Unchanged, never_taken
+from hotlist.sources.https import fetch_https
+from hotlist.sources.https_server import EmbeddedHttps, serve_directory
+
+
+@contextmanager
+def _server_process(root: Path, pki: Path) -> Iterator[EmbeddedHttps]:
+    """The embedded server in a process of its own: our client shares no GIL with it."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bench.https_leg", "--serve", str(root), str(pki)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        said = json.loads(child.stdout.readline())
+        yield EmbeddedHttps(said["url"], Path(said["ca_file"]), said["pin"])
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+
+
+def _serve(root: Path, pki: Path) -> None:
+    with serve_directory(root, pki) as server:
+        print(json.dumps({"url": server.url, "ca_file": str(server.ca_file), "pin": server.pin}))
+        sys.stdout.flush()
+        sys.stdin.read()  # until the parent closes the pipe or ends us
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and of its finished children (curl; not the server)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _timed(action: Callable[[], object]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of ``action``."""
+    cpu = _cpu_s()
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started, _cpu_s() - cpu
+
+
+def _source(server: EmbeddedHttps, file: Path) -> SourceConfig:
+    return SourceConfig(
+        url=server.url,
+        layout="bench",
+        files={"bench": file.name},
+        ca_file=server.ca_file,
+        tls_pin=server.pin,
+    )
+
+
+def _curl(server: EmbeddedHttps, file: Path, target: Path) -> None:
+    command = [
+        "curl", "--silent", "--show-error", "--fail",
+        "--cacert", str(server.ca_file), "--pinnedpubkey", server.pin.replace("sha256/", "sha256//", 1),
+        "--output", str(target), server.url + file.name,
+    ]  # fmt: skip
+    subprocess.run(command, check=True, capture_output=True)
+
+
+def _curl_hash_sync(server: EmbeddedHttps, file: Path, target: Path) -> None:
+    """What a download script needs for the same guarantees: curl, sha256sum, fsync."""
+    _curl(server, file, target)
+    subprocess.run(["sha256sum", str(target)], check=True, capture_output=True)
+    subprocess.run(["sync", str(target)], check=True, capture_output=True)
+
+
+def measure_https(file: Path, workdir: Path, repeats: int, conditional: bool) -> dict[str, float]:
+    """Seconds and MB/s of ``fetch_https`` and of ``curl``; ratio = our time / curl's."""
+    megabytes = file.stat().st_size / 1e6
+    landing = workdir / "landing"
+    landing.mkdir()
+    validators = workdir / "validators.json"
+    target = workdir / "curl" / file.name
+    target.parent.mkdir()
+    times: dict[str, list[float]] = {"ours": [], "curl": [], "script": []}
+    cpu: dict[str, list[float]] = {"ours": [], "curl": [], "script": []}
+    with _server_process(file.parent, workdir / "pki") as server:
+        source = _source(server, file)
+        last: Taken | None = None
+        if conditional:
+            [first] = fetch_https(source, ["bench"], landing, never_taken, validators)
+            assert isinstance(first, LandedFile)
+            last = Taken(first.name, first.sha256)
+            first.path.unlink()
+
+        def ours() -> None:
+            found = fetch_https(source, ["bench"], landing, lambda _feed: last, validators)
+            if conditional:
+                assert found == [Unchanged("bench", file.name)], found
+
+        runs: dict[str, Callable[[], object]] = {
+            "ours": ours,
+            "curl": lambda: _curl(server, file, target),
+            "script": lambda: _curl_hash_sync(server, file, target),
+        }
+        for _ in range(repeats):
+            for name, run in runs.items():
+                wall, used = _timed(run)
+                times[name].append(wall)
+                cpu[name].append(used)
+                (landing / file.name).unlink(missing_ok=True)
+                target.unlink(missing_ok=True)
+    median = {name: statistics.median(values) for name, values in times.items()}
+    return {
+        "size_mb": megabytes,
+        "ours_s": median["ours"],
+        "curl_s": median["curl"],
+        "ours_mb_s": megabytes / median["ours"],
+        "curl_mb_s": megabytes / median["curl"],
+        "ratio": median["ours"] / median["curl"],
+        "script_s": median["script"],
+        "ratio_vs_script": median["ours"] / median["script"],
+        "ours_cpu_s": statistics.median(cpu["ours"]),
+        "curl_cpu_s": statistics.median(cpu["curl"]),
+        "cpu_ratio": statistics.median(cpu["ours"]) / statistics.median(cpu["curl"]),
+        "script_cpu_s": statistics.median(cpu["script"]),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--size-mb", type=float, default=125.0)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--conditional", action="store_true")
+    parser.add_argument("--serve", nargs=2, type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        _serve(*args.serve)
+        return
+    if shutil.which("curl") is None:
+        raise SystemExit("curl is not installed: it is the baseline (apt-get install curl)")
+    with tempfile.TemporaryDirectory(prefix="hotlist-https-bench-") as tmp:
+        workdir = Path(tmp)
+        served = workdir / "served"
+        served.mkdir()
+        file = write_fixed_width_file(served / "VEHEXTRT.txt", int(args.size_mb * 1e6))
+        published = time.time() - 3600  # a file published earlier: its validators hold
+        os.utime(file, (published, published))
+        figures = measure_https(file, workdir, args.repeats, args.conditional)
+    print(json.dumps({k: round(v, 3) for k, v in figures.items()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
