@@ -20,6 +20,7 @@ from hotlist.layout import load_layout
 from hotlist.parse import FileRejected, read_snapshot
 from hotlist.sources import FetchError, LandedFile, Taken, Unchanged
 from hotlist.sources.fetch import fetch
+from hotlist.sources.landing import discard
 from hotlist.store import control as ctl
 from hotlist.store.apply import ApplyResult, apply_snapshot
 from hotlist.store.content import recover
@@ -179,7 +180,7 @@ def apply_landed(
                 con.close()
     finally:
         # The landing copy holds record content: it never outlives its apply.
-        landed.path.unlink(missing_ok=True)
+        discard(landed.path)
     log.info("%s", describe(result))
     return result
 

@@ -79,15 +79,6 @@ def _removed(day1: Path, day2: Path) -> tuple[set[str], set[str]]:
     return plates - kept, lines
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="until two writers outside the purge's files scrub too: ingest.py unlinks the landing"
-    " copy (every run leaves day 1's plates in freed blocks), and store/write.py lets DuckDB"
-    " unlink a content file's WAL at its checkpoint (hotlist.scrub.checkpoint_scrubbing_wal,"
-    " with checkpoint_threshold raised in connect_writer); with both, this passes: remove"
-    " this mark then",
-)
 def test_no_removed_plate_is_left_in_the_blocks_of_an_ext4_filesystem(
     ext4: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -22,6 +22,7 @@ from hotlist.sources import (
 from hotlist.sources.landing import (
     TMP_SUFFIX,
     check_remote_name,
+    discard,
     parse_sha256_companion,
     publish_file,
     remove_stale_parts,
@@ -60,11 +61,11 @@ def fetch_local(
             with open(path, "rb") as src, os.fdopen(fd, "wb") as dst:
                 copy_file(src, dst)
         except PermissionError:
-            tmp.unlink(missing_ok=True)
+            discard(tmp)
             raise FetchError(FetchFailure.PERMISSION_DENIED, f"cannot read {path}") from None
         after = path.stat()
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-            tmp.unlink(missing_ok=True)
+            discard(tmp)
             raise FetchError(
                 FetchFailure.CHANGED_WHILE_READ,
                 f"{path} changed while it was read (size or mtime moved); retry after the"
@@ -73,14 +74,14 @@ def fetch_local(
         sha = sha256_file(tmp)  # of the bytes landed, which are the bytes applied
         expected = _companion_sha256(companion, name)
         if expected is not None and expected != sha:
-            tmp.unlink(missing_ok=True)
+            discard(tmp)
             raise FetchError(
                 FetchFailure.CHECKSUM_MISMATCH,
                 f"{path} does not match {companion.name} (expected {expected}, got {sha});"
                 " nothing was kept; ask the upstream to republish",
             )
         if is_unchanged(last, name, sha):
-            tmp.unlink()
+            discard(tmp)
             out.append(Unchanged(feed, name))
             continue
         final = landing / name

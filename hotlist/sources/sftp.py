@@ -50,6 +50,7 @@ from hotlist.sources import (
 from hotlist.sources.landing import (
     TMP_SUFFIX,
     check_remote_name,
+    discard,
     parse_sha256_companion,
     publish_file,
     remove_stale_parts,
@@ -583,7 +584,7 @@ class _Fetcher:
             with _translated(self.endpoint, remote, self.source):
                 return self._fetch_verified(feed, name, remote, part)
         except BaseException:
-            part.unlink(missing_ok=True)
+            discard(part)
             raise
 
     def _fetch_verified(
@@ -598,7 +599,7 @@ class _Fetcher:
             sha, received = _download(self.sftp, remote, before.size, part)
             if received == before.size and _stat(self.sftp, self.endpoint, remote) == before:
                 break
-            part.unlink(missing_ok=True)
+            discard(part)
             log.warning(
                 "%s changed while it was read (attempt %d of %d)", remote, attempt, ATTEMPTS
             )
@@ -612,7 +613,7 @@ class _Fetcher:
             )
         self._verify_companion(name, remote, sha)
         if is_unchanged(last, name, sha):
-            part.unlink()
+            discard(part)
             log.info("%s on %s: same content as the file taken last", name, self.endpoint.label)
             return Unchanged(feed, name)
         final = self.landing / name

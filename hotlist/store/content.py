@@ -28,19 +28,30 @@ def connect_writer(path: Path, data_dir: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(str(path))
     con.execute(f"SET memory_limit = {literal(MEMORY_LIMIT)}")
     con.execute("SET preserve_insertion_order = false")
+    # The WAL is scrubbed at the one checkpoint (scrub.checkpoint_scrubbing_wal): DuckDB
+    # must not checkpoint, and unlink it unscrubbed, by itself before that.
+    con.execute("SET checkpoint_threshold = '1TB'")
     use_spill_dir(con, data_dir)
     return con
 
 
 def remove_unreferenced(feed_directory: Path, keep: set[Path]) -> list[Path]:
-    """Scrub every file of a feed directory not in ``keep``: leftovers of a killed run."""
+    """Scrub every file of a feed directory not in ``keep``: leftovers of a killed run.
+
+    A second name of a kept file (the same inode) is only unlinked: scrubbing it would zero
+    the kept version."""
     removed: list[Path] = []
     if not feed_directory.exists():
         return removed
+    kept = {(s.st_dev, s.st_ino) for p in keep if p.exists() for s in [p.stat()]}
     for path in sorted(feed_directory.iterdir()):
-        if path in keep or not path.is_file():
+        if path in keep or not path.is_file() or path.is_symlink():
             continue
-        scrub_unlink(path)
+        info = path.stat()
+        if (info.st_dev, info.st_ino) in kept:
+            path.unlink()
+        else:
+            scrub_unlink(path)
         removed.append(path)
     if removed:
         fsync_dir(feed_directory)

@@ -10,7 +10,7 @@ import duckdb
 import polars as pl
 
 from hotlist.parse import duplicate_issues
-from hotlist.scrub import scrub_unlink
+from hotlist.scrub import checkpoint_scrubbing_wal, scrub_unlink
 from hotlist.store.content import connect_writer
 
 _LATER_LINES = "QUALIFY row_number() OVER (PARTITION BY entry_id ORDER BY line_no)"
@@ -28,6 +28,7 @@ def drop_duplicates(
     dupes = con.sql(f"SELECT line_no FROM entries {_LATER_LINES} > 1").pl()
     if dupes.height == 0:
         return con, duplicate_issues(dupes)
+    checkpoint_scrubbing_wal(con, tmp)  # closing would checkpoint and unlink it unscrubbed
     con.close()
     first = tmp.with_name(tmp.name + ".dupes")
     os.replace(tmp, first)

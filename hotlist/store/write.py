@@ -17,6 +17,7 @@ import polars as pl
 
 from hotlist.keyed import LineKeyer, entry_id
 from hotlist.parse import Snapshot
+from hotlist.scrub import checkpoint_scrubbing_wal
 from hotlist.store import diff, private_dir
 from hotlist.store.chunks import EntryKeys
 from hotlist.store.content import connect_writer, discard, seal
@@ -65,7 +66,7 @@ def write_content_file(
         writer.register("_warnings", warnings.select("line_no", "field", "rule").to_arrow())
         writer.execute("CREATE TABLE warnings AS SELECT * FROM _warnings")
         writer.execute("CREATE TABLE parser AS SELECT ? AS fingerprint", [snapshot.parser])
-        writer.execute("CHECKPOINT")
+        checkpoint_scrubbing_wal(writer, tmp)
     except BaseException:
         writer.close()
         discard(tmp)
