@@ -143,3 +143,26 @@ def test_leftovers_of_a_killed_writer_are_scrubbed_not_just_unlinked(
     rebuild_state(loaded.data_dir)
     assert not any(path.exists() for path in leftovers)
     assert [w.read_bytes() for w in witnesses] == [bytes(len(content))] * 3
+
+
+def test_a_manual_ingest_after_a_kill_past_the_commit_publishes_and_purges(
+    make_settings: Callable[..., Settings], drop: Drop
+) -> None:
+    """`hotlist ingest` in-process finds nothing new upstream, but finishes what the killed
+    run left (publish and purge), instead of leaving it to the hourly sweep."""
+    from typer.testing import CliRunner
+
+    from hotlist.cli import app
+
+    settings = make_settings("guards = {max_removal_share = 0.5}")
+    config = str(settings.data_dir.parent / "hotlist.toml")
+    drop.put("VEHEXTRT.txt", ncic_file(DAY1))
+    ingest_source(settings, "ncic")
+    purge(settings, None)
+    drop.put("VEHEXTRT.txt", ncic_file(DAY2, stamp="202611221800"))
+    crash.killed_at(settings, "after-commit", "ingest_source(s, 'ncic')")
+    done = CliRunner().invoke(app, ["ingest", "ncic", "--no-prefect", "-c", config])
+    assert done.exit_code == 0, done.output
+    assert "pending from an earlier run" in done.output
+    assert "2 records purged" in done.output
+    assert not pending_work(settings.data_dir), pending_work(settings.data_dir).describe()

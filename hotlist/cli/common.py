@@ -119,7 +119,7 @@ ConfigOption = Annotated[
     typer.Option(
         "--config",
         "-c",
-        help="TOML configuration (default: $HOTLIST_CONFIG, else built-in defaults).",
+        help="TOML configuration (default: $HOTLIST_CONFIG; without either, an absolute $HOTLIST_DATA_DIR).",
     ),
 ]
 

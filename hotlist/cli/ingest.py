@@ -92,15 +92,27 @@ def _in_process(settings: Settings, source: SourceName, approve_mass_removal: st
                 err.print(f"  {escape(outcome.message)}")
             else:
                 console.print(escape(describe(outcome)))
-        if any(not isinstance(o, Rejection) and o.verdict == "applied" for o in exc.outcomes):
+        applied = any(not isinstance(o, Rejection) and o.verdict == "applied" for o in exc.outcomes)
+        if applied or _pending(settings):
             purge_after_ingest(settings)
         raise typer.Exit(ExitCode.FAILED) from None
     for outcome in outcomes:
         console.print(escape(describe(outcome)))
-    if not outcomes:
-        console.print("nothing new upstream")
-        return
-    purge_after_ingest(settings)
+    if outcomes or _pending(settings):
+        purge_after_ingest(settings)
+    else:
+        console.print("nothing new upstream, nothing pending")
+
+
+def _pending(settings: Settings) -> bool:
+    """Work a killed run left (a version committed but not published, removals not yet
+    purged), said aloud: this run finishes it now, not the hourly sweep."""
+    from hotlist.store.pending import pending_work
+
+    pending = pending_work(settings.data_dir)
+    if pending:
+        console.print(f"pending from an earlier run: {pending.describe()}")
+    return bool(pending)
 
 
 def purge_after_ingest(settings: Settings) -> None:

@@ -4,8 +4,9 @@ removals not yet purged.
 A run killed after an ingest's commit leaves the store a version ahead of what patrol
 systems pull, with tombstones the purge has not yet erased. The next run sees nothing new
 upstream; without this check it would neither publish nor purge, and the removals would
-wait for the next sweep. Any run that takes the writer lock asks :func:`pending_work`
-first, and finishes what it finds (a purge publishes, then erases).
+wait for the next sweep. Every ingest (a flow run, or ``hotlist ingest`` in-process) asks
+:func:`pending_work` after it fetched, and runs the purge when it finds anything (a purge
+publishes, then erases); a purge always finishes whatever is pending.
 """
 
 from __future__ import annotations
