@@ -27,7 +27,7 @@ def needs_rewrite(path: Path) -> bool:
         if int(size[5]):
             return True
         for (table,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall():
-            [[logical]] = con.execute(f"SELECT count(*) FROM {identifier(table)}").fetchall()
+            [[logical]] = con.execute(f"SELECT count(*) FROM {identifier(table)}").fetchall()  # noqa: S608 (quoted identifiers and constant fragments; values bound)
             [[physical]] = con.execute(
                 "SELECT coalesce(sum(count), 0) FROM pragma_storage_info(?)"
                 " WHERE column_id = 0 AND segment_type <> 'VALIDITY'",

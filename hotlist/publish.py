@@ -106,7 +106,7 @@ def publish(con: duckdb.DuckDBPyConnection, data_dir: Path, state: dict[str, Any
             reader.execute(
                 f"ATTACH ? AS {identifier(f'f{i}')} (READ_ONLY)", [str(feed_version.content_file)]
             )
-            parts.append(f"SELECT {columns} FROM {identifier(f'f{i}')}.entries")
+            parts.append(f"SELECT {columns} FROM {identifier(f'f{i}')}.entries")  # noqa: S608 (quoted identifiers and constant fragments; values bound)
         union = " UNION ALL ".join(parts)
         parquet = tmp / "hotlist.parquet"
         reader.execute(

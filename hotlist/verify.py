@@ -136,7 +136,7 @@ def check_duckdb_file(
         result.add(path, f"{free_blocks} free blocks: unzeroed space may hold deleted rows")
     for schema, table in _tables(con):
         name = f"{identifier(schema)}.{identifier(table)}"
-        [[logical]] = con.execute(f"SELECT count(*) FROM {name}").fetchall()
+        [[logical]] = con.execute(f"SELECT count(*) FROM {name}").fetchall()  # noqa: S608 (quoted identifiers and constant fragments; values bound)
         [[physical]] = con.execute(
             "SELECT coalesce(sum(count), 0) FROM pragma_storage_info(?)"
             " WHERE column_id = 0 AND segment_type <> 'VALIDITY'",
@@ -170,11 +170,11 @@ def _search_tables(
         name = f"{identifier(schema)}.{identifier(table)}"
         col = identifier(column)
         if column in FREE_TEXT:  # small (quarantined lines): searched inside, in polars
-            values = con.sql(f"SELECT DISTINCT {col} AS v FROM {name}").pl()
+            values = con.sql(f"SELECT DISTINCT {col} AS v FROM {name}").pl()  # noqa: S608 (quoted identifiers and constant fragments; values bound)
             found = values.select(found_expr(pl.col("v"), markers, long_markers, True)).item()
         else:  # whole values: a semi-join in DuckDB, in bounded memory
             [[found]] = con.execute(
-                f"SELECT count(*) FROM {name} WHERE {col} IN (SELECT m FROM _markers)"
+                f"SELECT count(*) FROM {name} WHERE {col} IN (SELECT m FROM _markers)"  # noqa: S608 (quoted identifiers and constant fragments; values bound)
             ).fetchall()
         if found:
             result.add(

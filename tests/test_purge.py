@@ -19,6 +19,7 @@ from hotlist.ingest import ingest_source
 from hotlist.lookup import find_hits
 from hotlist.purge import PurgeIncomplete, lift_purge, manual_purge, purge
 from hotlist.reports import deletion_rows, render, summarize
+from hotlist.sql import identifier
 from hotlist.store import control_path
 from hotlist.store.state import read_state
 from hotlist.verify import verify
@@ -55,7 +56,10 @@ def _independent_scan(*roots: Path) -> list[str]:
                     "SELECT table_name, column_name FROM duckdb_columns() WHERE data_type = 'VARCHAR' AND NOT internal"
                 ).fetchall():
                     values = {
-                        r[0] for r in con.execute(f'SELECT "{column}" FROM "{table}"').fetchall()
+                        r[0]
+                        for r in con.execute(
+                            f"SELECT {identifier(column)} FROM {identifier(table)}"  # noqa: S608
+                        ).fetchall()
                     }
                     found += [
                         f"{m} in {path}:{table}.{column}"

@@ -63,10 +63,10 @@ def _another_parser() -> Iterator[None]:
         yield
 
 
-def _rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
+def _rows(path: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
     con = duckdb.connect(str(path), read_only=True)
     try:
-        return con.sql(sql).fetchall()
+        return con.execute(sql, params or []).fetchall()
     finally:
         con.close()
 
@@ -75,20 +75,21 @@ def _content(store: Settings, feed: str = "ncic") -> dict[str, list[tuple[Any, .
     """Everything the feed's current version and its file event hold, in a stable order."""
     data_dir = store.data_dir
     path = data_dir / read_state(data_dir)["feeds"][feed]["content_file"]
-    last = f"(SELECT max(event_id) FROM file_events WHERE feed = '{feed}')"
     return {
         "entries": _rows(path, "SELECT * FROM entries ORDER BY line_no NULLS LAST, entry_id"),
         "quarantine": _rows(path, "SELECT * FROM quarantine ORDER BY line_no"),
         "warnings": _rows(path, "SELECT * FROM warnings ORDER BY ALL"),
         "issues": _rows(
             control_path(data_dir),
-            f"SELECT line_no, field, rule, severity FROM file_issues WHERE event_id = {last}"
-            " ORDER BY ALL",
+            "SELECT line_no, field, rule, severity FROM file_issues WHERE event_id ="
+            " (SELECT max(event_id) FROM file_events WHERE feed = ?) ORDER BY ALL",
+            [feed],
         ),
         "event": _rows(
             control_path(data_dir),
             "SELECT verdict, record_lines, row_errors, warnings, excluded FROM file_events"
-            f" WHERE event_id = {last}",
+            " WHERE event_id = (SELECT max(event_id) FROM file_events WHERE feed = ?)",
+            [feed],
         ),
     }
 

@@ -80,7 +80,7 @@ def against_previous(
     )
     if parsed is None:
         delta = con.sql(
-            "SELECT coalesce(n.entry_id, p.entry_id) AS entry_id,"
+            "SELECT coalesce(n.entry_id, p.entry_id) AS entry_id,"  # noqa: S608 (quoted identifiers and constant fragments; values bound)
             " CASE WHEN p.entry_id IS NULL THEN 'add' WHEN n.entry_id IS NULL THEN 'remove'"
             " ELSE 'change' END AS op, p.list, p.record_id, p.plate, p.state"
             " FROM entries n FULL OUTER JOIN prev.entries p ON n.entry_id = p.entry_id"
@@ -89,7 +89,7 @@ def against_previous(
     else:
         con.register("_parsed", pl.DataFrame({"line_no": parsed}).to_arrow())
         delta = con.sql(
-            "SELECT n.entry_id, CASE WHEN p.entry_id IS NULL THEN 'add' ELSE 'change' END AS op,"
+            "SELECT n.entry_id, CASE WHEN p.entry_id IS NULL THEN 'add' ELSE 'change' END AS op,"  # noqa: S608 (quoted identifiers and constant fragments; values bound)
             " p.list, p.record_id, p.plate, p.state"
             " FROM (SELECT * FROM entries SEMI JOIN _parsed USING (line_no)) n"
             " LEFT JOIN prev.entries p ON n.entry_id = p.entry_id"
@@ -105,7 +105,7 @@ def against_previous(
         # A carried entry stands for no line of this file: no line number, no line key.
         unlined = ", ".join(literal(c) for c in ("line_no", *LINE_KEY_COLUMNS))
         con.execute(
-            f"INSERT INTO entries BY NAME SELECT COLUMNS(lambda c: c NOT IN ({unlined}))"
+            f"INSERT INTO entries BY NAME SELECT COLUMNS(lambda c: c NOT IN ({unlined}))"  # noqa: S608 (quoted identifiers and constant fragments; values bound)
             " FROM prev.entries WHERE entry_id IN (SELECT entry_id FROM _carried)"
         )
         con.unregister("_carried")
