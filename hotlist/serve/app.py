@@ -27,12 +27,10 @@ from hotlist import policy
 from hotlist.config import ConfigError, Settings
 from hotlist.serve.deps import Problem, Services
 from hotlist.serve.gate import PROBLEM, AccessGate, problem_body
+from hotlist.serve.protocol import BoundedHeadProtocol
 from hotlist.serve.routes import router
 
 logger = logging.getLogger("hotlist.serve")
-
-#: Bytes of a request's head (request line and headers) uvicorn buffers before refusing.
-MAX_HEAD_BYTES = 16 * 1024
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -108,7 +106,7 @@ def uvicorn_config(settings: Settings, host: str, port: int, **options: Any) -> 
         port=port,
         access_log=False,
         log_config=log_config,
-        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        http=BoundedHeadProtocol,  # httptools' C parser, the request head bounded
         **options,
     )
 

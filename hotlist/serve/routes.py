@@ -18,10 +18,11 @@ from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from hotlist import normalize as norm
-from hotlist.lookup import describe_vehicle
 from hotlist.serve import consumers as reg
 from hotlist.serve import versions
 from hotlist.serve.deps import Access, Caller, Problem, Services, access, caller, services
+from hotlist.serve.gate import MAX_BATCH_READS
+from hotlist.serve.matching import hit
 from hotlist.serve.versions import Loaded, NoVersion
 
 router = APIRouter()
@@ -64,17 +65,6 @@ class LookupResponse(BaseModel):
 class AckResponse(BaseModel):
     consumer: str
     acked_version: int
-
-
-def _hits(frame: pl.DataFrame, match: Literal["exact", "ocr-candidate"]) -> list[Hit]:
-    return [
-        Hit(
-            entry_id=r["entry_id"], feed=r["feed"], list=r["list"], record_id=r["record_id"],
-            plate=r["plate"], state=r["state"], record_date=r["record_date"], ori=r["ori"],
-            description=describe_vehicle(r), match=match,
-        )
-        for r in frame.iter_rows(named=True)
-    ]  # fmt: skip
 
 
 async def _current(served: Services, wait: bool) -> Loaded:
@@ -174,7 +164,7 @@ def _json_response(body: dict[str, Any], headers: dict[str, str]) -> Response:
 @router.post(
     "/v1/lookup", response_model=LookupResponse, summary="Hits for a plate across every list"
 )
-async def lookup(body: LookupRequest, served: Served, who: Who, this: This) -> LookupResponse:
+async def lookup(body: LookupRequest, served: Served, who: Who, this: This) -> Response:
     this.element = (
         f"plate {body.plate}"
         + (f" state {body.state}" if body.state else "")
@@ -184,28 +174,77 @@ async def lookup(body: LookupRequest, served: Served, who: Who, this: This) -> L
     loaded = await _current(served, wait=False)
     plate = norm.plate_value(body.plate)
     state = norm.state_value(body.state) if body.state else None
-    frame = loaded.by_plate
-    lo = frame["plate"].search_sorted(plate, side="left")
-    hi = frame["plate"].search_sorted(plate, side="right")
-    exact = frame.slice(lo, hi - lo)
+    hits = loaded.index.hits(plate, state)
+    candidates = _candidates(loaded, plate, state) if body.fuzzy and plate else []
+    this.outcome = f"granted: {len(hits)} hits"
+    # Encoded here, not through the response model: the hits are built to its schema.
+    answer = {
+        "version": loaded.version,
+        "hits": hits,
+        "candidates": candidates,
+        "freshness": versions.freshness(loaded, served.freshness_limits),
+    }
+    return _json(answer)
+
+
+def _candidates(loaded: Loaded, plate: str, state: str | None) -> list[dict[str, Any]]:
+    """OCR look-alikes of ``plate`` (never the plate itself)."""
+    key = norm.ocr_key(plate)
+    ocr = loaded.by_ocr
+    a = ocr["ocr_key"].search_sorted(key, side="left")
+    b = ocr["ocr_key"].search_sorted(key, side="right")
+    found = loaded.by_plate[ocr.slice(a, b - a)["row"]].filter(pl.col("plate") != plate)
     if state:
-        exact = exact.filter(pl.col("state") == state)
-    candidates = frame.clear()
-    if body.fuzzy and plate:
-        key = norm.ocr_key(plate)
-        ocr = loaded.by_ocr
-        a = ocr["ocr_key"].search_sorted(key, side="left")
-        b = ocr["ocr_key"].search_sorted(key, side="right")
-        candidates = frame[ocr.slice(a, b - a)["row"]].filter(pl.col("plate") != plate)
-        if state:
-            candidates = candidates.filter(pl.col("state") == state)
-    this.outcome = f"granted: {exact.height} hits"
-    return LookupResponse(
-        version=loaded.version,
-        hits=_hits(exact, "exact"),
-        candidates=_hits(candidates, "ocr-candidate"),
-        freshness=versions.freshness(loaded, served.freshness_limits),
+        found = found.filter(pl.col("state") == state)
+    return [hit(r, "ocr-candidate") for r in found.iter_rows(named=True)]
+
+
+def _json(answer: dict[str, Any]) -> Response:
+    return Response(
+        json.dumps(answer, separators=(",", ":"), ensure_ascii=False).encode(),
+        media_type="application/json",
     )
+
+
+class Read(BaseModel):
+    plate: str = Field(min_length=1, max_length=16, examples=["7ABC123"])
+    state: str | None = Field(default=None, min_length=2, max_length=2, examples=["CA"])
+
+
+class BatchRequest(BaseModel):
+    reads: list[Read] = Field(min_length=1, max_length=MAX_BATCH_READS)
+
+
+class ReadResult(BaseModel):
+    plate: str = Field(description="As the read gave it.")
+    state: str | None
+    hits: list[Hit]
+
+
+class BatchResponse(BaseModel):
+    version: int
+    results: list[ReadResult] = Field(description="One per read, in the reads' order.")
+
+
+@router.post(
+    "/v1/lookup/batch",
+    response_model=BatchResponse,
+    summary=f"Exact hits for up to {MAX_BATCH_READS} reads, each logged as its own access",
+)
+async def lookup_batch(body: BatchRequest, served: Served, who: Who, this: This) -> Response:
+    loaded = await _current(served, wait=False)
+    index = loaded.index
+    results, reads = [], []
+    for read in body.reads:
+        state = norm.state_value(read.state) if read.state else None
+        hits = index.hits(norm.plate_value(read.plate), state)
+        results.append({"plate": read.plate, "state": read.state, "hits": hits})
+        element = f"plate {read.plate}" + (f" state {read.state}" if read.state else "")
+        reads.append((element, f"granted: {len(hits)} hits"))
+    this.reads = reads  # the gate logs each read as its own record, in one append
+    this.element = f"batch of {len(reads)} reads"
+    this.outcome = f"granted: {len(reads)} reads"
+    return _json({"version": loaded.version, "results": results})
 
 
 @router.post(
