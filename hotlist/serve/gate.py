@@ -180,9 +180,7 @@ class AccessGate:
             if len(value) > most:
                 _describe(access, values)
                 header = name.decode().title()
-                return Problem(
-                    400, "Header too long", f"{header} is longer than {most} characters"
-                )
+                return Problem(400, "Header too long", f"{header} is longer than {most} characters")
         if public:
             return _too_large(length, MAX_BODY_BYTES)
         _describe(access, values)
