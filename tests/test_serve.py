@@ -4,6 +4,9 @@ acks in the deletion reports, ETags, and version switches under load."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -402,3 +405,45 @@ def test_a_lookup_in_steady_state_reads_no_file_only_stats_them(
     ]
     assert [line for line in touched if "open" in line.split("(")[0]] == []
     assert sum("CURRENT.json" in line for line in touched) >= 10  # stat'ed per request
+
+
+def _open_append_locks() -> int:
+    """Descriptors of this process (the API runs on its thread) open on the append lock."""
+    found = 0
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            found += os.readlink(fd).endswith("/audit/.append.lock")
+        except OSError:
+            continue
+    return found
+
+
+def test_the_server_keeps_one_append_lock_open_across_requests(api: str, key: str) -> None:
+    """The lock file is opened once, not per request (each request still takes the lock)."""
+    for _ in range(5):
+        assert _lookup(api, _headers(key)).status_code == 200
+    assert _open_append_locks() == 1
+
+
+def test_appends_from_another_process_during_lookups_keep_one_chain(
+    api: str, key: str, settings: Settings
+) -> None:
+    """The server's lock descriptor stays open between requests and still excludes a CLI
+    writer: records of both interleave in one unbroken chain."""
+    writer = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, pathlib; from hotlist import audit\n"
+         "for i in range(150):\n"
+         "    audit.append(pathlib.Path(sys.argv[1]), audit.AccessRecord("
+         "'cli', 'CA0190000', 'patrol', f'plate CLI{i}', 'granted: 0 hits', 'cli'), sync=False)",
+         str(settings.data_dir)],
+    )  # fmt: skip
+    with httpx.Client(timeout=30) as client:
+        for i in range(150):
+            client.post(f"{api}/v1/lookup", json={"plate": f"API{i}"}, headers=_headers(key))
+    assert writer.wait(timeout=120) == 0
+    records = list(audit.records(settings.data_dir))
+    assert sum(r["channel"] == "cli" for r in records) == 150
+    assert sum(r["channel"] == "api" for r in records) == 150
+    assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+    assert audit.verify_chain(settings.data_dir).ok
