@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from hotlist.serve.routes import LookupRequest  # module level: FastAPI resolves it by name
+from hotlist.serve.lookups import LookupRequest  # module level: FastAPI resolves it by name
 
 OUT = Path(__file__).parent / "out"
 CLOCK = os.sysconf("SC_CLK_TCK")

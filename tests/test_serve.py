@@ -407,22 +407,29 @@ def test_a_lookup_in_steady_state_reads_no_file_only_stats_them(
     assert sum("CURRENT.json" in line for line in touched) >= 10  # stat'ed per request
 
 
-def _open_append_locks() -> int:
+def _open_append_locks(data_dir: Path) -> int:
     """Descriptors of this process (the API runs on its thread) open on the append lock."""
     found = 0
+    lock = str(data_dir.resolve() / "audit" / ".append.lock")
     for fd in Path("/proc/self/fd").iterdir():
         try:
-            found += os.readlink(fd).endswith("/audit/.append.lock")
+            found += os.readlink(fd) == lock
         except OSError:
             continue
     return found
 
 
-def test_the_server_keeps_one_append_lock_open_across_requests(api: str, key: str) -> None:
-    """The lock file is opened once, not per request (each request still takes the lock)."""
-    for _ in range(5):
-        assert _lookup(api, _headers(key)).status_code == 200
-    assert _open_append_locks() == 1
+def test_the_server_keeps_one_append_lock_open_across_requests_and_closes_it_at_exit(
+    settings: Settings, drop: Drop, key: str
+) -> None:
+    """The lock file is opened once, not per request (each request still takes the lock),
+    and the server's shutdown closes it."""
+    _publish(settings, drop, BASE, 1)
+    with running_api(settings) as api:
+        for _ in range(5):
+            assert _lookup(api, _headers(key)).status_code == 200
+        assert _open_append_locks(settings.data_dir) == 1
+    assert _open_append_locks(settings.data_dir) == 0
 
 
 def test_appends_from_another_process_during_lookups_keep_one_chain(

@@ -27,6 +27,8 @@ Header bytes as a whole are bounded by the protocol (:mod:`hotlist.serve.protoco
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -60,6 +62,14 @@ class BodyTooLarge(HTTPException):
 def body_limit(scope: Scope) -> int:
     """The most body bytes the request's route takes."""
     return MAX_BATCH_BODY_BYTES if scope["path"] == BATCH_PATH else MAX_BODY_BYTES
+
+
+def validation_detail(errors: Iterable[Mapping[str, Any]], prefix: tuple[str, ...] = ()) -> str:
+    """Where and why a request failed validation: loc and msg only, never the rejected
+    input (it may be a plate, which must stay out of the log)."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in (*prefix, *e['loc']))}: {e['msg']}" for e in errors
+    )
 
 
 def problem_body(status: int, title: str, detail: str) -> bytes:
@@ -100,12 +110,26 @@ def _declared_body(values: dict[bytes, list[str]]) -> tuple[int | None, bool]:
     return length, length is not None and length > MAX_BODY_BYTES
 
 
-class AccessGate:
-    """See the module docstring; ``services`` writes the access log."""
+#: Answers an admitted request itself: (services, access, path, receive, send).
+Direct = Callable[[Services, Access, str, Receive, Send], Awaitable[None]]
 
-    def __init__(self, app: ASGIApp, services: Services) -> None:
+
+class AccessGate:
+    """See the module docstring; ``services`` writes the access log. POST requests to
+    ``direct_paths`` are answered, once admitted, by ``direct`` instead of the app (the
+    lookups: :mod:`hotlist.serve.lookups`)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        services: Services,
+        direct: Direct | None = None,
+        direct_paths: Collection[str] = (),
+    ) -> None:
         self.app = app
         self.services = services
+        self.direct = direct
+        self.direct_paths = frozenset(direct_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -150,7 +174,12 @@ class AccessGate:
             await send(message)
 
         try:
-            await self.app(scope, receive_counted, send_logged)
+            if self.direct and scope["method"] == "POST" and scope["path"] in self.direct_paths:
+                await self.direct(
+                    self.services, access, scope["path"], receive_counted, send_logged
+                )
+            else:
+                await self.app(scope, receive_counted, send_logged)
         except Exception as exc:
             if not public and not access.logged:
                 self.services.log(access, f"error: 500 {type(exc).__name__}")

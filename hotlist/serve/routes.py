@@ -7,7 +7,6 @@ the data element it used and its outcome on the request's :class:`Access`; the g
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Annotated, Any, Literal
 
@@ -17,12 +16,16 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
-from hotlist import normalize as norm
 from hotlist.serve import consumers as reg
-from hotlist.serve import versions
+from hotlist.serve import lookups, versions
 from hotlist.serve.deps import Access, Caller, Problem, Services, access, caller, services
 from hotlist.serve.gate import MAX_BATCH_READS
-from hotlist.serve.matching import hit
+from hotlist.serve.lookups import (
+    BatchRequest,
+    BatchResponse,
+    LookupRequest,
+    LookupResponse,
+)
 from hotlist.serve.versions import Loaded, NoVersion
 
 router = APIRouter()
@@ -32,34 +35,8 @@ Who = Annotated[Caller, Depends(caller)]
 This = Annotated[Access, Depends(access)]
 
 
-class LookupRequest(BaseModel):
-    plate: str = Field(min_length=1, max_length=16, examples=["7ABC123"])
-    state: str | None = Field(default=None, min_length=2, max_length=2, examples=["CA"])
-    fuzzy: bool = Field(default=False, description="Also return OCR look-alike candidates.")
-
-
 class AckRequest(BaseModel):
     version: int = Field(ge=1, examples=[42])
-
-
-class Hit(BaseModel):
-    entry_id: int
-    feed: str
-    list: str
-    record_id: str | None
-    plate: str
-    state: str
-    record_date: dt.date
-    ori: str | None
-    description: str
-    match: Literal["exact", "ocr-candidate"]
-
-
-class LookupResponse(BaseModel):
-    version: int
-    hits: list[Hit]
-    candidates: list[Hit] = Field(description="OCR look-alikes; never exact hits.")
-    freshness: dict[str, Any]
 
 
 class AckResponse(BaseModel):
@@ -165,65 +142,9 @@ def _json_response(body: dict[str, Any], headers: dict[str, str]) -> Response:
     "/v1/lookup", response_model=LookupResponse, summary="Hits for a plate across every list"
 )
 async def lookup(body: LookupRequest, served: Served, who: Who, this: This) -> Response:
-    this.element = (
-        f"plate {body.plate}"
-        + (f" state {body.state}" if body.state else "")
-        + (" fuzzy" if body.fuzzy else "")
-    )
-    # Never wait for a newly published version while the loaded one is still on disk.
-    loaded = await _current(served, wait=False)
-    plate = norm.plate_value(body.plate)
-    state = norm.state_value(body.state) if body.state else None
-    hits = loaded.index.hits(plate, state)
-    candidates = _candidates(loaded, plate, state) if body.fuzzy and plate else []
-    this.outcome = f"granted: {len(hits)} hits"
-    # Encoded here, not through the response model: the hits are built to its schema.
-    answer = {
-        "version": loaded.version,
-        "hits": hits,
-        "candidates": candidates,
-        "freshness": versions.freshness(loaded, served.freshness_limits),
-    }
-    return _json(answer)
-
-
-def _candidates(loaded: Loaded, plate: str, state: str | None) -> list[dict[str, Any]]:
-    """OCR look-alikes of ``plate`` (never the plate itself)."""
-    key = norm.ocr_key(plate)
-    ocr = loaded.by_ocr
-    a = ocr["ocr_key"].search_sorted(key, side="left")
-    b = ocr["ocr_key"].search_sorted(key, side="right")
-    found = loaded.by_plate[ocr.slice(a, b - a)["row"]].filter(pl.col("plate") != plate)
-    if state:
-        found = found.filter(pl.col("state") == state)
-    return [hit(r, "ocr-candidate") for r in found.iter_rows(named=True)]
-
-
-def _json(answer: dict[str, Any]) -> Response:
-    return Response(
-        json.dumps(answer, separators=(",", ":"), ensure_ascii=False).encode(),
-        media_type="application/json",
-    )
-
-
-class Read(BaseModel):
-    plate: str = Field(min_length=1, max_length=16, examples=["7ABC123"])
-    state: str | None = Field(default=None, min_length=2, max_length=2, examples=["CA"])
-
-
-class BatchRequest(BaseModel):
-    reads: list[Read] = Field(min_length=1, max_length=MAX_BATCH_READS)
-
-
-class ReadResult(BaseModel):
-    plate: str = Field(description="As the read gave it.")
-    state: str | None
-    hits: list[Hit]
-
-
-class BatchResponse(BaseModel):
-    version: int
-    results: list[ReadResult] = Field(description="One per read, in the reads' order.")
+    """Served by the gate itself (:mod:`hotlist.serve.lookups`); declared here for the
+    schema, and answering alike should a request reach it."""
+    return _json(await lookups.lookup(served, this, body))
 
 
 @router.post(
@@ -232,19 +153,12 @@ class BatchResponse(BaseModel):
     summary=f"Exact hits for up to {MAX_BATCH_READS} reads, each logged as its own access",
 )
 async def lookup_batch(body: BatchRequest, served: Served, who: Who, this: This) -> Response:
-    loaded = await _current(served, wait=False)
-    index = loaded.index
-    results, reads = [], []
-    for read in body.reads:
-        state = norm.state_value(read.state) if read.state else None
-        hits = index.hits(norm.plate_value(read.plate), state)
-        results.append({"plate": read.plate, "state": read.state, "hits": hits})
-        element = f"plate {read.plate}" + (f" state {read.state}" if read.state else "")
-        reads.append((element, f"granted: {len(hits)} hits"))
-    this.reads = reads  # the gate logs each read as its own record, in one append
-    this.element = f"batch of {len(reads)} reads"
-    this.outcome = f"granted: {len(reads)} reads"
-    return _json({"version": loaded.version, "results": results})
+    """As ``lookup``: served by the gate, declared here."""
+    return _json(await lookups.batch(served, this, body))
+
+
+def _json(answer: dict[str, Any]) -> Response:
+    return Response(lookups.encode(answer), media_type="application/json")
 
 
 @router.post(
