@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -225,3 +226,22 @@ def test_the_index_finds_exactly_the_rows_a_filter_finds(listed: list[str], aske
     ).sort("plate", "state")
     expected = [i for i, p in enumerate(frame["plate"].to_list()) if p == asked]
     assert list(PlateIndex(frame).rows(asked)) == expected
+
+
+@pytest.mark.parametrize("path", ["/v1/lookup", "/v1/lookup/batch"])
+def test_a_client_gone_before_its_body_was_whole_is_still_logged(
+    api: str, key: str, settings: Settings, path: str
+) -> None:
+    """Admitted, then the body never completes: no answer can go out, but the request
+    still gets its one record."""
+    port = int(api.rsplit(":", 1)[1])
+    head = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", "Content-Length: 1000"]
+    head += [f"{n}: {v}" for n, v in _headers(key).items()]
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + b'{"reads": [')
+    deadline = time.monotonic() + 20
+    while not _api_records(settings) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [record] = _api_records(settings)
+    assert record["data_element"] == f"POST {path}"
+    assert record["outcome"] == "failed: the client went away before its body was whole"

@@ -184,6 +184,9 @@ class AccessGate:
             if not public and not access.logged:
                 self.services.log(access, f"error: 500 {type(exc).__name__}")
             raise
+        if not public and not access.logged:  # ended without an answer (a client gone)
+            noted = access.outcome or ""
+            self.services.log(access, noted if noted.startswith("failed") else "failed: no answer")
 
     def _admit(
         self,

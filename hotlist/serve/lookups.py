@@ -164,7 +164,8 @@ async def serve(served: Services, this: Access, path: str, receive: Receive, sen
     model, answer = DIRECT[path]
     try:
         raw = await _body(receive)
-        if raw is None:  # the client went away before its body was whole
+        if raw is None:  # nothing to answer; the gate logs the request as it ended
+            this.outcome = "failed: the client went away before its body was whole"
             return
         body = model.model_validate_json(raw)
         encoded = encode(await answer(served, this, body))
