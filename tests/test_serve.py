@@ -4,6 +4,9 @@ acks in the deletion reports, ETags, and version switches under load."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -348,15 +351,16 @@ def test_a_key_revoked_while_the_server_runs_is_refused_on_the_next_request(
     assert _lookup(api, _headers(key)).status_code == 401
 
 
-def test_a_lookup_in_steady_state_reads_no_file_only_stats_them(
-    settings: Settings, drop: Drop, key: str, tmp_path: Path
-) -> None:
-    """The per-request cost: the registry, CURRENT.json and the served version are
-    checked with stat(2) alone; nothing the server answers from is opened or read
-    (strace on a real ``hotlist serve``)."""
-    import os
+def _strace_requests(
+    settings: Settings,
+    tmp_path: Path,
+    key: str,
+    syscalls: str,
+    send: Callable[[httpx.Client], None],
+) -> list[str]:
+    """The lines strace (``-e trace=SYSCALLS``) records from a real ``hotlist serve``
+    while ``send`` makes its requests, after a first lookup has warmed the server."""
     import shutil
-    import subprocess
     import time
 
     from tests.serving import server_process
@@ -365,7 +369,6 @@ def test_a_lookup_in_steady_state_reads_no_file_only_stats_them(
         if os.environ.get("CI") == "true":
             pytest.fail("strace is required under CI")
         pytest.skip("strace is not installed")
-    _publish(settings, drop, BASE, 1)
     trace = tmp_path / "trace"
     with server_process(tmp_path / "hotlist.toml", tmp_path) as server:
         url = f"http://127.0.0.1:{server.port}"
@@ -375,7 +378,7 @@ def test_a_lookup_in_steady_state_reads_no_file_only_stats_them(
             with open(attach_log, "wb") as err:
                 tracer = subprocess.Popen(
                     ["strace", "-f", "-p", str(server.pid), "-o", str(trace),
-                     "-e", "trace=open,openat,read,pread64,newfstatat,stat,statx"],
+                     "-e", f"trace={syscalls}"],
                     stderr=err,
                 )  # fmt: skip
             deadline = time.monotonic() + 30
@@ -387,18 +390,108 @@ def test_a_lookup_in_steady_state_reads_no_file_only_stats_them(
                         pytest.skip(f"ptrace is not permitted here: {message}")
                     pytest.fail(f"strace did not attach: {message}")
                 time.sleep(0.1)
-            for _ in range(10):
-                response = http.post("/v1/lookup", json={"plate": "7API001"}, headers=_headers(key))
-                assert response.status_code == 200
+            send(http)
             tracer.terminate()
             tracer.wait(timeout=30)
+    return trace.read_text().splitlines()
+
+
+def _ten_lookups(http: httpx.Client, key: str) -> None:
+    for _ in range(10):
+        response = http.post("/v1/lookup", json={"plate": "7API001"}, headers=_headers(key))
+        assert response.status_code == 200
+
+
+def test_a_lookup_in_steady_state_reads_no_file_only_stats_them(
+    settings: Settings, drop: Drop, key: str, tmp_path: Path
+) -> None:
+    """The per-request cost: the registry, CURRENT.json and the served version are
+    checked with stat(2) alone; nothing the server answers from is opened or read
+    (strace on a real ``hotlist serve``)."""
+    _publish(settings, drop, BASE, 1)
+    lines = _strace_requests(
+        settings, tmp_path, key, "open,openat,read,pread64,newfstatat,stat,statx",
+        lambda http: _ten_lookups(http, key),
+    )  # fmt: skip
     data_dir = str(settings.data_dir)
     # What the server itself reads to answer; the access log's appends are hotlist.audit's.
     audit_dir = str(settings.data_dir / "audit")
-    touched = [
-        line
-        for line in trace.read_text().splitlines()
-        if data_dir in line and audit_dir not in line
-    ]
+    touched = [line for line in lines if data_dir in line and audit_dir not in line]
     assert [line for line in touched if "open" in line.split("(")[0]] == []
     assert sum("CURRENT.json" in line for line in touched) >= 10  # stat'ed per request
+
+
+def test_lookups_and_batches_open_make_or_chmod_nothing_and_a_batch_is_one_write(
+    settings: Settings, drop: Drop, key: str, tmp_path: Path
+) -> None:
+    """In steady state, under the whole data_dir (the access log included: its segment
+    and its append lock stay open): no open, mkdir or chmod per request. A batch of 1,000
+    reads reaches the access log as one write of its 1,000 records."""
+    _publish(settings, drop, BASE, 1)
+
+    def send(http: httpx.Client) -> None:
+        _ten_lookups(http, key)
+        reads = [{"plate": f"7API{i % 100:03d}"} for i in range(1000)]
+        response = http.post("/v1/lookup/batch", json={"reads": reads}, headers=_headers(key))
+        assert response.status_code == 200
+
+    lines = _strace_requests(
+        settings, tmp_path, key, "open,openat,mkdir,mkdirat,chmod,fchmodat,write", send
+    )
+    data_dir = str(settings.data_dir)
+    assert [line for line in lines if data_dir in line and "write(" not in line] == []
+    # Records are canonical JSON (sorted keys): each write of records starts with one.
+    appends = [line for line in lines if "write(" in line and '{\\"channel\\":' in line]
+    assert len(appends) == 11  # ten lookups, then the batch
+    records = [r for r in audit.records(settings.data_dir) if r["channel"] == "api"]
+    assert len(records) == 1 + 10 + 1000
+    assert audit.verify_chain(settings.data_dir).ok
+
+
+def _open_append_locks(data_dir: Path) -> int:
+    """Descriptors of this process (the API runs on its thread) open on the append lock."""
+    found = 0
+    lock = str(data_dir.resolve() / "audit" / ".append.lock")
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            found += os.readlink(fd) == lock
+        except OSError:
+            continue
+    return found
+
+
+def test_the_server_keeps_one_append_lock_open_across_requests_and_closes_it_at_exit(
+    settings: Settings, drop: Drop, key: str
+) -> None:
+    """The lock file is opened once, not per request (each request still takes the lock),
+    and the server's shutdown closes it."""
+    _publish(settings, drop, BASE, 1)
+    with running_api(settings) as api:
+        for _ in range(5):
+            assert _lookup(api, _headers(key)).status_code == 200
+        assert _open_append_locks(settings.data_dir) == 1
+    assert _open_append_locks(settings.data_dir) == 0
+
+
+def test_appends_from_another_process_during_lookups_keep_one_chain(
+    api: str, key: str, settings: Settings
+) -> None:
+    """The server's lock descriptor stays open between requests and still excludes a CLI
+    writer: records of both interleave in one unbroken chain."""
+    writer = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, pathlib; from hotlist import audit\n"
+         "for i in range(150):\n"
+         "    audit.append(pathlib.Path(sys.argv[1]), audit.AccessRecord("
+         "'cli', 'CA0190000', 'patrol', f'plate CLI{i}', 'granted: 0 hits', 'cli'), sync=False)",
+         str(settings.data_dir)],
+    )  # fmt: skip
+    with httpx.Client(timeout=30) as client:
+        for i in range(150):
+            client.post(f"{api}/v1/lookup", json={"plate": f"API{i}"}, headers=_headers(key))
+    assert writer.wait(timeout=120) == 0
+    records = list(audit.records(settings.data_dir))
+    assert sum(r["channel"] == "cli" for r in records) == 150
+    assert sum(r["channel"] == "api" for r in records) == 150
+    assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+    assert audit.verify_chain(settings.data_dir).ok

@@ -7,6 +7,7 @@ repeated headers, so only a raw request shows what the server does with them."""
 from __future__ import annotations
 
 import json
+import select
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -347,3 +348,32 @@ def test_an_identity_header_sent_twice_in_any_spelling_is_seen_as_repeated(
 @given(st.text())
 def test_a_header_value_sent_as_utf8_is_read_as_the_text_sent(value: str) -> None:
     assert header_values({"headers": [(b"x-purpose", value.encode())]})[b"x-purpose"] == [value]
+
+
+@pytest.mark.parametrize("shape", ["many headers", "one endless value"])
+def test_a_request_head_past_its_bound_is_refused_and_the_connection_closed(
+    api: str, key: str, settings: Settings, shape: str
+) -> None:
+    """httptools buffers a head for as long as it comes; the server stops it at
+    ``MAX_HEAD_BYTES`` with 431 and closes, before the app (or the log) sees a request."""
+    host, port = api.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(b"POST /v1/lookup HTTP/1.1\r\nHost: x\r\n")
+        if shape == "one endless value":
+            sock.sendall(b"X-Note: ")
+        sent, answer = 0, b""
+        piece = b"a" * 1000 if shape == "one endless value" else b"X-Pad: " + b"a" * 991 + b"\r\n"
+        try:
+            while sent < 4 * 1024 * 1024 and not answer:
+                sock.sendall(piece)
+                sent += len(piece)
+                # Paced, so the server has read all that came before it answers and closes
+                # (closing with unread bytes would reset the connection, answer and all).
+                if select.select([sock], [], [], 0.02)[0]:
+                    answer = sock.recv(65536)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:80]
+    assert b"connection: close" in answer.lower()
+    assert sent < 4 * 1024 * 1024  # the server closed: the client could not go on
+    assert _records(settings) == []

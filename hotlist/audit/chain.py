@@ -8,7 +8,9 @@ only when the segment changed under them, and write each batch with one ``write`
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import os
 import threading
 from collections.abc import Iterable, Iterator
@@ -19,8 +21,8 @@ from typing import Any
 from hotlist.audit import anchors
 from hotlist.audit.keys import GENESIS, canonical, load_key, mac
 from hotlist.audit.segments import (
+    LOCK_NAME,
     Head,
-    append_lock,
     audit_dir,
     head_of,
     keep_torn_tail,
@@ -49,8 +51,10 @@ def _now() -> dt.datetime:
 
 
 class AccessLogWriter:
-    """An appender; a server keeps one open (the segment stays open, the head in memory,
-    re-read only when another process appended or the month turned)."""
+    """An appender; a server keeps one open (the segment and the append lock stay open,
+    the head in memory, re-read only when another process appended or the month turned).
+    Each batch takes the lock (``flock``) and releases it; the lock file is opened once,
+    and again only if it was replaced."""
 
     def __init__(self, data_dir: Path, anchor_every: dt.timedelta = anchors.ANCHOR_EVERY) -> None:
         self.data_dir = data_dir
@@ -59,6 +63,8 @@ class AccessLogWriter:
         self._anchor_every = anchor_every
         self._last_anchor = anchors.last_anchored(data_dir)
         self._fd: int | None = None
+        self._lock_fd: int | None = None
+        self._dirty = False  # written since the last fsync
         self._segment = ""
         self._size = -1
         self._head = Head("", 0, GENESIS)
@@ -78,7 +84,7 @@ class AccessLogWriter:
         """Chain and write ``records`` in one write (one lock, one head read at most)."""
         batch = list(records)
         when = (at or _now()).astimezone(dt.UTC)
-        with self._mutex, append_lock(self.data_dir):
+        with self._mutex, self._locked():
             notes = self._prepare(when)
             system = [
                 AccessRecord("hotlist", "", "audit", note, "recovered", "system") for note in notes
@@ -93,6 +99,7 @@ class AccessLogWriter:
                 self._forget()  # the next append re-reads the head (and moves a torn tail)
                 raise
             self._size += len(data)
+            self._dirty = True
             anchor_due = self._last_anchor is None or when - self._last_anchor >= self._anchor_every
             if anchor_due:
                 anchors.record(
@@ -101,6 +108,30 @@ class AccessLogWriter:
                 )  # fmt: skip
                 self._last_anchor = when
         return entries[len(system) :]
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The writers' lock (every process's, see :func:`segments.append_lock`), on a
+        descriptor kept open between batches."""
+        path = self.folder / LOCK_NAME
+        fd = self._lock_fd
+        if fd is not None:
+            try:
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # replaced or removed: a lock on it would exclude no one
+                os.close(fd)
+                fd = self._lock_fd = None
+        if fd is None:
+            fd = self._lock_fd = os.open(
+                private_dir(self.folder) / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600
+            )
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     def _chain(self, record: AccessRecord, when: dt.datetime) -> dict[str, Any]:
         body = {
@@ -154,6 +185,10 @@ class AccessLogWriter:
 
     def _forget(self) -> None:
         if self._fd is not None:
+            if self._dirty:  # what was written to it gets to disk before it is let go
+                with contextlib.suppress(OSError):
+                    os.fsync(self._fd)
+                self._dirty = False
             os.close(self._fd)
         self._fd, self._size = None, -1
 
@@ -177,6 +212,9 @@ class AccessLogWriter:
         """fsync what was written; safe from another thread (a server's syncer) while
         appends go on and the segment may be switched under it."""
         with self._mutex:
+            if not self._dirty:  # nothing new: a server's idle syncer costs nothing
+                return
+            self._dirty = False  # an append during the fsync below sets it again
             fd = os.dup(self._fd) if self._fd is not None else None
         if fd is not None:
             try:
@@ -190,6 +228,9 @@ class AccessLogWriter:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
 
 
 def canonical_line(entry: dict[str, Any]) -> bytes:

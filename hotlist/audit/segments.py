@@ -30,6 +30,7 @@ from hotlist.store import private_dir
 LEGACY = "access.jsonl"
 _SEGMENT = re.compile(r"^access-(\d{4})-(\d{2})\.jsonl$")
 TORN_SUFFIX = ".torn"
+LOCK_NAME = ".append.lock"
 
 
 def audit_dir(data_dir: Path) -> Path:
@@ -61,7 +62,7 @@ def segment_paths(data_dir: Path) -> list[Path]:
 @contextlib.contextmanager
 def append_lock(data_dir: Path) -> Iterator[int]:
     """The writers' lock (all processes): held while the head is read or moved."""
-    fd = os.open(private_dir(audit_dir(data_dir)) / ".append.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(private_dir(audit_dir(data_dir)) / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield fd

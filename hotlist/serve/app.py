@@ -25,14 +25,13 @@ from starlette.exceptions import HTTPException
 
 from hotlist import policy
 from hotlist.config import ConfigError, Settings
+from hotlist.serve import lookups
 from hotlist.serve.deps import Problem, Services
-from hotlist.serve.gate import PROBLEM, AccessGate, problem_body
+from hotlist.serve.gate import PROBLEM, AccessGate, problem_body, validation_detail
+from hotlist.serve.protocol import BoundedHeadProtocol
 from hotlist.serve.routes import router
 
 logger = logging.getLogger("hotlist.serve")
-
-#: Bytes of a request's head (request line and headers) uvicorn buffers before refusing.
-MAX_HEAD_BYTES = 16 * 1024
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -52,6 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
         services.log_sync.start()
         yield
         services.log_sync.stop()
+        services.access_log.close()  # its segment and lock descriptors with it
 
     app = FastAPI(
         title="hotlist patrol API",
@@ -61,7 +61,9 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.services = services
     app.include_router(router)
-    app.add_middleware(AccessGate, services=services)
+    app.add_middleware(
+        AccessGate, services=services, direct=lookups.serve, direct_paths=lookups.DIRECT
+    )
     app.add_exception_handler(Problem, _problem)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(HTTPException, _http_error)
@@ -83,9 +85,7 @@ async def _problem(request: Request, exc: Exception) -> Response:
 
 async def _invalid(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    # loc and msg only: the rejected input itself may be a plate, kept out of the log.
-    where = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-    return _answer(request, 422, "Invalid request", where)
+    return _answer(request, 422, "Invalid request", validation_detail(exc.errors()))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -108,7 +108,7 @@ def uvicorn_config(settings: Settings, host: str, port: int, **options: Any) -> 
         port=port,
         access_log=False,
         log_config=log_config,
-        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        http=BoundedHeadProtocol,  # httptools' C parser, the request head bounded
         **options,
     )
 

@@ -200,16 +200,19 @@ class KeyCache:
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
+        # Named once: registry_path makes its directory private, a mkdir and chmod that a
+        # request need not repeat (the registry's first read makes them anyway).
+        path = registry_path(data_dir)
+        self._files = (str(path), f"{path}-wal")
         self._stamp: tuple[float, ...] = ()
         self._by_hash: dict[str, Consumer] = {}
         self._lock = threading.Lock()
 
     def _files_stamp(self) -> tuple[float, ...]:
-        path = registry_path(self.data_dir)
         stamps = []
-        for suffix in ("", "-wal"):
+        for name in self._files:
             try:
-                st = os.stat(f"{path}{suffix}")
+                st = os.stat(name)
                 stamps += [st.st_mtime_ns, st.st_size]
             except FileNotFoundError:
                 stamps += [0, 0]

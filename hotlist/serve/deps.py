@@ -49,12 +49,15 @@ class Access:
     purpose: str = "none"
     outcome: str | None = None
     caller: Caller | None = None
+    #: A batch's reads, each its own record: (data element, outcome), in the reads' order.
+    reads: list[tuple[str, str]] | None = None
     logged: bool = field(default=False, repr=False)
 
-    def record(self, outcome: str) -> audit.AccessRecord:
+    def record(self, outcome: str, element: str | None = None) -> audit.AccessRecord:
         return audit.AccessRecord(
-            self.user, self.organization, self.purpose, self.element, outcome, "api", self.client
-        )
+            self.user, self.organization, self.purpose, element or self.element, outcome,
+            "api", self.client,
+        )  # fmt: skip
 
 
 class AccessLogSync:
@@ -98,22 +101,30 @@ class Services:
         }
 
     def log(self, access: Access, outcome: str) -> None:
-        """Write the request's one access-log record (the only place the API writes one)."""
-        self.access_log.append(access.record(outcome))
+        """Write the request's access-log records (the only place the API writes them):
+        one, or one per read of a granted batch, appended together."""
+        if access.reads is not None and outcome.startswith("granted"):
+            self.access_log.append_many(
+                [access.record(result, element) for element, result in access.reads]
+            )
+        else:
+            self.access_log.append(access.record(outcome))
         access.logged = True
 
 
-def services(request: Request) -> Services:
+# The dependencies are coroutines: FastAPI runs a plain function's dependency on a worker
+# thread, a hop per dependency per request.
+async def services(request: Request) -> Services:
     found: Services = request.app.state.services
     return found
 
 
-def access(request: Request) -> Access:
+async def access(request: Request) -> Access:
     found: Access = request.state.access
     return found
 
 
-def caller(
+async def caller(
     request: Request,
     authorization: Annotated[str | None, Header(description="Bearer <API key>")] = None,
     x_user: Annotated[str | None, Header(description="The person's username.")] = None,
@@ -121,7 +132,7 @@ def caller(
 ) -> Caller:
     """The caller the gate authenticated (the headers are declared here for the schema;
     the gate has read and checked them before the body was)."""
-    who = access(request).caller
+    who = (await access(request)).caller
     if who is None:  # a route outside the gate's reach: never serve data there
         raise Problem(401, "Unauthorized", "a valid API key is required")
     return who

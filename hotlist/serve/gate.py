@@ -8,21 +8,29 @@ decide, in this order, and no body is read until the request is admitted:
 
 1. ``X-User``, ``X-Purpose`` and ``Authorization`` each at most once (400): clients and
    proxies disagree on which of two copies counts, so neither does.
-2. Header values within bounds (400), a declared body within ``MAX_BODY_BYTES`` (413).
+2. Header values within bounds (400).
 3. Never immigration enforcement (SB 54), then a valid key of a consumer that may receive
    data, a named person and a purpose of the agency's policy (:func:`hotlist.access.refusal`).
+4. A declared body within the route's limit (413): ``MAX_BODY_BYTES``, or for a batch of
+   reads ``MAX_BATCH_BODY_BYTES`` (only an authenticated caller may send that much).
 
 A refused request whose body is chunked or over the limit is answered with
 ``Connection: close``, so the server never reads the rest of it (a small one is left to
 uvicorn, which discards at most ``MAX_BODY_BYTES`` to keep the connection); an admitted
-body is counted as it streams and cut off past the limit.
-Header bytes as a whole are bounded by uvicorn (``h11_max_incomplete_event_size``).
+body is counted as it streams and cut off past its route's limit.
+
+A batch of reads is logged as one record per read, appended together, and fsynced before
+its answer goes out.
+Header bytes as a whole are bounded by the protocol (:mod:`hotlist.serve.protocol`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -31,6 +39,11 @@ from hotlist.serve.deps import Access, Caller, Problem, Services
 
 #: Request bodies are a plate lookup or an acknowledgement: a few hundred bytes.
 MAX_BODY_BYTES = 16 * 1024
+BATCH_PATH = "/v1/lookup/batch"
+#: Reads per batch, and the batch's body limit: room for that many reads of the longest
+#: plate, escaped and spaced, but bounded.
+MAX_BATCH_READS = 1000
+MAX_BATCH_BODY_BYTES = 128 * MAX_BATCH_READS
 #: Longest accepted value per header; longer ones are refused, not truncated.
 MAX_HEADER_CHARS = {b"x-user": 128, b"x-purpose": 64, b"authorization": 256}
 #: Headers that must not repeat: which copy counts would be the client's choice.
@@ -42,8 +55,21 @@ PROBLEM = "application/problem+json"
 
 
 class BodyTooLarge(HTTPException):
-    def __init__(self) -> None:
-        super().__init__(413, f"the request body is larger than {MAX_BODY_BYTES} bytes")
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than {limit} bytes")
+
+
+def body_limit(scope: Scope) -> int:
+    """The most body bytes the request's route takes."""
+    return MAX_BATCH_BODY_BYTES if scope["path"] == BATCH_PATH else MAX_BODY_BYTES
+
+
+def validation_detail(errors: Iterable[Mapping[str, Any]], prefix: tuple[str, ...] = ()) -> str:
+    """Where and why a request failed validation: loc and msg only, never the rejected
+    input (it may be a plate, which must stay out of the log)."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in (*prefix, *e['loc']))}: {e['msg']}" for e in errors
+    )
 
 
 def problem_body(status: int, title: str, detail: str) -> bytes:
@@ -84,12 +110,26 @@ def _declared_body(values: dict[bytes, list[str]]) -> tuple[int | None, bool]:
     return length, length is not None and length > MAX_BODY_BYTES
 
 
-class AccessGate:
-    """See the module docstring; ``services`` writes the access log."""
+#: Answers an admitted request itself: (services, access, path, receive, send).
+Direct = Callable[[Services, Access, str, Receive, Send], Awaitable[None]]
 
-    def __init__(self, app: ASGIApp, services: Services) -> None:
+
+class AccessGate:
+    """See the module docstring; ``services`` writes the access log. POST requests to
+    ``direct_paths`` are answered, once admitted, by ``direct`` instead of the app (the
+    lookups: :mod:`hotlist.serve.lookups`)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        services: Services,
+        direct: Direct | None = None,
+        direct_paths: Collection[str] = (),
+    ) -> None:
         self.app = app
         self.services = services
+        self.direct = direct
+        self.direct_paths = frozenset(direct_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -103,7 +143,8 @@ class AccessGate:
         public = scope["path"] in PUBLIC_PATHS
         values = header_values(scope)
         length, close_unread = _declared_body(values)
-        refused = self._admit(values, length, access, public)
+        limit = body_limit(scope)
+        refused = self._admit(values, length, limit, access, public)
         if refused is not None:
             if not public:
                 self.services.log(access, f"refused: {refused.detail}")
@@ -118,27 +159,42 @@ class AccessGate:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 finished = not message.get("more_body", False)
-                if received > MAX_BODY_BYTES:
-                    raise BodyTooLarge
+                if received > limit:
+                    raise BodyTooLarge(limit)
             return message
 
         async def send_logged(message: Message) -> None:
             if message["type"] == "http.response.start":
                 if not public and not access.logged:
                     self.services.log(access, _outcome(message["status"], access.outcome))
+                    if access.reads is not None:  # a batch's records are on disk first
+                        await run_in_threadpool(self.services.access_log.sync)
                 if not finished:  # the rest of the body stays unread: end the connection
                     message = {**message, "headers": [*message["headers"], CLOSE]}
             await send(message)
 
         try:
-            await self.app(scope, receive_counted, send_logged)
+            if self.direct and scope["method"] == "POST" and scope["path"] in self.direct_paths:
+                await self.direct(
+                    self.services, access, scope["path"], receive_counted, send_logged
+                )
+            else:
+                await self.app(scope, receive_counted, send_logged)
         except Exception as exc:
             if not public and not access.logged:
                 self.services.log(access, f"error: 500 {type(exc).__name__}")
             raise
+        if not public and not access.logged:  # ended without an answer (a client gone)
+            noted = access.outcome or ""
+            self.services.log(access, noted if noted.startswith("failed") else "failed: no answer")
 
     def _admit(
-        self, values: dict[bytes, list[str]], length: int | None, access: Access, public: bool
+        self,
+        values: dict[bytes, list[str]],
+        length: int | None,
+        limit: int,
+        access: Access,
+        public: bool,
     ) -> Problem | None:
         """Fill in who asks, from the headers alone; the refusal, if any."""
         for name in SINGLE_HEADERS:
@@ -151,16 +207,14 @@ class AccessGate:
                     "Repeated header",
                     f"the {header} header is sent {len(given)} times; send it once",
                 )
-        for name, limit in MAX_HEADER_CHARS.items():
+        for name, most in MAX_HEADER_CHARS.items():
             [value] = values.get(name, [""])
-            if len(value) > limit:
+            if len(value) > most:
                 _describe(access, values)
                 header = name.decode().title()
-                return Problem(
-                    400, "Header too long", f"{header} is longer than {limit} characters"
-                )
+                return Problem(400, "Header too long", f"{header} is longer than {most} characters")
         if public:
-            return _too_large(length)
+            return _too_large(length, MAX_BODY_BYTES)
         _describe(access, values)
         if is_immigration_purpose(access.purpose):
             return Problem(403, "Forbidden", SB54_REFUSAL)
@@ -190,7 +244,7 @@ class AccessGate:
         )
         if refused is not None:
             return Problem(refused.status, refused.title, refused.reason)
-        too_large = _too_large(length)
+        too_large = _too_large(length, limit)
         if too_large is None:
             access.caller = Caller(consumer, user.strip(), purpose.strip())
         return too_large
@@ -207,11 +261,9 @@ def _describe(access: Access, values: dict[bytes, list[str]]) -> None:
             setattr(access, attr, " | ".join(given))
 
 
-def _too_large(length: int | None) -> Problem | None:
-    if length is not None and length > MAX_BODY_BYTES:
-        return Problem(
-            413, "Content too large", f"the request body is larger than {MAX_BODY_BYTES} bytes"
-        )
+def _too_large(length: int | None, limit: int) -> Problem | None:
+    if length is not None and length > limit:
+        return Problem(413, "Content too large", f"the request body is larger than {limit} bytes")
     return None
 
 

@@ -7,7 +7,6 @@ the data element it used and its outcome on the request's :class:`Access`; the g
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Annotated, Any, Literal
 
@@ -17,11 +16,16 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
-from hotlist import normalize as norm
-from hotlist.lookup import describe_vehicle
 from hotlist.serve import consumers as reg
-from hotlist.serve import versions
+from hotlist.serve import lookups, versions
 from hotlist.serve.deps import Access, Caller, Problem, Services, access, caller, services
+from hotlist.serve.gate import MAX_BATCH_READS
+from hotlist.serve.lookups import (
+    BatchRequest,
+    BatchResponse,
+    LookupRequest,
+    LookupResponse,
+)
 from hotlist.serve.versions import Loaded, NoVersion
 
 router = APIRouter()
@@ -31,50 +35,13 @@ Who = Annotated[Caller, Depends(caller)]
 This = Annotated[Access, Depends(access)]
 
 
-class LookupRequest(BaseModel):
-    plate: str = Field(min_length=1, max_length=16, examples=["7ABC123"])
-    state: str | None = Field(default=None, min_length=2, max_length=2, examples=["CA"])
-    fuzzy: bool = Field(default=False, description="Also return OCR look-alike candidates.")
-
-
 class AckRequest(BaseModel):
     version: int = Field(ge=1, examples=[42])
-
-
-class Hit(BaseModel):
-    entry_id: int
-    feed: str
-    list: str
-    record_id: str | None
-    plate: str
-    state: str
-    record_date: dt.date
-    ori: str | None
-    description: str
-    match: Literal["exact", "ocr-candidate"]
-
-
-class LookupResponse(BaseModel):
-    version: int
-    hits: list[Hit]
-    candidates: list[Hit] = Field(description="OCR look-alikes; never exact hits.")
-    freshness: dict[str, Any]
 
 
 class AckResponse(BaseModel):
     consumer: str
     acked_version: int
-
-
-def _hits(frame: pl.DataFrame, match: Literal["exact", "ocr-candidate"]) -> list[Hit]:
-    return [
-        Hit(
-            entry_id=r["entry_id"], feed=r["feed"], list=r["list"], record_id=r["record_id"],
-            plate=r["plate"], state=r["state"], record_date=r["record_date"], ori=r["ori"],
-            description=describe_vehicle(r), match=match,
-        )
-        for r in frame.iter_rows(named=True)
-    ]  # fmt: skip
 
 
 async def _current(served: Services, wait: bool) -> Loaded:
@@ -174,38 +141,24 @@ def _json_response(body: dict[str, Any], headers: dict[str, str]) -> Response:
 @router.post(
     "/v1/lookup", response_model=LookupResponse, summary="Hits for a plate across every list"
 )
-async def lookup(body: LookupRequest, served: Served, who: Who, this: This) -> LookupResponse:
-    this.element = (
-        f"plate {body.plate}"
-        + (f" state {body.state}" if body.state else "")
-        + (" fuzzy" if body.fuzzy else "")
-    )
-    # Never wait for a newly published version while the loaded one is still on disk.
-    loaded = await _current(served, wait=False)
-    plate = norm.plate_value(body.plate)
-    state = norm.state_value(body.state) if body.state else None
-    frame = loaded.by_plate
-    lo = frame["plate"].search_sorted(plate, side="left")
-    hi = frame["plate"].search_sorted(plate, side="right")
-    exact = frame.slice(lo, hi - lo)
-    if state:
-        exact = exact.filter(pl.col("state") == state)
-    candidates = frame.clear()
-    if body.fuzzy and plate:
-        key = norm.ocr_key(plate)
-        ocr = loaded.by_ocr
-        a = ocr["ocr_key"].search_sorted(key, side="left")
-        b = ocr["ocr_key"].search_sorted(key, side="right")
-        candidates = frame[ocr.slice(a, b - a)["row"]].filter(pl.col("plate") != plate)
-        if state:
-            candidates = candidates.filter(pl.col("state") == state)
-    this.outcome = f"granted: {exact.height} hits"
-    return LookupResponse(
-        version=loaded.version,
-        hits=_hits(exact, "exact"),
-        candidates=_hits(candidates, "ocr-candidate"),
-        freshness=versions.freshness(loaded, served.freshness_limits),
-    )
+async def lookup(body: LookupRequest, served: Served, who: Who, this: This) -> Response:
+    """Served by the gate itself (:mod:`hotlist.serve.lookups`); declared here for the
+    schema, and answering alike should a request reach it."""
+    return _json(await lookups.lookup(served, this, body))
+
+
+@router.post(
+    "/v1/lookup/batch",
+    response_model=BatchResponse,
+    summary=f"Exact hits for up to {MAX_BATCH_READS} reads, each logged as its own access",
+)
+async def lookup_batch(body: BatchRequest, served: Served, who: Who, this: This) -> Response:
+    """As ``lookup``: served by the gate, declared here."""
+    return _json(await lookups.batch(served, this, body))
+
+
+def _json(answer: dict[str, Any]) -> Response:
+    return Response(lookups.encode(answer), media_type="application/json")
 
 
 @router.post(

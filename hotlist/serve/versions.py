@@ -24,6 +24,7 @@ import polars as pl
 from hotlist import csvsafe
 from hotlist import normalize as norm
 from hotlist.publish import read_current
+from hotlist.serve.matching import PlateIndex
 
 #: Per-version memo sizes: consumers at the same version ask for the same few deltas.
 MEMO_ENTRIES = 32
@@ -58,6 +59,7 @@ class Loaded:
     directory: Path
     by_plate: pl.DataFrame  # sorted by plate
     by_ocr: pl.DataFrame  # ocr_key, row (index into by_plate), sorted by ocr_key
+    index: PlateIndex  # exact matches in by_plate, without polars per read
     memo: Memo = field(default_factory=Memo, compare=False)
 
     def on_disk(self) -> bool:
@@ -139,7 +141,9 @@ class HotlistCache:
             ocr = frame.select(
                 _ocr(pl.col("plate")).alias("ocr_key"), pl.int_range(pl.len()).alias("row")
             ).sort("ocr_key")
-            self._loaded = Loaded(manifest["version"], manifest, directory, frame, ocr)
+            self._loaded = Loaded(
+                manifest["version"], manifest, directory, frame, ocr, PlateIndex(frame)
+            )
             return self._loaded
 
 

@@ -1,0 +1,74 @@
+"""Exact plate matching for the API's lookups, single and batched, without polars per read.
+
+A :class:`PlateIndex` is built once per loaded version: every plate of the version's
+sorted frame packed into one fixed-width byte string (a few bytes per entry, where a
+dict or a list of the plates would take tens), searched by bisection. A miss, what a
+camera's read nearly always is, costs a couple of dozen byte comparisons; a hit reads
+its rows from the frame.
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import Any
+
+import polars as pl
+
+from hotlist.lookup import describe_vehicle
+
+
+class _Packed:
+    """The sorted plates as a sequence ``bisect`` can search: item ``i`` is plate ``i``,
+    NUL-padded to the widest (NUL sorts before every character, so padding keeps the
+    frame's byte order, shorter before longer)."""
+
+    def __init__(self, plates: pl.Series) -> None:
+        encoded = [p.encode() for p in plates.fill_null("").to_list()]
+        self.width = max((len(p) for p in encoded), default=1) or 1
+        self.count = len(encoded)
+        self.blob = b"".join(p.ljust(self.width, b"\0") for p in encoded)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, i: int) -> bytes:
+        start = i * self.width
+        return self.blob[start : start + self.width]
+
+
+class PlateIndex:
+    """Rows of a frame sorted by plate (then state), found by plate."""
+
+    def __init__(self, frame: pl.DataFrame) -> None:
+        self.frame = frame
+        self._packed = _Packed(frame["plate"])
+
+    def rows(self, plate: str) -> range:
+        """The rows holding ``plate`` exactly (normalized as the lists are)."""
+        key = plate.encode()
+        if not key or len(key) > self._packed.width or b"\0" in key:
+            return range(0)
+        key = key.ljust(self._packed.width, b"\0")
+        lo = bisect.bisect_left(self._packed, key)
+        if lo == len(self._packed) or self._packed[lo] != key:
+            return range(0)
+        return range(lo, bisect.bisect_right(self._packed, key, lo))
+
+    def hits(self, plate: str, state: str | None) -> list[dict[str, Any]]:
+        """Exact hits for a normalized plate (and state, if given), as the API answers them."""
+        found = []
+        for i in self.rows(plate):
+            row = self.frame.row(i, named=True)
+            if state is None or row["state"] == state:
+                found.append(hit(row, "exact"))
+        return found
+
+
+def hit(row: dict[str, Any], match: str) -> dict[str, Any]:
+    """One hit as the API answers it (the ``Hit`` schema of :mod:`hotlist.serve.routes`)."""
+    return {
+        "entry_id": row["entry_id"], "feed": row["feed"], "list": row["list"],
+        "record_id": row["record_id"], "plate": row["plate"], "state": row["state"],
+        "record_date": row["record_date"].isoformat(), "ori": row["ori"],
+        "description": describe_vehicle(row), "match": match,
+    }  # fmt: skip

@@ -1,0 +1,247 @@
+"""``POST /v1/lookup/batch`` over real HTTP (uvicorn): results in the reads' order, each
+read its own SB 34 access record in an intact chain, the 1,000-read limit, a body limit
+larger than a single lookup's but bounded and checked only after authentication, and
+SB 54 refusing a batch whole. Also the exact-match index every lookup uses."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import polars as pl
+import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from hotlist import audit
+from hotlist.config import Settings
+from hotlist.ingest import ingest_source
+from hotlist.purge import purge
+from hotlist.serve import consumers as reg
+from hotlist.serve.gate import MAX_BATCH_BODY_BYTES, MAX_BATCH_READS, MAX_BODY_BYTES
+from hotlist.serve.matching import PlateIndex
+from tests.builders import Drop, ncic_file, ncic_line
+from tests.serving import running_api
+
+# 7API000..7API019 in CA; 7API001 is also listed in NV (two hits without a state).
+BASE = [ncic_line(f"V{i:09d}", f"7API{i:03d}") for i in range(20)]
+BASE.append(ncic_line("V000000901", "7API001", "NV", ori="NV0190000"))
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings("guards = {max_removal_share = 0.5}")
+
+
+@pytest.fixture
+def api(settings: Settings, drop: Drop) -> Iterator[str]:
+    drop.put("VEHEXTRT.txt", ncic_file(BASE, stamp="202611210800"))
+    ingest_source(settings, "ncic")
+    assert purge(settings, None).verification.ok
+    with running_api(settings) as url:
+        yield url
+
+
+@pytest.fixture
+def key(settings: Settings) -> str:
+    return reg.add(settings.data_dir, "patrol-1", "CA0190000", "Demo PD", reg.AgencyKind.CA_LOCAL)
+
+
+def _headers(key: str | None, purpose: str = "patrol") -> dict[str, str]:
+    headers = {"X-User": "officer1", "X-Purpose": purpose}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    return headers
+
+
+def _batch(url: str, headers: dict[str, str], reads: list[dict[str, object]]) -> httpx.Response:
+    return httpx.post(f"{url}/v1/lookup/batch", json={"reads": reads}, headers=headers, timeout=60)
+
+
+def _api_records(settings: Settings) -> list[dict[str, object]]:
+    return [r for r in audit.records(settings.data_dir) if r["channel"] == "api"]
+
+
+READS: list[dict[str, object]] = [
+    {"plate": "ZZZ999"},  # a miss first
+    {"plate": "7API005"},
+    {"plate": "7api-001"},  # normalized as the lists are: 7API001, in CA and NV
+    {"plate": "7API001", "state": "NV"},
+    {"plate": "7API00"},  # a prefix of listed plates is not one of them
+    {"plate": "7API019", "state": "OR"},  # listed, but not in that state
+    {"plate": "7API005"},  # the same plate twice is two reads
+]
+
+
+def test_results_come_in_the_reads_order_with_hits_and_misses(api: str, key: str) -> None:
+    response = _batch(api, _headers(key), READS)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["version"] >= 1
+    results = body["results"]
+    assert [(r["plate"], r["state"]) for r in results] == [
+        (r["plate"], r.get("state")) for r in READS
+    ]
+    found = [sorted((h["plate"], h["state"]) for h in r["hits"]) for r in results]
+    assert found == [
+        [],
+        [("7API005", "CA")],
+        [("7API001", "CA"), ("7API001", "NV")],
+        [("7API001", "NV")],
+        [],
+        [],
+        [("7API005", "CA")],
+    ]
+    assert {h["match"] for r in results for h in r["hits"]} == {"exact"}
+    assert results[1]["hits"][0]["record_id"] == "V000000005"
+
+
+def test_a_batch_answers_as_single_lookups_do(api: str, key: str) -> None:
+    """The same hits, field for field, as ``POST /v1/lookup`` gives for each read."""
+    batch = _batch(api, _headers(key), READS).json()["results"]
+    for read, result in zip(READS, batch, strict=True):
+        single = httpx.post(f"{api}/v1/lookup", json=read, headers=_headers(key), timeout=30)
+        assert single.status_code == 200
+        assert single.json()["hits"] == result["hits"]
+
+
+def test_each_read_is_its_own_access_record_in_an_intact_chain(
+    api: str, key: str, settings: Settings
+) -> None:
+    assert _batch(api, _headers(key), READS).status_code == 200
+    records = _api_records(settings)
+    assert [r["data_element"] for r in records] == [
+        "plate ZZZ999",
+        "plate 7API005",
+        "plate 7api-001",
+        "plate 7API001 state NV",
+        "plate 7API00",
+        "plate 7API019 state OR",
+        "plate 7API005",
+    ]
+    assert [r["outcome"] for r in records] == [
+        "granted: 0 hits", "granted: 1 hits", "granted: 2 hits", "granted: 1 hits",
+        "granted: 0 hits", "granted: 0 hits", "granted: 1 hits",
+    ]  # fmt: skip
+    assert {(r["user"], r["organization"], r["purpose"], r["client"]) for r in records} == {
+        ("officer1", "CA0190000", "patrol", "127.0.0.1")
+    }
+    seqs = [int(str(r["seq"])) for r in records]
+    assert seqs == list(range(seqs[0], seqs[0] + len(READS)))
+    assert audit.verify_chain(settings.data_dir).ok
+
+
+def test_a_batch_of_the_most_reads_is_taken_though_its_body_passes_a_lookups_limit(
+    api: str, key: str, settings: Settings
+) -> None:
+    reads: list[dict[str, object]] = [
+        {"plate": f"7API{i % 40:03d}", "state": "CA"} for i in range(MAX_BATCH_READS)
+    ]
+    assert len(json.dumps({"reads": reads})) > MAX_BODY_BYTES
+    response = _batch(api, _headers(key), reads)
+    assert response.status_code == 200, response.text
+    hits = [len(r["hits"]) for r in response.json()["results"]]
+    assert hits == [1 if i % 40 < 20 else 0 for i in range(MAX_BATCH_READS)]
+    assert len(_api_records(settings)) == MAX_BATCH_READS
+    assert audit.verify_chain(settings.data_dir).ok
+
+
+def test_one_read_past_the_limit_is_refused_whole_and_logged(
+    api: str, key: str, settings: Settings
+) -> None:
+    reads: list[dict[str, object]] = [{"plate": "7API001"}] * (MAX_BATCH_READS + 1)
+    response = _batch(api, _headers(key), reads)
+    assert response.status_code == 422
+    assert "reads" in response.json()["detail"]
+    assert f"at most {MAX_BATCH_READS} items" in response.json()["detail"]
+    [record] = _api_records(settings)
+    assert record["data_element"] == "POST /v1/lookup/batch"
+    assert str(record["outcome"]).startswith("failed: 422")
+    assert record["organization"] == "CA0190000"
+
+
+def test_an_empty_batch_is_refused(api: str, key: str, settings: Settings) -> None:
+    assert _batch(api, _headers(key), []).status_code == 422
+    [record] = _api_records(settings)
+    assert str(record["outcome"]).startswith("failed: 422")
+
+
+@pytest.mark.parametrize("purpose", ["immigration enforcement", "ICE detainer"])
+def test_a_batch_with_an_immigration_purpose_is_refused_whole(
+    api: str, key: str, settings: Settings, purpose: str
+) -> None:
+    response = _batch(api, _headers(key, purpose=purpose), READS)
+    assert response.status_code == 403
+    assert "results" not in response.json()
+    [record] = _api_records(settings)
+    assert record["data_element"] == "POST /v1/lookup/batch"
+    assert str(record["outcome"]).startswith("refused")
+
+
+def _declare(port: int, headers: dict[str, str], declared: int) -> bytes:
+    """A batch request head declaring ``declared`` body bytes; the answer given before any."""
+    head = ["POST /v1/lookup/batch HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {declared}"]
+    head += [f"{n}: {v}" for n, v in headers.items()]
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+        return sock.recv(65536)
+
+
+@pytest.mark.parametrize(
+    ("authenticated", "declared", "status"),
+    [
+        (True, MAX_BATCH_BODY_BYTES + 1, 413),
+        (False, MAX_BATCH_BODY_BYTES + 1, 401),
+        (False, MAX_BODY_BYTES + 1, 401),  # the larger limit only after authentication
+    ],
+)
+def test_a_batch_body_is_bounded_before_it_is_read(
+    api: str, key: str, settings: Settings, authenticated: bool, declared: int, status: int
+) -> None:
+    port = int(api.rsplit(":", 1)[1])
+    answer = _declare(port, _headers(key if authenticated else None), declared)
+    assert answer.startswith(f"HTTP/1.1 {status} ".encode())
+    assert b"connection: close" in answer.lower()  # the body is never read
+    [record] = _api_records(settings)
+    assert str(record["outcome"]).startswith("refused")
+
+
+# --- the exact-match index ------------------------------------------------------------
+
+_PLATES = st.text(alphabet="AB01", min_size=1, max_size=5)
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(listed=st.lists(_PLATES, max_size=40), asked=_PLATES)
+def test_the_index_finds_exactly_the_rows_a_filter_finds(listed: list[str], asked: str) -> None:
+    """Prefixes, repeats and plates of every length: the packed, padded bisection agrees
+    with a plain filter of the sorted frame."""
+    frame = pl.DataFrame(
+        {"plate": listed, "state": ["CA"] * len(listed)},
+        schema={"plate": pl.String, "state": pl.String},
+    ).sort("plate", "state")
+    expected = [i for i, p in enumerate(frame["plate"].to_list()) if p == asked]
+    assert list(PlateIndex(frame).rows(asked)) == expected
+
+
+@pytest.mark.parametrize("path", ["/v1/lookup", "/v1/lookup/batch"])
+def test_a_client_gone_before_its_body_was_whole_is_still_logged(
+    api: str, key: str, settings: Settings, path: str
+) -> None:
+    """Admitted, then the body never completes: no answer can go out, but the request
+    still gets its one record."""
+    port = int(api.rsplit(":", 1)[1])
+    head = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", "Content-Length: 1000"]
+    head += [f"{n}: {v}" for n, v in _headers(key).items()]
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + b'{"reads": [')
+    deadline = time.monotonic() + 20
+    while not _api_records(settings) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [record] = _api_records(settings)
+    assert record["data_element"] == f"POST {path}"
+    assert record["outcome"] == "failed: the client went away before its body was whole"
