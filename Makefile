@@ -30,6 +30,7 @@ lint: sync
 
 bench: sync
 	$(VENV)/bin/python -m bench.run
+	$(VENV)/bin/python -m bench.lookup_leg
 
 clean:
 	rm -rf .tools $(VENV) .pytest_cache .mypy_cache .ruff_cache
