@@ -16,6 +16,10 @@ from pathlib import Path
 #: entry is stored (its keys, its stored form).
 PARSER_MODULES = (
     "parse.py",
+    "parse_chunk.py",
+    "rows.py",
+    "issues.py",
+    "quarantine.py",
     "lines.py",
     "normalize.py",
     "codes.py",

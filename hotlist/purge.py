@@ -22,6 +22,10 @@ A run killed before step 4 leaves the markers' source in place: the next run sea
 for the same content. A run killed after it leaves superseded files no version refers
 to: the next writer scrubs them first. See ``docs/inventory.md`` for every place record
 content can rest, and what scrubbing does not reach.
+
+A manual purge first writes each feed's next version without the records
+(:mod:`hotlist.drop_records`), then runs the purge. What the run adds to its verification
+is in :mod:`hotlist.purge_findings`; the erasure steps are in :mod:`hotlist.erase`.
 """
 
 from __future__ import annotations
@@ -32,25 +36,18 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
 from hotlist import audit
 from hotlist.config import Settings
-from hotlist.erase import (
-    NO_AUTO_CHECKPOINT,
-    erase_transients,
-    needs_rewrite,
-    rewrite_fresh,
-    scrub_unreferenced,
-)
+from hotlist.drop_records import drop_records
+from hotlist.erase import erase_transients, needs_rewrite, rewrite_fresh, scrub_unreferenced
 from hotlist.faults import crash_point
-from hotlist.markers import Markers, collect_markers, still_listed
-from hotlist.scrub import checkpoint_scrubbing_wal, scrub_tree, scrub_unlink
-from hotlist.sql import identifier, literal
-from hotlist.store import content_path, private_dir
+from hotlist.markers import collect_markers, still_listed
+from hotlist.purge_findings import scan_raw_device, unsearchable
+from hotlist.scrub import scrub_tree, scrub_unlink
 from hotlist.store import control as ctl
-from hotlist.store.content import connect_writer, recover, seal
+from hotlist.store.content import recover
 from hotlist.store.lock import writer_lock
 from hotlist.store.state import write_state
 from hotlist.verify import Verification, gone_ids, verify
@@ -77,46 +74,6 @@ class PurgeResult:
 def default_prefect_home() -> Path:
     """PREFECT_HOME as Prefect resolves it, without importing Prefect."""
     return Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect")).expanduser()
-
-
-def _unsearchable(
-    verification: Verification, gone: pl.DataFrame, markers: Markers, unreadable: list[Path]
-) -> None:
-    """Records awaiting purge whose content no file holds any more: a verification cannot
-    search for them, so it cannot pass (it would be vacuous)."""
-    missing = gone.filter(~pl.col("entry_id").is_in(list(markers.found)))
-    for feed, count in missing.group_by("feed").len().sort("feed").iter_rows():
-        verification.add(
-            f"feed {feed}",
-            f"{count} records awaiting purge cannot be searched for: no superseded content"
-            " file holds them any more (erased before a purge verified them), so no"
-            " verification can show their content is gone; they stay pending",
-        )
-    for path in unreadable:
-        verification.add(path, "unverifiable: a superseded content file the purge reads its"
-                         " markers from cannot be read")  # fmt: skip
-
-
-def _scan_raw_device(
-    verification: Verification, device: Path, plates: list[str], keep: list[Path]
-) -> None:
-    """Search the device under data_dir for the plates, outside the files that may hold
-    them at this moment: the markers' source (scrubbed next) and the access log (which
-    keeps queried plates by law, and is verified field by field)."""
-    from hotlist.raw_device import excluded_ranges, scan_device
-
-    try:
-        hits = scan_device(device, plates, excluded_ranges(keep))
-    except OSError as exc:
-        verification.add(device, f"unverifiable: cannot be read ({exc.strerror})")
-        return
-    if hits:
-        first = ", ".join(str(h.offset) for h in hits[:10])
-        verification.add(
-            device,
-            f"raw blocks hold content of a removed record at {len(hits)} offsets"
-            f" (first: {first}): a file deleted without scrubbing, or a copy outside data_dir",
-        )
 
 
 def purge(
@@ -182,10 +139,10 @@ def purge(
                 record_ids=record_ids,
                 sources=frozenset(superseded),
             )
-            _unsearchable(verification, gone, markers, unreadable)
+            unsearchable(verification, gone, markers, unreadable)
             if verification.ok and device is not None and plates:
                 log_files = sorted(p for p in (data_dir / "audit").rglob("*") if p.is_file())
-                _scan_raw_device(verification, Path(device), plates, [*superseded, *log_files])
+                scan_raw_device(verification, Path(device), plates, [*superseded, *log_files])
             crash_point("after-verify")
             run_id = ctl.next_value(con, "purge_run")
             finished = dt.datetime.now(dt.UTC)
@@ -254,7 +211,7 @@ def manual_purge(
                 )
             con.execute("COMMIT")
             for feed, current in ctl.current_versions(con, data_dir).items():
-                _drop_records(
+                drop_records(
                     con,
                     data_dir,
                     feed,
@@ -267,81 +224,6 @@ def manual_purge(
         finally:
             con.close()
     return purge(settings, prefect_home, kind="manual", now=now)
-
-
-def _drop_records(
-    con: duckdb.DuckDBPyConnection,
-    data_dir: Path,
-    feed: str,
-    current: ctl.FeedVersion,
-    record_ids: list[str],
-    reason: str,
-    now: dt.datetime,
-) -> None:
-    """Write the feed's next version without ``record_ids``; tombstone what goes."""
-    probe = duckdb.connect(str(current.content_file), read_only=True)
-    try:
-        probe.register("_ids", pl.DataFrame({"record_id": record_ids}).to_arrow())
-        gone = probe.sql(
-            "SELECT entry_id, list, record_id, plate, state FROM entries"
-            " WHERE record_id IN (SELECT record_id FROM _ids)"
-        ).pl()
-    finally:
-        probe.close()
-    if gone.height == 0:
-        return
-    from hotlist.keyed import PlateHasher
-
-    version = ctl.next_value(con, "version")
-    path = content_path(data_dir, feed, version)
-    private_dir(path.parent)
-    tmp = path.with_name(path.name + ".tmp")
-    scrub_unlink(tmp)
-    writer = connect_writer(tmp, data_dir)
-    try:
-        writer.execute(f"SET checkpoint_threshold = {literal(NO_AUTO_CHECKPOINT)}")
-        writer.execute("ATTACH ? AS prev (READ_ONLY)", [str(current.content_file)])
-        writer.register("_gone", gone.select("entry_id").to_arrow())
-        writer.register("_ids", pl.DataFrame({"record_id": record_ids}).to_arrow())
-        writer.execute(
-            "CREATE TABLE entries AS SELECT * FROM prev.entries"
-            " WHERE entry_id NOT IN (SELECT entry_id FROM _gone)"
-        )
-        # A quarantined line of a purged record is content of it too.
-        writer.execute(
-            "CREATE TABLE quarantine AS SELECT * FROM prev.quarantine q WHERE NOT EXISTS"
-            " (SELECT 1 FROM _ids WHERE contains(q.raw_line, _ids.record_id))"
-        )
-        # Unchanged lines of the next file are copied from this version, as from the last.
-        for table in ("warnings", "parser"):
-            if writer.sql(
-                "SELECT 1 FROM duckdb_tables() WHERE database_name = 'prev' AND table_name = ?",
-                params=[table],
-            ).fetchall():
-                name = identifier(table)
-                writer.execute(f"CREATE TABLE {name} AS SELECT * FROM prev.{name}")  # noqa: S608 (quoted identifiers and constant fragments; values bound)
-        writer.execute("DETACH prev")
-        checkpoint_scrubbing_wal(writer, tmp)
-    finally:
-        writer.close()
-    seal(tmp, path)
-    hasher = PlateHasher(data_dir)
-    con.execute("BEGIN TRANSACTION")
-    con.execute(
-        "INSERT INTO versions VALUES (?, ?, 'manual-purge', ?, ?, ?, ?, ?, 0, 0, ?, ?, 0, NULL)",
-        [
-            version, feed, now, str(path.relative_to(data_dir)), current.file_sha256,
-            current.extract_time, current.entries - gone.height, gone.height, current.quarantined,
-        ],
-    )  # fmt: skip
-    for entry_id, list_name, record_id, plate, state in gone.iter_rows():
-        con.execute("INSERT INTO changes VALUES (?, ?, ?, 'remove')", [version, feed, entry_id])
-        con.execute(
-            "INSERT INTO tombstones VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
-            [entry_id, feed, list_name, record_id, hasher(plate, state), reason, version, now],
-        )
-    ctl.set_counter(con, "version", version)
-    con.execute("COMMIT")
 
 
 def lift_purge(settings: Settings, record_ids: list[str], lifted_by: str) -> int:

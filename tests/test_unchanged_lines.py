@@ -308,3 +308,25 @@ def test_the_parser_fingerprint_covers_the_code_that_parses_and_stores_a_line() 
     assert {"hotlist/parse.py", "store/chunks.py", "store/stream.py", "contracts/models.py"} <= (
         names
     )
+
+
+def test_every_module_the_parser_imports_is_in_the_fingerprint() -> None:
+    """A module split out of the parser decides how a line is parsed as much as the parser
+    does: left out of ``PARSER_MODULES``, a change to it would not change the fingerprint,
+    and a line parsed under the old code would be copied as if parsed under the new. Only
+    the whole-file checks (they reject a file, they make no entry) and the fingerprint's own
+    list are outside it."""
+    from hotlist.fingerprint import PARSER_MODULES
+    from tests.test_imports import import_graph
+
+    graph = import_graph()
+    reached: set[str] = set()
+    todo = ["hotlist.parse"]
+    while todo:
+        module = todo.pop()
+        if module not in reached:
+            reached.add(module)
+            todo.extend(graph[module])
+    fingerprinted = {"hotlist." + m.removesuffix(".py").replace("/", ".") for m in PARSER_MODULES}
+    outside = {"hotlist.wholefile", "hotlist.fingerprint"}
+    assert sorted(reached - outside - fingerprinted) == []
