@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 #: Lines parsed at a time: bounds the memory of the wide intermediate frames (two chunks
-#: are parsed at once: 200k kept a 2M-line ingest under 0.9 GB, 250k took it to 0.95-1.0).
+#: are parsed at once; docs/benchmarks.md has what each size cost).
 CHUNK_LINES = 200_000
 
 
