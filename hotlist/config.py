@@ -367,4 +367,10 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
     base = path.parent if path is not None else Path.cwd()
     if not settings.data_dir.is_absolute():
         settings = settings.model_copy(update={"data_dir": (base / settings.data_dir).resolve()})
+    if os.path.lexists(settings.data_dir) and not settings.data_dir.is_dir():
+        # Else readers fail deep inside with a traceback, and writers cannot create it.
+        raise ConfigError(
+            f"data_dir {settings.data_dir} is not a directory (a file, or a symlink to"
+            " nothing): point data_dir at the hotlist's directory"
+        )
     return settings

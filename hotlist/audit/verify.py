@@ -18,6 +18,7 @@ every purge, every report and at least hourly while the log grows.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from dataclasses import dataclass
@@ -25,7 +26,14 @@ from pathlib import Path
 
 from hotlist.audit.anchors import Anchor, in_control, stored
 from hotlist.audit.keys import GENESIS, legacy_digest, load_key, mac, same
-from hotlist.audit.segments import LEGACY, parse, read_tail, segment_paths, torn_evidence
+from hotlist.audit.segments import (
+    LEGACY,
+    month_of,
+    parse,
+    read_tail,
+    segment_paths,
+    torn_evidence,
+)
 from hotlist.store import control_path
 
 
@@ -162,7 +170,22 @@ def verify_chain(data_dir: Path) -> ChainCheck:
         if name not in names and name not in expired_names:
             problems.append(f"{name}: sealed segment is missing ({seal.describe()})")
     notices += _torn_notices(data_dir, key, problems)
+    notices += _future_notices(names)
     return _result(problems, notices, count, len(paths), len(genuine))
+
+
+def _future_notices(names: list[str], now: dt.datetime | None = None) -> list[str]:
+    """A segment named for a month still to come: a writer's clock was ahead (records
+    of today are then appended to it, and the month before it was sealed early). Keyed
+    records are not a forgery, so this is told, not failed; the clock is the operator's
+    to fix."""
+    at = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    return [
+        f"{name}: segment dated in the future (after {at:%Y-%m}): a writer's clock was"
+        " ahead; check the clock of every host that writes this log"
+        for name in names
+        if (month := month_of(name)) is not None and month > (at.year, at.month)
+    ]
 
 
 def _torn_offset(path: Path) -> int | None:

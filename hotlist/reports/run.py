@@ -17,11 +17,24 @@ from hotlist.store import private_dir
 
 def write_run_report(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: int) -> Path:
     """The report of one purge run (what it purged, and what is still outstanding); also
-    applies the access log's retention and anchors its head."""
+    applies the access log's retention and anchors its head.
+
+    An earlier run without a report (killed after it committed its marks, before its
+    report) gets its report first: no purge run is left unreported."""
     audit.expire(settings.data_dir, audit.retention_months(settings))
-    rows, summary = deletion_report(
-        settings, con, run_id=run_id, anchor_place=f"purge run {run_id}"
-    )
+    unreported = con.execute(
+        "SELECT run_id FROM purge_runs WHERE report IS NULL AND run_id < ? ORDER BY run_id",
+        [run_id],
+    ).fetchall()
+    for (earlier,) in unreported:
+        _write(con, settings, int(earlier), f"purge run {earlier}, its report written late")
+    return _write(con, settings, run_id, f"purge run {run_id}")
+
+
+def _write(
+    con: duckdb.DuckDBPyConnection, settings: Settings, run_id: int, anchor_place: str
+) -> Path:
+    rows, summary = deletion_report(settings, con, run_id=run_id, anchor_place=anchor_place)
     summary["purge_run"] = run_id
     folder = private_dir(settings.data_dir / "reports")
     base = folder / f"deletions-run{run_id:06d}"
