@@ -92,6 +92,12 @@ class Verification:
                 if self.sources
                 else ""
             )
+            + (
+                "; no record awaits purge, so no record content was searched for (each"
+                " purge searched for its own records: see the deletion report)"
+                if self.markers == 0
+                else ""
+            )
         )
 
 

@@ -140,3 +140,18 @@ def test_verify_of_a_data_dir_that_does_not_exist_fails_and_creates_nothing(
     assert not result.ok
     assert result.findings[0].problem.startswith("data_dir does not exist")
     assert not (tmp_path / "no such dir").exists()
+
+
+def test_a_verify_with_nothing_awaiting_purge_says_it_searched_for_no_content(
+    tmp_path: Path,
+) -> None:
+    """A PASS over 0 markers never reads as "every removed record is gone": it says that
+    no content was searched for, and where the searches of earlier purges are."""
+    from hotlist.verify import verify
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=0o700)
+    (data_dir / "notes.txt").write_text("nothing here\n")
+    summary = verify(data_dir, None, []).summary()
+    assert "0 records awaiting purge searched for" in summary
+    assert "no record content was searched for" in summary
