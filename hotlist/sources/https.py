@@ -14,18 +14,18 @@ Landing, as for SFTP: streamed to ``<name>.part`` (0600) while hashing, checked 
 ``Content-Length``, fsynced, renamed atomically. A connection that drops mid-body is
 resumed with ``Range`` + ``If-Range`` (a strong validator required, else the download
 starts over), a few times at most. A login or error page served with ``200`` is refused
-as not a table and never kept (:mod:`hotlist.sources.https_page`).
+as not a table and never kept (:mod:`hotlist.sources.https_page`). The bytes so far and
+the resumption: :mod:`hotlist.sources.https_progress`.
 Failures: timeouts, resets, 5xx, 408 and 429 are transient (Prefect retries them);
-401/403, other 4xx, redirects, TLS and pin failures fail at once.
+401/403, other 4xx, redirects, TLS and pin failures fail at once
+(:mod:`hotlist.sources.https_failures`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import posixpath
-import re
 import ssl
 import time
 import urllib.request
@@ -33,7 +33,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
@@ -48,11 +47,12 @@ from hotlist.sources import (
     Unchanged,
     is_unchanged,
 )
+from hotlist.sources.https_failures import Dropped, refusal, translated
 from hotlist.sources.https_page import refuse_web_page
-from hotlist.sources.https_tls import check_pin, credential, http_auth, tls_context, tls_failure
+from hotlist.sources.https_progress import Body, Progress, first_bytes
+from hotlist.sources.https_tls import check_pin, credential, http_auth, tls_context
 from hotlist.sources.https_validators import (
     Validators,
-    http_date,
     load_validators,
     save_validators,
     strong_validators,
@@ -70,8 +70,6 @@ log = logging.getLogger(__name__)
 #: Downloads of one file (the first and its resumptions) before a drop is reported.
 ATTEMPTS = 4
 RETRY_PAUSE_S = 0.5
-_SNIFF_BYTES = 1024
-_DROPS = (httpx.RemoteProtocolError, httpx.ReadError)
 
 
 @dataclass(frozen=True)
@@ -178,14 +176,6 @@ def _client(
 # -- one file --------------------------------------------------------------------------------
 
 
-@dataclass
-class _Body:
-    sha256: str
-    size: int
-    validators: Validators
-    mtime: float
-
-
 @dataclass(frozen=True)
 class _Session:
     client: httpx.Client
@@ -225,23 +215,30 @@ class _Session:
         landed = LandedFile(target.feed, target.name, final, body.sha256, body.size, body.mtime)
         return landed, seen
 
-    def _download(self, target: _Target, part: Path, known: Validators | None) -> _Body | None:
+    def _download(self, target: _Target, part: Path, known: Validators | None) -> Body | None:
         """GET into ``part``, resuming after drops; None on a 304 to our conditional GET."""
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
         with os.fdopen(os.open(part, flags, 0o600), "wb", buffering=0) as out:
-            state = _Progress(out)
+            state = Progress(out)
             for attempt in range(1, ATTEMPTS + 1):
                 headers = state.resume_headers()
                 if headers is None:  # from the start: conditional while nothing has arrived
                     headers = known.conditional() if known and not state.received else {}
                 conditional = "If-None-Match" in headers or "If-Modified-Since" in headers
                 try:
-                    with self._translated(target, state):
+                    with translated(
+                        target.url,
+                        state,
+                        self.source,
+                        self.host,
+                        self.port,
+                        proxied=self.proxied,
+                    ):
                         done = self._get(target, headers, state, conditional=conditional)
                     if done is None:
                         return None
                     break
-                except _Dropped as drop:
+                except Dropped as drop:
                     log.warning(
                         "%s on %s: connection dropped after %d bytes (%s); attempt %d of %d",
                         target.name, self.host, state.received, drop, attempt, ATTEMPTS,
@@ -258,7 +255,7 @@ class _Session:
         return state.body()
 
     def _get(
-        self, target: _Target, headers: dict[str, str], state: _Progress, *, conditional: bool
+        self, target: _Target, headers: dict[str, str], state: Progress, *, conditional: bool
     ) -> bool | None:
         with self.client.stream("GET", target.url, headers=headers) as response:
             check_pin(response, self.source, self.host, self.port)
@@ -266,11 +263,11 @@ class _Session:
             if status == 304 and conditional and not state.received:
                 return None
             if status == 206 and state.received:
-                state.continue_from(response, target)
+                state.continue_from(response, target.url)
             elif status == 200:
                 state.start(response, strong_validators(response))
             else:
-                raise self._refusal(response, target)
+                raise refusal(response, target.url, self.source)
             encoding = response.headers.get("Content-Encoding", "identity").lower()
             if encoding != "identity":
                 raise FetchError(
@@ -283,154 +280,9 @@ class _Session:
                 refuse_web_page(
                     target.url,
                     response.headers.get("Content-Type", ""),
-                    _first_bytes(chunks, state),
+                    first_bytes(chunks, state),
                 )
             for chunk in chunks:
                 state.write(chunk)
-        state.check_length(target)
+        state.check_length(target.url)
         return True
-
-    def _refusal(self, response: httpx.Response, target: _Target) -> FetchError:
-        status = response.status_code
-        what = f"{target.url} answered {status} {response.reason_phrase}"
-        if status == 401:
-            return FetchError(
-                FetchFailure.AUTH_REFUSED,
-                f"{what}: the site wants credentials, or refused the ones given (auth ="
-                f" {self.source.auth!r}); check them with the site's operator",
-            )
-        if status == 403:
-            return FetchError(
-                FetchFailure.PERMISSION_DENIED,
-                f"{what}: the site refused access; CLEW registers an agency's public IP"
-                " address: check that this host's address is the registered one",
-            )
-        if status in {404, 410}:
-            return FetchError(
-                FetchFailure.NOT_FOUND,
-                f"{what}: check the file's path in files, or ask the site whether it was published",
-            )
-        if status in {408, 429} or status >= 500:
-            return FetchError(FetchFailure.SERVER_ERROR, f"{what}; retried later")
-        if 300 <= status < 400:
-            location = urlsplit(response.headers.get("Location", ""))
-            return FetchError(
-                FetchFailure.HTTP_REFUSED,
-                f"{what}, redirecting to {location.netloc}{location.path} (a login page?); hotlist"
-                " does not follow redirects: check the credentials, or name the file's final URL",
-            )
-        return FetchError(FetchFailure.HTTP_REFUSED, f"{what}; nothing was kept")
-
-    @contextmanager
-    def _translated(self, target: _Target, state: _Progress) -> Iterator[None]:
-        try:
-            yield
-        except httpx.ReadTimeout as exc:
-            if state.total is None and not state.received:  # no answer at all: no resumption
-                raise FetchError(
-                    FetchFailure.TIMEOUT,
-                    f"{self.host} port {self.port} did not answer {target.url} within"
-                    f" {self.source.read_timeout_s:g} s (read_timeout_s); retry later, or raise"
-                    " read_timeout_s",
-                ) from None
-            raise _Dropped(type(exc).__name__) from exc
-        except _DROPS as exc:
-            refused = tls_failure(exc, self.source, self.host, self.port, direct=not self.proxied)
-            if refused is not None:
-                raise refused from None
-            raise _Dropped(type(exc).__name__) from exc
-        except httpx.TimeoutException:
-            raise FetchError(
-                FetchFailure.TIMEOUT,
-                f"{self.host} port {self.port} did not answer within"
-                f" {self.source.connect_timeout_s:g} s (connect_timeout_s) for {target.url};"
-                " retry later, or raise connect_timeout_s",
-            ) from None
-        except httpx.ProxyError as exc:
-            kind = FetchFailure.CONFIG if "407" in str(exc) else FetchFailure.CONNECTION_DROPPED
-            raise FetchError(kind, f"the proxy refused the tunnel to {self.host}: {exc}") from None
-        except httpx.LocalProtocolError as exc:  # its text may quote a header: a secret
-            raise FetchError(
-                FetchFailure.CONFIG,
-                f"hotlist could not build a valid request for {target.url}"
-                f" ({type(exc).__name__}); check the credential's form",
-            ) from None
-        except httpx.TransportError as exc:
-            refused = tls_failure(exc, self.source, self.host, self.port, direct=not self.proxied)
-            if refused is not None:
-                raise refused from None
-            raise FetchError(
-                FetchFailure.CONNECTION_DROPPED,
-                f"cannot reach {self.host} port {self.port} ({type(exc).__name__}: {exc});"
-                " check the URL, the proxy and the network, then retry",
-            ) from None
-
-
-class _Dropped(Exception):
-    """The connection broke after the response began."""
-
-
-class _Progress:
-    """The bytes of one download so far: part file and hash, expected total, validators."""
-
-    def __init__(self, out: BinaryIO) -> None:
-        self.out = out
-        self.digest = hashlib.sha256()
-        self.received = 0
-        self.total: int | None = None
-        self.validators = Validators(None, None)
-        self.mtime = time.time()
-
-    def start(self, response: httpx.Response, validators: Validators) -> None:
-        self.out.seek(0)
-        self.out.truncate()
-        self.digest = hashlib.sha256()
-        self.received = 0
-        length = response.headers.get("Content-Length")
-        self.total = int(length) if length and length.isdigit() else None
-        self.validators = validators
-        modified = http_date(response.headers.get("Last-Modified"))
-        self.mtime = modified.timestamp() if modified else time.time()
-
-    def resume_headers(self) -> dict[str, str] | None:
-        if self.received and self.total is not None and self.validators.if_range:
-            return {"Range": f"bytes={self.received}-", "If-Range": self.validators.if_range}
-        return None
-
-    def continue_from(self, response: httpx.Response, target: _Target) -> None:
-        match = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+)", response.headers.get("Content-Range", ""))
-        if match is None or int(match[1]) != self.received or int(match[3]) != self.total:
-            raise FetchError(
-                FetchFailure.HTTP_REFUSED,
-                f"{target.url} answered the resumption with a range that does not continue the"
-                " download; nothing was kept",
-            )
-
-    def write(self, chunk: bytes) -> None:
-        self.digest.update(chunk)
-        view = memoryview(chunk)
-        while view:  # an unbuffered file may take less than it was given
-            view = view[self.out.write(view) :]
-        self.received += len(chunk)
-
-    def check_length(self, target: _Target) -> None:
-        if self.total is not None and self.received != self.total:
-            raise FetchError(
-                FetchFailure.CONNECTION_DROPPED,
-                f"{target.url}: {self.received} bytes arrived, Content-Length said"
-                f" {self.total}; nothing was kept; retry",
-            )
-
-    def body(self) -> _Body:
-        return _Body(self.digest.hexdigest(), self.received, self.validators, self.mtime)
-
-
-def _first_bytes(chunks: Iterator[bytes], state: _Progress) -> bytes:
-    """Read (and keep) at least the first ``_SNIFF_BYTES`` of the body for the sniff."""
-    head = b""
-    for chunk in chunks:
-        head += chunk
-        if len(head) >= _SNIFF_BYTES:
-            break
-    state.write(head)
-    return head

@@ -1,9 +1,9 @@
 """``sftp://`` source: fetch files from an SFTP server whose host key is pinned.
 
-URL form ``sftp://user@host:port/remote/dir``. The client authenticates with the key file
-``private_key`` (ed25519 or RSA; passphrase from ``HOTLIST_SFTP_PASSPHRASE`` when the key is
-encrypted) and trusts only the host keys in ``known_hosts``: an unknown host or a changed
-key is refused (CJIS: pin the server's host key), never learned.
+URL form ``sftp://user@host:port/remote/dir``. Trust (the pinned host keys in
+``known_hosts``, the client key ``private_key`` and its passphrase) is
+:mod:`hotlist.sources.sftp_trust`; the SSH session and the classification of its failures
+are :mod:`hotlist.sources.sftp_connect`. This module is the fetch itself.
 
 Each file is stat'ed (a directory, FIFO or device, even behind a symbolic link, is refused
 as what it is), skipped without a download when its ``<name>.sha256`` companion names the
@@ -15,8 +15,9 @@ becomes a :class:`FetchError` naming the server, port and remote path; a failed 
 nothing in the landing area.
 
 Speed (loopback OpenSSH 9.2, see ``bench/sftp_leg.py``): aes128-gcm first in the cipher
-list, TCP_NODELAY on the socket, 255 KiB read requests (OpenSSH's sftp-server answers reads
-of up to 261120 bytes) with the whole file prefetched.
+list, TCP_NODELAY on the socket (both in :mod:`hotlist.sources.sftp_connect`), 255 KiB read
+requests (OpenSSH's sftp-server answers reads of up to 261120 bytes) with the whole file
+prefetched.
 """
 
 from __future__ import annotations
@@ -24,15 +25,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import posixpath
-import socket
 import stat
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import paramiko
@@ -55,15 +52,22 @@ from hotlist.sources.landing import (
     publish_file,
     remove_stale_parts,
 )
+from hotlist.sources.sftp_connect import Endpoint, sftp_session, translated
+from hotlist.sources.sftp_trust import PASSPHRASE_ENV, known_hosts_file, load_private_key
+
+__all__ = [
+    "ATTEMPTS",
+    "PASSPHRASE_ENV",
+    "RETRY_PAUSE_S",
+    "Endpoint",
+    "fetch_sftp",
+    "parse_sftp_url",
+]
 
 log = logging.getLogger(__name__)
 
-PASSPHRASE_ENV = "HOTLIST_SFTP_PASSPHRASE"  # noqa: S105 (the variable's name, not a secret)
-KEEPALIVE_S = 15
 #: Bytes per SFTP read request: OpenSSH's sftp-server answers up to 261120 (255 KiB).
 READ_REQUEST_BYTES = 255 * 1024
-#: Ciphers tried first; paramiko otherwise prefers aes-ctr with a separate MAC (slower).
-FAST_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 #: Downloads of one file before giving up on a file that keeps changing.
 ATTEMPTS = 3
 RETRY_PAUSE_S = 1.0
@@ -72,29 +76,12 @@ _COMPANION_MAX_BYTES = 4096
 
 
 @dataclass(frozen=True)
-class _Endpoint:
-    """Where an ``sftp://`` URL points."""
-
-    user: str
-    host: str
-    port: int
-    directory: str
-
-    @property
-    def label(self) -> str:
-        return f"{self.user}@{self.host} port {self.port}"
-
-    def path(self, name: str) -> str:
-        return posixpath.join(self.directory, name)
-
-
-@dataclass(frozen=True)
 class _Stat:
     size: int
     mtime: int
 
 
-def parse_sftp_url(url: str) -> _Endpoint:
+def parse_sftp_url(url: str) -> Endpoint:
     """``sftp://user@host:port/dir`` -> endpoint; port 22 and the login directory by default."""
     parsed = urlparse(url)
     try:
@@ -107,7 +94,7 @@ def parse_sftp_url(url: str) -> _Endpoint:
             f"{url!r} is not an sftp URL of the form sftp://user@host:port/remote/dir",
         )
     directory = unquote(parsed.path) or "."
-    return _Endpoint(unquote(parsed.username), parsed.hostname, port, directory)
+    return Endpoint(unquote(parsed.username), parsed.hostname, port, directory)
 
 
 def fetch_sftp(
@@ -116,11 +103,11 @@ def fetch_sftp(
     """Download each feed's file into ``landing``; same contract as ``fetch_local``."""
     endpoint = parse_sftp_url(source.url)
     names = _configured_names(source, feeds)
-    known_hosts = _known_hosts_file(source)
-    key = _load_private_key(source)
+    known_hosts = known_hosts_file(source)
+    key = load_private_key(source)
     remove_stale_parts(landing)
     out: list[LandedFile | Unchanged] = []
-    with _sftp_session(endpoint, source, key, known_hosts) as sftp:
+    with sftp_session(endpoint, source, key, known_hosts) as sftp:
         fetcher = _Fetcher(sftp, endpoint, source, landing, last_taken)
         for feed in feeds:
             out.append(fetcher.fetch(feed, names[feed]))
@@ -144,342 +131,10 @@ def _configured_names(source: SourceConfig, feeds: list[str]) -> dict[str, str]:
     return {feed: source.files[feed] for feed in feeds}
 
 
-def _known_hosts_file(source: SourceConfig) -> Path:
-    if source.known_hosts is None:
-        raise FetchError(
-            FetchFailure.CONFIG,
-            "known_hosts is required for sftp:// sources: set it to a known_hosts file holding"
-            " the server's host key (ssh-keyscan, then verify the fingerprint out of band)",
-        )
-    if not source.known_hosts.is_file():
-        raise FetchError(
-            FetchFailure.CONFIG, f"known_hosts file {source.known_hosts} does not exist"
-        )
-    return source.known_hosts
-
-
-def _secret_block(name: str | None) -> str | None:
-    """The passphrase kept in a Prefect Secret block (loaded from the Prefect API)."""
-    if not name:
-        return None
-    from prefect.blocks.system import Secret
-
-    try:
-        value = Secret.load(name).get()  # type: ignore[union-attr]
-    except ValueError:
-        raise FetchError(
-            FetchFailure.CONFIG, f"passphrase_secret: no Prefect Secret block named {name!r}"
-        ) from None
-    return str(value)
-
-
-def _load_private_key(source: SourceConfig) -> paramiko.PKey:
-    """Load ``private_key``; an encrypted key is opened with ``HOTLIST_SFTP_PASSPHRASE``."""
-    path = source.private_key
-    if path is None:
-        raise FetchError(
-            FetchFailure.CONFIG,
-            "private_key is required for sftp:// sources (an ed25519 or RSA key file)",
-        )
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        raise FetchError(FetchFailure.CONFIG, f"private_key {path} cannot be read") from None
-    if mode & 0o077:
-        raise FetchError(
-            FetchFailure.CONFIG,
-            f"private_key {path} is accessible by other users (mode {stat.S_IMODE(mode):o});"
-            f" run chmod 600 {path}",
-        )
-    try:
-        return paramiko.PKey.from_path(path)
-    except TypeError:  # encrypted, no password given
-        pass
-    except (ValueError, paramiko.SSHException) as exc:
-        raise FetchError(
-            FetchFailure.CONFIG, f"private_key {path} is not a usable key: {exc}"
-        ) from None
-    passphrase = os.environ.get(PASSPHRASE_ENV) or _secret_block(source.passphrase_secret)
-    if not passphrase:
-        raise FetchError(
-            FetchFailure.CONFIG,
-            f"private_key {path} is encrypted; set {PASSPHRASE_ENV} in the environment"
-            " or name a Prefect Secret block in passphrase_secret",
-        )
-    try:
-        # cryptography wants bytes; paramiko's annotation says str but passes it through.
-        return paramiko.PKey.from_path(path, password=passphrase.encode())  # type: ignore[arg-type]
-    except (TypeError, ValueError, paramiko.SSHException):
-        raise FetchError(
-            FetchFailure.CONFIG, f"private_key {path}: {PASSPHRASE_ENV} does not open it"
-        ) from None
-
-
-# -- connection ------------------------------------------------------------------------------
-
-
-class _RefuseUnknownHost(paramiko.RejectPolicy):
-    """RejectPolicy whose refusal says which key was offered and how to pin it."""
-
-    def __init__(self, endpoint: _Endpoint, known_hosts: Path) -> None:
-        self.endpoint = endpoint
-        self.known_hosts = known_hosts
-
-    def missing_host_key(
-        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
-    ) -> NoReturn:
-        e = self.endpoint
-        raise FetchError(
-            FetchFailure.UNKNOWN_HOST,
-            f"{e.host} port {e.port} is not in {self.known_hosts} (it offered {key.get_name()}"
-            f" {key.fingerprint}); refusing an unverified server. Run"
-            f" `ssh-keyscan -p {e.port} {e.host}`, verify the fingerprint with the server's"
-            f" operator out of band, then add that line to {self.known_hosts}",
-        )
-
-
-def _host_key_changed(
-    endpoint: _Endpoint, known_hosts: Path, exc: paramiko.BadHostKeyException
-) -> FetchError:
-    e = endpoint
-    pinned = f"[{e.host}]:{e.port}" if e.port != 22 else e.host
-    return FetchError(
-        FetchFailure.HOST_KEY_MISMATCH,
-        f"the host key of {e.host} port {e.port} changed: it offered {exc.key.get_name()}"
-        f" {exc.key.fingerprint}, {known_hosts} pins {exc.expected_key.get_name()}"
-        f" {exc.expected_key.fingerprint}. Someone may be in the middle, or the server was"
-        " re-keyed: fetch nothing until the new fingerprint is confirmed with the server's"
-        f" operator out of band, then replace the entry (ssh-keygen -R '{pinned}' -f"
-        f" {known_hosts}; ssh-keyscan -p {e.port} {e.host})",
-    )
-
-
-#: paramiko's transport thread logs a failed handshake as ERROR lines plus a traceback, one
-#: record per line, before the connecting thread gets the same error; that error becomes
-#: a FetchError with the reason, so the thread's copy is kept to one debug line.
-TRANSPORT_LOG = "hotlist.sources.sftp.transport"
-
-
-class _TransportErrorsToDebug(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.ERROR:
-            return True
-        message = record.getMessage()
-        if message.startswith(("Exception (", "Unknown exception")):
-            log.debug("SSH transport: %s", message.splitlines()[0])
-        return False
-
-
-logging.getLogger(TRANSPORT_LOG).addFilter(_TransportErrorsToDebug())
-
-
-def _open_socket(endpoint: _Endpoint, timeout_s: float) -> socket.socket:
-    """TCP connection with TCP_NODELAY (paramiko never sets it; small SFTP requests stall)."""
-    try:
-        sock = socket.create_connection((endpoint.host, endpoint.port), timeout=timeout_s)
-    except TimeoutError:
-        raise FetchError(
-            FetchFailure.TIMEOUT,
-            f"{endpoint.host} port {endpoint.port} did not accept a connection within"
-            f" {timeout_s:g} s; check the server and the network, or raise connect_timeout_s",
-        ) from None
-    except OSError as exc:
-        raise FetchError(
-            FetchFailure.CONNECTION_DROPPED,
-            f"cannot connect to {endpoint.host} port {endpoint.port} ({exc.strerror or exc});"
-            " check that the server is up and the URL is right, then retry",
-        ) from None
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
-
-
-def _fast_transport(sock: Any, **kwargs: Any) -> paramiko.Transport:
-    """A Transport that proposes AES-GCM first (one pass for cipher and MAC)."""
-    transport = paramiko.Transport(sock, **kwargs)
-    options = transport.get_security_options()
-    transport.set_log_channel(TRANSPORT_LOG)
-    offered = tuple(options.ciphers)
-    options.ciphers = tuple(c for c in FAST_CIPHERS if c in offered) + tuple(
-        c for c in offered if c not in FAST_CIPHERS
-    )
-    return transport
-
-
-def _connect(
-    endpoint: _Endpoint, source: SourceConfig, key: paramiko.PKey, known_hosts: Path
-) -> paramiko.SSHClient:
-    client = paramiko.SSHClient()
-    client.get_host_keys().load(str(known_hosts))
-    client.set_missing_host_key_policy(_RefuseUnknownHost(endpoint, known_hosts))
-    sock = _open_socket(endpoint, source.connect_timeout_s)
-    started = time.monotonic()
-    try:
-        client.connect(
-            endpoint.host,
-            endpoint.port,
-            username=endpoint.user,
-            pkey=key,
-            sock=sock,
-            timeout=source.connect_timeout_s,
-            banner_timeout=source.connect_timeout_s,
-            auth_timeout=source.connect_timeout_s,
-            channel_timeout=source.connect_timeout_s,
-            allow_agent=False,
-            look_for_keys=False,
-            transport_factory=_fast_transport,
-        )
-    except BaseException as exc:
-        # Whether the server ever sent its banner: the connecting thread may see only "No
-        # existing session" while the transport thread is still waiting for it.
-        transport = client.get_transport()
-        no_banner = transport is not None and not transport.remote_version
-        client.close()
-        sock.close()
-        if isinstance(exc, FetchError) or not isinstance(exc, Exception):
-            raise
-        timed_out = time.monotonic() - started >= source.connect_timeout_s
-        raise _connect_failure(
-            exc, endpoint, source, key, known_hosts, timed_out, no_banner
-        ) from exc
-    return client
-
-
-def _connect_failure(
-    exc: Exception,
-    endpoint: _Endpoint,
-    source: SourceConfig,
-    key: paramiko.PKey,
-    known_hosts: Path,
-    timed_out: bool,
-    no_banner: bool = False,
-) -> FetchError:
-    """Classify a failure of the handshake, host key check or login."""
-    if isinstance(exc, paramiko.BadHostKeyException):
-        return _host_key_changed(endpoint, known_hosts, exc)
-    if isinstance(exc, paramiko.AuthenticationException) and _is_refusal(exc):
-        return FetchError(
-            FetchFailure.AUTH_REFUSED,
-            f"{endpoint.label} refused key authentication with {source.private_key}"
-            f" ({key.get_name()} {key.fingerprint}); ask the server's operator to"
-            f" authorize that public key for user {endpoint.user}, or fix private_key or"
-            " the user in the URL",
-        )
-    if no_banner:
-        return FetchError(
-            FetchFailure.TIMEOUT,
-            f"{endpoint.host} port {endpoint.port} accepted the connection but sent no SSH"
-            f" banner within {source.connect_timeout_s:g} s: it is not an SSH server, or it is"
-            " frozen or overloaded; check the port in the URL, retry later, or raise"
-            " connect_timeout_s",
-        )
-    # paramiko reports a handshake that ran out of time as "No existing session".
-    if timed_out or _is_timeout(exc):
-        return FetchError(
-            FetchFailure.TIMEOUT,
-            f"{endpoint.host} port {endpoint.port} did not complete the SSH handshake and login"
-            f" within {source.connect_timeout_s:g} s; check that it is an SSH server and"
-            " healthy, retry later, or raise connect_timeout_s",
-        )
-    return _classify(exc, endpoint, "", source)
-
-
-def _is_refusal(exc: paramiko.AuthenticationException) -> bool:
-    """True when the server said no (not a timeout or a connection lost during auth)."""
-    text = str(exc).lower()
-    return "timeout" not in text and "transport shut down" not in text
-
-
-@contextmanager
-def _sftp_session(
-    endpoint: _Endpoint, source: SourceConfig, key: paramiko.PKey, known_hosts: Path
-) -> Iterator[paramiko.SFTPClient]:
-    client = _connect(endpoint, source, key, known_hosts)
-    try:
-        with _translated(endpoint, endpoint.directory, source):
-            transport = client.get_transport()
-            if transport is None:
-                raise paramiko.SSHException("the SSH session closed right after login")
-            transport.set_keepalive(KEEPALIVE_S)
-            sftp = paramiko.SFTPClient.from_transport(transport)
-            channel = sftp.get_channel() if sftp is not None else None
-            if sftp is None or channel is None:
-                raise paramiko.SSHException("the server refused the sftp subsystem")
-            channel.settimeout(source.read_timeout_s)
-        try:
-            yield sftp
-        finally:
-            _close_quietly(sftp)
-    finally:
-        _close_quietly(client)
-
-
-def _close_quietly(closable: paramiko.SFTPClient | paramiko.SSHClient) -> None:
-    """Hang up; on a dropped connection this fails, and must not mask the error being raised."""
-    try:
-        closable.close()
-    except Exception as exc:
-        log.debug("closing the SFTP session failed: %s", type(exc).__name__)
-
-
-# -- failures --------------------------------------------------------------------------------
-
-
-def _is_timeout(exc: BaseException) -> bool:
-    if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
-        return True
-    text = str(exc).lower()
-    return isinstance(exc, paramiko.SSHException) and ("timeout" in text or "timed out" in text)
-
-
-def _classify(exc: Exception, endpoint: _Endpoint, remote: str, source: SourceConfig) -> FetchError:
-    """Map a paramiko/socket/SFTP exception to a FetchError that says where and what to do."""
-    where = f"{remote} on {endpoint.label}"
-    at = f"at {remote}" if remote else "while connecting"
-    if isinstance(exc, FileNotFoundError):
-        return FetchError(
-            FetchFailure.NOT_FOUND,
-            f"{where} does not exist; check the file name and the directory in the URL, or ask"
-            " the upstream whether it was published",
-        )
-    if isinstance(exc, PermissionError):
-        return FetchError(
-            FetchFailure.PERMISSION_DENIED,
-            f"the server refused to let {endpoint.user} read {where}; ask the server's operator"
-            " to grant read access",
-        )
-    if _is_timeout(exc):
-        return FetchError(
-            FetchFailure.TIMEOUT,
-            f"{endpoint.label} stopped answering ({source.read_timeout_s:g} s read timeout,"
-            f" {source.connect_timeout_s:g} s connect timeout) {at}; retry later, or"
-            " raise read_timeout_s / connect_timeout_s for a slow link",
-        )
-    if isinstance(exc, paramiko.AuthenticationException):
-        return FetchError(
-            FetchFailure.AUTH_REFUSED,
-            f"{endpoint.label} did not authenticate user {endpoint.user}: {exc}",
-        )
-    return FetchError(
-        FetchFailure.CONNECTION_DROPPED,
-        f"the connection to {endpoint.label} failed {at} ({type(exc).__name__}: {exc});"
-        " retry; nothing partial was kept",
-    )
-
-
-@contextmanager
-def _translated(endpoint: _Endpoint, remote: str, source: SourceConfig) -> Iterator[None]:
-    try:
-        yield
-    except FetchError:
-        raise
-    except Exception as exc:
-        raise _classify(exc, endpoint, remote, source) from exc
-
-
 # -- one file --------------------------------------------------------------------------------
 
 
-def _stat(sftp: paramiko.SFTPClient, endpoint: _Endpoint, remote: str) -> _Stat:
+def _stat(sftp: paramiko.SFTPClient, endpoint: Endpoint, remote: str) -> _Stat:
     """Size and mtime of a regular file (a symbolic link to one is followed)."""
     try:
         attrs = sftp.stat(remote)
@@ -557,7 +212,7 @@ def _lstat_mode(sftp: paramiko.SFTPClient, remote: str) -> int | None:
         return None
 
 
-def _expected_sha256(sftp: paramiko.SFTPClient, endpoint: _Endpoint, name: str) -> str | None:
+def _expected_sha256(sftp: paramiko.SFTPClient, endpoint: Endpoint, name: str) -> str | None:
     """The hash in ``<name>.sha256`` next to the file, or None when there is no companion."""
     try:
         with sftp.open(endpoint.path(name + COMPANION_SUFFIX), "rb") as fh:
@@ -572,7 +227,7 @@ class _Fetcher:
     """One connected session fetching files into one landing directory."""
 
     sftp: paramiko.SFTPClient
-    endpoint: _Endpoint
+    endpoint: Endpoint
     source: SourceConfig
     landing: Path
     last_taken: LastTaken
@@ -581,7 +236,7 @@ class _Fetcher:
         remote = self.endpoint.path(name)
         part = self.landing / (name + TMP_SUFFIX)
         try:
-            with _translated(self.endpoint, remote, self.source):
+            with translated(self.endpoint, remote, self.source):
                 return self._fetch_verified(feed, name, remote, part)
         except BaseException:
             discard(part)

@@ -1,0 +1,99 @@
+"""One ``https://`` download's bytes so far: the part file, its hash and the resumption.
+
+:class:`Progress` writes the body to the part file while hashing it, remembers the
+``Content-Length`` and the strong validators of the response that started it, builds the
+``Range`` + ``If-Range`` headers that resume it after a drop, and checks that a ``206``
+continues exactly where it stopped and that the whole length arrived.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import httpx
+
+from hotlist.sources import FetchError, FetchFailure
+from hotlist.sources.https_validators import Validators, http_date
+
+_SNIFF_BYTES = 1024
+
+
+@dataclass
+class Body:
+    """A finished download: its hash, size, validators and modification time."""
+
+    sha256: str
+    size: int
+    validators: Validators
+    mtime: float
+
+
+class Progress:
+    """The bytes of one download so far: part file and hash, expected total, validators."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.digest = hashlib.sha256()
+        self.received = 0
+        self.total: int | None = None
+        self.validators = Validators(None, None)
+        self.mtime = time.time()
+
+    def start(self, response: httpx.Response, validators: Validators) -> None:
+        self.out.seek(0)
+        self.out.truncate()
+        self.digest = hashlib.sha256()
+        self.received = 0
+        length = response.headers.get("Content-Length")
+        self.total = int(length) if length and length.isdigit() else None
+        self.validators = validators
+        modified = http_date(response.headers.get("Last-Modified"))
+        self.mtime = modified.timestamp() if modified else time.time()
+
+    def resume_headers(self) -> dict[str, str] | None:
+        if self.received and self.total is not None and self.validators.if_range:
+            return {"Range": f"bytes={self.received}-", "If-Range": self.validators.if_range}
+        return None
+
+    def continue_from(self, response: httpx.Response, url: str) -> None:
+        match = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+)", response.headers.get("Content-Range", ""))
+        if match is None or int(match[1]) != self.received or int(match[3]) != self.total:
+            raise FetchError(
+                FetchFailure.HTTP_REFUSED,
+                f"{url} answered the resumption with a range that does not continue the"
+                " download; nothing was kept",
+            )
+
+    def write(self, chunk: bytes) -> None:
+        self.digest.update(chunk)
+        view = memoryview(chunk)
+        while view:  # an unbuffered file may take less than it was given
+            view = view[self.out.write(view) :]
+        self.received += len(chunk)
+
+    def check_length(self, url: str) -> None:
+        if self.total is not None and self.received != self.total:
+            raise FetchError(
+                FetchFailure.CONNECTION_DROPPED,
+                f"{url}: {self.received} bytes arrived, Content-Length said"
+                f" {self.total}; nothing was kept; retry",
+            )
+
+    def body(self) -> Body:
+        return Body(self.digest.hexdigest(), self.received, self.validators, self.mtime)
+
+
+def first_bytes(chunks: Iterator[bytes], state: Progress) -> bytes:
+    """Read (and keep) at least the first ``_SNIFF_BYTES`` of the body for the sniff."""
+    head = b""
+    for chunk in chunks:
+        head += chunk
+        if len(head) >= _SNIFF_BYTES:
+            break
+    state.write(head)
+    return head
