@@ -13,7 +13,18 @@ from __future__ import annotations
 
 import typer
 
-from hotlist.cli import audit, consumers, demo, ingest, lookup, purge, report, serve, status
+from hotlist.cli import (
+    audit,
+    consumers,
+    demo,
+    ingest,
+    lookup,
+    purge,
+    report,
+    serve,
+    status,
+    watch,
+)
 from hotlist.cli.common import HotlistGroup
 
 app = typer.Typer(
@@ -22,7 +33,7 @@ app = typer.Typer(
     add_completion=False,
     help=(__doc__ or "").splitlines()[0],
 )
-for commands in (ingest.app, status.app, lookup.app, purge.app, serve.app, demo.app):
+for commands in (ingest.app, status.app, lookup.app, purge.app, serve.app, demo.app, watch.app):
     app.add_typer(commands)
 app.add_typer(audit.app, name="audit")
 app.add_typer(report.app, name="report")

@@ -1,0 +1,192 @@
+"""Change detection: a stat-only check of each source that ingests (and purges) on a change."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from hotlist.config import Settings, SourceConfig
+from hotlist.lookup import find_hits
+from hotlist.sources import FetchError
+from hotlist.sources.probe import ABSENT, Prober
+from hotlist.watch import Watcher, changed_names, ingest_and_purge
+from tests.builders import Drop, clew_file, clew_line, ncic_file, ncic_line
+from tests.cli_support import config_of
+from tests.sshd_server import start_sshd
+
+NCIC_DAY1 = [ncic_line(f"V{i:09d}", f"1AAA{i:03d}") for i in range(40)]
+
+
+def _day1(drop: Drop) -> None:
+    drop.put("VEHEXTRT.txt", ncic_file(NCIC_DAY1))
+    for name in ("svs.tbl", "sfr.tbl", "slr.tbl"):
+        drop.put(name, clew_file([clew_line(f"{name[:2].upper()}{i:04d}") for i in range(40)]))
+
+
+def _watcher(settings: Settings, sources: list[str] | None = None) -> tuple[Watcher, list[str]]:
+    ran: list[str] = []
+
+    def on_change(name: str) -> str:
+        ran.append(name)
+        return ingest_and_purge(settings, name)
+
+    return Watcher(settings, on_change, sources), ran
+
+
+def test_the_first_check_ingests_then_only_a_change_does(settings: Settings, drop: Drop) -> None:
+    """Nothing says what happened while nobody watched, so the first check ingests; after
+    that an unchanged upstream costs a stat, and a new extract is ingested and purged."""
+    _day1(drop)
+    watcher, ran = _watcher(settings, ["ncic"])
+    [ncic] = watcher.watched
+    with ncic.prober:
+        assert watcher.check(ncic) is True
+        assert find_hits(settings.data_dir, "1AAA001")
+        assert watcher.check(ncic) is False
+        assert watcher.check(ncic) is False
+        drop.put("VEHEXTRT.txt", ncic_file([*NCIC_DAY1[:1], *NCIC_DAY1[2:]], "202611230800"))
+        assert watcher.check(ncic) is True
+    assert ran == ["ncic", "ncic"]
+    assert not find_hits(settings.data_dir, "1AAA001")  # removed upstream, gone here
+    assert find_hits(settings.data_dir, "1AAA002")
+
+
+def test_a_new_companion_alone_counts_as_a_change(settings: Settings, drop: Drop) -> None:
+    """An upstream that publishes the ``.sha256`` after the file is seen at that moment."""
+    _day1(drop)
+    marks = Prober(settings.source("ncic")).probe()
+    assert marks["VEHEXTRT.txt.sha256"] == ABSENT
+    drop.put("VEHEXTRT.txt.sha256", "0" * 64 + "  VEHEXTRT.txt\n")
+    after = Prober(settings.source("ncic")).probe()
+    assert changed_names(marks, after) == ["VEHEXTRT.txt.sha256"]
+
+
+def test_a_failed_fetch_is_tried_again_at_the_next_check(settings: Settings, drop: Drop) -> None:
+    """A fetch that fails for want of the connection leaves the marks as they were."""
+    _day1(drop)
+    calls: list[str] = []
+
+    def flaky(name: str) -> str:
+        calls.append(name)
+        if len(calls) == 1:
+            from hotlist.sources import FetchFailure
+
+            raise FetchError(FetchFailure.CONNECTION_DROPPED, "the link dropped")
+        return ingest_and_purge(settings, name)
+
+    watcher = Watcher(settings, flaky, ["ncic"])
+    [ncic] = watcher.watched
+    assert watcher.check(ncic) and ncic.marks is None
+    assert watcher.check(ncic) and ncic.marks is not None
+    assert watcher.check(ncic) is False
+    assert find_hits(settings.data_dir, "1AAA001")
+
+
+def test_a_refused_file_is_not_fetched_again_until_it_changes(
+    settings: Settings, drop: Drop
+) -> None:
+    _day1(drop)
+    watcher, ran = _watcher(settings, ["ncic"])
+    [ncic] = watcher.watched
+    assert watcher.check(ncic) is True
+    drop.put("VEHEXTRT.txt", ncic_file(NCIC_DAY1[1:], "202601010800"))  # older: a replay
+    assert watcher.check(ncic) is True
+    assert ncic.failures == ["IngestFailed"]
+    assert watcher.check(ncic) is False
+    assert ran == ["ncic", "ncic"]
+    assert find_hits(settings.data_dir, "1AAA000")  # the refused file removed nothing
+
+
+def test_sftp_checks_share_one_session_and_reconnect_after_a_drop(tmp_path: Path) -> None:
+    """Against a real OpenSSH server: polls reuse the open session; once the link drops,
+    the next poll opens a new one."""
+    server = start_sshd()
+    try:
+        remote = server.root / "drop"
+        remote.mkdir(mode=0o755)
+        (remote / "VEHEXTRT.txt").write_text(ncic_file(NCIC_DAY1))
+        source = SourceConfig.model_validate(
+            {
+                "url": server.url_for(remote),
+                "layout": "ncic-fixed",
+                "files": {"ncic": "VEHEXTRT.txt"},
+                "private_key": server.client_key,
+                "known_hosts": server.known_hosts,
+                "connect_timeout_s": 5.0,
+                "read_timeout_s": 5.0,
+            }
+        )
+        with Prober(source) as prober:
+            first = prober.probe()
+            assert prober.probe() == first
+            assert prober.connections == 1
+            (remote / "VEHEXTRT.txt.sha256").write_text("0" * 64 + "  VEHEXTRT.txt\n")
+            assert changed_names(first, prober.probe()) == ["VEHEXTRT.txt.sha256"]
+            assert prober.connections == 1
+            client = prober._client
+            assert client is not None
+            transport = client.get_transport()
+            assert transport is not None
+            transport.close()  # the link drops
+            assert prober.probe()["VEHEXTRT.txt"] == first["VEHEXTRT.txt"]
+            assert prober.connections == 2
+    finally:
+        server.close()
+
+
+def test_hotlist_watch_ingests_a_change_and_stops_on_sigterm(
+    settings: Settings, drop: Drop, tmp_path: Path
+) -> None:
+    """The command: ingests what is there, then a new extract within a few checks, and
+    exits 0 on SIGTERM."""
+    _day1(drop)
+    out = tmp_path / "watch.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HOTLIST_", "PREFECT_API"))}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    with open(out, "wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hotlist",
+                "watch",
+                "-c",
+                config_of(settings),
+                "--interval",
+                "1",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        _until(lambda: bool(find_hits(settings.data_dir, "1AAA001")), proc, out)
+        drop.put("VEHEXTRT.txt", ncic_file(NCIC_DAY1[2:], "202611230800"))
+        _until(lambda: not find_hits(settings.data_dir, "1AAA001"), proc, out)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, out.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = out.read_text()
+    assert "SIGTERM: stopping" in text and text.rstrip().endswith("stopped")
+
+
+def _until(done: object, proc: subprocess.Popen[bytes], log: Path, within_s: float = 90) -> None:
+    assert callable(done)
+    deadline = time.monotonic() + within_s
+    while True:
+        with contextlib.suppress(Exception):  # the store is being written: ask again
+            if done():
+                return
+        if proc.poll() is not None:
+            raise AssertionError(f"hotlist watch exited: {log.read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not done within {within_s} s: {log.read_text()[-3000:]}")
+        time.sleep(0.2)
