@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from hotlist.config import Settings, SourceConfig
 from hotlist.lookup import find_hits
@@ -190,3 +195,99 @@ def _until(done: object, proc: subprocess.Popen[bytes], log: Path, within_s: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"not done within {within_s} s: {log.read_text()[-3000:]}")
         time.sleep(0.2)
+
+
+# -- under Prefect ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Prefect API (prefect_test_harness) with its own PREFECT_HOME."""
+    import prefect.settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    home = tmp_path_factory.mktemp("prefect-home")
+    with (
+        prefect.settings.temporary_settings(updates={prefect.settings.PREFECT_HOME: home}),
+        prefect_test_harness(server_startup_timeout=240),
+    ):
+        yield str(prefect.settings.PREFECT_API_URL.value())
+
+
+def _flow_runs_since(started: dt.datetime, completed: bool = False) -> dict[str, int]:
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterStartTime
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=started)),
+            limit=200,
+        )
+        names = {f.id: f.name for f in client.read_flows(limit=200)}
+    counts: dict[str, int] = {}
+    for run in runs:
+        if completed and not (run.state and run.state.is_completed()):
+            continue
+        counts[names[run.flow_id]] = counts.get(names[run.flow_id], 0) + 1
+    return counts
+
+
+def test_the_watcher_flow_costs_one_flow_run_idle_and_ingests_and_purges_a_change(
+    prefect_api: str, settings: Settings, drop: Drop
+) -> None:
+    """One watch-sources flow run checks every second; only the first check (what
+    happened before it started) and the change start flow runs: an ingest each, and a
+    purge for the one that applied a file."""
+    from flows.watch import watch_sources
+
+    _day1(drop)
+    ingest_and_purge(settings, "ncic")
+    started = dt.datetime.now(dt.UTC)
+
+    def change_later() -> None:
+        # after the first check's ingest, and a few idle checks
+        while not _flow_runs_since(started, completed=True).get("ingest-ncic"):
+            time.sleep(0.5)
+        time.sleep(3)
+        drop.put("VEHEXTRT.txt", ncic_file(NCIC_DAY1[1:], "202611230800"))
+
+    changer = threading.Thread(target=change_later)
+    changer.start()
+    result = watch_sources(
+        config=config_of(settings), sources=["ncic"], minutes=0.5, interval_seconds=1
+    )
+    changer.join()
+    assert result["ncic"]["ingests"] == 2 and result["ncic"]["failures"] == []
+    assert result["ncic"]["checks"] >= 10
+    assert _flow_runs_since(started) == {"watch-sources": 1, "ingest-ncic": 2, "purge": 1}
+    assert not find_hits(settings.data_dir, "1AAA000")
+
+
+def test_prefect_deploy_all_registers_the_hourly_watcher_in_its_own_pool(
+    prefect_api: str, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": prefect_api,
+        "PREFECT_HOME": str(tmp_path / "deploy-home"),
+        "HOTLIST_HOME": str(Path.cwd()),
+    }
+
+    def prefect(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "prefect", "--no-prompt", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    for pool in ("hotlist", "hotlist-watch"):
+        prefect("work-pool", "create", pool, "--type", "process", "--overwrite")
+    prefect("deploy", "--all")
+    inspected = prefect("deployment", "inspect", "watch-sources/watch-sources")
+    assert "'work_pool_name': 'hotlist-watch'" in inspected
+    assert "'interval': 3600.0" in inspected
+    assert "'collision_strategy': 'ENQUEUE'" in inspected
