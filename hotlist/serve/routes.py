@@ -23,6 +23,7 @@ from hotlist.serve import consumers as reg
 from hotlist.serve import versions
 from hotlist.serve.deps import Access, Caller, Problem, Services, access, caller, services
 from hotlist.serve.versions import Loaded, NoVersion
+from hotlist.serve.waiters import MAX_WAIT_S, waiters_for
 
 router = APIRouter()
 
@@ -116,7 +117,21 @@ async def hotlist(
     since: Annotated[int | None, Query(ge=0, description="Version the client holds.")] = None,
     format: Annotated[Literal["json", "csv", "parquet"], Query()] = "json",
     if_none_match: Annotated[str | None, Header()] = None,
+    wait: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=MAX_WAIT_S,
+            description="With since: seconds to wait for a newer version (304 if none).",
+        ),
+    ] = 0,
 ) -> Response:
+    if wait and since is not None:
+        newer = await waiters_for(served.versions).other_than(since, wait)
+        if newer is None:
+            this.element = f"wait for a version after {since}"
+            this.outcome = "granted: nothing newer"
+            return Response(status_code=304, headers={"X-Hotlist-Version": str(since)})
     loaded = await _current(served, wait=True)
     full = since is None or since > loaded.version
     upserts, removals = loaded.by_plate.clear(), pl.Series("entry_id", [], pl.Int64)
