@@ -261,3 +261,49 @@ def test_a_stray_replaced_copy_or_half_written_copy_is_scrubbed(
         for fd in held:
             os.close(fd)
     assert sorted(p.name for p in out.iterdir()) == ["hotlist.parquet", "state.json"]
+
+
+# -- copies that fall behind -----------------------------------------------------------------
+
+
+def test_status_and_the_deletion_report_tell_a_copy_that_fails_to_apply_from_one_that_stopped(
+    settings: Settings, drop: Drop, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three copies at version 1, then version 2: one follows; one pulls again but never
+    acknowledges (its apply fails); one never asks again (stopped polling)."""
+    from typer.testing import CliRunner
+
+    from hotlist.cli import app
+    from hotlist.config import load_settings
+    from hotlist.reports import deletion_report
+    from hotlist.serve import seen
+
+    monkeypatch.setattr(seen, "EVERY_S", 0.0)  # stamp every pull
+    monkeypatch.setattr(seen, "APPLY_GRACE_S", 1.0)
+    config = settings.data_dir.parent / "hotlist.toml"
+    config.write_text(config.read_text() + "\n[purge]\nconsumer_sla_hours = 0.001\n")
+    settings = load_settings(config, environ={})
+    keys = {"car-12": key}
+    for name in ("car-20", "car-30"):
+        keys[name] = reg.add(
+            settings.data_dir, name, "CA0190000", "Demo PD", reg.AgencyKind.CA_LOCAL
+        )
+    with running_api(settings) as url:
+        for name, k in keys.items():
+            pull(url, k, "car12", "patrol", Path(settings.data_dir.parent / name))
+        publish(settings, drop, BASE[1:], 2)
+        time.sleep(4)  # past the consumer SLA (3.6 s) and the apply grace
+        pull(url, keys["car-12"], "car12", "patrol", settings.data_dir.parent / "car-12")
+        assert get(url, keys["car-20"], since=1).status_code == 200  # pulled, never applied
+    shown = CliRunner().invoke(app, ["status", "-c", str(config)], env={"COLUMNS": "250"})
+    assert shown.exit_code in (0, 3), shown.output
+    rows = {
+        line.split("│")[1].strip(): line for line in shown.output.splitlines() if "│ car-" in line
+    }
+    assert "current" in rows["car-12"] and "behind" not in rows["car-12"]
+    assert "pulls but does not apply" in rows["car-20"]
+    assert "stopped polling" in rows["car-30"]
+    _, summary = deletion_report(settings)
+    assert summary["copies_behind"].startswith("car-20: pulls but does not apply (last pull ")
+    assert "car-30: stopped polling (last pull " in summary["copies_behind"]
+    assert "car-12" not in summary["copies_behind"]

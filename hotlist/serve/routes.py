@@ -22,6 +22,7 @@ from hotlist.lookup import describe_vehicle
 from hotlist.serve import consumers as reg
 from hotlist.serve import versions
 from hotlist.serve.deps import Access, Caller, Problem, Services, access, caller, services
+from hotlist.serve.seen import stamps_for
 from hotlist.serve.versions import Loaded, NoVersion
 from hotlist.serve.waiters import MAX_WAIT_S, waiters_for
 
@@ -126,6 +127,9 @@ async def hotlist(
         ),
     ] = 0,
 ) -> Response:
+    stamps = stamps_for(served.data_dir)
+    if stamps.due(who.consumer.name):  # when this copy last polled (hotlist.serve.seen)
+        await run_in_threadpool(stamps.stamp, who.consumer.name)
     if wait and since is not None:
         newer = await waiters_for(served.versions).other_than(since, wait)
         if newer is None:
