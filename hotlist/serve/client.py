@@ -246,9 +246,10 @@ class Follower:
         self._http: httpx.Client | None = None
 
     def stop(self) -> None:
-        """Stop after the step under way; a wait for the server is cut short. Safe from a
-        signal handler (it then interrupts the wait) and from another thread (it then
-        closes the connection the wait is on)."""
+        """Stop after the step under way. From a signal handler of the thread that runs
+        :meth:`run`, a wait for the server is cut short at once; from another thread, the
+        client is closed and the wait ends at the latest when the server answers (within
+        ``wait_s``)."""
         self._stop.set()
         if not self._interruptible:
             return
