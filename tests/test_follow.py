@@ -114,6 +114,25 @@ def test_a_client_ahead_of_the_server_is_not_kept_waiting(settings: Settings, ke
     assert answer.status_code == 200 and answer.headers["X-Hotlist-Full"] == "true"
 
 
+def test_a_pull_that_sees_a_new_version_first_wakes_those_already_waiting(
+    settings: Settings, drop: Drop, key: str
+) -> None:
+    """Whoever sees the new version first (here a pull arriving, long before the periodic
+    check's next tick) wakes every waiter."""
+    from hotlist.serve.versions import HotlistCache
+    from hotlist.serve.waiters import VersionWaiters
+
+    async def main() -> tuple[int | None, int | None]:
+        waiters = VersionWaiters(HotlistCache(settings.data_dir), every_s=3600)
+        parked = asyncio.create_task(waiters.other_than(1, 30))
+        await asyncio.sleep(0.2)
+        await asyncio.to_thread(publish, settings, drop, BASE[1:], 2)
+        arriving = await waiters.other_than(1, 30)
+        return arriving, await asyncio.wait_for(parked, 10)
+
+    assert asyncio.run(main()) == (2, 2)
+
+
 def _threads(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("Threads:"):

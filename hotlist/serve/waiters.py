@@ -46,7 +46,7 @@ class VersionWaiters:
         """The published version as soon as it is not ``since`` (newer, or older after the
         store was rebuilt: the pull then answers with a full version), or None after
         ``wait_s`` seconds without one."""
-        self._version = self._published()  # one stat while nobody waits
+        await self._update(self._published())  # one stat
         if self._version is not None and self._version != since:
             return self._version
         self.waiting += 1
@@ -72,10 +72,15 @@ class VersionWaiters:
             except Exception as exc:  # a torn read while the purge replaces the file
                 log.debug("published version not readable this tick: %s", type(exc).__name__)
                 continue
-            if now != self._version:
-                self._version = now
-                async with self._changed:
-                    self._changed.notify_all()
+            await self._update(now)
+
+    async def _update(self, now: int | None) -> None:
+        """Take the version now published; wake every waiter when it moved (whoever saw
+        it first: a pull arriving, or the periodic check)."""
+        if now != self._version:
+            self._version = now
+            async with self._changed:
+                self._changed.notify_all()
 
 
 async def _wait_for(condition: asyncio.Condition, predicate: object, timeout_s: float) -> bool:
