@@ -20,6 +20,7 @@ Prints p50, p95 and max over every follower of every run, and writes them to
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -55,32 +56,51 @@ def _stage(day: Path, drop: Path) -> None:
             shutil.copyfile(day / name, drop / name)
 
 
-def _days(root: Path, ncic_rows: int) -> tuple[Path, Path]:
+def _days(root: Path, ncic_rows: int) -> tuple[Path, Path, frozenset[str]]:
+    """Day 1, day 2, and the day-2 files expected to be refused."""
     if ncic_rows:
         from hotlist.samples import write_bench_dataset
 
         found = write_bench_dataset(root / "upstream", ncic_rows=ncic_rows)
-        return found.day1, found.day2
+        return found.day1, found.day2, frozenset()
     from hotlist.samples import write_demo_days
 
     days = write_demo_days(root / "upstream")
-    return days.day1, days.day2
+    return days.day1, days.day2, frozenset({days.bad_file.name})
 
 
-def _settled(data_dir: Path, copies: dict[str, list[tuple[float, int]]], quiet_s: float) -> int:
-    """The published version once it and every copy have held still for ``quiet_s``."""
-    last, since = -1, time.monotonic()
+FEED_FILES = {"svs": "svs.tbl", "sfr": "sfr.tbl", "slr": "slr.tbl", "ncic": "VEHEXTRT.txt"}
+
+
+def _applied(data_dir: Path, day: Path, refused: frozenset[str]) -> bool:
+    """Every file of ``day`` (but the ones expected to be refused) is the one applied last."""
+    feeds = read_state(data_dir).get("feeds", {})
+    for feed, name in FEED_FILES.items():
+        if name in refused:
+            continue
+        sha = hashlib.sha256((day / name).read_bytes()).hexdigest()
+        last = (feeds.get(feed) or {}).get("last_good_file") or {}
+        if last.get("sha256") != sha:
+            return False
+    return True
+
+
+def _settled(
+    data_dir: Path,
+    copies: dict[str, list[tuple[float, int]]],
+    day: Path,
+    refused: frozenset[str],
+) -> int:
+    """The published version once ``day`` is applied and every copy holds that version."""
     while True:
-        version = int(read_state(data_dir).get("hotlist_version", 0))
-        caught_up = all(p and p[-1][1] == version for p in copies.values())
-        if version != last or not caught_up:
-            last, since = version, time.monotonic()
-        elif time.monotonic() - since >= quiet_s:
-            return version
-        time.sleep(0.1)
+        if _applied(data_dir, day, refused):
+            version = int(read_state(data_dir).get("hotlist_version", 0))
+            if all(p and p[-1][1] == version for p in copies.values()):
+                return version
+        time.sleep(0.05)
 
 
-def one_run(root: Path, days: tuple[Path, Path], followers: int) -> list[float]:
+def one_run(root: Path, days: tuple[Path, Path, frozenset[str]], followers: int) -> list[float]:
     drop, config = root / "drop", root / "hotlist.toml"
     drop.mkdir(parents=True)
     source = f'url = "file://{drop}"\nguards = {{max_removal_share = 0.5}}\n'
@@ -122,10 +142,10 @@ def one_run(root: Path, days: tuple[Path, Path], followers: int) -> list[float]:
             thread = threading.Thread(target=follower.run, daemon=True)
             thread.start()
             running.append((follower, thread))
-        _settled(data_dir, pulls, quiet_s=3.0)
+        _settled(data_dir, pulls, days[0], frozenset())
         dropped = time.monotonic()
         _stage(days[1], drop)
-        final = _settled(data_dir, pulls, quiet_s=5.0)
+        final = _settled(data_dir, pulls, days[1], days[2])
         return [min(t for t, v in seen if v >= final) - dropped for seen in pulls.values()]
     finally:
         for follower, _ in running:
