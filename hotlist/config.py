@@ -63,6 +63,8 @@ class SourceConfig(_Strict):
     passphrase_secret: str | None = None
     connect_timeout_s: float = Field(15.0, gt=0.0)
     read_timeout_s: float = Field(60.0, gt=0.0)
+    #: How often ``hotlist watch`` stats the files for a change (no content is read).
+    poll_seconds: float = Field(60.0, ge=1.0)
     guards: FeedGuards = FeedGuards()
     # -- https:// sources (docs/architecture.md, "The HTTPS source") --------------------
     #: CA certificates (PEM) trusted instead of the system store.

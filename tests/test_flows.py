@@ -167,6 +167,7 @@ def deployed(
         return done.stdout
 
     run("work-pool", "create", "hotlist", "--type", "process", "--overwrite")
+    run("work-pool", "create", "hotlist-watch", "--type", "process", "--overwrite")
     run("--no-prompt", "deploy", "--all")
     return run
 

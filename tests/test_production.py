@@ -155,6 +155,7 @@ def config_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def deployed(server: Server, config_file: Path) -> Server:
     """The README's Production commands: pool, concurrency limit, `prefect deploy --all`."""
     server.prefect("work-pool", "create", "hotlist", "--type", "process")
+    server.prefect("work-pool", "create", "hotlist-watch", "--type", "process")
     server.prefect("work-pool", "set-concurrency-limit", "hotlist", "1")
     server.prefect(
         "deploy",
@@ -201,7 +202,7 @@ def test_the_scheduler_creates_runs_for_every_scheduled_deployment_without_a_tra
     deployed: Server,
 ) -> None:
     expected = _scheduled_deployments()
-    assert set(expected) == {"clew-svs", "ncic-extract", "purge-sweep"}
+    assert set(expected) == {"clew-svs", "ncic-extract", "purge-sweep", "watch-sources"}
     ids = _deployment_ids(deployed)
     assert set(expected) <= set(ids), f"deployed: {sorted(ids)}"
 

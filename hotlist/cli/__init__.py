@@ -24,6 +24,7 @@ from hotlist.cli import (
     report,
     serve,
     status,
+    watch,
 )
 from hotlist.cli.common import HotlistGroup
 
@@ -33,7 +34,7 @@ app = typer.Typer(
     add_completion=False,
     help=(__doc__ or "").splitlines()[0],
 )
-for commands in (ingest.app, status.app, lookup.app, purge.app, serve.app, demo.app):
+for commands in (ingest.app, status.app, lookup.app, purge.app, serve.app, demo.app, watch.app):
     app.add_typer(commands)
 app.add_typer(audit.app, name="audit")
 app.add_typer(report.app, name="report")

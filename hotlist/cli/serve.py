@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -47,8 +47,20 @@ def pull(
     out: Annotated[
         Path, typer.Option(help="Directory of the local copy (its files are mode 0600).")
     ],
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            help="Keep following: apply each new version as soon as it is published"
+            " (long-poll), reconnect with backoff; SIGTERM or Ctrl-C stops it.",
+        ),
+    ] = False,
+    wait: Annotated[
+        int, typer.Option(min=1, max=60, help="With --follow: seconds per long-poll.")
+    ] = 55,
 ) -> None:
     """Bring a local copy up to date (delta, or full when too far behind) and acknowledge it."""
+    from hotlist.serve.client import PullResult
     from hotlist.serve.client import pull as run
 
     if out.exists() and not out.is_dir():
@@ -57,9 +69,36 @@ def pull(
         key = key_file.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"cannot read --key-file {key_file}: {exc}", ExitCode.USAGE)
-    result = run(server, key, text_option(user, "--user"), purpose, out)
-    kind = "full version" if result.full else "delta"
-    console.print(
-        f"now at version {result.version} ({kind}: {result.upserts} upserts, {result.removals} removals;"
-        f" {result.entries} entries)"
-    )
+
+    def report(result: PullResult) -> None:
+        kind = "full version" if result.full else "delta"
+        console.print(
+            f"now at version {result.version} ({kind}: {result.upserts} upserts,"
+            f" {result.removals} removals; {result.entries} entries)"
+        )
+
+    if follow:
+        _follow(server, key, text_option(user, "--user"), purpose, out, wait, report)
+        return
+    report(run(server, key, text_option(user, "--user"), purpose, out))
+
+
+def _follow(
+    server: str, key: str, user: str, purpose: str, out: Path, wait: int, report: Any
+) -> None:
+    import logging
+    import signal
+
+    from hotlist.serve.client import Follower
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    follower = Follower(server, key, user, purpose, out, wait, report)
+
+    def stop(signum: int, frame: Any) -> None:
+        follower.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    console.print(f"following {server} into {out}")
+    follower.run()
+    console.print("stopped")

@@ -85,12 +85,22 @@ def _consumer_lag(settings: Settings) -> None:
     if not reg.registry_path(settings.data_dir).exists():
         return
     current = int(read_state(settings.data_dir).get("hotlist_version", 0))
+    from hotlist.serve.seen import copy_states
+
     table = Table(title=f"patrol copies (hotlist version {current})")
-    for col in ("consumer", "agency", "acked version", "lag (versions)", "acked at"):
+    columns = ("consumer", "agency", "acked version", "lag (versions)", "acked at", "last pull")
+    for col in (*columns, "copy"):
         table.add_column(col)
-    for c in reg.all_consumers(settings.data_dir):
-        if c.revoked_at or not c.agency_kind.may_receive:
-            continue
-        lag = "never pulled" if c.acked_version is None else str(current - c.acked_version)
-        table.add_row(*cells(c.name, c.agency_ori, c.acked_version or "-", lag, c.acked_at or "-"))
+    consumers = reg.all_consumers(settings.data_dir)
+    states = copy_states(settings.data_dir, consumers, current, settings.purge.consumer_sla_hours)
+    by_name = {c.name: c for c in consumers}
+    for s in states:
+        c = by_name[s.consumer]
+        lag = "never pulled" if s.lag is None else str(s.lag)
+        pulled = s.last_pull.isoformat(timespec="seconds") if s.last_pull else "-"
+        shown = f"[red]{s.state}[/red]" if s.fell_behind else s.state
+        table.add_row(
+            *cells(c.name, c.agency_ori, c.acked_version or "-", lag, c.acked_at or "-", pulled),
+            shown,
+        )
     console.print(table)

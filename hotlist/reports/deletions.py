@@ -236,10 +236,23 @@ def deletion_report(
     now = dt.datetime.now(dt.UTC)
     summary = summarize(rows, settings.purge.sla_hours, now, settings.purge.consumer_sla_hours)
     summary["verifications"] = checked
+    summary["copies_behind"] = _copies_behind(settings, now)
     summary["verification"] = _overall(checked)
     anchor = audit.anchor(settings.data_dir, anchor_place, con=None if own else con)
     summary["access_log_anchor"] = anchor.as_dict()
     return rows, summary
+
+
+def _copies_behind(settings: Settings, now: dt.datetime) -> str:
+    """Copies that fell behind, told apart: pulls but does not apply, stopped polling."""
+    from hotlist.serve.seen import copy_states, describe
+    from hotlist.store.state import read_state
+
+    current = int(read_state(settings.data_dir).get("hotlist_version", 0))
+    consumers = all_consumers(settings.data_dir)
+    return describe(
+        copy_states(settings.data_dir, consumers, current, settings.purge.consumer_sla_hours, now)
+    )
 
 
 def _overall(checked: list[dict[str, Any]]) -> str:

@@ -53,6 +53,8 @@ def render_html(rows: pl.DataFrame, summary: dict[str, Any], title: str) -> str:
         ("Records still held by a patrol system", esc(summary["copies_outstanding"]), False),
         (f"... of which past the {summary['consumer_sla_hours']:g} h consumer SLA",
          esc(summary["copies_overdue"]), bool(summary["copies_overdue"])),
+        ("Patrol copies fallen behind", esc(summary.get("copies_behind", "none")),
+         summary.get("copies_behind", "none") != "none"),
         ("Access log head (anchored)", head, False),
     ])  # fmt: skip
     checks = table(

@@ -1,10 +1,16 @@
 """The reference client: keep a local copy of the hotlist in sync, with deltas and acks.
 
-What a patrol integration runs (``hotlist pull``). The copy is ``OUT/hotlist.parquet``
-with ``OUT/state.json`` naming its version; each pull asks for the delta since that
-version (or gets a full version when too far behind), applies removals and upserts,
-replaces the copy atomically, then acknowledges the version so the deletion reports
-can count this copy as purged.
+What a patrol integration runs (``hotlist pull``, or ``hotlist pull --follow`` to keep
+following). The copy is ``OUT/hotlist.parquet`` with ``OUT/state.json`` naming its
+version; each pull asks for the delta since that version (or gets a full version when
+too far behind), applies removals and upserts, replaces the copy atomically, then
+acknowledges the version so the deletion reports can count this copy as purged.
+
+The copy it replaces held the removed records: it is scrubbed (overwritten, fsynced,
+unlinked: :func:`hotlist.scrub.scrub_unlink`), as the server's own files are, and so is
+a half-written new copy. Following (:class:`Follower`) long-polls the server
+(``wait``), so a new version reaches the copy as soon as it is published; it reconnects
+with backoff when the server is away, and stops between steps when asked.
 
 The copy holds record content wherever it is kept, so its files are mode 0600 even in a
 directory the operator made world-readable; a directory the client creates is 0700.
@@ -15,20 +21,40 @@ from __future__ import annotations
 import fcntl
 import io
 import json
+import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+import random
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import polars as pl
 
-from hotlist.private import make_private, replacing, write_private
+from hotlist.private import PRIVATE_FILE, make_private, temporary_path, write_private
+from hotlist.scrub import scrub_unlink
+
+log = logging.getLogger("hotlist.pull")
+
+#: Seconds a following client asks the server to wait for a newer version (at most 60).
+FOLLOW_WAIT_S = 55
+#: Backoff between failed attempts: doubling from the first, capped at the last.
+BACKOFF_S = (1.0, 30.0)
 
 
 class PullError(Exception):
     """The server refused or failed; the message carries its problem detail."""
+
+
+class ServerAway(PullError):
+    """The server could not be reached or answered 5xx: worth trying again later."""
+
+
+class FollowStopped(BaseException):
+    """Raised inside a wait when the follower is asked to stop (not an error)."""
 
 
 @dataclass(frozen=True)
@@ -48,9 +74,148 @@ def _problem(response: httpx.Response) -> str:
         return f"{response.status_code} {response.text[:200]}"
 
 
+def _refused(response: httpx.Response) -> PullError:
+    if response.status_code >= 500:
+        return ServerAway(_problem(response))
+    return PullError(_problem(response))
+
+
+class Copy:
+    """The local copy in ``out``: its files, its version, whether that version was acked."""
+
+    def __init__(self, out: Path) -> None:
+        out.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.state_file, self.path = out / "state.json", out / "hotlist.parquet"
+        self.replaced = self.path.with_name(self.path.name + ".replaced")
+        for existing in (self.path, self.state_file):  # a copy left 0644 by an older client
+            make_private(existing)
+        self._finish_replacement()
+        scrub_unlink(temporary_path(self.path))  # a new copy a killed run left half-written
+        exists = self.state_file.exists() and self.path.exists()
+        self.state: dict[str, Any] = json.loads(self.state_file.read_text()) if exists else {}
+
+    @property
+    def version(self) -> int | None:
+        found = self.state.get("version")
+        return None if found is None else int(found)
+
+    @property
+    def acked(self) -> bool:
+        return bool(self.state.get("acked", True))
+
+    def _finish_replacement(self) -> None:
+        """The link to the old copy, kept until it is scrubbed: scrub it, unless a run was
+        killed before the new copy took its place (then it is the copy itself)."""
+        try:
+            old = os.stat(self.replaced, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        try:
+            current = os.stat(self.path, follow_symlinks=False)
+            same = (old.st_dev, old.st_ino) == (current.st_dev, current.st_ino)
+        except FileNotFoundError:
+            same = False
+        if same:
+            self.replaced.unlink()
+        else:
+            scrub_unlink(self.replaced)
+
+    def replace(self, frame: pl.DataFrame, version: int) -> None:
+        """Write the new copy, put it in place, then scrub the copy it replaced."""
+        tmp = temporary_path(self.path)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+        try:
+            with os.fdopen(os.open(tmp, flags, PRIVATE_FILE), "wb") as fh:
+                os.fchmod(fh.fileno(), PRIVATE_FILE)
+                frame.write_parquet(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except BaseException:
+            scrub_unlink(tmp)
+            raise
+        had_copy = self.path.exists()
+        if had_copy:
+            os.link(self.path, self.replaced)
+        os.replace(tmp, self.path)
+        self.save(version, acked=False)
+        if had_copy:
+            scrub_unlink(self.replaced)
+
+    def save(self, version: int, acked: bool) -> None:
+        self.state = {"version": version, "acked": acked}
+        write_private(self.state_file, json.dumps(self.state))
+
+
+def _apply(copy: Copy, response: httpx.Response) -> PullResult:
+    version = int(response.headers["X-Hotlist-Version"])
+    full = response.headers["X-Hotlist-Full"] == "true"
+    incoming = pl.read_parquet(io.BytesIO(response.content))
+    if full:
+        merged = incoming
+        upserts, removals = incoming.height, 0
+    else:
+        local = pl.read_parquet(copy.path)
+        gone = incoming.filter(pl.col("op") == "remove")["entry_id"]
+        fresh = incoming.filter(pl.col("op") == "upsert").drop("op")
+        touched = pl.concat([gone, fresh["entry_id"]]).implode()
+        merged = pl.concat(
+            [local.filter(~pl.col("entry_id").is_in(touched)), fresh.select(local.columns)]
+        )
+        upserts, removals = fresh.height, gone.len()
+    copy.replace(merged.sort("plate", "state"), version)
+    return PullResult(version, full, merged.height, upserts, removals)
+
+
+def _ack(http: httpx.Client, headers: dict[bytes, bytes], copy: Copy) -> None:
+    version = copy.version
+    assert version is not None
+    acked = http.post("/v1/ack", json={"version": version}, headers=headers)
+    if acked.status_code != 200:
+        raise _refused(acked)
+    copy.save(version, acked=True)
+
+
+def pull_once(
+    http: httpx.Client,
+    headers: dict[bytes, bytes],
+    copy: Copy,
+    wait_s: int = 0,
+    waiting: Callable[[], AbstractContextManager[None]] = nullcontext,
+) -> PullResult | None:
+    """One pull (waiting up to ``wait_s`` for a newer version); None when nothing is newer.
+    An acknowledgement that failed last time is sent first. ``waiting`` wraps the request
+    alone: applying and acknowledging are never cut short."""
+    if copy.version is not None and not copy.acked:
+        _ack(http, headers, copy)
+    params: dict[str, str | int] = {"format": "parquet"}
+    if copy.version is not None:
+        params["since"] = copy.version
+        if wait_s:
+            params["wait"] = wait_s
+    with waiting():
+        response = http.get("/v1/hotlist", params=params, headers=headers)
+    if response.status_code == 304:
+        return None
+    if response.status_code != 200:
+        raise _refused(response)
+    result = _apply(copy, response)
+    _ack(http, headers, copy)
+    return result
+
+
+def _headers(key: str, user: str, purpose: str) -> dict[bytes, bytes]:
+    # As UTF-8 bytes: httpx encodes str header values as ASCII, and a user is a name.
+    return {
+        b"Authorization": f"Bearer {key}".encode(),
+        b"X-User": user.encode("utf-8"),
+        b"X-Purpose": purpose.encode("utf-8"),
+    }
+
+
 @contextmanager
 def _only_puller(out: Path) -> Iterator[None]:
-    """One pull at a time into ``out``: two would write the same temporary file."""
+    """One client at a time in ``out``: two would write the same temporary file."""
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -62,51 +227,102 @@ def _only_puller(out: Path) -> Iterator[None]:
 def pull(
     server: str, key: str, user: str, purpose: str, out: Path, timeout_s: float = 120.0
 ) -> PullResult:
-    out.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with _only_puller(out):
-        return _pull(server, key, user, purpose, out, timeout_s)
+    """Bring the copy in ``out`` up to date once."""
+    with _only_puller(out), httpx.Client(base_url=server, timeout=timeout_s) as http:
+        result = pull_once(http, _headers(key, user, purpose), Copy(out))
+    assert result is not None  # without wait, the server always answers with content
+    return result
 
 
-def _pull(
-    server: str, key: str, user: str, purpose: str, out: Path, timeout_s: float
-) -> PullResult:
-    state_file, copy = out / "state.json", out / "hotlist.parquet"
-    for existing in (copy, state_file):  # a copy left 0644 by an older client
-        make_private(existing)
-    state = json.loads(state_file.read_text()) if state_file.exists() and copy.exists() else {}
-    since = state.get("version")
-    # As UTF-8 bytes: httpx encodes str header values as ASCII, and a user is a name.
-    headers = {
-        b"Authorization": f"Bearer {key}".encode(),
-        b"X-User": user.encode("utf-8"),
-        b"X-Purpose": purpose.encode("utf-8"),
-    }
-    params: dict[str, str | int] = {"format": "parquet"}
-    if since is not None:
-        params["since"] = since
-    with httpx.Client(base_url=server, timeout=timeout_s) as http:
-        response = http.get("/v1/hotlist", params=params, headers=headers)
-        if response.status_code != 200:
-            raise PullError(_problem(response))
-        version = int(response.headers["X-Hotlist-Version"])
-        full = response.headers["X-Hotlist-Full"] == "true"
-        incoming = pl.read_parquet(io.BytesIO(response.content))
-        if full:
-            merged = incoming
-            upserts, removals = incoming.height, 0
-        else:
-            local = pl.read_parquet(copy)
-            gone = incoming.filter(pl.col("op") == "remove")["entry_id"]
-            fresh = incoming.filter(pl.col("op") == "upsert").drop("op")
-            touched = pl.concat([gone, fresh["entry_id"]]).implode()
-            merged = pl.concat(
-                [local.filter(~pl.col("entry_id").is_in(touched)), fresh.select(local.columns)]
-            )
-            upserts, removals = fresh.height, gone.len()
-        with replacing(copy) as fh:
-            merged.sort("plate", "state").write_parquet(fh)
-        write_private(state_file, json.dumps({"version": version}))
-        acked = http.post("/v1/ack", json={"version": version}, headers=headers)
-        if acked.status_code != 200:
-            raise PullError(_problem(acked))
-    return PullResult(version, full, merged.height, upserts, removals)
+class Follower:
+    """Keeps the copy in ``out`` following the server until :meth:`stop`.
+
+    Each round long-polls for a version newer than the copy's, applies it, scrubs the
+    copy it replaced and acknowledges. A server that is away (refused connection,
+    timeout, 5xx) is tried again after a backoff that doubles up to ``BACKOFF_S[1]``; a
+    refusal (401, 403, 422) ends the follow with :class:`PullError`.
+    """
+
+    def __init__(
+        self,
+        server: str,
+        key: str,
+        user: str,
+        purpose: str,
+        out: Path,
+        wait_s: int = FOLLOW_WAIT_S,
+        on_pull: Callable[[PullResult], None] | None = None,
+    ) -> None:
+        self.server, self.out, self.wait_s = server, out, wait_s
+        self.headers = _headers(key, user, purpose)
+        self.on_pull = on_pull
+        self.failures = 0
+        self._stop = threading.Event()
+        self._interruptible = False
+        self._runner: int | None = None
+        self._http: httpx.Client | None = None
+
+    def stop(self) -> None:
+        """Stop after the step under way. From a signal handler of the thread that runs
+        :meth:`run`, a wait for the server is cut short at once; from another thread, the
+        client is closed and the wait ends at the latest when the server answers (within
+        ``wait_s``)."""
+        self._stop.set()
+        if not self._interruptible:
+            return
+        if threading.get_ident() == self._runner:
+            self._interruptible = False
+            raise FollowStopped
+        http = self._http
+        if http is not None:
+            http.close()
+
+    def run(self) -> None:
+        with _only_puller(self.out):
+            self._run()
+
+    def _run(self) -> None:
+        copy = Copy(self.out)
+        delay = BACKOFF_S[0]
+        self._runner = threading.get_ident()
+        try:
+            with httpx.Client(base_url=self.server, timeout=self.wait_s + 30.0) as http:
+                self._http = http
+                while not self._stop.is_set():
+                    try:
+                        result = self._round(http, copy)
+                    except RuntimeError:  # the client closed by stop() from another thread
+                        if self._stop.is_set():
+                            break
+                        raise
+                    except (httpx.TransportError, ServerAway) as exc:
+                        if self._stop.is_set():
+                            break
+                        self.failures += 1
+                        log.warning("server away (%s); next try in %.0f s", exc, delay)
+                        self._pause(delay * random.uniform(0.8, 1.2))  # noqa: S311 (jitter)
+                        delay = min(delay * 2, BACKOFF_S[1])
+                        continue
+                    delay = BACKOFF_S[0]
+                    if result is not None and self.on_pull is not None:
+                        self.on_pull(result)
+        except FollowStopped:
+            log.info("stopped while waiting for the server")
+
+    def _round(self, http: httpx.Client, copy: Copy) -> PullResult | None:
+        return pull_once(http, self.headers, copy, self.wait_s, self._interruptible_wait)
+
+    @contextmanager
+    def _interruptible_wait(self) -> Iterator[None]:
+        """A wait that stop() cuts short (by raising FollowStopped inside it)."""
+        self._interruptible = True
+        try:
+            if self._stop.is_set():
+                raise FollowStopped
+            yield
+        finally:
+            self._interruptible = False
+
+    def _pause(self, seconds: float) -> None:
+        with self._interruptible_wait():
+            self._stop.wait(seconds)

@@ -26,7 +26,9 @@ from hotlist.serve.lookups import (
     LookupRequest,
     LookupResponse,
 )
+from hotlist.serve.seen import stamps_for
 from hotlist.serve.versions import Loaded, NoVersion
+from hotlist.serve.waiters import MAX_WAIT_S, waiters_for
 
 router = APIRouter()
 
@@ -83,7 +85,24 @@ async def hotlist(
     since: Annotated[int | None, Query(ge=0, description="Version the client holds.")] = None,
     format: Annotated[Literal["json", "csv", "parquet"], Query()] = "json",
     if_none_match: Annotated[str | None, Header()] = None,
+    wait: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=MAX_WAIT_S,
+            description="With since: seconds to wait for a newer version (304 if none).",
+        ),
+    ] = 0,
 ) -> Response:
+    stamps = stamps_for(served.data_dir)
+    if stamps.due(who.consumer.name):  # when this copy last polled (hotlist.serve.seen)
+        await run_in_threadpool(stamps.stamp, who.consumer.name)
+    if wait and since is not None:
+        newer = await waiters_for(served.versions).other_than(since, wait)
+        if newer is None:
+            this.element = f"wait for a version after {since}"
+            this.outcome = "granted: nothing newer"
+            return Response(status_code=304, headers={"X-Hotlist-Version": str(since)})
     loaded = await _current(served, wait=True)
     full = since is None or since > loaded.version
     upserts, removals = loaded.by_plate.clear(), pl.Series("entry_id", [], pl.Int64)

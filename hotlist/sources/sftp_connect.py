@@ -102,7 +102,7 @@ def _fast_transport(sock: Any, **kwargs: Any) -> paramiko.Transport:
     return transport
 
 
-def _connect(
+def connect(
     endpoint: Endpoint, source: SourceConfig, key: paramiko.PKey, known_hosts: Path
 ) -> paramiko.SSHClient:
     client = paramiko.SSHClient()
@@ -190,7 +190,7 @@ def _is_refusal(exc: paramiko.AuthenticationException) -> bool:
 def sftp_session(
     endpoint: Endpoint, source: SourceConfig, key: paramiko.PKey, known_hosts: Path
 ) -> Iterator[paramiko.SFTPClient]:
-    client = _connect(endpoint, source, key, known_hosts)
+    client = connect(endpoint, source, key, known_hosts)
     try:
         with translated(endpoint, endpoint.directory, source):
             transport = client.get_transport()

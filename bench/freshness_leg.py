@@ -1,0 +1,203 @@
+"""The freshness leg: from day 2's files dropped to their removals gone from every
+following patrol copy.
+
+    .venv/bin/python -m bench.freshness_leg [--runs 5] [--followers 1] [--ncic-rows 0]
+
+Each run starts from nothing: ``hotlist serve`` and ``hotlist watch --interval 1`` as
+processes of their own, ``followers`` consumers following with the reference client
+(:class:`hotlist.serve.client.Follower`, one thread each, in this process), day 1 dropped
+and followed, then day 2 dropped. A follower's latency is the time from the drop to its
+copy holding the last version day 2 published (both sources' removals applied; that
+the removed records are then gone from the copy is what ``tests/test_freshness_e2e.py``
+checks). ``--ncic-rows 0`` uses the
+demo's two days (~300 NCIC lines); a number uses the benchmark's generated extract of
+that many lines (1 % removed on day 2).
+
+Prints p50, p95 and max over every follower of every run, and writes them to
+``bench/out/freshness.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from hotlist.serve import consumers as reg
+from hotlist.serve.client import Follower, PullResult
+from hotlist.store.state import read_state
+
+OUT = Path(__file__).parent / "out"
+FILES = ("svs.tbl", "sfr.tbl", "slr.tbl", "VEHEXTRT.txt")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _stage(day: Path, drop: Path) -> None:
+    for name in FILES:
+        if (day / name).exists():
+            shutil.copyfile(day / name, drop / name)
+
+
+def _days(root: Path, ncic_rows: int) -> tuple[Path, Path, frozenset[str]]:
+    """Day 1, day 2, and the day-2 files expected to be refused."""
+    if ncic_rows:
+        from hotlist.samples import write_bench_dataset
+
+        found = write_bench_dataset(root / "upstream", ncic_rows=ncic_rows)
+        return found.day1, found.day2, frozenset()
+    from hotlist.samples import write_demo_days
+
+    days = write_demo_days(root / "upstream")
+    return days.day1, days.day2, frozenset({days.bad_file.name})
+
+
+FEED_FILES = {"svs": "svs.tbl", "sfr": "sfr.tbl", "slr": "slr.tbl", "ncic": "VEHEXTRT.txt"}
+
+
+def _applied(data_dir: Path, day: Path, refused: frozenset[str]) -> bool:
+    """Every file of ``day`` (but the ones expected to be refused) is the one applied last."""
+    feeds = read_state(data_dir).get("feeds", {})
+    for feed, name in FEED_FILES.items():
+        if name in refused:
+            continue
+        sha = hashlib.sha256((day / name).read_bytes()).hexdigest()
+        last = (feeds.get(feed) or {}).get("last_good_file") or {}
+        if last.get("sha256") != sha:
+            return False
+    return True
+
+
+def _settled(
+    data_dir: Path,
+    copies: dict[str, list[tuple[float, int]]],
+    day: Path,
+    refused: frozenset[str],
+) -> int:
+    """The published version once ``day`` is applied and every copy holds that version."""
+    while True:
+        if _applied(data_dir, day, refused):
+            version = int(read_state(data_dir).get("hotlist_version", 0))
+            if all(p and p[-1][1] == version for p in copies.values()):
+                return version
+        time.sleep(0.05)
+
+
+def one_run(root: Path, days: tuple[Path, Path, frozenset[str]], followers: int) -> list[float]:
+    drop, config = root / "drop", root / "hotlist.toml"
+    drop.mkdir(parents=True)
+    source = f'url = "file://{drop}"\nguards = {{max_removal_share = 0.5}}\n'
+    config.write_text(f'data_dir = "data"\n[sources.svs]\n{source}[sources.ncic]\n{source}')
+    data_dir = root / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HOTLIST_", "PREFECT_API"))}
+    env["PREFECT_HOME"] = str(root / "prefect-home")
+    keys = [
+        reg.add(data_dir, f"car-{i}", "CA0190000", "Bench PD", reg.AgencyKind.CA_LOCAL)
+        for i in range(followers)
+    ]
+    port = _free_port()
+    hotlist = [sys.executable, "-m", "hotlist"]
+    logs = {n: open(root / f"{n}.log", "wb") for n in ("serve", "watch")}  # noqa: SIM115
+    procs = [
+        subprocess.Popen(
+            [*hotlist, "serve", "-c", str(config), "--port", str(port)],
+            stdout=logs["serve"], stderr=subprocess.STDOUT, env=env,
+        ),
+        subprocess.Popen(
+            [*hotlist, "watch", "-c", str(config), "--interval", "1"],
+            stdout=logs["watch"], stderr=subprocess.STDOUT, env=env,
+        ),
+    ]  # fmt: skip
+    pulls: dict[str, list[tuple[float, int]]] = {f"car-{i}": [] for i in range(followers)}
+    running: list[tuple[Follower, threading.Thread]] = []
+    try:
+        _stage(days[0], drop)
+        for i, key in enumerate(keys):
+            seen = pulls[f"car-{i}"]
+
+            def record(result: PullResult, seen: list[tuple[float, int]] = seen) -> None:
+                seen.append((time.monotonic(), result.version))
+
+            follower = Follower(
+                f"http://127.0.0.1:{port}", key, f"car{i}", "patrol", root / f"copy-{i}",
+                on_pull=record,
+            )  # fmt: skip
+            thread = threading.Thread(target=follower.run, daemon=True)
+            thread.start()
+            running.append((follower, thread))
+        _settled(data_dir, pulls, days[0], frozenset())
+        dropped = time.monotonic()
+        _stage(days[1], drop)
+        final = _settled(data_dir, pulls, days[1], days[2])
+        return [min(t for t, v in seen if v >= final) - dropped for seen in pulls.values()]
+    finally:
+        for follower, _ in running:
+            follower.stop()
+        for _, thread in running:
+            thread.join(timeout=60)
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=120)
+        for log in logs.values():
+            log.close()
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--followers", type=int, default=1)
+    parser.add_argument("--ncic-rows", type=int, default=0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="hotlist-freshness-") as tmp:
+        days = _days(Path(tmp), args.ncic_rows)
+        latencies: list[float] = []
+        per_run: list[dict[str, float]] = []
+        for n in range(args.runs):
+            run = one_run(Path(tmp) / f"run-{n}", days, args.followers)
+            latencies += run
+            per_run.append({"p50": statistics.median(run), "max": max(run)})
+            print(f"run {n + 1}: p50 {statistics.median(run):.2f} s, max {max(run):.2f} s")
+    with open("/proc/loadavg") as fh:
+        load = fh.read().split()[:3]
+    result: dict[str, Any] = {
+        "data": f"NCIC {args.ncic_rows} lines" if args.ncic_rows else "demo days",
+        "followers": args.followers,
+        "runs": args.runs,
+        "p50_s": statistics.median(latencies),
+        "p95_s": percentile(latencies, 0.95),
+        "max_s": max(latencies),
+        "per_run": per_run,
+        "load_average": load,
+        "cpus": os.cpu_count(),
+    }
+    print(json.dumps(result, indent=2))
+    OUT.mkdir(exist_ok=True)
+    (OUT / "freshness.json").write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

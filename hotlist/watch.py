@@ -1,0 +1,160 @@
+"""Watch the sources for a change and run the ingest and its purge as soon as one lands.
+
+Each source is checked every ``[sources.X] poll_seconds`` (or ``--interval``) with a stat
+of its files and their companions (:mod:`hotlist.sources.probe`): no content is read and
+an SFTP session stays open between checks. When the marks moved since the last check
+(or on the first check, since nothing says what happened while nobody watched), the
+source's ingest runs, then its purge; what the marks were before the ingest is kept, so a
+file replaced during the ingest is seen at the next check.
+
+A check that cannot reach the server, or an ingest that failed on a dropped connection,
+leaves the marks as they were: the next check tries again. A file that was refused
+keeps its marks: it is not fetched again until it changes.
+
+Stopping (:meth:`Watcher.stop`, which SIGTERM and Ctrl-C call in ``hotlist watch``) is
+honoured between steps: an ingest or purge under way finishes first.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+from hotlist.config import Settings
+from hotlist.sources import FetchError
+from hotlist.sources.probe import Marks, Prober
+
+log = logging.getLogger("hotlist.watch")
+
+#: Runs a source's ingest and purge; returns a one-line summary (names and counts only).
+OnChange = Callable[[str], str]
+
+
+@dataclass
+class Watched:
+    """One source under watch: its prober, its interval, and the marks last acted on."""
+
+    name: str
+    prober: Prober
+    every_s: float
+    marks: Marks | None = None
+    due: float = 0.0
+    checks: int = 0
+    runs: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+def changed_names(before: Marks | None, after: Marks) -> list[str]:
+    """The names whose marks differ (every name when there were no marks before)."""
+    if before is None:
+        return sorted(after)
+    return sorted(n for n in set(before) | set(after) if before.get(n) != after.get(n))
+
+
+class Watcher:
+    """The change-detection loop over the configured sources (or the ones named)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        on_change: OnChange,
+        sources: list[str] | None = None,
+        interval_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        names = sources or sorted(settings.sources)
+        self.on_change = on_change
+        self.clock = clock
+        self.watched = [
+            Watched(
+                name,
+                Prober(settings.source(name)),
+                interval_s or settings.source(name).poll_seconds,
+            )
+            for name in names
+        ]
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """Stop after the step under way (safe from a signal handler)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self, max_seconds: float | None = None) -> None:
+        """Check each source when due until stopped (or ``max_seconds`` have passed)."""
+        ends = None if max_seconds is None else self.clock() + max_seconds
+        with ExitStack() as stack:
+            for w in self.watched:
+                stack.enter_context(w.prober)
+            while not self._stop.is_set():
+                for w in self.watched:
+                    if self._stop.is_set():
+                        break
+                    if self.clock() >= w.due:
+                        self.check(w)
+                        w.due = self.clock() + w.every_s
+                now = self.clock()
+                if ends is not None and now >= ends:
+                    break
+                wake = min(w.due for w in self.watched)
+                if ends is not None:
+                    wake = min(wake, ends)
+                self._stop.wait(max(0.0, wake - now))
+
+    def check(self, w: Watched) -> bool:
+        """One check of one source; True when its ingest ran."""
+        w.checks += 1
+        try:
+            marks = w.prober.probe()
+        except FetchError as exc:
+            log.warning("%s: the change check failed, retrying at the next one: %s", w.name, exc)
+            return False
+        moved = changed_names(w.marks, marks)
+        if not moved:
+            return False
+        if self._stop.is_set():
+            return False
+        log.info("%s: changed upstream (%s); ingesting", w.name, ", ".join(moved))
+        w.runs += 1
+        try:
+            summary = self.on_change(w.name)
+        except FetchError as exc:
+            w.failures.append(exc.kind.value)
+            if exc.transient:
+                log.warning("%s: the fetch failed, retrying at the next check: %s", w.name, exc)
+                return True
+            log.error("%s: the fetch failed: %s", w.name, exc)
+        except Exception as exc:
+            w.failures.append(type(exc).__name__)
+            log.error("%s: the ingest failed: %s", w.name, exc)
+        else:
+            log.info("%s: %s", w.name, summary)
+        w.marks = marks
+        return True
+
+
+def ingest_and_purge(settings: Settings, source: str) -> str:
+    """The ingest of ``source``, then (when a file applied) the purge, in this process."""
+    from hotlist.ingest import IngestFailed, ingest_source
+    from hotlist.purge import default_prefect_home, purge
+
+    try:
+        outcomes = ingest_source(settings, source)
+        failed: IngestFailed | None = None
+    except IngestFailed as exc:
+        outcomes, failed = list(exc.outcomes), exc
+    applied = [o for o in outcomes if getattr(o, "verdict", None) == "applied"]
+    summary = f"{len(applied)} files applied"
+    if applied:
+        result = purge(settings, default_prefect_home(), list(settings.purge.scan_paths))
+        summary += f"; purge run {result.run_id}: {result.purged} records purged"
+    if failed is not None:
+        raise failed
+    return summary
