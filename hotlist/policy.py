@@ -52,6 +52,13 @@ SCHEDULES = (
         " Pacific), with a catch-up run three hours after each for a late extract.",
     ),
     Schedule(
+        "watch-sources",
+        ("interval 3600",),
+        "Between those runs each source is checked for a changed file every poll interval"
+        " (60 seconds unless configured otherwise; the check reads no record), and a changed"
+        " file is fetched and applied at once.",
+    ),
+    Schedule(
         "purge-sweep",
         ("45 * * * *",),
         "Every applied upstream file starts a purge, which erases what upstream removed and"

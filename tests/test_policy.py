@@ -131,7 +131,10 @@ def test_an_unknown_policy_key_stops_the_configuration_with_its_name(tmp_path: P
 
 def test_the_cadence_the_policy_states_is_the_one_prefect_deploys() -> None:
     deployed = {
-        d["name"]: tuple(s["cron"] for s in d.get("schedules", []))
+        d["name"]: tuple(
+            s["cron"] if "cron" in s else f"interval {s['interval']}"
+            for s in d.get("schedules", [])
+        )
         for d in yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
     }
     assert {s.deployment: s.crons for s in SCHEDULES} == deployed
