@@ -71,8 +71,9 @@ def registry_path(data_dir: Path) -> Path:
 
 
 @contextmanager
-def registry(data_dir: Path) -> Iterator[sqlite3.Connection]:
-    path = registry_path(data_dir)
+def private_sqlite(path: Path, schema: str) -> Iterator[sqlite3.Connection]:
+    """A serving-state SQLite file: 0600 from its creation, WAL, deleted rows overwritten,
+    ``schema`` applied (idempotent)."""
     fresh = not path.exists()
     con = sqlite3.connect(path, timeout=30, isolation_level=None)
     try:
@@ -80,10 +81,16 @@ def registry(data_dir: Path) -> Iterator[sqlite3.Connection]:
             path.chmod(0o600)
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA secure_delete=ON")
-        con.executescript(SCHEMA)
+        con.executescript(schema)
         yield con
     finally:
         con.close()
+
+
+@contextmanager
+def registry(data_dir: Path) -> Iterator[sqlite3.Connection]:
+    with private_sqlite(registry_path(data_dir), SCHEMA) as con:
+        yield con
 
 
 def hash_key(key: str) -> str:

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from hotlist.serve.consumers import Consumer
+from hotlist.serve.consumers import Consumer, private_sqlite
 from hotlist.store import private_dir
 
 #: Seconds between two stamps of the same consumer (the stamp is that coarse).
@@ -42,17 +42,8 @@ def seen_path(data_dir: Path) -> Path:
 
 @contextmanager
 def _store(data_dir: Path) -> Iterator[sqlite3.Connection]:
-    path = seen_path(data_dir)
-    fresh = not path.exists()
-    con = sqlite3.connect(path, timeout=30, isolation_level=None)
-    try:
-        if fresh:
-            path.chmod(0o600)
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute(SCHEMA)
+    with private_sqlite(seen_path(data_dir), SCHEMA) as con:
         yield con
-    finally:
-        con.close()
 
 
 class PullStamps:
