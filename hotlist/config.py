@@ -234,14 +234,51 @@ class AuditConfig(_Strict):
     retention_months: int = Field(24, ge=12)
 
 
+class ServeConfig(_Strict):
+    """Where the patrol API keeps its state (``docs/deploy.md``).
+
+    Without ``database_url`` everything is local to ``data_dir`` (one machine, the demo).
+    With it, consumers, keys, acknowledgements, pull stamps and the SB 34 access log live
+    in PostgreSQL, shared by every ``hotlist serve`` replica and the command line."""
+
+    #: ``postgresql://user@host:port/db`` (a password comes from ``PGPASSWORD`` or
+    #: ``~/.pgpass``, never from this file).
+    database_url: str | None = None
+    #: The published versions, on storage every replica reads (default data_dir/published).
+    published_dir: Path | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, url: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in {"postgresql", "postgres"}:
+            raise ValueError(f"database_url must be postgresql://..., not {parts.scheme or url!r}")
+        if parts.password:
+            raise ValueError(
+                "database_url carries a password; keep it out of the configuration file"
+                " (PGPASSWORD or ~/.pgpass)"
+            )
+        return url
+
+
 class Settings(_Strict):
     """The whole configuration."""
 
     data_dir: Path = Path("data")
+    serve: ServeConfig = ServeConfig()
     access: AccessConfig = AccessConfig()
     purge: PurgeConfig = PurgeConfig()
     audit: AuditConfig = AuditConfig()
     sources: dict[Literal["svs", "ncic"], SourceConfig]
+
+    @property
+    def published_dir(self) -> Path:
+        """Where published versions are written, served from, and erased."""
+        return self.serve.published_dir or self.data_dir / "published"
 
     def source(self, name: str) -> SourceConfig:
         try:
@@ -369,6 +406,10 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
     base = path.parent if path is not None else Path.cwd()
     if not settings.data_dir.is_absolute():
         settings = settings.model_copy(update={"data_dir": (base / settings.data_dir).resolve()})
+    shared = settings.serve.published_dir
+    if shared is not None and not shared.is_absolute():
+        serve = settings.serve.model_copy(update={"published_dir": (base / shared).resolve()})
+        settings = settings.model_copy(update={"serve": serve})
     if os.path.lexists(settings.data_dir) and not settings.data_dir.is_dir():
         # Else readers fail deep inside with a traceback, and writers cannot create it.
         raise ConfigError(

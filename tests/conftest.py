@@ -10,7 +10,7 @@ import pytest
 from hotlist.config import Settings, load_settings
 from tests.builders import Drop
 
-pytest_plugins = ["tests.real_components"]
+pytest_plugins = ["tests.real_components", "tests.pg_server"]
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ MARKER = "real_component"
 #: Fixtures that start a real outside part: a test using one is a real-component test.
 REAL_FIXTURES = frozenset(
     {"sshd", "own_sshd", "remote_dir", "make_source", "prefect_api", "server", "deployed"}
-    | {"api", "chromium", "browser"}
+    | {"api", "chromium", "browser", "postgres", "pg_url"}
 )
 
 
@@ -29,7 +29,7 @@ def running_in_ci() -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{MARKER}: needs a real outside part (sshd, a Prefect server, uvicorn, Chromium);"
+        f"{MARKER}: needs a real outside part (sshd, a Prefect server, uvicorn, Chromium, PostgreSQL);"
         " under CI=true a skip is a failure",
     )
 

@@ -16,6 +16,7 @@ import typer
 from hotlist.cli import (
     audit,
     consumers,
+    db,
     demo,
     ingest,
     lookup,
@@ -40,5 +41,6 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(report.app, name="report")
 app.add_typer(consumers.app, name="consumers")
 app.add_typer(policy.app, name="policy")
+app.add_typer(db.app, name="db")
 
 __all__ = ["app"]

@@ -90,6 +90,8 @@ KNOWN_ERRORS = (
     KnownError("hotlist.feed_clock", "ClockError", "clock not reset", ExitCode.FAILED),
     KnownError("hotlist.store.control", "NoStore", "no store", ExitCode.NOT_FRESH),
     KnownError("hotlist.store.lock", "StoreBusy", "store busy", ExitCode.FAILED),
+    KnownError("hotlist.pg", "DatabaseUnavailable", "database", ExitCode.FAILED),
+    KnownError("hotlist.pg", "SchemaNotCurrent", "database schema", ExitCode.FAILED),
 )
 
 
