@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Message, Receive, Send
 
 from hotlist import normalize as norm
+from hotlist.lookup import BadQuery, plate_query, state_query
 from hotlist.serve import versions
 from hotlist.serve.deps import Access, Problem, Services
 from hotlist.serve.gate import (
@@ -102,9 +103,8 @@ async def lookup(served: Services, this: Access, body: LookupRequest) -> dict[st
         + (f" state {body.state}" if body.state else "")
         + (" fuzzy" if body.fuzzy else "")
     )
+    plate, state = _query(body.plate, body.state, "body")
     version = await loaded(served)
-    plate = norm.plate_value(body.plate)
-    state = norm.state_value(body.state) if body.state else None
     hits = version.index.hits(plate, state)
     candidates = _candidates(version, plate, state) if body.fuzzy and plate else []
     this.outcome = f"granted: {len(hits)} hits"
@@ -118,12 +118,12 @@ async def lookup(served: Services, this: Access, body: LookupRequest) -> dict[st
 
 async def batch(served: Services, this: Access, body: BatchRequest) -> dict[str, Any]:
     """Each read's hits, in the reads' order; each read noted for its own access record."""
+    queries = [_query(r.plate, r.state, f"body.reads.{i}") for i, r in enumerate(body.reads)]
     version = await loaded(served)
     index = version.index
     results, reads = [], []
-    for read in body.reads:
-        state = norm.state_value(read.state) if read.state else None
-        hits = index.hits(norm.plate_value(read.plate), state)
+    for read, (plate, state) in zip(body.reads, queries, strict=True):
+        hits = index.hits(plate, state)
         results.append({"plate": read.plate, "state": read.state, "hits": hits})
         element = f"plate {read.plate}" + (f" state {read.state}" if read.state else "")
         reads.append((element, f"granted: {len(hits)} hits"))
@@ -131,6 +131,17 @@ async def batch(served: Services, this: Access, body: BatchRequest) -> dict[str,
     this.element = f"batch of {len(reads)} reads"
     this.outcome = f"granted: {len(reads)} reads"
     return {"version": version.version, "results": results}
+
+
+def _query(plate: str, state: str | None, where: str) -> tuple[str, str | None]:
+    """A read as the lists hold it, the same rule as ``hotlist lookup``'s (NFKC first, so a
+    full-width plate matches; a state must be a known code), or a 422 naming the field
+    and why (never its value: it may be a plate)."""
+    try:
+        return plate_query(plate), state_query(state) if state else None
+    except BadQuery as exc:
+        field = "plate" if str(exc).startswith(("the plate", "a plate")) else "state"
+        raise Problem(422, "Invalid request", f"{where}.{field}: {exc}") from None
 
 
 def _candidates(loaded: Loaded, plate: str, state: str | None) -> list[dict[str, Any]]:
