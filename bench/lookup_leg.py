@@ -107,12 +107,12 @@ def server(config: Path) -> Iterator[tuple[int, int]]:
 def consumer_key(config: Path, name: str) -> str:
     from hotlist.config import load_settings
     from hotlist.serve import consumers as reg
+    from hotlist.serve.registry import registry_for
 
-    data_dir = load_settings(config).data_dir
-    known = {c.name for c in reg.all_consumers(data_dir)}
-    if name in known:
-        return reg.rotate(data_dir, name)
-    return reg.add(data_dir, name, "CA0190000", "Bench PD", reg.AgencyKind.CA_LOCAL)
+    with registry_for(load_settings(config)) as registry:
+        if name in {c.name for c in registry.all_consumers()}:
+            return registry.rotate(name)
+        return registry.add(name, "CA0190000", "Bench PD", reg.AgencyKind.CA_LOCAL)
 
 
 def plates_of(config: Path, count: int) -> list[str]:

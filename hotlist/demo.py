@@ -110,16 +110,14 @@ def _run(days: DemoDays, drop: Path, config: Path, home: Path, console: Console)
     from hotlist.serve import consumers as reg
     from hotlist.serve.app import serving
     from hotlist.serve.client import pull
+    from hotlist.serve.registry import registry_for
     from hotlist.status import feed_statuses
 
     settings = load_settings(config)
-    key = reg.add(
-        settings.data_dir,
-        "demo-patrol",
-        "CA0190000",
-        "Demo Police Department",
-        reg.AgencyKind.CA_LOCAL,
-    )
+    with registry_for(settings) as registry:
+        key = registry.add(
+            "demo-patrol", "CA0190000", "Demo Police Department", reg.AgencyKind.CA_LOCAL
+        )
     runs = Table(title="flow runs (Prefect) and the patrol copy (HTTP API)")
     for col in ("day", "step", "state", "detail"):
         runs.add_column(col)

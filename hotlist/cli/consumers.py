@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -22,11 +22,25 @@ from hotlist.cli.common import (
     write_out,
 )
 
+if TYPE_CHECKING:
+    from hotlist.config import Settings
+    from hotlist.serve.registry import Registry
+
 app = typer.Typer(no_args_is_help=True, help="Patrol systems that pull the hotlist.")
 
 KeyFileOption = Annotated[
     Path | None, typer.Option(help="Write the key here (mode 0600) instead of printing it.")
 ]
+
+
+def registry(settings: Settings, *, writes: bool) -> Registry:
+    """The configured registry: PostgreSQL with ``[serve] database_url`` (data_dir is then
+    not needed), else data_dir's files (created by a command that writes, else required)."""
+    from hotlist.serve.registry import registry_for
+
+    if settings.serve.database_url is None:
+        (writable_data_dir if writes else existing_data_dir)(settings)
+    return registry_for(settings)
 
 
 def deliver_key(key: str, key_file: Path | None) -> None:
@@ -59,8 +73,8 @@ def consumers_add(
         fail(f"--agency-kind must be one of {kinds}", ExitCode.USAGE)
     # The key is shown once: where it goes is checked before the consumer exists.
     writable_file_option(key_file, "--key-file")
-    data_dir = writable_data_dir(settings_from(config))
-    key = reg.add(data_dir, name, agency_ori, agency_name, kind)
+    with registry(settings_from(config), writes=True) as consumers:
+        key = consumers.add(name, agency_ori, agency_name, kind)
     if not kind.may_receive:
         warn(f"{kind.value} agencies are registered but refused all data (SB 34)")
     deliver_key(key, key_file)
@@ -69,15 +83,16 @@ def consumers_add(
 @app.command("list")
 def consumers_list(config: ConfigOption = None) -> None:
     """Every consumer, its agency, and the hotlist version it last confirmed."""
-    from hotlist.serve import consumers as reg
     from hotlist.store.state import read_state
 
-    data_dir = existing_data_dir(settings_from(config))
-    current = read_state(data_dir).get("hotlist_version", 0)
+    settings = settings_from(config)
+    with registry(settings, writes=False) as consumers:
+        listed = consumers.all_consumers()
+    current = read_state(settings.data_dir).get("hotlist_version", 0)
     table = Table(title="consumers")
     for col in ("name", "agency", "kind", "status", "acked version", "lag", "acked at"):
         table.add_column(col)
-    for c in reg.all_consumers(data_dir):
+    for c in listed:
         lag = "-" if c.acked_version is None else str(current - c.acked_version)
         table.add_row(*cells(
             c.name, f"{c.agency_name} ({c.agency_ori})", c.agency_kind.value,
@@ -89,9 +104,8 @@ def consumers_list(config: ConfigOption = None) -> None:
 @app.command("revoke")
 def consumers_revoke(name: str, config: ConfigOption = None) -> None:
     """Revoke a consumer's key: its requests are refused from now on."""
-    from hotlist.serve import consumers as reg
-
-    reg.revoke(existing_data_dir(settings_from(config)), name)
+    with registry(settings_from(config), writes=False) as consumers:
+        consumers.revoke(name)
     console.print(f"revoked {name}")
 
 
@@ -100,8 +114,7 @@ def consumers_rotate(
     name: str, key_file: KeyFileOption = None, config: ConfigOption = None
 ) -> None:
     """Replace a consumer's key; the old one stops working at once."""
-    from hotlist.serve import consumers as reg
-
     writable_file_option(key_file, "--key-file")
-    key = reg.rotate(existing_data_dir(settings_from(config)), name)
+    with registry(settings_from(config), writes=False) as consumers:
+        key = consumers.rotate(name)
     deliver_key(key, key_file)

@@ -79,10 +79,10 @@ def _feed_table(statuses: list[FeedStatus]) -> None:
 
 
 def _consumer_lag(settings: Settings) -> None:
-    from hotlist.serve import consumers as reg
+    from hotlist.serve.registry import has_registry, registry_for
     from hotlist.store.state import read_state
 
-    if not reg.registry_path(settings.data_dir).exists():
+    if not has_registry(settings):
         return
     current = int(read_state(settings.data_dir).get("hotlist_version", 0))
     from hotlist.serve.seen import copy_states
@@ -91,8 +91,9 @@ def _consumer_lag(settings: Settings) -> None:
     columns = ("consumer", "agency", "acked version", "lag (versions)", "acked at", "last pull")
     for col in (*columns, "copy"):
         table.add_column(col)
-    consumers = reg.all_consumers(settings.data_dir)
-    states = copy_states(settings.data_dir, consumers, current, settings.purge.consumer_sla_hours)
+    with registry_for(settings) as registry:
+        consumers, pulls = registry.all_consumers(), registry.last_pulls()
+    states = copy_states(pulls, consumers, current, settings.purge.consumer_sla_hours)
     by_name = {c.name: c for c in consumers}
     for s in states:
         c = by_name[s.consumer]

@@ -19,7 +19,8 @@ import duckdb
 import polars as pl
 
 from hotlist.config import Settings
-from hotlist.serve.consumers import Consumer, ack_history, all_consumers
+from hotlist.serve.consumers import Consumer
+from hotlist.serve.registry import registry_for
 from hotlist.store.control import read_only
 from hotlist.timefmt import iso
 
@@ -227,9 +228,10 @@ def deletion_report(
     with contextlib.ExitStack() as stack:
         if con is None:  # a reader: waits, bounded and saying so, while a writer runs
             con = stack.enter_context(read_only(settings.data_dir))
+        registry = stack.enter_context(registry_for(settings))
         rows = deletion_rows(
-            con, since=since, run_id=run_id, consumers=all_consumers(settings.data_dir),
-            acks=ack_history(settings.data_dir),
+            con, since=since, run_id=run_id, consumers=registry.all_consumers(),
+            acks=registry.ack_history(),
         )  # fmt: skip
         runs = [run_id] if run_id is not None else rows["purge_run"].drop_nulls().to_list()
         checked = verifications(con, runs)
@@ -249,10 +251,9 @@ def _copies_behind(settings: Settings, now: dt.datetime) -> str:
     from hotlist.store.state import read_state
 
     current = int(read_state(settings.data_dir).get("hotlist_version", 0))
-    consumers = all_consumers(settings.data_dir)
-    return describe(
-        copy_states(settings.data_dir, consumers, current, settings.purge.consumer_sla_hours, now)
-    )
+    with registry_for(settings) as registry:
+        consumers, pulls = registry.all_consumers(), registry.last_pulls()
+    return describe(copy_states(pulls, consumers, current, settings.purge.consumer_sla_hours, now))
 
 
 def _overall(checked: list[dict[str, Any]]) -> str:

@@ -52,6 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
         yield
         services.log_sync.stop()
         services.access_log.close()  # its segment and lock descriptors with it
+        services.close_registry()
 
     app = FastAPI(
         title="hotlist patrol API",

@@ -4,9 +4,12 @@ SB 34 lets a California public agency share ALPR information only with another
 California public agency: consumers of a federal, out-of-state or private agency are
 registered (so their refusals are logged against a name) but never receive data.
 
-Keys are 32 random bytes shown once; only their SHA-256 is stored. The registry is a
-SQLite file (``data_dir/serve/consumers.sqlite``): the API and the CLI both write to it
-(acks, registrations), and SQLite's locking serializes them without the store's writer.
+Keys are 32 random bytes shown once; only their SHA-256 is stored. This module holds the
+registry's types and its local implementation, a SQLite file
+(``data_dir/serve/consumers.sqlite``): the API and the CLI both write to it (acks,
+registrations), and SQLite's locking serializes them without the store's writer. With
+``[serve] database_url`` the registry lives in PostgreSQL instead
+(:mod:`hotlist.serve.registry_pg`); :func:`hotlist.serve.registry.registry_for` picks.
 """
 
 from __future__ import annotations
@@ -66,6 +69,11 @@ class ConsumerError(Exception):
     """A registry operation cannot be done; the message says why."""
 
 
+class KeysUnavailable(Exception):
+    """The server cannot tell which keys are valid now (its registry is out of reach):
+    it refuses every request rather than honour a key that may have been revoked."""
+
+
 def registry_path(data_dir: Path) -> Path:
     return private_dir(data_dir / "serve") / "consumers.sqlite"
 
@@ -97,11 +105,26 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _now() -> str:
+def new_key() -> str:
+    """A new API key: 32 random bytes, URL-safe, prefixed so a leaked one is recognizable."""
+    return "hl_" + secrets.token_urlsafe(32)
+
+
+def check_agency(ori: str, kind: AgencyKind) -> None:
+    """A consumer said to be of a California agency must carry a California ORI."""
+    if kind.may_receive and not is_california_ori(ori):
+        raise ConsumerError(
+            f"a {kind.value} agency's ORI is 9 characters starting CA; {ori!r} is not"
+        )
+
+
+def now_iso() -> str:
+    """The registry's timestamps: ISO 8601 UTC text, in SQLite and PostgreSQL alike."""
     return dt.datetime.now(dt.UTC).isoformat()
 
 
-def _row(r: tuple[object, ...]) -> Consumer:
+def row_consumer(r: tuple[object, ...]) -> Consumer:
+    """A consumer from a row of :data:`COLUMNS` (the same in SQLite and PostgreSQL)."""
     return Consumer(
         name=str(r[0]), agency_ori=str(r[1]), agency_name=str(r[2]),
         agency_kind=AgencyKind(str(r[3])), created_at=str(r[4]),
@@ -111,7 +134,7 @@ def _row(r: tuple[object, ...]) -> Consumer:
     )  # fmt: skip
 
 
-_COLUMNS = (
+COLUMNS = (
     "name, agency_ori, agency_name, agency_kind, created_at, revoked_at, acked_version, acked_at"
 )
 
@@ -122,16 +145,13 @@ def add(data_dir: Path, name: str, ori: str, agency_name: str, kind: AgencyKind)
     A consumer said to be of a California agency must carry a California ORI: the API
     refuses any other (:func:`hotlist.access.refusal`), so a key issued for one would be
     a key that never works."""
-    if kind.may_receive and not is_california_ori(ori):
-        raise ConsumerError(
-            f"a {kind.value} agency's ORI is 9 characters starting CA; {ori!r} is not"
-        )
-    key = "hl_" + secrets.token_urlsafe(32)
+    check_agency(ori, kind)
+    key = new_key()
     with registry(data_dir) as con:
         try:
             con.execute(
                 "INSERT INTO consumers VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
-                (name, hash_key(key), ori, agency_name, kind.value, _now()),
+                (name, hash_key(key), ori, agency_name, kind.value, now_iso()),
             )
         except sqlite3.IntegrityError:
             raise ConsumerError(f"a consumer named {name!r} exists already") from None
@@ -139,7 +159,7 @@ def add(data_dir: Path, name: str, ori: str, agency_name: str, kind: AgencyKind)
 
 
 def rotate(data_dir: Path, name: str) -> str:
-    key = "hl_" + secrets.token_urlsafe(32)
+    key = new_key()
     with registry(data_dir) as con:
         cur = con.execute(
             "UPDATE consumers SET key_hash = ? WHERE name = ? AND revoked_at IS NULL",
@@ -154,7 +174,7 @@ def revoke(data_dir: Path, name: str) -> None:
     with registry(data_dir) as con:
         cur = con.execute(
             "UPDATE consumers SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
-            (_now(), name),
+            (now_iso(), name),
         )
         if cur.rowcount != 1:
             raise ConsumerError(f"no active consumer named {name!r}")
@@ -162,22 +182,23 @@ def revoke(data_dir: Path, name: str) -> None:
 
 def all_consumers(data_dir: Path) -> list[Consumer]:
     with registry(data_dir) as con:
-        return [_row(r) for r in con.execute(f"SELECT {_COLUMNS} FROM consumers ORDER BY name")]  # noqa: S608 (a constant column list; values bound)
+        rows = con.execute(f"SELECT {COLUMNS} FROM consumers ORDER BY name").fetchall()  # noqa: S608 (a constant column list)
+    return [row_consumer(r) for r in rows]
 
 
 def by_key(data_dir: Path, key: str) -> Consumer | None:
     with registry(data_dir) as con:
         row = con.execute(
-            f"SELECT {_COLUMNS} FROM consumers WHERE key_hash = ?",  # noqa: S608 (constant columns)
+            f"SELECT {COLUMNS} FROM consumers WHERE key_hash = ?",  # noqa: S608 (constant columns)
             (hash_key(key),),
         ).fetchone()
-    return None if row is None else _row(row)
+    return None if row is None else row_consumer(row)
 
 
 def ack(data_dir: Path, name: str, version: int) -> None:
     """A consumer confirms the version it now holds (never moves backwards). Each advance
     is kept, so a report can tell when this copy dropped a given removal."""
-    now = _now()
+    now = now_iso()
     with registry(data_dir) as con:
         con.execute("BEGIN IMMEDIATE")
         row = con.execute("SELECT acked_version FROM consumers WHERE name = ?", (name,)).fetchone()
@@ -230,10 +251,13 @@ class KeyCache:
         if stamp != self._stamp:
             with self._lock:
                 with registry(self.data_dir) as con:
-                    rows = con.execute(f"SELECT key_hash, {_COLUMNS} FROM consumers").fetchall()  # noqa: S608 (a constant column list; values bound)
-                self._by_hash = {str(r[0]): _row(r[1:]) for r in rows}
+                    rows = con.execute(f"SELECT key_hash, {COLUMNS} FROM consumers").fetchall()  # noqa: S608 (a constant column list; values bound)
+                self._by_hash = {str(r[0]): row_consumer(r[1:]) for r in rows}
                 # The stamp from before the read: a reader's own connection creates and
                 # removes the -wal file, which must not count as a change (it would
                 # re-read the registry on every request); a write during the read does.
                 self._stamp = stamp
         return self._by_hash.get(hash_key(key))
+
+    def close(self) -> None:
+        """Nothing to release: the files are opened per read."""

@@ -17,6 +17,8 @@ from fastapi import Header, Request
 from hotlist import audit
 from hotlist.config import Settings
 from hotlist.serve import consumers as reg
+from hotlist.serve.registry import registry_for
+from hotlist.serve.seen import PullStamps
 from hotlist.serve.versions import HotlistCache
 
 
@@ -90,7 +92,10 @@ class Services:
         self.settings = settings
         self.data_dir = settings.data_dir
         self.versions = HotlistCache(settings.data_dir)
-        self.keys = reg.KeyCache(settings.data_dir)
+        # Consumers, keys, acks and pull stamps: data_dir's SQLite files, or PostgreSQL.
+        self.consumers = registry_for(settings)
+        self.keys = self.consumers.key_cache()
+        self.stamps = PullStamps(self.consumers)
         self.access_log = audit.AccessLogWriter(settings.data_dir)
         self.log_sync = AccessLogSync(self.access_log)
         self.policy_text = policy_text
@@ -99,6 +104,11 @@ class Services:
             for source in settings.sources.values()
             for feed in source.files
         }
+
+    def close_registry(self) -> None:
+        """At shutdown: stop the key cache's listener, release the registry's connections."""
+        self.keys.close()
+        self.consumers.close()
 
     def log(self, access: Access, outcome: str) -> None:
         """Write the request's access-log records (the only place the API writes them):

@@ -35,6 +35,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hotlist.access import SB54_REFUSAL, is_immigration_purpose, refusal
+from hotlist.serve.consumers import KeysUnavailable
 from hotlist.serve.deps import Access, Caller, Problem, Services
 
 #: Request bodies are a plate lookup or an acknowledgement: a few hundred bytes.
@@ -220,11 +221,14 @@ class AccessGate:
             return Problem(403, "Forbidden", SB54_REFUSAL)
         [authorization] = values.get(b"authorization", [""])
         scheme, _, key = authorization.partition(" ")
-        consumer = (
-            self.services.keys.get(key.strip())
-            if scheme.lower() == "bearer" and key.strip()
-            else None
-        )
+        try:
+            consumer = (
+                self.services.keys.get(key.strip())
+                if scheme.lower() == "bearer" and key.strip()
+                else None
+            )
+        except KeysUnavailable as exc:  # fail closed: a revoked key may not be known yet
+            return Problem(503, "Service Unavailable", str(exc))
         if consumer is None:
             return Problem(
                 401, "Unauthorized", "a valid API key is required (Authorization: Bearer <key>)"

@@ -16,7 +16,6 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
-from hotlist.serve import consumers as reg
 from hotlist.serve import lookups, versions
 from hotlist.serve.deps import Access, Caller, Problem, Services, access, caller, services
 from hotlist.serve.gate import MAX_BATCH_READS
@@ -26,7 +25,6 @@ from hotlist.serve.lookups import (
     LookupRequest,
     LookupResponse,
 )
-from hotlist.serve.seen import stamps_for
 from hotlist.serve.versions import Loaded, NoVersion
 from hotlist.serve.waiters import MAX_WAIT_S, waiters_for
 
@@ -94,7 +92,7 @@ async def hotlist(
         ),
     ] = 0,
 ) -> Response:
-    stamps = stamps_for(served.data_dir)
+    stamps = served.stamps
     if stamps.due(who.consumer.name):  # when this copy last polled (hotlist.serve.seen)
         await run_in_threadpool(stamps.stamp, who.consumer.name)
     if wait and since is not None:
@@ -192,6 +190,6 @@ async def ack(body: AckRequest, served: Served, who: Who, this: This) -> AckResp
             "Unknown version",
             f"version {body.version} is newer than the current {loaded.version}",
         )
-    await run_in_threadpool(reg.ack, served.data_dir, who.consumer.name, body.version)
+    await run_in_threadpool(served.consumers.ack, who.consumer.name, body.version)
     this.outcome = "granted"
     return AckResponse(consumer=who.consumer.name, acked_version=body.version)

@@ -1,9 +1,9 @@
 """When each consumer last pulled, and what that says about a copy that fell behind.
 
 The acknowledgement says which version a copy holds; it cannot say why a copy is
-behind. The API stamps each consumer's last pull (``data_dir/serve/last_seen.sqlite``,
-at most once per ``EVERY_S`` per consumer, so a thousand followers cost a few writes a
-second), and :func:`copy_states` tells apart:
+behind. The API stamps each consumer's last pull (``data_dir/serve/last_seen.sqlite``, or
+PostgreSQL's ``last_seen`` with ``[serve] database_url``; at most once per ``EVERY_S`` per
+consumer and server, so a thousand followers cost a few writes a second), and :func:`copy_states` tells apart:
 
 * a copy that **pulls but does not apply**: it pulled well after its last
   acknowledgement, yet acknowledged nothing newer (its apply or its ack fails);
@@ -20,10 +20,11 @@ import datetime as dt
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from hotlist.serve.consumers import Consumer, private_sqlite
 from hotlist.store import private_dir
@@ -46,11 +47,18 @@ def _store(data_dir: Path) -> Iterator[sqlite3.Connection]:
         yield con
 
 
-class PullStamps:
-    """The server's stamper: remembers when it last wrote each consumer's stamp."""
+class StampStore(Protocol):
+    """Where stamps go: the registry (SQLite files or PostgreSQL)."""
 
-    def __init__(self, data_dir: Path, every_s: float | None = None) -> None:
-        self.data_dir = data_dir
+    def stamp(self, consumer: str, at: str) -> None: ...
+
+
+class PullStamps:
+    """The server's stamper: remembers when it last wrote each consumer's stamp, so a
+    consumer's stamp is written at most once per ``every_s`` by this server."""
+
+    def __init__(self, store: StampStore, every_s: float | None = None) -> None:
+        self.store = store
         self.every_s = EVERY_S if every_s is None else every_s
         self._written: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -65,24 +73,17 @@ class PullStamps:
             if not self.due(consumer):
                 return
             self._written[consumer] = time.monotonic()
-        now = dt.datetime.now(dt.UTC).isoformat()
-        with _store(self.data_dir) as con:
-            con.execute(
-                "INSERT INTO last_seen VALUES (?, ?) ON CONFLICT (consumer)"
-                " DO UPDATE SET pulled_at = max(pulled_at, excluded.pulled_at)",
-                (consumer, now),
-            )
+        self.store.stamp(consumer, dt.datetime.now(dt.UTC).isoformat())
 
 
-_STAMPS: dict[Path, PullStamps] = {}
-
-
-def stamps_for(data_dir: Path) -> PullStamps:
-    """The server's one stamper for ``data_dir``."""
-    found = _STAMPS.get(data_dir)
-    if found is None:
-        found = _STAMPS[data_dir] = PullStamps(data_dir)
-    return found
+def stamp(data_dir: Path, consumer: str, at: str) -> None:
+    """Record a pull at ``at`` in the local file, unless a later one is there already."""
+    with _store(data_dir) as con:
+        con.execute(
+            "INSERT INTO last_seen VALUES (?, ?) ON CONFLICT (consumer)"
+            " DO UPDATE SET pulled_at = max(pulled_at, excluded.pulled_at)",
+            (consumer, at),
+        )
 
 
 def last_pulls(data_dir: Path) -> dict[str, dt.datetime]:
@@ -131,14 +132,14 @@ def copy_state(
 
 
 def copy_states(
-    data_dir: Path,
+    pulls: Mapping[str, dt.datetime],
     consumers: list[Consumer],
     current: int,
     consumer_sla_hours: float,
     now: dt.datetime | None = None,
 ) -> list[CopyState]:
-    """The state of every active copy a California public agency may hold."""
-    pulls = last_pulls(data_dir)
+    """The state of every active copy a California public agency may hold, from each
+    consumer's last pull (``Registry.last_pulls()``)."""
     at = now or dt.datetime.now(dt.UTC)
     return [
         copy_state(c, current, pulls.get(c.name), at, consumer_sla_hours)
