@@ -1,5 +1,5 @@
 -- Consumers of the patrol API, their hashed keys, revocations, acknowledgements, pull
--- stamps, and the replicas serving them (hotlist/serve/state.py).
+-- stamps (hotlist/serve/registry_pg.py), and the replicas serving them.
 
 CREATE TABLE consumers (
     name text PRIMARY KEY,
