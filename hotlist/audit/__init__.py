@@ -11,7 +11,6 @@ record.
 """
 
 import datetime as dt
-from pathlib import Path
 
 from hotlist.audit.anchors import Anchor, anchor, publish_artifact
 from hotlist.audit.chain import (
@@ -28,13 +27,14 @@ from hotlist.audit.keys import GENESIS
 from hotlist.audit.retention import expire, retention_months
 from hotlist.audit.segments import segment_paths
 from hotlist.audit.verify import ChainCheck, verify_chain
+from hotlist.audit.where import Where, Writer, writer_for
 
 
-def usage_audit(data_dir: Path, since: dt.datetime | None = None, fmt: str = "html") -> str:
+def usage_audit(where: Where, since: dt.datetime | None = None, fmt: str = "html") -> str:
     """``hotlist audit report``: the usage audit, rendered (see :mod:`hotlist.audit.usage`)."""
     from hotlist.audit.usage_render import usage_audit as run
 
-    return run(data_dir, since, fmt)
+    return run(where, since, fmt)
 
 
 __all__ = [
@@ -43,6 +43,8 @@ __all__ = [
     "AccessRecord",
     "Anchor",
     "ChainCheck",
+    "Where",
+    "Writer",
     "anchor",
     "append",
     "append_many",
@@ -56,4 +58,5 @@ __all__ = [
     "segment_paths",
     "usage_audit",
     "verify_chain",
+    "writer_for",
 ]

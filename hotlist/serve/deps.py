@@ -64,7 +64,7 @@ class AccessLogSync:
     """fsyncs the access log a few times a second instead of once per request: a crash of
     the server loses no record; a power cut at most the last ``every_s`` seconds."""
 
-    def __init__(self, writer: audit.AccessLogWriter, every_s: float = 0.2) -> None:
+    def __init__(self, writer: audit.Writer, every_s: float = 0.2) -> None:
         self.writer = writer
         self.every_s = every_s
         self._stop = threading.Event()
@@ -91,7 +91,7 @@ class Services:
         self.data_dir = settings.data_dir
         self.versions = HotlistCache(settings.data_dir)
         self.keys = reg.KeyCache(settings.data_dir)
-        self.access_log = audit.AccessLogWriter(settings.data_dir)
+        self.access_log = audit.writer_for(settings)
         self.log_sync = AccessLogSync(self.access_log)
         self.policy_text = policy_text
         self.freshness_limits = {
