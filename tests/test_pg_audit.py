@@ -229,3 +229,13 @@ def test_an_identical_record_from_a_writer_a_step_behind_is_not_lost(
     assert second.retries == 1
     check = verify_pg(url, tmp_path)
     assert check.ok and check.records == 2, check.problems
+
+
+def test_verify_without_the_key_fails_once_anything_was_written(url: str, tmp_path: Path) -> None:
+    assert verify_pg(url, tmp_path / "nothing yet").ok  # an empty log, no key: nothing to check
+    writer = PgAccessLogWriter(url, tmp_path / "host1")
+    writer.append(RECORD)
+    writer.close()
+    check = verify_pg(url, tmp_path / "host2")
+    assert not check.ok and "audit key (secrets/audit-hmac.key) is missing" in str(check.problem)
+    assert not key_path(tmp_path / "host2").exists()  # verify never makes one

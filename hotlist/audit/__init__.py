@@ -5,9 +5,11 @@ username, organization, purpose, outcome, channel and client. Records are JSON l
 monthly segments under ``data_dir/audit``, chained with HMAC-SHA256 under a key kept
 outside that directory; the chain's head is anchored outside the log (anchors database,
 control database, deletion reports, Prefect artifacts). ``hotlist audit verify`` checks
-all of it. The log is kept ``[audit] retention_months`` (default 24, at least 12) and the
-purge never touches it: it records who looked, which the law requires to outlive the
-record.
+all of it. With ``[serve] database_url`` the same chain lives in PostgreSQL instead
+(:mod:`hotlist.audit.pg`), shared by every replica and the command line; the readers and
+writers here take the settings and go where they point (:mod:`hotlist.audit.where`).
+The log is kept ``[audit] retention_months`` (default 24, at least 12) and the purge
+never touches it: it records who looked, which the law requires to outlive the record.
 """
 
 import datetime as dt

@@ -9,9 +9,10 @@ writer started with another key is refused rather than forking the chain.
 Appends are serialized by the database, not by a lock held across round trips: a writer
 keeps the head it last saw, chains its records onto it, and sends one statement that
 moves the head only if it is still that one (compare-and-set) and inserts the records in
-the same statement. Another writer got there first: nothing was written, the head is
-re-read and the records chained again. One round trip per request while a writer is
-alone; the primary key on ``seq`` backs the head up.
+the same statement. Another writer got there first: nothing was inserted, the statement
+returned the head as it now is, and the records are chained onto that and sent again.
+One round trip per request while a writer is alone, two when replicas take turns; the
+head row is locked for a statement only, and the primary key on ``seq`` backs it up.
 
 Durability, as with the file log: a server's appends commit with ``synchronous_commit =
 off`` (a crash of the server loses nothing, a crash of PostgreSQL at most about three
@@ -124,7 +125,7 @@ def read_head(con: psycopg.Connection[Any]) -> Head:
     return Head(SEGMENT, int(row[0]), str(row[1]))
 
 
-def _holds_records(con: psycopg.Connection[Any]) -> bool:
+def holds_anything(con: psycopg.Connection[Any]) -> bool:
     row = con.execute(
         "SELECT EXISTS (SELECT FROM access_log) OR EXISTS (SELECT FROM access_log_anchors)"
         " OR EXISTS (SELECT FROM access_log_key)"
@@ -142,7 +143,7 @@ def checked_key(con: psycopg.Connection[Any], url: str, data_dir: Path) -> bytes
     try:
         key = load_key(data_dir, create=False)
     except FileNotFoundError:
-        if _holds_records(con):
+        if holds_anything(con):
             raise ConfigError(
                 f"the access log's key {path} is missing, but the access log in PostgreSQL"
                 f" at {pg.where(url)} was made with one: copy secrets/audit-hmac.key from a"

@@ -26,7 +26,15 @@ import psycopg
 from hotlist import pg
 from hotlist.audit.anchors import Anchor, in_control
 from hotlist.audit.keys import GENESIS, load_key, mac, same
-from hotlist.audit.pg import FIELDS, SEGMENT, SELECT_RECORDS, key_identity, open_log, stored_anchors
+from hotlist.audit.pg import (
+    FIELDS,
+    SEGMENT,
+    SELECT_RECORDS,
+    holds_anything,
+    key_identity,
+    open_log,
+    stored_anchors,
+)
 from hotlist.audit.verify import ChainCheck, report_anchors
 from hotlist.store import control_path
 
@@ -60,6 +68,8 @@ def verify_pg(url: str, data_dir: Path) -> ChainCheck:
         try:
             key = load_key(data_dir, create=False)
         except FileNotFoundError:
+            if not holds_anything(con) and not outside:
+                return _result([], notices, 0, 0, place)  # nothing written yet: nothing to check
             return _result(
                 ["the audit key (secrets/audit-hmac.key) is missing: the log cannot be verified"],
                 notices, 0, 0, place,
