@@ -95,3 +95,35 @@ def test_two_replicas_answering_at_once_keep_one_chain(
     assert [r["seq"] for r in records] == list(range(1, 4 * per_thread + 1))
     check = audit.verify_chain(settings)
     assert check.ok, check.problems
+
+
+def test_no_answer_without_its_record_while_the_database_is_away(
+    make_settings: Callable[..., Settings], drop: Drop, pg_url: str
+) -> None:
+    """PostgreSQL unreachable: the request is refused (500), never answered unlogged; once
+    it is back the writer connects again and the chain goes on."""
+    import psycopg
+
+    settings = _published(make_settings, drop, pg_url)
+    key = reg.add(settings.data_dir, "patrol-1", "CA0190000", "Demo PD", reg.AgencyKind.CA_LOCAL)
+    database = pg_url.rsplit("/", 1)[1]
+    admin = pg_url.rsplit("/", 1)[0] + "/postgres"
+    with running_api(settings) as url, psycopg.connect(admin, autocommit=True) as con:
+
+        def ask() -> httpx.Response:
+            return httpx.post(f"{url}/v1/lookup", json={"plate": "7API001"}, headers=_headers(key))
+
+        assert ask().status_code == 200
+        con.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false'.encode())
+        con.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            (database,),
+        )
+        away = ask()
+        assert away.status_code == 500
+        assert "7API001" not in away.text
+        con.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'.encode())
+        assert ask().status_code == 200
+    assert len(list(audit.records(settings))) == 2
+    check = audit.verify_chain(settings)
+    assert check.ok, check.problems

@@ -327,14 +327,14 @@ class PgAccessLogWriter:
             self._dirty = False  # an append during the flush below sets it again
         with self._sync_mutex:
             try:
-                self._flush()
-            except psycopg.OperationalError:  # a broken connection: once more, on a new one
                 try:
+                    self._flush()
+                except psycopg.OperationalError:  # a broken connection: once more, anew
                     self._flush(fresh=True)
-                except psycopg.Error:
-                    with self._mutex:
-                        self._dirty = True
-                    raise
+            except Exception:  # not durable yet: the next sync tries again
+                with self._mutex:
+                    self._dirty = True
+                raise
 
     def _flush(self, fresh: bool = False) -> None:
         if fresh and self._sync_con is not None:

@@ -8,6 +8,7 @@ the gate writes it to the access log, once, with one call (:meth:`Services.log`)
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -18,6 +19,8 @@ from hotlist import audit
 from hotlist.config import Settings
 from hotlist.serve import consumers as reg
 from hotlist.serve.versions import HotlistCache
+
+logger = logging.getLogger("hotlist.serve")
 
 
 class Problem(Exception):
@@ -79,8 +82,16 @@ class AccessLogSync:
         self.writer.sync()
 
     def _run(self) -> None:
+        failing = False
         while not self._stop.wait(self.every_s):
-            self.writer.sync()
+            try:
+                self.writer.sync()
+            except Exception as exc:  # PostgreSQL away: the next turn tries again
+                if not failing:
+                    logger.warning("access log sync failed, retrying: %s", exc)
+                failing = True
+            else:
+                failing = False
 
 
 class Services:
