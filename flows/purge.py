@@ -25,7 +25,7 @@ def purge_and_verify(config: str | None) -> dict[str, Any]:
     home = Path(prefect.settings.PREFECT_HOME.value())
     result = run_purge(settings, home, list(settings.purge.scan_paths))
     # The access log's head, copied outside this machine's disk (SB 34 tamper evidence).
-    audit.publish_artifact(audit.anchor(settings.data_dir, f"purge flow, run {result.run_id}"))
+    audit.publish_artifact(audit.anchor(settings, f"purge flow, run {result.run_id}"))
     get_run_logger().info(
         "purge run %d: %d records purged, %d files erased; %s",
         result.run_id, result.purged, result.files_erased, result.verification.summary(),

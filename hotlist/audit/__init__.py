@@ -5,13 +5,14 @@ username, organization, purpose, outcome, channel and client. Records are JSON l
 monthly segments under ``data_dir/audit``, chained with HMAC-SHA256 under a key kept
 outside that directory; the chain's head is anchored outside the log (anchors database,
 control database, deletion reports, Prefect artifacts). ``hotlist audit verify`` checks
-all of it. The log is kept ``[audit] retention_months`` (default 24, at least 12) and the
-purge never touches it: it records who looked, which the law requires to outlive the
-record.
+all of it. With ``[serve] database_url`` the same chain lives in PostgreSQL instead
+(:mod:`hotlist.audit.pg`), shared by every replica and the command line; the readers and
+writers here take the settings and go where they point (:mod:`hotlist.audit.where`).
+The log is kept ``[audit] retention_months`` (default 24, at least 12) and the purge
+never touches it: it records who looked, which the law requires to outlive the record.
 """
 
 import datetime as dt
-from pathlib import Path
 
 from hotlist.audit.anchors import Anchor, anchor, publish_artifact
 from hotlist.audit.chain import (
@@ -28,13 +29,14 @@ from hotlist.audit.keys import GENESIS
 from hotlist.audit.retention import expire, retention_months
 from hotlist.audit.segments import segment_paths
 from hotlist.audit.verify import ChainCheck, verify_chain
+from hotlist.audit.where import Where, Writer, writer_for
 
 
-def usage_audit(data_dir: Path, since: dt.datetime | None = None, fmt: str = "html") -> str:
+def usage_audit(where: Where, since: dt.datetime | None = None, fmt: str = "html") -> str:
     """``hotlist audit report``: the usage audit, rendered (see :mod:`hotlist.audit.usage`)."""
     from hotlist.audit.usage_render import usage_audit as run
 
-    return run(data_dir, since, fmt)
+    return run(where, since, fmt)
 
 
 __all__ = [
@@ -43,6 +45,8 @@ __all__ = [
     "AccessRecord",
     "Anchor",
     "ChainCheck",
+    "Where",
+    "Writer",
     "anchor",
     "append",
     "append_many",
@@ -56,4 +60,5 @@ __all__ = [
     "segment_paths",
     "usage_audit",
     "verify_chain",
+    "writer_for",
 ]

@@ -32,6 +32,8 @@ from hotlist.audit.segments import (
     segment_name,
     segment_paths,
 )
+from hotlist.audit.where import Where, Writer, database_url, writer_for
+from hotlist.audit.where import data_dir as data_dir_of
 from hotlist.store import private_dir
 
 
@@ -238,17 +240,22 @@ def canonical_line(entry: dict[str, Any]) -> bytes:
 
 
 def append(
-    data_dir: Path, record: AccessRecord, at: dt.datetime | None = None, sync: bool = True
+    where: Where, record: AccessRecord, at: dt.datetime | None = None, sync: bool = True
 ) -> dict[str, Any]:
     """Append one record (for a process that writes once, like a CLI command)."""
-    return append_many(data_dir, [record], at, sync)[0]
+    return append_many(where, [record], at, sync)[0]
 
 
 def append_many(
-    data_dir: Path, records: Iterable[AccessRecord], at: dt.datetime | None = None,
+    where: Where, records: Iterable[AccessRecord], at: dt.datetime | None = None,
     sync: bool = True,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    writer = AccessLogWriter(data_dir)
+    """Append and close: to the files of a ``data_dir``, or to the log the settings name."""
+    writer: Writer
+    if isinstance(where, Path):
+        writer = AccessLogWriter(where)
+    else:
+        writer = writer_for(where, synchronous=sync)
     try:
         entries = writer.append_many(records, at)
         if sync:
@@ -272,9 +279,16 @@ def log_path(data_dir: Path) -> Path:
     return paths[-1] if paths else audit_dir(data_dir) / segment_name(_now())
 
 
-def records(data_dir: Path, since: dt.datetime | None = None) -> Iterator[dict[str, Any]]:
-    """Every whole record, oldest first, across segments (torn lines skipped)."""
-    for path in segment_paths(data_dir):
+def records(where: Where, since: dt.datetime | None = None) -> Iterator[dict[str, Any]]:
+    """Every whole record, oldest first: across segments (torn lines skipped), or from
+    PostgreSQL when the settings name it."""
+    url = database_url(where)
+    if url is not None:
+        from hotlist.audit import pg
+
+        yield from pg.records(url, since)
+        return
+    for path in segment_paths(data_dir_of(where)):
         month = month_of(path.name)
         if since is not None and month is not None and month < (since.year, since.month):
             continue

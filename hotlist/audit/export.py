@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import IO
 
 from hotlist import csvsafe
 from hotlist.audit.chain import records
+from hotlist.audit.where import Where
 
 COLUMNS = [
     "seq", "time", "user", "organization", "purpose", "data_element", "outcome", "channel",
@@ -15,6 +15,7 @@ COLUMNS = [
 ]  # fmt: skip
 
 
-def export_csv(data_dir: Path, out: IO[str], since: dt.datetime | None = None) -> int:
-    """Write the records from ``since`` on as CSV to ``out``; returns how many."""
-    return csvsafe.write_rows(out, COLUMNS, records(data_dir, since))
+def export_csv(where: Where, out: IO[str], since: dt.datetime | None = None) -> int:
+    """Write the records from ``since`` on as CSV to ``out`` (the file log of a
+    ``data_dir``, or the log the settings name); returns how many."""
+    return csvsafe.write_rows(out, COLUMNS, records(where, since))

@@ -22,6 +22,8 @@ from hotlist.audit.segments import (
     records_of,
     segment_paths,
 )
+from hotlist.audit.where import Where, database_url
+from hotlist.audit.where import data_dir as data_dir_of
 
 if TYPE_CHECKING:
     from hotlist.config import Settings
@@ -36,14 +38,21 @@ def retention_months(settings: Settings) -> int:
     return settings.audit.retention_months
 
 
-def expire(data_dir: Path, months: int, now: dt.datetime | None = None) -> list[str]:
-    """Delete the segments whose whole month lies more than ``months`` before ``now``;
-    never the newest segment. Returns the names deleted."""
+def expire(where: Where, months: int, now: dt.datetime | None = None) -> list[str]:
+    """Delete what lies wholly in the months more than ``months`` before ``now``'s: the
+    file log's segments (never the newest), or in PostgreSQL the records (never the
+    newest). Returns what was deleted (segment names, or the range of records)."""
     if months < MINIMUM_MONTHS:
         raise ValueError(f"retention of {months} months is under the minimum {MINIMUM_MONTHS}")
     now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     index = now.year * 12 + now.month - 1 - months
     keep_from = (index // 12, index % 12 + 1)
+    data_dir = data_dir_of(where)
+    url = database_url(where)
+    if url is not None:
+        from hotlist.audit import pg
+
+        return pg.expire(url, data_dir, dt.datetime(*keep_from, 1, tzinfo=dt.UTC))
     deleted: list[str] = []
     key = load_key(data_dir)
     with append_lock(data_dir):

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from hotlist.audit.chain import records
+from hotlist.audit.where import Where
 from hotlist.timefmt import iso
 
 TIME_ZONE = "America/Los_Angeles"
@@ -50,10 +50,10 @@ class UsageReport:
     after_hours: pl.DataFrame
 
 
-def _events(data_dir: Path, since: dt.datetime | None) -> pl.DataFrame:
+def _events(where: Where, since: dt.datetime | None) -> pl.DataFrame:
     rows = [
         {k: str(r.get(k, "")) for k in _SCHEMA}
-        for r in records(data_dir, since)
+        for r in records(where, since)
         if r.get("channel") != "system"
     ]
     frame = pl.DataFrame(rows, schema=_SCHEMA)
@@ -86,11 +86,11 @@ def _counts(events: pl.DataFrame, *keys: str) -> pl.DataFrame:
 
 
 def usage_report(
-    data_dir: Path, since: dt.datetime | None = None, now: dt.datetime | None = None,
+    where: Where, since: dt.datetime | None = None, now: dt.datetime | None = None,
     time_zone: str = TIME_ZONE,
 ) -> UsageReport:  # fmt: skip
     now = now or dt.datetime.now(dt.UTC)
-    events = _events(data_dir, since)
+    events = _events(where, since)
     local = pl.col("at").dt.convert_time_zone(time_zone)
     events = events.with_columns(
         local.dt.date().alias("local_day"),

@@ -5,15 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from hotlist import csvsafe
+from hotlist.audit import pg
 from hotlist.audit.anchors import anchor
 from hotlist.audit.segments import segment_paths
 from hotlist.audit.usage import UsageReport, usage_report
+from hotlist.audit.where import Where, database_url
+from hotlist.audit.where import data_dir as data_dir_of
 from hotlist.reports.chart import time_chart
 from hotlist.reports.page import esc, facts, page, table
 
@@ -34,11 +36,13 @@ def _frame(report: UsageReport, name: str) -> pl.DataFrame:
     return frame.with_columns(pl.col(pl.Date).dt.to_string("%Y-%m-%d"))
 
 
-def usage_audit(data_dir: Path, since: dt.datetime | None = None, fmt: str = "html") -> str:
-    """The usage audit since ``since``, rendered; the log's head is anchored with it."""
-    report = usage_report(data_dir, since)
-    if segment_paths(data_dir):
-        report.summary["access_log_anchor"] = anchor(data_dir, "usage report").as_dict()
+def usage_audit(where: Where, since: dt.datetime | None = None, fmt: str = "html") -> str:
+    """The usage audit since ``since``, rendered; the log's head is anchored with it (the
+    file log of a ``data_dir``, or the log the settings name)."""
+    report = usage_report(where, since)
+    url = database_url(where)
+    if pg.holds_records(url) if url is not None else segment_paths(data_dir_of(where)):
+        report.summary["access_log_anchor"] = anchor(where, "usage report").as_dict()
     return render_usage(report, fmt)
 
 

@@ -3,13 +3,13 @@ and the SB 34 access-log record of every answer, granted, refused or failed."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from hotlist import access
 from hotlist.cli.common import ExitCode, fail, text_option
+from hotlist.config import Settings
 
 UserOption = Annotated[str, typer.Option("--user", help="Your username (SB 34 access log).")]
 OrgOption = Annotated[
@@ -18,21 +18,22 @@ OrgOption = Annotated[
 
 
 def log_access(
-    data_dir: Path, user: str, org: str, purpose: str, element: str, outcome: str
+    settings: Settings, user: str, org: str, purpose: str, element: str, outcome: str
 ) -> None:
-    """One record in the SB 34 access log, as for every access from the command line."""
+    """One record in the SB 34 access log, as for every access from the command line
+    (durable before the command goes on; in PostgreSQL when ``database_url`` is set)."""
     from hotlist import audit
 
-    audit.append(data_dir, audit.AccessRecord(user, org, purpose, element, outcome, "cli"))
+    audit.append(settings, audit.AccessRecord(user, org, purpose, element, outcome, "cli"))
 
 
 def checked_access(
-    data_dir: Path, user: str, org: str, purpose: str, purposes: tuple[str, ...], element: str
+    settings: Settings, user: str, org: str, purpose: str, purposes: tuple[str, ...], element: str
 ) -> tuple[str, str]:
     """The access policy's answer: the user and ORI to log, or the refusal logged, exit 4."""
     user = text_option(user, "--user")
     refused = access.refusal(user=user, org=org, purpose=purpose, purposes=purposes)
     if refused is not None:
-        log_access(data_dir, user, org, purpose, element, f"refused: {refused.reason}")
+        log_access(settings, user, org, purpose, element, f"refused: {refused.reason}")
         fail(refused.reason, ExitCode.REFUSED, "refused")
     return user, org.strip().upper()

@@ -28,19 +28,23 @@ app = typer.Typer(no_args_is_help=True, help="The SB 34 access log.")
 
 @app.command("verify")
 def audit_verify(config: ConfigOption = None) -> None:
-    """Check every segment of the access log against its key and anchors; exit 1 naming
-    what was altered, removed or cut off."""
+    """Check every record of the access log (its files, or PostgreSQL when
+    ``[serve] database_url`` is set) against its key and anchors; exit 1 naming what was
+    altered, removed or cut off."""
     from hotlist import audit
 
-    result = audit.verify_chain(existing_data_dir(settings_from(config)))
+    settings = settings_from(config)
+    existing_data_dir(settings)  # the key is there, whichever the log
+    result = audit.verify_chain(settings)
     for notice in result.notices:
         err.print(f"[yellow]notice:[/yellow] {escape(notice)}")
     if not result.ok:
         for found in result.problems or [str(result.problem)]:
             problem("access log tampered", found)
         raise typer.Exit(ExitCode.FAILED)
+    where = result.place or f"{result.segments} segments"
     console.print(
-        f"access log intact: {result.records} records in {result.segments} segments,"
+        f"access log intact: {result.records} records in {escape(where)},"
         f" {result.anchors} anchors checked"
     )
 
@@ -61,9 +65,10 @@ def audit_export(
 
     start = since_option(since)
     writable_file_option(out, "--out")
-    data_dir = existing_data_dir(settings_from(config))
+    settings = settings_from(config)
+    existing_data_dir(settings)
     buffer = io.StringIO()
-    count = audit.export_csv(data_dir, buffer, start)
+    count = audit.export_csv(settings, buffer, start)
     if out is None:
         print(buffer.getvalue(), end="")
         return
@@ -88,7 +93,9 @@ def audit_report(
 
     start = since_option(since)
     writable_file_option(out, "--out")
-    text = audit.usage_audit(existing_data_dir(settings_from(config)), start, fmt.value)
+    settings = settings_from(config)
+    existing_data_dir(settings)
+    text = audit.usage_audit(settings, start, fmt.value)
     if out is None:
         print(text)
         return

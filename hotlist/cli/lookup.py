@@ -50,20 +50,20 @@ def lookup(
     settings = settings_from(config)
     data_dir = existing_data_dir(settings)
     element = f"plate {plate}" + (f" state {state}" if state else "")
-    user, org = checked_access(data_dir, user, org, purpose, settings.access.purposes, element)
+    user, org = checked_access(settings, user, org, purpose, settings.access.purposes, element)
     purpose = access.normalize_purpose(purpose)
     try:
         wanted = plate_query(plate)
         wanted_state = state_query(state) if state else None
         loaded_feeds(data_dir)
     except BadQuery as exc:
-        log_access(data_dir, user, org, purpose, element, f"failed: {exc}")
+        log_access(settings, user, org, purpose, element, f"failed: {exc}")
         raise
     except NoHotlistLoaded:
-        log_access(data_dir, user, org, purpose, element, "failed: no hotlist loaded")
+        log_access(settings, user, org, purpose, element, "failed: no hotlist loaded")
         raise
     hits = find_hits(data_dir, wanted, wanted_state)
-    log_access(data_dir, user, org, purpose, element, f"granted: {len(hits)} hits")
+    log_access(settings, user, org, purpose, element, f"granted: {len(hits)} hits")
     stale = [f"{s.feed}" for s in feed_statuses(settings) if s.stale]
     if as_json:
         print(json.dumps({"hits": [h.as_dict() for h in hits], "stale_feeds": stale}, indent=2))

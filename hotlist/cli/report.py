@@ -72,14 +72,14 @@ def report_lookup(
     data_dir = existing_store(settings)
     element = f"plate {plate} state {state}"
     purpose = REPORT_LOOKUP_PURPOSE
-    user, org = checked_access(data_dir, user, org, purpose, (purpose,), element)
+    user, org = checked_access(settings, user, org, purpose, (purpose,), element)
     try:
         wanted, wanted_state = plate_query(plate), state_query(state)
     except BadQuery as exc:
-        log_access(data_dir, user, org, purpose, element, f"failed: {exc}")
+        log_access(settings, user, org, purpose, element, f"failed: {exc}")
         raise
     rows = removals_of_plate(data_dir, wanted, wanted_state)
-    log_access(data_dir, user, org, purpose, element, f"granted: {len(rows)} removals")
+    log_access(settings, user, org, purpose, element, f"granted: {len(rows)} removals")
     if as_json:
         print(json.dumps([{k: str(r[k]) for k in REMOVAL_COLUMNS} for r in rows], indent=2))
         return

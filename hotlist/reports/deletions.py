@@ -240,7 +240,7 @@ def deletion_report(
     summary["verifications"] = checked
     summary["copies_behind"] = _copies_behind(settings, now)
     summary["verification"] = _overall(checked)
-    anchor = audit.anchor(settings.data_dir, anchor_place, con=None if own else con)
+    anchor = audit.anchor(settings, anchor_place, con=None if own else con)
     summary["access_log_anchor"] = anchor.as_dict()
     return rows, summary
 

@@ -21,7 +21,7 @@ def write_run_report(con: duckdb.DuckDBPyConnection, settings: Settings, run_id:
 
     An earlier run without a report (killed after it committed its marks, before its
     report) gets its report first: no purge run is left unreported."""
-    audit.expire(settings.data_dir, audit.retention_months(settings))
+    audit.expire(settings, audit.retention_months(settings))
     unreported = con.execute(
         "SELECT run_id FROM purge_runs WHERE report IS NULL AND run_id < ? ORDER BY run_id",
         [run_id],

@@ -8,6 +8,7 @@ the gate writes it to the access log, once, with one call (:meth:`Services.log`)
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -20,6 +21,8 @@ from hotlist.serve import consumers as reg
 from hotlist.serve.registry import registry_for
 from hotlist.serve.seen import PullStamps
 from hotlist.serve.versions import HotlistCache
+
+logger = logging.getLogger("hotlist.serve")
 
 
 class Problem(Exception):
@@ -66,7 +69,7 @@ class AccessLogSync:
     """fsyncs the access log a few times a second instead of once per request: a crash of
     the server loses no record; a power cut at most the last ``every_s`` seconds."""
 
-    def __init__(self, writer: audit.AccessLogWriter, every_s: float = 0.2) -> None:
+    def __init__(self, writer: audit.Writer, every_s: float = 0.2) -> None:
         self.writer = writer
         self.every_s = every_s
         self._stop = threading.Event()
@@ -81,8 +84,16 @@ class AccessLogSync:
         self.writer.sync()
 
     def _run(self) -> None:
+        failing = False
         while not self._stop.wait(self.every_s):
-            self.writer.sync()
+            try:
+                self.writer.sync()
+            except Exception as exc:  # PostgreSQL away: the next turn tries again
+                if not failing:
+                    logger.warning("access log sync failed, retrying: %s", exc)
+                failing = True
+            else:
+                failing = False
 
 
 class Services:
@@ -96,7 +107,7 @@ class Services:
         self.consumers = registry_for(settings)
         self.keys = self.consumers.key_cache()
         self.stamps = PullStamps(self.consumers)
-        self.access_log = audit.AccessLogWriter(settings.data_dir)
+        self.access_log = audit.writer_for(settings)
         self.log_sync = AccessLogSync(self.access_log)
         self.policy_text = policy_text
         self.freshness_limits = {
