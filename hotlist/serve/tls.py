@@ -83,8 +83,8 @@ def plain_server_refusal(server: str) -> str | None:
         f"--server {server} is plain http:// to {parts.hostname}, which is not a loopback"
         " address: the API key and the records would cross the network unencrypted (CJIS)."
         " Use https:// (with --ca-file when the server's certificate authority is not in"
-        " the system store), or pass --allow-plain-http when TLS ends in front of that"
-        " address on a link nobody else shares"
+        " the system store), or pass --allow-plain-http when the connection is encrypted"
+        " below HTTP (an agency VPN or TLS tunnel)"
     )
 
 
