@@ -280,7 +280,7 @@ def pull(
     """Bring the copy in ``out`` up to date once."""
     http = transport.client(server, timeout_s)
     try:
-        with _only_puller(out), http:
+        with http, _only_puller(out):
             result = pull_once(http, _headers(key, user, purpose), Copy(out))
     except httpx.TransportError as exc:
         refused = transport.refusal(exc, server)

@@ -223,9 +223,9 @@ def tls_refusal(
     reason = str(found.reason or found)
     certificate = any(a in reason.upper() for a in ("CERTIFICATE", "UNKNOWN_CA", "HANDSHAKE"))
     if certificate and not has_cert:
-        hint = "; the server requires a client certificate: give --client-cert and --client-key"
+        hint = "; if the server requires a client certificate, give --client-cert and --client-key"
     elif certificate:
-        hint = "; the server did not accept --client-cert (not issued by the CA it trusts?)"
+        hint = "; the server may not accept --client-cert (not issued by the CA it trusts?)"
     else:
         hint = ""
     return f"the TLS handshake with {where} failed ({reason}); nothing was pulled{hint}"
