@@ -246,6 +246,12 @@ class ServeConfig(_Strict):
     database_url: str | None = None
     #: The published versions, on storage every replica reads (default data_dir/published).
     published_dir: Path | None = None
+    #: HTTPS (``docs/api.md``, "TLS"): the server certificate (PEM, then its chain) and its
+    #: key (mode 0600); ``client_ca`` requires client certificates it issued (mutual TLS).
+    #: ``hotlist serve --certfile/--keyfile/--client-ca`` override them.
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    client_ca: Path | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -263,6 +269,14 @@ class ServeConfig(_Strict):
                 " (PGPASSWORD or ~/.pgpass)"
             )
         return url
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> ServeConfig:
+        if (self.certfile is None) != (self.keyfile is None):
+            raise ValueError("certfile and keyfile go together: give both, or neither")
+        if self.client_ca is not None and self.certfile is None:
+            raise ValueError("client_ca (mutual TLS) needs certfile and keyfile (HTTPS)")
+        return self
 
 
 class Settings(_Strict):
@@ -406,10 +420,13 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
     base = path.parent if path is not None else Path.cwd()
     if not settings.data_dir.is_absolute():
         settings = settings.model_copy(update={"data_dir": (base / settings.data_dir).resolve()})
-    shared = settings.serve.published_dir
-    if shared is not None and not shared.is_absolute():
-        serve = settings.serve.model_copy(update={"published_dir": (base / shared).resolve()})
-        settings = settings.model_copy(update={"serve": serve})
+    relative = {
+        name: (base / given).resolve()
+        for name in ("published_dir", "certfile", "keyfile", "client_ca")
+        if (given := getattr(settings.serve, name)) is not None and not given.is_absolute()
+    }
+    if relative:
+        settings = settings.model_copy(update={"serve": settings.serve.model_copy(update=relative)})
     if os.path.lexists(settings.data_dir) and not settings.data_dir.is_dir():
         # Else readers fail deep inside with a traceback, and writers cannot create it.
         raise ConfigError(

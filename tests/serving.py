@@ -40,13 +40,15 @@ def _free_port() -> int:
 
 
 @contextmanager
-def server_process(config: Path, tmp: Path) -> Iterator[ServerProcess]:
-    """``hotlist serve -c CONFIG`` on loopback in a process of its own; stopped at the end."""
+def server_process(config: Path, tmp: Path, *args: str) -> Iterator[ServerProcess]:
+    """``hotlist serve -c CONFIG [ARGS]`` on loopback (reached at 127.0.0.1 whatever
+    ``--host`` ARGS give) in a process of its own; stopped at the end."""
     port = _free_port()
     stderr = tmp / f"serve-{port}.log"
+    command = ["serve", "-c", str(config), "--port", str(port), *args]
     with open(stderr, "wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "hotlist", "serve", "-c", str(config), "--port", str(port)],
+            [sys.executable, "-m", "hotlist", *command],
             stdout=err,
             stderr=err,
             env={k: v for k, v in os.environ.items() if not k.startswith("HOTLIST_")},

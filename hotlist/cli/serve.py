@@ -15,27 +15,83 @@ from hotlist.cli.common import (
     fail,
     settings_from,
     text_option,
+    warn,
 )
 
 app = typer.Typer()
+
+
+AllowPlainHttp = Annotated[
+    bool,
+    typer.Option(
+        "--allow-plain-http",
+        help="Allow plain HTTP to or from an address other than loopback: only where TLS"
+        " ends in front of it on the same host (docs/api.md, TLS).",
+    ),
+]
 
 
 @app.command()
 def serve(
     config: ConfigOption = None,
     host: Annotated[
-        str, typer.Option(help="Address to listen on (loopback by default).")
+        str,
+        typer.Option(
+            help="Address to listen on (loopback by default). Any other address needs"
+            " --certfile and --keyfile (HTTPS), or --allow-plain-http. Behind nginx on this"
+            " host, keep 127.0.0.1 and give each replica its own --port; behind a proxy on"
+            " another host, serve HTTPS here too and have the proxy verify it."
+        ),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    certfile: Annotated[
+        Path | None,
+        typer.Option(
+            help="Serve HTTPS (TLS 1.2+) with this PEM certificate, then its chain"
+            " (else [serve] certfile)."
+        ),
+    ] = None,
+    keyfile: Annotated[
+        Path | None,
+        typer.Option(help="The certificate's PEM private key, mode 0600 (else [serve] keyfile)."),
+    ] = None,
+    client_ca: Annotated[
+        Path | None,
+        typer.Option(
+            help="Require client certificates issued by this CA (PEM), mutual TLS: a client"
+            " without one is refused at the handshake (else [serve] client_ca)."
+        ),
+    ] = None,
+    allow_plain_http: AllowPlainHttp = False,
 ) -> None:
-    """Serve the pull and lookup API to registered patrol systems."""
+    """Serve the pull and lookup API to registered patrol systems: HTTPS with a
+    certificate, plain HTTP on loopback only."""
     from hotlist.serve.app import serve as run
+    from hotlist.serve.tls import plain_listen_refusal, server_tls
 
     settings = settings_from(config)
     # Consumers are registered (``consumers add`` creates data_dir) before anything is
     # served; a data_dir that does not exist is a mistyped one, not an empty hotlist.
     existing_data_dir(settings)
-    run(settings, host, port)
+    if (certfile is None) != (keyfile is None):
+        fail("--certfile and --keyfile go together: give both, or neither", ExitCode.USAGE)
+    if certfile is None:
+        certfile, keyfile = settings.serve.certfile, settings.serve.keyfile
+    client_ca = client_ca or settings.serve.client_ca
+    if certfile is None or keyfile is None:
+        if client_ca is not None:
+            fail("--client-ca (mutual TLS) needs --certfile and --keyfile", ExitCode.USAGE)
+        refusal = None if allow_plain_http else plain_listen_refusal(host)
+        if refusal is not None:
+            fail(refusal, ExitCode.USAGE)
+        run(settings, host, port, allow_plain_http=allow_plain_http)
+        return
+    if allow_plain_http:
+        fail("--allow-plain-http with a certificate: it serves HTTPS, drop one", ExitCode.USAGE)
+    tls = server_tls(certfile, keyfile, client_ca)
+    for warning in tls.warnings:
+        warn(warning)
+    run(settings, host, port, tls.context)
 
 
 @app.command()
@@ -58,9 +114,26 @@ def pull(
     wait: Annotated[
         int, typer.Option(min=1, max=60, help="With --follow: seconds per long-poll.")
     ] = 55,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Verify an https:// server against this CA certificate (PEM) instead of"
+            " the system's trusted CAs."
+        ),
+    ] = None,
+    client_cert: Annotated[
+        Path | None,
+        typer.Option(help="Present this certificate (PEM) to a server that requires one."),
+    ] = None,
+    client_key: Annotated[
+        Path | None, typer.Option(help="The client certificate's PEM private key, mode 0600.")
+    ] = None,
+    allow_plain_http: AllowPlainHttp = False,
 ) -> None:
-    """Bring a local copy up to date (delta, or full when too far behind) and acknowledge it."""
-    from hotlist.serve.client import PullResult
+    """Bring a local copy up to date (delta, or full when too far behind) and acknowledge it.
+
+    The server is https:// (verified); plain http:// only to loopback."""
+    from hotlist.serve.client import PullResult, Transport
     from hotlist.serve.client import pull as run
 
     if out.exists() and not out.is_dir():
@@ -77,14 +150,23 @@ def pull(
             f" {result.removals} removals; {result.entries} entries)"
         )
 
+    transport = Transport(ca_file, client_cert, client_key, allow_plain_http)
+    user = text_option(user, "--user")
     if follow:
-        _follow(server, key, text_option(user, "--user"), purpose, out, wait, report)
+        _follow(server, key, user, purpose, out, wait, report, transport)
         return
-    report(run(server, key, text_option(user, "--user"), purpose, out))
+    report(run(server, key, user, purpose, out, transport=transport))
 
 
 def _follow(
-    server: str, key: str, user: str, purpose: str, out: Path, wait: int, report: Any
+    server: str,
+    key: str,
+    user: str,
+    purpose: str,
+    out: Path,
+    wait: int,
+    report: Any,
+    transport: Any,
 ) -> None:
     import logging
     import signal
@@ -92,7 +174,7 @@ def _follow(
     from hotlist.serve.client import Follower
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    follower = Follower(server, key, user, purpose, out, wait, report)
+    follower = Follower(server, key, user, purpose, out, wait, report, transport)
 
     def stop(signum: int, frame: Any) -> None:
         follower.stop()

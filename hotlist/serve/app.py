@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -30,6 +31,7 @@ from hotlist.serve.deps import Problem, Services
 from hotlist.serve.gate import PROBLEM, AccessGate, problem_body, validation_detail
 from hotlist.serve.protocol import BoundedHeadProtocol
 from hotlist.serve.routes import router
+from hotlist.serve.tls import plain_listen_refusal
 
 logger = logging.getLogger("hotlist.serve")
 
@@ -96,13 +98,18 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return answer
 
 
-def uvicorn_config(settings: Settings, host: str, port: int, **options: Any) -> uvicorn.Config:
-    """How the API is served, in production and in the demo alike."""
+def uvicorn_config(
+    settings: Settings, host: str, port: int, tls: ssl.SSLContext | None = None, **options: Any
+) -> uvicorn.Config:
+    """How the API is served, in production and in the demo alike; HTTPS with ``tls``
+    (:mod:`hotlist.serve.tls` builds it, its files checked before anything listens)."""
     log_config = {**uvicorn.config.LOGGING_CONFIG}
     log_config["loggers"] = {
         **log_config["loggers"],
         "hotlist": {"handlers": ["default"], "level": "INFO", "propagate": False},
     }
+    if tls is not None:
+        options["ssl_context_factory"] = lambda config, default: tls
     return uvicorn.Config(
         create_app(settings),
         host=host,
@@ -114,13 +121,30 @@ def uvicorn_config(settings: Settings, host: str, port: int, **options: Any) -> 
     )
 
 
-def serve(settings: Settings, host: str, port: int) -> None:
-    uvicorn.Server(uvicorn_config(settings, host, port, log_level="info")).run()
+def serve(
+    settings: Settings,
+    host: str,
+    port: int,
+    tls: ssl.SSLContext | None = None,
+    allow_plain_http: bool = False,
+) -> None:
+    """Serve until stopped: HTTPS with ``tls``; plain HTTP only on loopback, unless
+    ``allow_plain_http`` (TLS ends in front of this process, on this host)."""
+    refusal = None if tls is not None or allow_plain_http else plain_listen_refusal(host)
+    if refusal is not None:
+        raise ConfigError(refusal)
+    uvicorn.Server(uvicorn_config(settings, host, port, tls, log_level="info")).run()
 
 
 @contextmanager
-def serving(settings: Settings, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-    """Serve from a thread of this process for as long as the block runs; yields the URL.
+def serving(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    tls: ssl.SSLContext | None = None,
+) -> Iterator[str]:
+    """Serve from a thread of this process for as long as the block runs; yields the URL
+    (https:// with ``tls``).
 
     For a program that needs the API next to other work (the demo). ``port=0`` takes a
     free port, bound before the server starts, so no other process can take it between."""
@@ -128,7 +152,7 @@ def serving(settings: Settings, host: str = "127.0.0.1", port: int = 0) -> Itera
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     bound = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn_config(settings, host, bound, log_level="warning"))
+    server = uvicorn.Server(uvicorn_config(settings, host, bound, tls, log_level="warning"))
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="hotlist-api", daemon=True
     )
@@ -140,8 +164,9 @@ def serving(settings: Settings, host: str = "127.0.0.1", port: int = 0) -> Itera
             sock.close()
             raise RuntimeError(f"the API did not start on {host}:{bound}")
         time.sleep(0.02)
+    scheme = "http" if tls is None else "https"
     try:
-        yield f"http://[{host}]:{bound}" if ":" in host else f"http://{host}:{bound}"
+        yield f"{scheme}://[{host}]:{bound}" if ":" in host else f"{scheme}://{host}:{bound}"
     finally:
         server.should_exit = True
         thread.join(timeout=30)

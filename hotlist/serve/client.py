@@ -14,6 +14,9 @@ with backoff when the server is away, and stops between steps when asked.
 
 The copy holds record content wherever it is kept, so its files are mode 0600 even in a
 directory the operator made world-readable; a directory the client creates is 0700.
+
+The server is reached over verified TLS (:class:`Transport`); plain ``http://`` only to
+loopback, unless the operator allows it (:mod:`hotlist.serve.tls`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import json
 import logging
 import os
 import random
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -34,8 +38,10 @@ from typing import Any
 import httpx
 import polars as pl
 
+from hotlist.config import ConfigError
 from hotlist.private import PRIVATE_FILE, make_private, temporary_path, write_private
 from hotlist.scrub import scrub_unlink
+from hotlist.serve import tls
 
 log = logging.getLogger("hotlist.pull")
 
@@ -224,12 +230,64 @@ def _only_puller(out: Path) -> Iterator[None]:
         os.close(fd)
 
 
+@dataclass(frozen=True)
+class Transport:
+    """How the client reaches the server: whom it trusts (``ca_file``, else the system
+    store), the certificate it presents (mutual TLS), and whether plain HTTP to a host
+    other than loopback is allowed (:mod:`hotlist.serve.tls`)."""
+
+    ca_file: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    allow_plain_http: bool = False
+
+    def client(self, server: str, timeout_s: float) -> httpx.Client:
+        return httpx.Client(base_url=server, timeout=timeout_s, verify=self.context(server))
+
+    def context(self, server: str) -> ssl.SSLContext:
+        """The TLS context for ``server``; ConfigError when the transport is not allowed
+        or its files cannot be used, before anything is sent."""
+        refusal = None if self.allow_plain_http else tls.plain_server_refusal(server)
+        if refusal is not None:
+            raise ConfigError(refusal)
+        given = [o for o, v in self._options() if v is not None]
+        if given and not server.startswith("https://"):
+            raise ConfigError(f"{', '.join(given)}: for an https:// server, not {server}")
+        return tls.client_context(self.ca_file, self.client_cert, self.client_key)
+
+    def _options(self) -> list[tuple[str, Path | None]]:
+        return [
+            ("--ca-file", self.ca_file),
+            ("--client-cert", self.client_cert),
+            ("--client-key", self.client_key),
+        ]
+
+    def refusal(self, exc: BaseException, server: str) -> PullError | None:
+        """A PullError when ``exc`` is a TLS failure that trying again will not mend."""
+        why = tls.tls_refusal(exc, server, self.ca_file, self.client_cert is not None)
+        return None if why is None else PullError(why)
+
+
 def pull(
-    server: str, key: str, user: str, purpose: str, out: Path, timeout_s: float = 120.0
+    server: str,
+    key: str,
+    user: str,
+    purpose: str,
+    out: Path,
+    timeout_s: float = 120.0,
+    transport: Transport = Transport(),
 ) -> PullResult:
     """Bring the copy in ``out`` up to date once."""
-    with _only_puller(out), httpx.Client(base_url=server, timeout=timeout_s) as http:
-        result = pull_once(http, _headers(key, user, purpose), Copy(out))
+    http = transport.client(server, timeout_s)
+    try:
+        with http, _only_puller(out):
+            result = pull_once(http, _headers(key, user, purpose), Copy(out))
+    except httpx.TransportError as exc:
+        refused = transport.refusal(exc, server)
+        if refused is not None:
+            raise refused from None
+        hint = tls.closed_hint(exc, server, transport.client_cert is not None)
+        raise ServerAway(f"{server} could not be reached ({exc}){hint}") from None
     assert result is not None  # without wait, the server always answers with content
     return result
 
@@ -240,7 +298,8 @@ class Follower:
     Each round long-polls for a version newer than the copy's, applies it, scrubs the
     copy it replaced and acknowledges. A server that is away (refused connection,
     timeout, 5xx) is tried again after a backoff that doubles up to ``BACKOFF_S[1]``; a
-    refusal (401, 403, 422) ends the follow with :class:`PullError`.
+    refusal (401, 403, 422), a server certificate that does not verify, or a handshake
+    the server refuses ends the follow with :class:`PullError`.
     """
 
     def __init__(
@@ -252,8 +311,10 @@ class Follower:
         out: Path,
         wait_s: int = FOLLOW_WAIT_S,
         on_pull: Callable[[PullResult], None] | None = None,
+        transport: Transport = Transport(),
     ) -> None:
         self.server, self.out, self.wait_s = server, out, wait_s
+        self.transport, self._context = transport, transport.context(server)
         self.headers = _headers(key, user, purpose)
         self.on_pull = on_pull
         self.failures = 0
@@ -286,7 +347,8 @@ class Follower:
         delay = BACKOFF_S[0]
         self._runner = threading.get_ident()
         try:
-            with httpx.Client(base_url=self.server, timeout=self.wait_s + 30.0) as http:
+            timeout = self.wait_s + 30.0
+            with httpx.Client(base_url=self.server, timeout=timeout, verify=self._context) as http:
                 self._http = http
                 while not self._stop.is_set():
                     try:
@@ -298,8 +360,14 @@ class Follower:
                     except (httpx.TransportError, ServerAway) as exc:
                         if self._stop.is_set():
                             break
+                        refused = self.transport.refusal(exc, self.server)
+                        if refused is not None:  # an unverified server is never retried
+                            raise refused from None
                         self.failures += 1
-                        log.warning("server away (%s); next try in %.0f s", exc, delay)
+                        hint = tls.closed_hint(
+                            exc, self.server, self.transport.client_cert is not None
+                        )
+                        log.warning("server away (%s%s); next try in %.0f s", exc, hint, delay)
                         self._pause(delay * random.uniform(0.8, 1.2))  # noqa: S311 (jitter)
                         delay = min(delay * 2, BACKOFF_S[1])
                         continue
