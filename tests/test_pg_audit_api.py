@@ -13,6 +13,7 @@ from hotlist import audit
 from hotlist.config import Settings
 from hotlist.ingest import ingest_source
 from hotlist.serve import consumers as reg
+from hotlist.serve.registry import registry_for
 from tests.builders import Drop, ncic_file, ncic_line
 from tests.serving import running_api, server_process
 from tests.test_pg_audit_readers import with_database
@@ -42,7 +43,8 @@ def test_every_request_is_logged_into_the_database(
     make_settings: Callable[..., Settings], drop: Drop, pg_url: str
 ) -> None:
     settings = _published(make_settings, drop, pg_url)
-    key = reg.add(settings.data_dir, "patrol-1", "CA0190000", "Demo PD", reg.AgencyKind.CA_LOCAL)
+    with registry_for(settings) as registry:  # PostgreSQL, as the access log
+        key = registry.add("patrol-1", "CA0190000", "Demo PD", reg.AgencyKind.CA_LOCAL)
     with running_api(settings) as url:
         hit = httpx.post(f"{url}/v1/lookup", json={"plate": "7API001"}, headers=_headers(key))
         assert hit.status_code == 200
@@ -70,7 +72,8 @@ def test_two_replicas_answering_at_once_keep_one_chain(
     make_settings: Callable[..., Settings], drop: Drop, pg_url: str, tmp_path: Path
 ) -> None:
     settings = _published(make_settings, drop, pg_url)
-    key = reg.add(settings.data_dir, "patrol-1", "CA0190000", "Demo PD", reg.AgencyKind.CA_LOCAL)
+    with registry_for(settings) as registry:  # PostgreSQL, as the access log
+        key = registry.add("patrol-1", "CA0190000", "Demo PD", reg.AgencyKind.CA_LOCAL)
     config = settings.data_dir.parent / "hotlist.toml"
     per_thread = 60
     with server_process(config, tmp_path) as one, server_process(config, tmp_path) as two:
@@ -105,7 +108,8 @@ def test_no_answer_without_its_record_while_the_database_is_away(
     import psycopg
 
     settings = _published(make_settings, drop, pg_url)
-    key = reg.add(settings.data_dir, "patrol-1", "CA0190000", "Demo PD", reg.AgencyKind.CA_LOCAL)
+    with registry_for(settings) as registry:  # PostgreSQL, as the access log
+        key = registry.add("patrol-1", "CA0190000", "Demo PD", reg.AgencyKind.CA_LOCAL)
     database = pg_url.rsplit("/", 1)[1]
     admin = pg_url.rsplit("/", 1)[0] + "/postgres"
     with running_api(settings) as url, psycopg.connect(admin, autocommit=True) as con:

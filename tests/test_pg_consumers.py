@@ -239,6 +239,11 @@ def _second_data_dir(tmp_path: Path, first: Settings, url: str, drop: Drop) -> P
     second = tmp_path / "replica-b"
     second.mkdir(mode=0o700)
     (second / "published").symlink_to(first.data_dir / "published")
+    # Every host that writes the shared access log holds a copy of its key (docs/deploy.md).
+    (second / "secrets").mkdir(mode=0o700)
+    key = second / "secrets" / "audit-hmac.key"
+    key.write_bytes((first.data_dir / "secrets" / "audit-hmac.key").read_bytes())
+    key.chmod(0o600)
     return _write_config(tmp_path, "replica-b", url, drop)
 
 
