@@ -27,6 +27,13 @@ def serve(
         str, typer.Option(help="Address to listen on (loopback by default).")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="This replica's name in PostgreSQL ([serve] database_url); default"
+            " <hostname>:<port>. Each replica needs its own."
+        ),
+    ] = None,
 ) -> None:
     """Serve the pull and lookup API to registered patrol systems."""
     from hotlist.serve.app import serve as run
@@ -35,7 +42,7 @@ def serve(
     # Consumers are registered (``consumers add`` creates data_dir) before anything is
     # served; a data_dir that does not exist is a mistyped one, not an empty hotlist.
     existing_data_dir(settings)
-    run(settings, host, port)
+    run(settings, host, port, name)
 
 
 @app.command()

@@ -29,7 +29,9 @@ from hotlist.serve import lookups
 from hotlist.serve.deps import Problem, Services
 from hotlist.serve.gate import PROBLEM, AccessGate, problem_body, validation_detail
 from hotlist.serve.protocol import BoundedHeadProtocol
+from hotlist.serve.replicas import default_name, start_replica
 from hotlist.serve.routes import router
+from hotlist.serve.waiters import announce
 
 logger = logging.getLogger("hotlist.serve")
 
@@ -49,7 +51,14 @@ def create_app(settings: Settings) -> FastAPI:
             for part in policy.missing_parts(settings):
                 logger.warning("the usage and privacy policy does not state %s", part)
         services.log_sync.start()
+        # With PostgreSQL: registered as a replica, told of new versions (docs/deploy.md).
+        replica = start_replica(
+            settings, services.versions, getattr(app.state, "replica_name", None),
+            lambda: announce(services.versions),
+        )  # fmt: skip
         yield
+        if replica is not None:
+            replica.stop()
         services.log_sync.stop()
         services.access_log.close()  # its segment and lock descriptors with it
 
@@ -113,8 +122,12 @@ def uvicorn_config(settings: Settings, host: str, port: int, **options: Any) -> 
     )
 
 
-def serve(settings: Settings, host: str, port: int) -> None:
-    uvicorn.Server(uvicorn_config(settings, host, port, log_level="info")).run()
+def serve(settings: Settings, host: str, port: int, name: str | None = None) -> None:
+    """Serve until stopped; ``name`` is this replica's (default ``<hostname>:<port>``)."""
+    config = uvicorn_config(settings, host, port, log_level="info")
+    assert isinstance(config.app, FastAPI)
+    config.app.state.replica_name = name or default_name(port)
+    uvicorn.Server(config).run()
 
 
 @contextmanager

@@ -89,7 +89,7 @@ class Services:
     def __init__(self, settings: Settings, policy_text: str) -> None:
         self.settings = settings
         self.data_dir = settings.data_dir
-        self.versions = HotlistCache(settings.data_dir)
+        self.versions = HotlistCache(settings.published_dir)
         self.keys = reg.KeyCache(settings.data_dir)
         self.access_log = audit.AccessLogWriter(settings.data_dir)
         self.log_sync = AccessLogSync(self.access_log)
