@@ -8,6 +8,7 @@ with the shipped example configuration and a certificate made by openssl.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 import time
@@ -274,3 +275,21 @@ def test_nginx_routes_around_a_replica_stopped_mid_traffic(
     last = front.upstreams()[-10:]
     assert all(u.endswith(f":{two[1].port}") for u in last), last
     print(f"{len(answers)} requests, {len(after)} after the stop, none failed")
+
+
+def test_an_announced_version_is_read_past_a_stat_that_did_not_move(tmp_path: Path) -> None:
+    """On NFS a stat may answer from cached attributes; a replica told of a new version
+    opens CURRENT.json instead. Here the stat cannot move (same inode, size and mtime)."""
+    from hotlist.serve.versions import HotlistCache
+
+    current = tmp_path / "CURRENT.json"
+    current.write_text('{"version": 1, "dir": "v000000001"}')
+    cache = HotlistCache(tmp_path)
+    assert cache.manifest()["version"] == 1
+    before = current.stat()
+    with open(current, "r+") as fh:  # rewritten in place: a stat sees nothing new
+        fh.write('{"version": 2, "dir": "v000000002"}')
+    os.utime(current, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert cache.manifest()["version"] == 1
+    assert cache.manifest(fresh=True)["version"] == 2
+    assert cache.manifest()["version"] == 2  # and what it read is kept
