@@ -92,7 +92,8 @@ def run_ingest(source: str, config: str | None, approve_mass_removal: str | None
     verdicts = [o.verdict for o in outcomes if not isinstance(o, Rejection)]
     # What a killed run left (committed but not published or purged) is finished now, not
     # at the next hourly sweep: the purge follows as if a file had applied.
-    pending = pending_work(load_settings(Path(config) if config else None).data_dir)
+    settings = load_settings(Path(config) if config else None)
+    pending = pending_work(settings.data_dir, settings.published_dir)
     counts: dict[str, Any] = {
         "files_applied": verdicts.count("applied"),
         "files_unchanged": verdicts.count("duplicate"),

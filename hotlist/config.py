@@ -225,6 +225,9 @@ class PurgeConfig(_Strict):
     #: A block device or image that holds data_dir: searched for removed plates before
     #: they are marked purged (for auditors; the freed blocks a filesystem keeps).
     raw_device: Path | None = None
+    #: How long a purge waits for every live ``hotlist serve`` replica to confirm that it
+    #: serves the new version (with ``[serve] database_url``); one that does not fails it.
+    replica_wait_s: float = Field(30.0, gt=0.0, le=600.0)
 
 
 class AuditConfig(_Strict):

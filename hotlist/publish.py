@@ -1,6 +1,7 @@
 """Published hotlist versions: immutable files patrol systems pull, switched atomically.
 
-``data_dir/published/``::
+``published_dir`` (``[serve] published_dir``, default ``data_dir/published``; on storage
+every ``hotlist serve`` replica reads, ``docs/deploy.md``)::
 
     CURRENT.json            the current version: number, files, counts, freshness
     v<N>/hotlist.parquet    every entry of hotlist version N (all feeds)
@@ -44,13 +45,10 @@ PUBLISHED_COLUMNS = (
 KEEP_CHANGE_VERSIONS = 500
 
 
-def published_dir(data_dir: Path) -> Path:
-    return private_dir(data_dir / "published")
-
-
-def read_current(data_dir: Path) -> dict[str, Any] | None:
+def read_current(root: Path) -> dict[str, Any] | None:
+    """The manifest ``root/CURRENT.json`` names, or None before the first publish."""
     try:
-        current: dict[str, Any] = json.loads((data_dir / "published" / "CURRENT.json").read_text())
+        current: dict[str, Any] = json.loads((root / "CURRENT.json").read_text())
         return current
     except FileNotFoundError:
         return None
@@ -79,12 +77,15 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def publish(con: duckdb.DuckDBPyConnection, data_dir: Path, state: dict[str, Any]) -> int:
-    """Publish the store's current hotlist version if it is not published yet; return it."""
-    root = published_dir(data_dir)
+def publish(
+    con: duckdb.DuckDBPyConnection, data_dir: Path, published_root: Path, state: dict[str, Any]
+) -> int:
+    """Publish the store's (``data_dir``) current hotlist version under ``published_root``
+    if it is not published there yet; return it."""
+    root = private_dir(published_root)
     current = ctl.current_versions(con, data_dir)
     version = max((v.version for v in current.values()), default=0)
-    published = read_current(data_dir)
+    published = read_current(root)
     if version == 0 or (published and published["version"] == version):
         return version
     changes = private_dir(root / "changes")
@@ -151,12 +152,11 @@ def publish(con: duckdb.DuckDBPyConnection, data_dir: Path, state: dict[str, Any
     return version
 
 
-def superseded_versions(data_dir: Path) -> list[Path]:
-    """Published version directories (and leftovers) other than the current one."""
-    root = data_dir / "published"
+def superseded_versions(root: Path) -> list[Path]:
+    """Published version directories under ``root`` (and leftovers) other than the current one."""
     if not root.exists():
         return []
-    current = read_current(data_dir)
+    current = read_current(root)
     keep = current["dir"] if current else None
     return sorted(
         p for p in root.iterdir() if p.is_dir() and p.name.startswith("v") and p.name != keep

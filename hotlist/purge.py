@@ -7,13 +7,16 @@ A purge run, under the writer lock:
    that still hold them (in memory only: the search markers). Those files are the
    markers' only source, so they stay on disk until step 5;
 2. erases: scrubs (overwrite, fsync, unlink: :mod:`hotlist.scrub`) every leftover in the
-   landing and spill areas and every superseded published version, and rewrites every
+   landing and spill areas and every superseded published version (under
+   ``[serve] published_dir``), announces the new version to the replicas, and rewrites every
    current content file that has free blocks or deleted rows into a fresh file
    (``COPY FROM DATABASE``), fsynced and renamed into place, the old one scrubbed;
 3. verifies, independently of step 2 (:mod:`hotlist.verify`), every file under
-   ``data_dir`` and ``PREFECT_HOME`` except the superseded content files (the source);
-   a pending record whose content no file holds any more cannot be searched for, and
-   fails the verification;
+   ``data_dir``, the published directory and ``PREFECT_HOME`` except the superseded
+   content files (the source); a pending record whose content no file holds any more
+   cannot be searched for, and fails the verification. With PostgreSQL, every live
+   ``hotlist serve`` replica must also confirm that it serves the new version (its
+   memory no longer holds the old one): :mod:`hotlist.purge_replicas`;
 4. only if verification passes, marks the tombstones purged and the superseded files
    erased, in one transaction;
 5. scrubs the superseded content files, and writes a deletion report.
@@ -45,6 +48,7 @@ from hotlist.erase import erase_transients, needs_rewrite, rewrite_fresh, scrub_
 from hotlist.faults import crash_point
 from hotlist.markers import collect_markers, still_listed
 from hotlist.purge_findings import scan_raw_device, unsearchable
+from hotlist.purge_replicas import announce_version, confirm_replicas
 from hotlist.scrub import scrub_tree, scrub_unlink
 from hotlist.store import control as ctl
 from hotlist.store.content import recover
@@ -115,12 +119,15 @@ def purge(
             from hotlist.publish import publish, superseded_versions
             from hotlist.store.state import build_state
 
-            publish(con, data_dir, build_state(con, data_dir))
+            version = publish(con, data_dir, settings.published_dir, build_state(con, data_dir))
             erased += erase_transients(data_dir)
-            for old in superseded_versions(data_dir):
+            for old in superseded_versions(settings.published_dir):
                 scrub_tree(old)
                 erased += 1
             crash_point("after-erase")
+            # The replicas load the new version while the verification runs.
+            url = settings.serve.database_url
+            replicas = announce_version(url, version) if url and version else None
             for path in current:
                 if needs_rewrite(path):
                     rewrite_fresh(path, data_dir)
@@ -138,8 +145,11 @@ def purge(
                 extra_roots=[*(extra_roots or [])],
                 record_ids=record_ids,
                 sources=frozenset(superseded),
+                published=settings.published_dir,
             )
             unsearchable(verification, gone, markers, unreadable)
+            if replicas is not None:
+                confirm_replicas(replicas, settings.purge.replica_wait_s, verification)
             if verification.ok and device is not None and plates:
                 log_files = sorted(p for p in (data_dir / "audit").rglob("*") if p.is_file())
                 scan_raw_device(verification, Path(device), plates, [*superseded, *log_files])

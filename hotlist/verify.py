@@ -10,7 +10,9 @@ Independent of how the purge did its work, it checks what is on disk:
 * the content of records awaiting purge (``markers``: their plates) in no table of any
   DuckDB file, no Parquet or CSV export, and no byte of any other file under
   ``data_dir`` and ``PREFECT_HOME`` (Prefect's database and logs included), whatever the
-  format (:mod:`hotlist.scan`: compressed, archived, UTF-16 text);
+  format (:mod:`hotlist.scan`: compressed, archived, UTF-16 text), and under the
+  published directory when it lies outside ``data_dir`` (``[serve] published_dir``, on
+  shared storage), searched as ``data_dir`` is;
 * the access log: a removed plate only where the law keeps it, the queried element
   (:mod:`hotlist.verify_access`); a removed record's NIC nowhere in it.
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -74,6 +77,9 @@ class Verification:
     markers: int = 0
     #: Superseded content files: the search's source of markers, erased once it passed.
     sources: int = 0
+    #: What each serving replica confirmed (:mod:`hotlist.purge_replicas`): name, status,
+    #: version, last heartbeat; empty without PostgreSQL.
+    replicas: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, place: Path | str, problem: str) -> None:
         self.ok = False
@@ -81,6 +87,13 @@ class Verification:
 
     def as_dict(self) -> dict[str, object]:
         return {**asdict(self), "findings": [asdict(f) for f in self.findings]}
+
+    def replica_counts(self) -> str:
+        """``2 confirmed, 1 not serving``: the replicas by what they confirmed."""
+        counts: dict[str, int] = {}
+        for r in self.replicas:
+            counts[str(r["status"])] = counts.get(str(r["status"]), 0) + 1
+        return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
 
     def summary(self) -> str:
         verdict = "PASS" if self.ok else f"FAIL ({len(self.findings)} findings)"
@@ -98,6 +111,7 @@ class Verification:
                 if self.markers == 0
                 else ""
             )
+            + (f"; replicas: {self.replica_counts()}" if self.replicas else "")
         )
 
 
@@ -238,6 +252,7 @@ def _check_file(
     path: Path,
     root: Path,
     data_dir: Path,
+    tables: frozenset[Path],
     control: duckdb.DuckDBPyConnection | None,
     search: _Search,
     result: Verification,
@@ -274,7 +289,7 @@ def _check_file(
         finally:
             con.close()
         return
-    if path.name.endswith(".csv") and root == data_dir:
+    if path.name.endswith(".csv") and root in tables:
         hits = scan_csv(path, search.raw, search.markers)
     elif sniff(head) == "raw" and path.stat().st_size <= SMALL:
         small.append(path)  # searched with the other small files, in one pass
@@ -307,9 +322,12 @@ def verify(
     extra_roots: list[Path] | None = None,
     record_ids: list[str] | None = None,
     sources: frozenset[Path] = frozenset(),
+    published: Path | None = None,
 ) -> Verification:
     """Check every file under ``data_dir`` (and ``prefect_home``) as described above.
 
+    ``published`` is the published directory (``Settings.published_dir``); outside
+    ``data_dir`` it is one more root, its files searched exactly as ``data_dir``'s.
     ``control`` is the writer's open control connection, if the caller holds one (DuckDB
     refuses a read-only open of a file another connection writes). ``pending_ok`` is for
     the purge itself, which verifies before it marks its tombstones purged. ``record_ids``
@@ -329,9 +347,9 @@ def verify(
         # A reader: waits (bounded, saying so) while a writer has the control database.
         with ctl.read_only(data_dir) as reader:
             return _verify(result, data_dir, prefect_home, markers, reader, pending_ok,
-                           extra_roots, record_ids, sources)  # fmt: skip
+                           extra_roots, record_ids, sources, published)  # fmt: skip
     return _verify(result, data_dir, prefect_home, markers, control, pending_ok,
-                   extra_roots, record_ids, sources)  # fmt: skip
+                   extra_roots, record_ids, sources, published)  # fmt: skip
 
 
 def _verify(
@@ -344,6 +362,7 @@ def _verify(
     extra_roots: list[Path] | None,
     record_ids: list[str] | None,
     sources: frozenset[Path],
+    published: Path | None,
 ) -> Verification:
     gone = gone_ids(control) if control is not None else pl.DataFrame()
     if gone.height and not pending_ok:
@@ -361,7 +380,12 @@ def _verify(
     for rel in TRANSIENT_DIRS:
         for path in _walk(data_dir / rel):
             result.add(path, "leftover in a transient area (content must not rest here)")
-    roots = [data_dir, *([prefect_home] if prefect_home else []), *(extra_roots or [])]
+    # Published files outside data_dir (a shared filesystem) are content like data_dir's.
+    shared = [published] if published and not published.is_relative_to(data_dir) else []
+    if shared and shared[0].exists() and not shared[0].is_dir():
+        result.add(shared[0], "published_dir is not a directory: nothing there can be verified")
+    tables = frozenset([data_dir, *shared])
+    roots = [data_dir, *shared, *([prefect_home] if prefect_home else []), *(extra_roots or [])]
     small: list[Path] = []
     for root in roots:
         for path in _walk(root):
@@ -370,7 +394,7 @@ def _verify(
             try:
                 result.files += 1
                 result.bytes += path.stat().st_size
-                _check_file(path, root, data_dir, control, search, result, small)
+                _check_file(path, root, data_dir, tables, control, search, result, small)
             except Unverifiable as exc:
                 result.add(path, f"unverifiable: {exc}")
             except (OSError, duckdb.Error, pl.exceptions.PolarsError) as exc:

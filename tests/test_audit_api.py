@@ -27,7 +27,7 @@ def test_an_api_lookup_after_a_torn_tail_is_answered_and_logged(
 
     con = ctl.connect(settings.data_dir)
     try:
-        publish(con, settings.data_dir, build_state(con, settings.data_dir))
+        publish(con, settings.data_dir, settings.published_dir, build_state(con, settings.data_dir))
     finally:
         con.close()
     key = reg.add(settings.data_dir, "patrol-1", "CA0190000", "Demo PD", reg.AgencyKind.CA_LOCAL)

@@ -359,10 +359,10 @@ def test_an_ingest_flow_run_after_a_kill_past_the_commit_finishes_the_publish_an
     settings = make_settings()
     drop.put("VEHEXTRT.txt", ncic_file([ncic_line(f"V{i:09d}", p) for i, p in enumerate(MARKERS)]))
     crash.killed_at(settings, "after-commit", "ingest_source(s, 'ncic')")
-    assert read_current(settings.data_dir) is None  # committed, never published
+    assert read_current(settings.published_dir) is None  # committed, never published
     ingested, purged = ingest_then_purge("ncic", str(settings.data_dir.parent / "hotlist.toml"))
     assert ingested.result()["files_applied"] == 0  # the same file: nothing new upstream
     assert ingested.result()["pending"] is True
     assert purged is not None and purged.result()["verified"] is True
-    current = read_current(settings.data_dir)
+    current = read_current(settings.published_dir)
     assert current is not None

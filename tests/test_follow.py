@@ -123,7 +123,7 @@ def test_a_pull_that_sees_a_new_version_first_wakes_those_already_waiting(
     from hotlist.serve.waiters import VersionWaiters
 
     async def main() -> tuple[int | None, int | None]:
-        waiters = VersionWaiters(HotlistCache(settings.data_dir), every_s=3600)
+        waiters = VersionWaiters(HotlistCache(settings.published_dir), every_s=3600)
         parked = asyncio.create_task(waiters.other_than(1, 30))
         await asyncio.sleep(0.2)
         await asyncio.to_thread(publish, settings, drop, BASE[1:], 2)

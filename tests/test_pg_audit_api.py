@@ -29,7 +29,7 @@ def _published(make_settings: Callable[..., Settings], drop: Drop, pg_url: str) 
 
     con = ctl.connect(settings.data_dir)
     try:
-        publish(con, settings.data_dir, build_state(con, settings.data_dir))
+        publish(con, settings.data_dir, settings.published_dir, build_state(con, settings.data_dir))
     finally:
         con.close()
     return with_database(settings, pg_url)

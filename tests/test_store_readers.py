@@ -106,21 +106,25 @@ def test_a_kill_after_the_commit_leaves_work_the_next_run_can_see(
     make_settings: Callable[..., Settings], drop: Drop
 ) -> None:
     settings = make_settings("guards = {max_removal_share = 0.5}")
-    assert not pending_work(settings.data_dir)  # no store: nothing to do
+    assert not pending_work(settings.data_dir, settings.published_dir)  # no store: nothing to do
     drop.put("VEHEXTRT.txt", ncic_file(DAY1))
     ingest_source(settings, "ncic")
     purge(settings, None)
-    assert not pending_work(settings.data_dir)
+    assert not pending_work(settings.data_dir, settings.published_dir)
     drop.put("VEHEXTRT.txt", ncic_file(DAY2, stamp="202611221800"))
     crash.killed_at(settings, "after-commit", "ingest_source(s, 'ncic')")
-    pending = pending_work(settings.data_dir)
+    pending = pending_work(settings.data_dir, settings.published_dir)
     assert pending.unpublished and pending.store_version == 2 and pending.published_version == 1
     assert (pending.unpurged, pending.superseded) == (2, 1)
     assert "version 2 is not published" in pending.describe()
     assert ingest_source(settings, "ncic") == []  # nothing new upstream...
-    assert pending_work(settings.data_dir)  # ...and the work is still there to be done
+    assert pending_work(
+        settings.data_dir, settings.published_dir
+    )  # ...and the work is still there to be done
     purge(settings, None)
-    assert not pending_work(settings.data_dir), pending_work(settings.data_dir).describe()
+    assert not pending_work(settings.data_dir, settings.published_dir), pending_work(
+        settings.data_dir, settings.published_dir
+    ).describe()
 
 
 def test_leftovers_of_a_killed_writer_are_scrubbed_not_just_unlinked(
@@ -165,4 +169,6 @@ def test_a_manual_ingest_after_a_kill_past_the_commit_publishes_and_purges(
     assert done.exit_code == 0, done.output
     assert "pending from an earlier run" in done.output
     assert "2 records purged" in done.output
-    assert not pending_work(settings.data_dir), pending_work(settings.data_dir).describe()
+    assert not pending_work(settings.data_dir, settings.published_dir), pending_work(
+        settings.data_dir, settings.published_dir
+    ).describe()

@@ -109,7 +109,7 @@ def _pending(settings: Settings) -> bool:
     purged), said aloud: this run finishes it now, not the hourly sweep."""
     from hotlist.store.pending import pending_work
 
-    pending = pending_work(settings.data_dir)
+    pending = pending_work(settings.data_dir, settings.published_dir)
     if pending:
         console.print(f"pending from an earlier run: {pending.describe()}")
     return bool(pending)

@@ -107,6 +107,7 @@ def verify(config: ConfigOption = None, prefect_home: PrefectHomeOption = None) 
         prefect_home or default_prefect_home(),
         [],
         extra_roots=list(settings.purge.scan_paths),
+        published=settings.published_dir,
     )
     for finding in result.findings:
         problem(str(finding.place), finding.problem)

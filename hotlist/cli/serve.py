@@ -63,6 +63,13 @@ def serve(
         ),
     ] = None,
     allow_plain_http: AllowPlainHttp = False,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="This replica's name in PostgreSQL ([serve] database_url); default"
+            " <hostname>:<port>. Each replica needs its own."
+        ),
+    ] = None,
 ) -> None:
     """Serve the pull and lookup API to registered patrol systems: HTTPS with a
     certificate, plain HTTP on loopback only."""
@@ -84,14 +91,14 @@ def serve(
         refusal = None if allow_plain_http else plain_listen_refusal(host)
         if refusal is not None:
             fail(refusal, ExitCode.USAGE)
-        run(settings, host, port, allow_plain_http=allow_plain_http)
+        run(settings, host, port, name=name, allow_plain_http=allow_plain_http)
         return
     if allow_plain_http:
         fail("--allow-plain-http with a certificate: it serves HTTPS, drop one", ExitCode.USAGE)
     tls = server_tls(certfile, keyfile, client_ca)
     for warning in tls.warnings:
         warn(warning)
-    run(settings, host, port, tls.context)
+    run(settings, host, port, tls.context, name=name)
 
 
 @app.command()

@@ -169,15 +169,27 @@ def verifications(con: duckdb.DuckDBPyConnection, run_ids: list[int]) -> list[di
             f"{'PASS' if ok else 'FAIL'}: the content of {searched} removed records searched"
             f" for in {files + dbs} places ({files} files, {dbs} DuckDB databases,"
             f" {int(checked.get('bytes', 0)) / 1e6:,.1f} MB); {findings} findings"
-        )
+        ) + _replicas_statement(checked.get("replicas", []))
         out.append({
             "purge_run": int(run_id), "finished_at": iso(finished), "kind": kind,
             "result": "PASS" if ok else "FAIL", "records_searched_for": searched,
             "places_searched": files + dbs, "files": files, "duckdb_files": dbs,
             "bytes": int(checked.get("bytes", 0)), "findings": findings,
-            "statement": statement,
+            "statement": statement, "replicas": checked.get("replicas", []),
         })  # fmt: skip
     return out
+
+
+def _replicas_statement(replicas: list[dict[str, Any]]) -> str:
+    """The serving replicas and what each confirmed (name, status, version), in a line."""
+    if not replicas:
+        return ""
+    each = ", ".join(
+        f"{r['name']} {r['status']}"
+        + (f" (version {r['serving_version']})" if r.get("serving_version") else "")
+        for r in replicas
+    )
+    return f"; serving replicas: {each}"
 
 
 def summarize(

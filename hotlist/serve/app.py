@@ -30,8 +30,10 @@ from hotlist.serve import lookups
 from hotlist.serve.deps import Problem, Services
 from hotlist.serve.gate import PROBLEM, AccessGate, problem_body, validation_detail
 from hotlist.serve.protocol import BoundedHeadProtocol
+from hotlist.serve.replicas import default_name, start_replica
 from hotlist.serve.routes import router
 from hotlist.serve.tls import plain_listen_refusal
+from hotlist.serve.waiters import announce
 
 logger = logging.getLogger("hotlist.serve")
 
@@ -51,7 +53,14 @@ def create_app(settings: Settings) -> FastAPI:
             for part in policy.missing_parts(settings):
                 logger.warning("the usage and privacy policy does not state %s", part)
         services.log_sync.start()
+        # With PostgreSQL: registered as a replica, told of new versions (docs/deploy.md).
+        replica = start_replica(
+            settings, services.versions, getattr(app.state, "replica_name", None),
+            lambda: announce(services.versions),
+        )  # fmt: skip
         yield
+        if replica is not None:
+            replica.stop()
         services.log_sync.stop()
         services.access_log.close()  # its segment and lock descriptors with it
         services.close_registry()
@@ -127,13 +136,18 @@ def serve(
     port: int,
     tls: ssl.SSLContext | None = None,
     allow_plain_http: bool = False,
+    name: str | None = None,
 ) -> None:
     """Serve until stopped: HTTPS with ``tls``; plain HTTP only on loopback, unless
-    ``allow_plain_http`` (TLS ends in front of this process, on this host)."""
+    ``allow_plain_http`` (TLS ends in front of this process, on this host). ``name`` is
+    this replica's (default ``<hostname>:<port>``)."""
     refusal = None if tls is not None or allow_plain_http else plain_listen_refusal(host)
     if refusal is not None:
         raise ConfigError(refusal)
-    uvicorn.Server(uvicorn_config(settings, host, port, tls, log_level="info")).run()
+    config = uvicorn_config(settings, host, port, tls, log_level="info")
+    assert isinstance(config.app, FastAPI)
+    config.app.state.replica_name = name or default_name(port)
+    uvicorn.Server(config).run()
 
 
 @contextmanager

@@ -102,7 +102,7 @@ class Services:
     def __init__(self, settings: Settings, policy_text: str) -> None:
         self.settings = settings
         self.data_dir = settings.data_dir
-        self.versions = HotlistCache(settings.data_dir)
+        self.versions = HotlistCache(settings.published_dir)
         # Consumers, keys, acks and pull stamps: data_dir's SQLite files, or PostgreSQL.
         self.consumers = registry_for(settings)
         self.keys = self.consumers.key_cache()

@@ -106,7 +106,7 @@ async def hotlist(
     upserts, removals = loaded.by_plate.clear(), pl.Series("entry_id", [], pl.Int64)
     if not full and since is not None:
         delta = loaded.memo.deltas.get(since) or await run_in_threadpool(
-            versions.delta, served.data_dir, loaded, since
+            versions.delta, loaded, since
         )
         if delta is None:
             full = True

@@ -1,17 +1,19 @@
 """Published hotlist versions held in memory by the API, and what is computed from them.
 
 A server never answers from a version the purge erased: each request stats
-``published/CURRENT.json`` (re-reading it only when its inode, mtime or size changed), and
-a lookup that would answer from an older loaded version first stats that version's
-Parquet file. Once the purge has erased it, the request waits for the current version
-instead. The check uses only the shared files, so it holds for every replica that
-serves the same ``data_dir``.
+``CURRENT.json`` of the published directory (re-reading it only when its inode, mtime or
+size changed), and a lookup that would answer from an older loaded version first stats
+that version's Parquet file. Once the purge has erased it, the request waits for the
+current version instead. The check uses only the shared files, so it holds for every
+replica that serves the same ``published_dir``; with PostgreSQL, replicas also load a
+new version the moment the purge announces it (:mod:`hotlist.serve.replicas`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import os
 import threading
 import time
@@ -79,16 +81,29 @@ class HotlistCache:
     Pulls (``wait=True``) get the newest published version.
     """
 
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self._current = data_dir / "published" / "CURRENT.json"
+    def __init__(self, root: Path) -> None:
+        self.root = root  # the published directory
+        self._current = root / "CURRENT.json"
         self._seen: tuple[tuple[int, int, int], dict[str, Any]] | None = None
         self._loaded: Loaded | None = None
         self._lock = threading.Lock()
         self._loading: int | None = None
 
-    def manifest(self) -> dict[str, Any]:
-        """The manifest CURRENT.json names; the file is read only when its stat changed."""
+    def manifest(self, fresh: bool = False) -> dict[str, Any]:
+        """The manifest CURRENT.json names; the file is read only when its stat changed.
+
+        ``fresh`` reads it whatever its stat says: on a network filesystem a stat may
+        answer from cached attributes for a while, an open revalidates (close-to-open
+        consistency). A replica told of a new version reads it so."""
+        if fresh:
+            try:
+                with open(self._current, "rb") as fh:
+                    st = os.fstat(fh.fileno())
+                    read: dict[str, Any] = json.loads(fh.read())
+            except FileNotFoundError:
+                raise NoVersion from None
+            self._seen = ((st.st_ino, st.st_mtime_ns, st.st_size), read)
+            return read
         try:
             st = os.stat(self._current)
         except FileNotFoundError:
@@ -98,7 +113,7 @@ class HotlistCache:
         if seen is not None and seen[0] == stamp:
             return seen[1]
         # Read after the stat: the content is at least as new as the stamp kept with it.
-        manifest = read_current(self.data_dir)
+        manifest = read_current(self.root)
         if manifest is None:
             raise NoVersion
         self._seen = (stamp, manifest)
@@ -128,15 +143,15 @@ class HotlistCache:
         with self._lock:
             if self._loaded is not None and self._loaded.version >= manifest["version"]:
                 return self._loaded
-            directory = self.data_dir / "published" / manifest["dir"]
+            directory = self.root / manifest["dir"]
             try:
                 frame = pl.read_parquet(directory / "hotlist.parquet").sort("plate", "state")
             except FileNotFoundError:
                 # Superseded between reading CURRENT.json and opening it: take the newer.
-                newer = read_current(self.data_dir)
+                newer = read_current(self.root)
                 if newer is None or newer["version"] == manifest["version"]:
                     raise
-                manifest, directory = newer, self.data_dir / "published" / newer["dir"]
+                manifest, directory = newer, self.root / newer["dir"]
                 frame = pl.read_parquet(directory / "hotlist.parquet").sort("plate", "state")
             ocr = frame.select(
                 _ocr(pl.col("plate")).alias("ocr_key"), pl.int_range(pl.len()).alias("row")
@@ -147,14 +162,15 @@ class HotlistCache:
             return self._loaded
 
 
-def delta(data_dir: Path, loaded: Loaded, since: int) -> Delta | None:
+def delta(loaded: Loaded, since: int) -> Delta | None:
     """Entries added or changed since ``since`` (with content) and removed ones (ids only),
-    computed once per (version, since); None when the change files no longer reach back."""
+    computed once per (version, since); None when the change files no longer reach back.
+    The change files are those published beside the loaded version."""
     memo = loaded.memo
     with memo.lock:
         if since in memo.deltas:
             return memo.deltas[since]
-    found = _delta(data_dir, since, loaded)
+    found = _delta(since, loaded)
     with memo.lock:
         if len(memo.deltas) >= MEMO_ENTRIES:
             memo.deltas.clear()
@@ -162,10 +178,10 @@ def delta(data_dir: Path, loaded: Loaded, since: int) -> Delta | None:
     return found
 
 
-def _delta(data_dir: Path, since: int, loaded: Loaded) -> Delta | None:
+def _delta(since: int, loaded: Loaded) -> Delta | None:
     if since == loaded.version:
         return loaded.by_plate.clear(), pl.Series("entry_id", [], pl.Int64)
-    changes = data_dir / "published" / "changes"
+    changes = loaded.directory.parent / "changes"
     paths = [changes / f"v{v:09d}.parquet" for v in range(since + 1, loaded.version + 1)]
     if not all(p.exists() for p in paths):
         return None

@@ -6,7 +6,9 @@ loop. While anyone waits, one task stats ``published/CURRENT.json`` every ``ever
 when the published version changes. A thousand waiting consumers are a thousand
 coroutines and one stat a tick; none holds a thread. The check uses only the shared
 files, so a version published by the purge on this machine or another replica's store
-wakes the waiters alike.
+wakes the waiters alike. With PostgreSQL the replica's listener wakes them sooner, the
+moment it has loaded an announced version (:func:`announce`); the stat stays as the
+fallback.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ class VersionWaiters:
         self.waiting = 0
         self._changed = asyncio.Condition()
         self._watch: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending_update: asyncio.Future[None] | None = None  # kept: a task is weak
         self._version = self._published()
 
     def _published(self) -> int | None:
@@ -46,6 +50,7 @@ class VersionWaiters:
         """The published version as soon as it is not ``since`` (newer, or older after the
         store was rebuilt: the pull then answers with a full version), or None after
         ``wait_s`` seconds without one."""
+        self._loop = asyncio.get_running_loop()
         await self._update(self._published())  # one stat
         if self._version is not None and self._version != since:
             return self._version
@@ -82,6 +87,22 @@ class VersionWaiters:
             async with self._changed:
                 self._changed.notify_all()
 
+    def announce(self) -> None:
+        """From any thread: look at the published version now and wake the waiters if it
+        moved, instead of at the next tick."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return  # nobody has waited yet
+        loop.call_soon_threadsafe(self._look_now)
+
+    def _look_now(self) -> None:
+        try:
+            now = self._published()
+        except Exception as exc:  # as in _check: the next tick looks again
+            log.debug("published version not readable now: %s", type(exc).__name__)
+            return
+        self._pending_update = asyncio.ensure_future(self._update(now))
+
 
 async def _wait_for(condition: asyncio.Condition, predicate: object, timeout_s: float) -> bool:
     assert callable(predicate)
@@ -101,3 +122,10 @@ def waiters_for(cache: HotlistCache) -> VersionWaiters:
     if found is None:
         found = _BY_CACHE[cache] = VersionWaiters(cache)
     return found
+
+
+def announce(cache: HotlistCache) -> None:
+    """From any thread: ``cache`` loaded a new version; wake its waiters now."""
+    found = _BY_CACHE.get(cache)
+    if found is not None:
+        found.announce()

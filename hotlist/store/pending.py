@@ -52,20 +52,23 @@ class PendingWork:
         return "; ".join(parts) or "nothing pending"
 
 
-def pending_work(data_dir: Path, con: duckdb.DuckDBPyConnection | None = None) -> PendingWork:
-    """What is left to do in ``data_dir``'s store; ``con`` is the caller's control
-    connection, if it has one open (a writer's: call with the writer lock held)."""
+def pending_work(
+    data_dir: Path, published_root: Path, con: duckdb.DuckDBPyConnection | None = None
+) -> PendingWork:
+    """What is left to do in ``data_dir``'s store, against the version published under
+    ``published_root``; ``con`` is the caller's control connection, if it has one open
+    (a writer's: call with the writer lock held)."""
     if con is None:
         if not control_path(data_dir).is_file():
             return PendingWork(0, 0, 0, 0)
         with ctl.read_only(data_dir) as reader:
-            return pending_work(data_dir, reader)
+            return pending_work(data_dir, published_root, reader)
     versions = ctl.current_versions(con, data_dir)
     live = ctl.live_content_files(con, data_dir)
     [(unpurged,)] = con.execute(
         "SELECT count(*) FROM tombstones WHERE purged_at IS NULL"
     ).fetchall()
-    published = read_current(data_dir)
+    published = read_current(published_root)
     return PendingWork(
         store_version=max((v.version for v in versions.values()), default=0),
         published_version=int(published["version"]) if published else 0,

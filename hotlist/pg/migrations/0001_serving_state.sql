@@ -40,9 +40,11 @@ CREATE TRIGGER consumers_changed
     ON consumers FOR EACH STATEMENT EXECUTE FUNCTION hotlist_consumers_changed();
 
 -- Every replica's heartbeat and the published version it serves: the purge waits for the
--- live ones to serve the new version before it reports success.
+-- live ones to serve the new version before it reports success (hotlist/serve/replicas.py,
+-- hotlist/purge_replicas.py). ``instance`` tells apart two processes given the same name.
 CREATE TABLE replicas (
     name text PRIMARY KEY,
+    instance text NOT NULL,
     serving_version bigint,
     started_at timestamptz NOT NULL DEFAULT now(),
     heartbeat_at timestamptz NOT NULL DEFAULT now()
