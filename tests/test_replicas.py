@@ -20,20 +20,18 @@ import httpx
 import psycopg
 import pytest
 
+from hotlist import audit
 from hotlist.config import Settings, load_settings
 from hotlist.ingest import ingest_source
 from hotlist.pg.migrate import upgrade
 from hotlist.purge import PurgeIncomplete, PurgeResult, purge
 from hotlist.serve import consumers as reg
+from hotlist.serve.registry import registry_for
 from hotlist.serve.replicas import LIVE_S
 from tests.builders import Drop, ncic_file, ncic_line
 from tests.replicas import ReplicaProcess, client_tls, nginx, replica_config, replicas
 
 pytestmark = pytest.mark.real_component
-
-#: The replicas share the ingest host's data_dir while the consumer registry and the
-#: access log are local files; once they live in PostgreSQL each replica gets its own.
-SHARED_DATA_DIR = True
 
 BASE = [ncic_line(f"V{i:09d}", f"7REP{i:03d}") for i in range(40)]
 REMOVED = ("7REP000", "7REP001", "7REP002")  # day 2 drops the first three records
@@ -76,11 +74,19 @@ def site(tmp_path: Path, pg_url: str, drop: Drop) -> Site:
     drop.put("VEHEXTRT.txt", ncic_file(BASE, stamp="202611220800"))
     ingest_source(settings, "ncic")
     purge(settings, None)  # version 1, no replica yet
-    key = reg.add(settings.data_dir, "car-7", "CA0190000", "Demo PD", reg.AgencyKind.CA_LOCAL)
-    configs = [
-        config_of(f"replica-{i}", host_dir if SHARED_DATA_DIR else tmp_path / f"replica-{i}")
-        for i in (1, 2)
-    ]
+    with registry_for(settings) as registry:  # consumers are in PostgreSQL
+        key = registry.add("car-7", "CA0190000", "Demo PD", reg.AgencyKind.CA_LOCAL)
+    # Each replica has a data_dir of its own, holding only a copy of the access log's key
+    # (the consumers, the log and the published versions are shared; docs/deploy.md).
+    configs = []
+    for i in (1, 2):
+        own = tmp_path / f"replica-{i}"
+        (own / "secrets").mkdir(parents=True, mode=0o700)
+        own.chmod(0o700)
+        copy = own / "secrets" / "audit-hmac.key"
+        copy.write_bytes((host_dir / "secrets" / "audit-hmac.key").read_bytes())
+        copy.chmod(0o600)
+        configs.append(config_of(f"replica-{i}", own))
     return Site(settings, configs, pg_url, key, drop, tmp_path)
 
 
@@ -182,6 +188,42 @@ def test_the_purge_returns_once_both_replicas_serve_the_new_version(
     assert sorted(p.name for p in published.iterdir() if p.is_dir()) == ["changes", "v000000002"]
     assert not (site.settings.data_dir / "published").exists()
     print(f"purge {took:.2f} s; replicas serving v2 at {flipped} s after its start")
+    # Acks alternate between the replicas too; every request of both, the purge's and the
+    # acks' included, is one intact chain in PostgreSQL, as `hotlist audit verify` reads it.
+    for i in range(4):
+        ack = httpx.post(
+            f"{two[i % 2].url}/v1/ack", json={"version": 2}, headers=headers(site.key), timeout=30
+        )
+        assert ack.status_code == 200, ack.text
+    with registry_for(site.settings) as registry:
+        [car] = registry.all_consumers()
+    assert car.acked_version == 2
+    check = audit.verify_chain(site.settings)
+    assert check.ok, check.problems
+    api = [r for r in audit.records(site.settings) if r["channel"] == "api"]
+    assert len(api) >= 6 + 2 + 2 * len(REMOVED) + 4
+    assert not any(audit.segment_paths(d) for d in (site.settings.data_dir, site.tmp / "replica-1"))
+
+
+def test_a_consumer_added_and_revoked_on_the_ingest_host_holds_on_both_replicas(
+    site: Site, two: list[ReplicaProcess]
+) -> None:
+    with registry_for(site.settings) as registry:
+        key = registry.add("car-8", "CA0190000", "Demo PD", reg.AgencyKind.CA_LOCAL)
+        for replica in two:
+            assert lookup(replica.url, key, "7REP010")["hits"]
+        registry.revoke("car-8")
+    revoked = time.monotonic()
+    for replica in two:
+        while True:
+            answer = httpx.post(
+                f"{replica.url}/v1/lookup", json={"plate": "7REP010"}, headers=headers(key)
+            )
+            if answer.status_code == 401:
+                break
+            assert time.monotonic() - revoked < 1.0, f"{replica.name} still serves a revoked key"
+            time.sleep(0.01)
+    assert time.monotonic() - revoked < 1.0
 
 
 def test_a_stuck_replica_fails_the_purge_by_name_until_it_serves_the_new_version(
