@@ -4,6 +4,7 @@ chain across two ``hotlist serve`` replicas answering at once (real server proce
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -103,8 +104,8 @@ def test_two_replicas_answering_at_once_keep_one_chain(
 def test_no_answer_without_its_record_while_the_database_is_away(
     make_settings: Callable[..., Settings], drop: Drop, pg_url: str
 ) -> None:
-    """PostgreSQL unreachable: the request is refused (500), never answered unlogged; once
-    it is back the writer connects again and the chain goes on."""
+    """PostgreSQL unreachable: the request is refused (503, naming why), never answered
+    unlogged; once it is back the writer connects again and the chain goes on."""
     import psycopg
 
     settings = _published(make_settings, drop, pg_url)
@@ -124,10 +125,14 @@ def test_no_answer_without_its_record_while_the_database_is_away(
             (database,),
         )
         away = ask()
-        assert away.status_code == 500
+        assert away.status_code == 503
         assert "7API001" not in away.text
+        assert "PostgreSQL at" in away.json()["detail"]
         con.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'.encode())
-        assert ask().status_code == 200
+        deadline = time.monotonic() + 10  # the writer waits a second between reconnections
+        while (answer := ask()).status_code != 200:
+            assert answer.status_code == 503 and time.monotonic() < deadline, answer.text
+            time.sleep(0.1)
     assert len(list(audit.records(settings))) == 2
     check = audit.verify_chain(settings)
     assert check.ok, check.problems

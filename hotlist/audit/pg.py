@@ -31,6 +31,7 @@ import hashlib
 import hmac
 import secrets
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -100,6 +101,10 @@ _NO_HEAD = (
 )
 #: A transaction that writes WAL (so its synchronous commit flushes all WAL before it).
 _FLUSH = "SELECT pg_logical_emit_message(true, 'hotlist.access_log', '')"
+
+
+#: After a failed reconnection, the writer tries again only this much later.
+RECONNECT_PAUSE_S = 1.0
 
 
 def key_identity(key: bytes) -> str:
@@ -238,6 +243,7 @@ class PgAccessLogWriter:
         self._sync_mutex = threading.Lock()
         #: Appends that found another writer's records first (re-chained): contention.
         self.retries = 0
+        self._no_reconnect_until = 0.0
 
     def append(self, record: AccessRecord, at: dt.datetime | None = None) -> dict[str, Any]:
         return self.append_many([record], at)[0]
@@ -314,9 +320,21 @@ class PgAccessLogWriter:
         return int(row[0]), str(row[1]), int(row[2])
 
     def _reconnect(self) -> None:
+        """A new connection; after a failed attempt, none for ``RECONNECT_PAUSE_S``: a
+        server's requests then fail at once instead of each waiting for a connect
+        timeout while the database is away."""
         with contextlib.suppress(psycopg.Error):
             self._con.close()
-        self._con = open_log(self.url, self.synchronous)
+        if time.monotonic() < self._no_reconnect_until:
+            raise pg.DatabaseUnavailable(
+                f"the access log's database (PostgreSQL at {pg.where(self.url)}) was"
+                " unreachable less than a second ago"
+            )
+        try:
+            self._con = open_log(self.url, self.synchronous)
+        except BaseException:
+            self._no_reconnect_until = time.monotonic() + RECONNECT_PAUSE_S
+            raise
 
     def sync(self) -> None:
         """Make every append made so far durable: a synchronous commit that writes WAL,

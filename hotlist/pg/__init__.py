@@ -12,6 +12,17 @@ from urllib.parse import urlsplit
 
 import psycopg
 
+#: A connection that stops answering is given up after this (libpq; milliseconds, then
+#: seconds), so a server's thread never hangs on a peer that vanished from the network:
+#: the statement fails, and the caller reconnects or refuses.
+LIVENESS: dict[str, Any] = {
+    "tcp_user_timeout": 2000,
+    "keepalives": 1,
+    "keepalives_idle": 1,
+    "keepalives_interval": 1,
+    "keepalives_count": 2,
+}
+
 
 class DatabaseUnavailable(Exception):
     """PostgreSQL cannot be reached or refused us; the message says where and why."""
@@ -29,11 +40,11 @@ def where(url: str) -> str:
 
 
 def connect(url: str, *, autocommit: bool = True, **options: Any) -> psycopg.Connection[Any]:
-    """A connection tagged ``hotlist`` in ``pg_stat_activity``, or :class:`DatabaseUnavailable`."""
+    """A connection tagged ``hotlist`` in ``pg_stat_activity``, with :data:`LIVENESS`
+    (``options`` override it), or :class:`DatabaseUnavailable`."""
+    settings: dict[str, Any] = {"connect_timeout": 10, **LIVENESS, **options}
     try:
-        return psycopg.connect(
-            url, autocommit=autocommit, application_name="hotlist", connect_timeout=10, **options
-        )
+        return psycopg.connect(url, autocommit=autocommit, application_name="hotlist", **settings)
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise DatabaseUnavailable(f"cannot use PostgreSQL at {where(url)}: {reason}") from None

@@ -25,6 +25,21 @@ from hotlist.serve.versions import HotlistCache
 logger = logging.getLogger("hotlist.serve")
 
 
+class AccessLogUnavailable(Exception):
+    """The access log cannot be written: nothing is answered until it can (the gate
+    answers 503, unlogged, and serves nothing)."""
+
+
+def _unwritable(exc: Exception) -> str:
+    """Why the log cannot be written, in words a client may read (no record content:
+    the exception's own text could hold a data element, so only its kind and, for a
+    database that is away, where it is)."""
+    from hotlist import pg
+
+    where = str(exc) if isinstance(exc, pg.DatabaseUnavailable) else type(exc).__name__
+    return f"the access log cannot be written ({where}); nothing is served until it can"
+
+
 class Problem(Exception):
     """An answer other than success, as an RFC 9457 problem: status, title, detail."""
 
@@ -123,13 +138,17 @@ class Services:
 
     def log(self, access: Access, outcome: str) -> None:
         """Write the request's access-log records (the only place the API writes them):
-        one, or one per read of a granted batch, appended together."""
-        if access.reads is not None and outcome.startswith("granted"):
-            self.access_log.append_many(
-                [access.record(result, element) for element, result in access.reads]
-            )
-        else:
-            self.access_log.append(access.record(outcome))
+        one, or one per read of a granted batch, appended together;
+        :class:`AccessLogUnavailable` when they cannot be written."""
+        try:
+            if access.reads is not None and outcome.startswith("granted"):
+                self.access_log.append_many(
+                    [access.record(result, element) for element, result in access.reads]
+                )
+            else:
+                self.access_log.append(access.record(outcome))
+        except Exception as exc:
+            raise AccessLogUnavailable(_unwritable(exc)) from exc
         access.logged = True
 
 

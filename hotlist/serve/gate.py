@@ -26,6 +26,7 @@ Header bytes as a whole are bounded by the protocol (:mod:`hotlist.serve.protoco
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from typing import Any
@@ -36,7 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hotlist.access import SB54_REFUSAL, is_immigration_purpose, refusal
 from hotlist.serve.consumers import KeysUnavailable
-from hotlist.serve.deps import Access, Caller, Problem, Services
+from hotlist.serve.deps import Access, AccessLogUnavailable, Caller, Problem, Services
 
 #: Request bodies are a plate lookup or an acknowledgement: a few hundred bytes.
 MAX_BODY_BYTES = 16 * 1024
@@ -148,7 +149,10 @@ class AccessGate:
         refused = self._admit(values, length, limit, access, public)
         if refused is not None:
             if not public:
-                self.services.log(access, f"refused: {refused.detail}")
+                try:
+                    self.services.log(access, f"refused: {refused.detail}")
+                except AccessLogUnavailable as exc:
+                    refused = _unlogged(exc)
             await _send_problem(send, refused, close=close_unread)
             return
 
@@ -181,13 +185,22 @@ class AccessGate:
                 )
             else:
                 await self.app(scope, receive_counted, send_logged)
+        except AccessLogUnavailable as exc:
+            # Raised as the answer was about to start (its record could not be written):
+            # nothing of it left, so the client is told the truth, and served nothing.
+            await _send_problem(send, _unlogged(exc), close=True)
+            return
         except Exception as exc:
             if not public and not access.logged:
-                self.services.log(access, f"error: 500 {type(exc).__name__}")
+                with contextlib.suppress(AccessLogUnavailable):  # the error itself goes on
+                    self.services.log(access, f"error: 500 {type(exc).__name__}")
             raise
         if not public and not access.logged:  # ended without an answer (a client gone)
             noted = access.outcome or ""
-            self.services.log(access, noted if noted.startswith("failed") else "failed: no answer")
+            with contextlib.suppress(AccessLogUnavailable):  # no answer went out either
+                self.services.log(
+                    access, noted if noted.startswith("failed") else "failed: no answer"
+                )
 
     def _admit(
         self,
@@ -263,6 +276,10 @@ def _describe(access: Access, values: dict[bytes, list[str]]) -> None:
         given = [v.strip()[: MAX_HEADER_CHARS[name]] for v in values.get(name, [])]
         if any(given):
             setattr(access, attr, " | ".join(given))
+
+
+def _unlogged(exc: AccessLogUnavailable) -> Problem:
+    return Problem(503, "Service Unavailable", str(exc))
 
 
 def _too_large(length: int | None, limit: int) -> Problem | None:

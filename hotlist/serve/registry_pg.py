@@ -31,7 +31,7 @@ import psycopg
 from psycopg import errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from hotlist.pg import DatabaseUnavailable, connect, where
+from hotlist.pg import LIVENESS, DatabaseUnavailable, connect, where
 from hotlist.pg.migrate import require_current
 from hotlist.serve.consumers import (
     COLUMNS,
@@ -59,15 +59,6 @@ FRESH_S = 0.5
 POLL_S = 0.15
 #: The longest wait between two reconnection attempts.
 MAX_BACKOFF_S = 1.0
-#: A connection that stops answering is given up after this (libpq, milliseconds and
-#: seconds): the listener then reconnects instead of hanging on a dead peer.
-LIVENESS: dict[str, Any] = {
-    "tcp_user_timeout": 2000,
-    "keepalives": 1,
-    "keepalives_idle": 1,
-    "keepalives_interval": 1,
-    "keepalives_count": 2,
-}
 
 
 class PgRegistry:
@@ -260,7 +251,7 @@ class PgKeyCache:
         backoff, lost = 0.05, False
         while not self._stop.is_set():
             try:
-                with connect(self.url, **LIVENESS) as con:
+                with connect(self.url) as con:
                     # LISTEN before the load: a change made between them is notified.
                     con.execute(f"LISTEN {CHANNEL}")
                     self._load(con)
