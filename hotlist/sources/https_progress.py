@@ -11,16 +11,16 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
-import httpx
-
 from hotlist.sources import FetchError, FetchFailure
-from hotlist.sources.https_validators import Validators, http_date
+from hotlist.sources.https_validators import Response, Validators, http_date
 
 _SNIFF_BYTES = 1024
+#: How much of the first read the sniff looks into (for a page's title).
+_SNIFF_KEEP = 64 * 1024
 
 
 @dataclass
@@ -44,7 +44,7 @@ class Progress:
         self.validators = Validators(None, None)
         self.mtime = time.time()
 
-    def start(self, response: httpx.Response, validators: Validators) -> None:
+    def start(self, response: Response, validators: Validators) -> None:
         self.out.seek(0)
         self.out.truncate()
         self.digest = hashlib.sha256()
@@ -60,8 +60,10 @@ class Progress:
             return {"Range": f"bytes={self.received}-", "If-Range": self.validators.if_range}
         return None
 
-    def continue_from(self, response: httpx.Response, url: str) -> None:
-        match = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+)", response.headers.get("Content-Range", ""))
+    def continue_from(self, response: Response, url: str) -> None:
+        match = re.fullmatch(
+            r"bytes (\d+)-(\d+)/(\d+)", response.headers.get("Content-Range") or ""
+        )
         if match is None or int(match[1]) != self.received or int(match[3]) != self.total:
             raise FetchError(
                 FetchFailure.HTTP_REFUSED,
@@ -69,7 +71,7 @@ class Progress:
                 " download; nothing was kept",
             )
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | memoryview) -> None:
         self.digest.update(chunk)
         view = memoryview(chunk)
         while view:  # an unbuffered file may take less than it was given
@@ -88,12 +90,12 @@ class Progress:
         return Body(self.digest.hexdigest(), self.received, self.validators, self.mtime)
 
 
-def first_bytes(chunks: Iterator[bytes], state: Progress) -> bytes:
+def first_bytes(
+    readinto: Callable[[memoryview], int], buffer: memoryview, state: Progress
+) -> bytes:
     """Read (and keep) at least the first ``_SNIFF_BYTES`` of the body for the sniff."""
-    head = b""
-    for chunk in chunks:
-        head += chunk
-        if len(head) >= _SNIFF_BYTES:
-            break
-    state.write(head)
-    return head
+    got = 0
+    while got < _SNIFF_BYTES and (n := readinto(buffer[got:])):
+        got += n
+    state.write(buffer[:got])
+    return bytes(buffer[: min(got, _SNIFF_KEEP)])
