@@ -382,6 +382,31 @@ def test_a_connection_cut_every_time_is_transient_and_leaves_nothing(
     assert _landing_names(tmp_path) == []
 
 
+def test_a_part_file_that_cannot_be_written_is_the_disk_s_failure_not_a_drop(
+    site: Site, drop: Drop, make_source: MakeSource, tmp_path: Path
+) -> None:
+    """The file size limit (EFBIG, as a full disk's ENOSPC) is raised as it is, never
+    retried as a connection that dropped; nothing is left."""
+    import errno
+    import resource
+    import signal
+
+    drop.put("svs.tbl", _big(3 << 20))
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, limits[1]))
+    try:
+        with pytest.raises(OSError, match="File too large") as caught:
+            _fetch(make_source(), tmp_path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, previous)
+
+    assert caught.value.errno == errno.EFBIG
+    assert site.get_paths() == ["/svs.tbl"]
+    assert _landing_names(tmp_path) == []
+
+
 @pytest.mark.parametrize(
     ("content_type", "page", "said"),
     [

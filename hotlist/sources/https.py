@@ -69,7 +69,8 @@ log = logging.getLogger(__name__)
 #: Downloads of one file (the first and its resumptions) before a drop is reported.
 ATTEMPTS = 4
 RETRY_PAUSE_S = 0.5
-#: The body is read, hashed and written in blocks this large (few calls into Python).
+#: The body is read, hashed and written in blocks this large (few calls into Python), in
+#: two buffers: one filled from the connection while the other is hashed and written.
 READ_BYTES = 1 << 20
 
 
@@ -216,7 +217,7 @@ class _Session:
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
         with os.fdopen(os.open(part, flags, 0o600), "wb", buffering=0) as out:
             state = Progress(out)
-            buffer = memoryview(bytearray(READ_BYTES))
+            buffers = [memoryview(bytearray(READ_BYTES)) for _ in range(2)]
             for attempt in range(1, ATTEMPTS + 1):
                 headers = state.resume_headers()
                 if headers is None:  # from the start: conditional while nothing has arrived
@@ -231,7 +232,7 @@ class _Session:
                         self.port,
                         proxied=self.proxied,
                     ):
-                        done = self._get(target, headers, state, buffer, conditional=conditional)
+                        done = self._get(target, headers, state, buffers, conditional=conditional)
                     if done is None:
                         return None
                     break
@@ -256,7 +257,7 @@ class _Session:
         target: _Target,
         headers: dict[str, str],
         state: Progress,
-        buffer: memoryview,
+        buffers: list[memoryview],
         *,
         conditional: bool,
     ) -> bool | None:
@@ -281,9 +282,8 @@ class _Session:
                 refuse_web_page(
                     target.url,
                     response.headers.get("Content-Type") or "",
-                    first_bytes(response.readinto, buffer, state),
+                    first_bytes(response.readinto, buffers[0], state),
                 )
-            while n := response.readinto(buffer):
-                state.write(buffer[:n])
+            state.receive(response.readinto, buffers)
         state.check_length(target.url)
         return True

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from hotlist.config import SourceConfig
 from hotlist.sources import FetchError, FetchFailure
 from hotlist.sources.https_connection import Answer, BadRequest, TunnelRefused, Unreached
-from hotlist.sources.https_progress import Progress
+from hotlist.sources.https_progress import PartFileError, Progress
 from hotlist.sources.https_tls import tls_failure
 
 
@@ -67,6 +67,8 @@ def translated(
     """The connection's errors inside the block as a :class:`FetchError`, or :class:`Dropped`."""
     try:
         yield
+    except PartFileError as exc:  # the disk's failure, raised as the other sources raise it
+        raise exc.cause from None
     except TunnelRefused as exc:
         kind = FetchFailure.CONFIG if exc.status == 407 else FetchFailure.CONNECTION_DROPPED
         raise FetchError(kind, f"the proxy refused the tunnel to {host}: {exc}") from None
