@@ -2,7 +2,8 @@
 
 ``url`` is the base; each ``files`` entry is a path relative to it, or a full ``https://``
 URL on the same host (credentials are never sent to another host). A file lands under
-the last segment of its URL path. TLS, pins and credentials: :mod:`hotlist.sources.https_tls`.
+the last segment of its URL path. TLS, pins and credentials: :mod:`hotlist.sources.https_tls`;
+the connection (the standard library's ``http.client``): :mod:`hotlist.sources.https_connection`.
 
 Change detection: a conditional GET (``If-None-Match`` / ``If-Modified-Since``) with the
 validators of the response that brought the file taken last (which ones are trusted:
