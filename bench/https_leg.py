@@ -6,7 +6,10 @@ Starts the embedded HTTPS server (``hotlist.sources.https_server``: a CA and a c
 generated now) on loopback, then downloads one file alternately with ``fetch_https``
 (verified TLS with the CA file and a key pin, hash, ``Content-Length`` check, fsync,
 atomic rename) and with ``curl`` (``--cacert``, ``--pinnedpubkey``, ``-o``; no fsync).
-Each figure is the median of ``repeats`` runs; connection setup counts for both. The
+Each figure is the median of ``repeats`` runs; connection setup counts for both. The legs
+take turns at running first in a round: the one that runs right after the previous
+round's 125 MB files were deleted pays for the filesystem freeing them (measured: up to
+0.3-0.5 s of kernel time on this shared disk), and it used to be ours every time. The
 server runs in a process of its own; CPU seconds (ours: this process; curl's: the child)
 are reported beside wall time, which a loaded machine makes noisy. A third leg, "script",
 is what a download script needs for the same guarantees: ``curl``, then ``sha256sum``,
@@ -134,8 +137,10 @@ def measure_https(file: Path, workdir: Path, repeats: int, conditional: bool) ->
             "curl": lambda: _curl(server, file, target),
             "script": lambda: _curl_hash_sync(server, file, target),
         }
-        for _ in range(repeats):
-            for name, run in runs.items():
+        for turn in range(repeats):
+            names = list(runs)
+            for name in names[turn % 3 :] + names[: turn % 3]:  # each leg first in turn
+                run = runs[name]
                 wall, used = _timed(run)
                 times[name].append(wall)
                 cpu[name].append(used)

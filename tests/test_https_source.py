@@ -382,6 +382,31 @@ def test_a_connection_cut_every_time_is_transient_and_leaves_nothing(
     assert _landing_names(tmp_path) == []
 
 
+def test_a_part_file_that_cannot_be_written_is_the_disk_s_failure_not_a_drop(
+    site: Site, drop: Drop, make_source: MakeSource, tmp_path: Path
+) -> None:
+    """The file size limit (EFBIG, as a full disk's ENOSPC) is raised as it is, never
+    retried as a connection that dropped; nothing is left."""
+    import errno
+    import resource
+    import signal
+
+    drop.put("svs.tbl", _big(3 << 20))
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, limits[1]))
+    try:
+        with pytest.raises(OSError, match="File too large") as caught:
+            _fetch(make_source(), tmp_path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, previous)
+
+    assert caught.value.errno == errno.EFBIG
+    assert site.get_paths() == ["/svs.tbl"]
+    assert _landing_names(tmp_path) == []
+
+
 @pytest.mark.parametrize(
     ("content_type", "page", "said"),
     [
@@ -570,6 +595,67 @@ def test_a_pinned_key_is_checked_through_the_proxy_too(
         _fetch(make_source(proxy=proxy.url, tls_pin=spki_pin(other.cert)), tmp_path)
 
     assert caught.value.kind is FetchFailure.TLS_PIN_MISMATCH
+
+
+def test_a_changed_key_is_refused_before_any_request_or_credential_is_sent(
+    site: Site, drop: Drop, make_source: MakeSource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pin is checked right after the handshake: the site never sees the request."""
+    drop.put("svs.tbl", _big())
+    other = issue(site.ca, tmp_path / "pki", "elsewhere")
+    monkeypatch.setenv("CLEW_CREDENTIAL", "tok-123")
+    source = make_source(
+        tls_pin=spki_pin(other.cert), auth="bearer", credentials_env="CLEW_CREDENTIAL"
+    )
+
+    with pytest.raises(FetchError) as caught:
+        _fetch(source, tmp_path)
+
+    assert caught.value.kind is FetchFailure.TLS_PIN_MISMATCH
+    assert site.faults.requests == []
+
+
+def test_the_files_of_a_source_share_one_checked_connection(
+    site: Site, drop: Drop, make_source: MakeSource, tmp_path: Path
+) -> None:
+    """Three files, one tunnel: a response read to its end leaves the connection for the next."""
+    for name in ("svs.tbl", "sfr.tbl", "slr.tbl"):
+        drop.put(name, _big(1 << 18))
+    files = {"svs": "svs.tbl", "sfr": "sfr.tbl", "slr": "slr.tbl"}
+    with running_proxy() as proxy:
+        source = make_source(proxy=proxy.url, files=files, tls_pin=spki_pin(site.cert.cert))
+        landed = fetch("svs", source, list(files), tmp_path / "data", lambda feed: None)
+
+    assert [type(item) for item in landed] == [LandedFile] * 3
+    assert proxy.seen == [f"CONNECT 127.0.0.1:{site.server.port}"]
+    assert site.get_paths() == ["/svs.tbl", "/sfr.tbl", "/slr.tbl"]
+
+
+def test_a_refused_answer_does_not_leave_its_connection_for_the_next_file(
+    site: Site, drop: Drop, make_source: MakeSource, tmp_path: Path
+) -> None:
+    """A body left unread would be taken for the next answer: the connection is closed."""
+    drop.put("svs.tbl", _big())
+    drop.put("sfr.tbl", _big(1 << 18))
+    site.faults.pages["/svs.tbl"] = ("text/html", b"<html><title>Sign in</title>" + b" " * 4096)
+    with running_proxy() as proxy:
+        source = make_source(proxy=proxy.url)
+        with pytest.raises(FetchError):
+            _fetch(source, tmp_path)
+        [landed] = _fetch(make_source(proxy=proxy.url, files={"sfr": "sfr.tbl"}), tmp_path)
+
+    assert isinstance(landed, LandedFile) and landed.size == 1 << 18
+    assert len(proxy.seen) == 2
+
+
+def test_a_proxy_reached_over_tls_is_refused_naming_the_form_to_use(
+    make_source: MakeSource, tmp_path: Path
+) -> None:
+    with pytest.raises(FetchError) as caught:
+        _fetch(make_source(proxy="https://proxy.agency.local:3128"), tmp_path)
+
+    assert caught.value.kind is FetchFailure.CONFIG and not caught.value.transient
+    assert "http://host:port" in str(caught.value) and "proxy.agency.local" in str(caught.value)
 
 
 # -- configuration ---------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 ``url`` is the base; each ``files`` entry is a path relative to it, or a full ``https://``
 URL on the same host (credentials are never sent to another host). A file lands under
-the last segment of its URL path. TLS, pins and credentials: :mod:`hotlist.sources.https_tls`.
+the last segment of its URL path. TLS, pins and credentials: :mod:`hotlist.sources.https_tls`;
+the connection (the standard library's ``http.client``): :mod:`hotlist.sources.https_connection`.
 
 Change detection: a conditional GET (``If-None-Match`` / ``If-Modified-Since``) with the
 validators of the response that brought the file taken last (which ones are trusted:
@@ -35,8 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
-import httpx
-
 from hotlist.config import SourceConfig
 from hotlist.sources import (
     FetchError,
@@ -47,10 +46,11 @@ from hotlist.sources import (
     Unchanged,
     is_unchanged,
 )
+from hotlist.sources.https_connection import Connection, Site
 from hotlist.sources.https_failures import Dropped, refusal, translated
 from hotlist.sources.https_page import refuse_web_page
 from hotlist.sources.https_progress import Body, Progress, first_bytes
-from hotlist.sources.https_tls import check_pin, credential, http_auth, tls_context
+from hotlist.sources.https_tls import credential, http_auth, tls_context
 from hotlist.sources.https_validators import (
     Validators,
     load_validators,
@@ -70,6 +70,9 @@ log = logging.getLogger(__name__)
 #: Downloads of one file (the first and its resumptions) before a drop is reported.
 ATTEMPTS = 4
 RETRY_PAUSE_S = 0.5
+#: The body is read, hashed and written in blocks this large (few calls into Python), in
+#: two buffers: one filled from the connection while the other is hashed and written.
+READ_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -95,8 +98,9 @@ def fetch_https(
     remembered = load_validators(validators_file)
     remove_stale_parts(landing)
     out: list[LandedFile | Unchanged] = []
-    with _client(source, context, secret, host) as client:
-        session = _Session(client, source, host, port, landing, bool(_proxy(source, host)))
+    site = Site(host, port, _proxy(source, host))
+    with _client(source, context, secret, site) as client:
+        session = _Session(client, source, host, port, landing, site.proxy is not None)
         for target in targets:
             last = last_taken(target.feed)
             known = remembered.get(target.name)
@@ -158,19 +162,13 @@ def _proxy(source: SourceConfig, host: str) -> str | None:
 
 @contextmanager
 def _client(
-    source: SourceConfig, context: ssl.SSLContext, secret: str | None, host: str
-) -> Iterator[httpx.Client]:
-    timeout = httpx.Timeout(source.read_timeout_s, connect=source.connect_timeout_s)
-    with httpx.Client(
-        verify=context,
-        auth=http_auth(source, secret),
-        proxy=_proxy(source, host),
-        trust_env=False,  # no .netrc, no SSL_CERT_FILE: trust is what the configuration says
-        timeout=timeout,
-        follow_redirects=False,
-        headers={"Accept-Encoding": "identity", "User-Agent": "hotlist"},
-    ) as client:
-        yield client
+    source: SourceConfig, context: ssl.SSLContext, secret: str | None, site: Site
+) -> Iterator[Connection]:
+    connection = Connection(source, context, site, http_auth(source, secret))
+    try:
+        yield connection
+    finally:
+        connection.close()
 
 
 # -- one file --------------------------------------------------------------------------------
@@ -178,7 +176,7 @@ def _client(
 
 @dataclass(frozen=True)
 class _Session:
-    client: httpx.Client
+    client: Connection
     source: SourceConfig
     host: str
     port: int
@@ -220,6 +218,7 @@ class _Session:
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
         with os.fdopen(os.open(part, flags, 0o600), "wb", buffering=0) as out:
             state = Progress(out)
+            buffers = [memoryview(bytearray(READ_BYTES)) for _ in range(2)]
             for attempt in range(1, ATTEMPTS + 1):
                 headers = state.resume_headers()
                 if headers is None:  # from the start: conditional while nothing has arrived
@@ -234,7 +233,7 @@ class _Session:
                         self.port,
                         proxied=self.proxied,
                     ):
-                        done = self._get(target, headers, state, conditional=conditional)
+                        done = self._get(target, headers, state, buffers, conditional=conditional)
                     if done is None:
                         return None
                     break
@@ -255,10 +254,15 @@ class _Session:
         return state.body()
 
     def _get(
-        self, target: _Target, headers: dict[str, str], state: Progress, *, conditional: bool
+        self,
+        target: _Target,
+        headers: dict[str, str],
+        state: Progress,
+        buffers: list[memoryview],
+        *,
+        conditional: bool,
     ) -> bool | None:
-        with self.client.stream("GET", target.url, headers=headers) as response:
-            check_pin(response, self.source, self.host, self.port)
+        with self.client.get(target.url, headers) as response:
             status = response.status_code
             if status == 304 and conditional and not state.received:
                 return None
@@ -268,21 +272,19 @@ class _Session:
                 state.start(response, strong_validators(response))
             else:
                 raise refusal(response, target.url, self.source)
-            encoding = response.headers.get("Content-Encoding", "identity").lower()
+            encoding = (response.headers.get("Content-Encoding") or "identity").lower()
             if encoding != "identity":
                 raise FetchError(
                     FetchFailure.NOT_A_TABLE,
                     f"{target.url} came with Content-Encoding {encoding!r} although hotlist asked"
                     " for identity; nothing was kept",
                 )
-            chunks = response.iter_raw()
             if state.received == 0:
                 refuse_web_page(
                     target.url,
-                    response.headers.get("Content-Type", ""),
-                    first_bytes(chunks, state),
+                    response.headers.get("Content-Type") or "",
+                    first_bytes(response.readinto, buffers[0], state),
                 )
-            for chunk in chunks:
-                state.write(chunk)
+            state.receive(response.readinto, buffers)
         state.check_length(target.url)
         return True

@@ -2,33 +2,32 @@
 
 :func:`refusal` turns a status that is not a table into a :class:`FetchError` saying what
 to do (401/403, other 4xx and redirects fail at once; 5xx, 408 and 429 are transient and
-Prefect retries them). :func:`translated` turns httpx's errors into the same: TLS and pin
-failures (:mod:`hotlist.sources.https_tls`) and timeouts before any answer fail, while a
-connection that breaks after the response began is :class:`Dropped`, for the caller to
-resume.
+Prefect retries them). :func:`translated` turns the connection's errors
+(:mod:`hotlist.sources.https_connection`) into the same: TLS and pin failures
+(:mod:`hotlist.sources.https_tls`) and timeouts before any answer fail, a site never
+reached is transient, while a connection that breaks once connected is :class:`Dropped`,
+for the caller to resume.
 """
 
 from __future__ import annotations
 
+import http.client
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
-import httpx
-
 from hotlist.config import SourceConfig
 from hotlist.sources import FetchError, FetchFailure
-from hotlist.sources.https_progress import Progress
+from hotlist.sources.https_connection import Answer, BadRequest, TunnelRefused, Unreached
+from hotlist.sources.https_progress import PartFileError, Progress
 from hotlist.sources.https_tls import tls_failure
-
-_DROPS = (httpx.RemoteProtocolError, httpx.ReadError)
 
 
 class Dropped(Exception):
     """The connection broke after the response began."""
 
 
-def refusal(response: httpx.Response, url: str, source: SourceConfig) -> FetchError:
+def refusal(response: Answer, url: str, source: SourceConfig) -> FetchError:
     """The failure an answer other than 200, or 206 to a resumption, stands for."""
     status = response.status_code
     what = f"{url} answered {status} {response.reason_phrase}"
@@ -52,7 +51,7 @@ def refusal(response: httpx.Response, url: str, source: SourceConfig) -> FetchEr
     if status in {408, 429} or status >= 500:
         return FetchError(FetchFailure.SERVER_ERROR, f"{what}; retried later")
     if 300 <= status < 400:
-        location = urlsplit(response.headers.get("Location", ""))
+        location = urlsplit(response.headers.get("Location") or "")
         return FetchError(
             FetchFailure.HTTP_REFUSED,
             f"{what}, redirecting to {location.netloc}{location.path} (a login page?); hotlist"
@@ -65,10 +64,38 @@ def refusal(response: httpx.Response, url: str, source: SourceConfig) -> FetchEr
 def translated(
     url: str, state: Progress, source: SourceConfig, host: str, port: int, *, proxied: bool
 ) -> Iterator[None]:
-    """httpx's errors inside the block as a :class:`FetchError`, or :class:`Dropped`."""
+    """The connection's errors inside the block as a :class:`FetchError`, or :class:`Dropped`."""
     try:
         yield
-    except httpx.ReadTimeout as exc:
+    except PartFileError as exc:  # the disk's failure, raised as the other sources raise it
+        raise exc.cause from None
+    except TunnelRefused as exc:
+        kind = FetchFailure.CONFIG if exc.status == 407 else FetchFailure.CONNECTION_DROPPED
+        raise FetchError(kind, f"the proxy refused the tunnel to {host}: {exc}") from None
+    except Unreached as exc:
+        if isinstance(exc.cause, TimeoutError):
+            raise FetchError(
+                FetchFailure.TIMEOUT,
+                f"{host} port {port} did not answer within"
+                f" {source.connect_timeout_s:g} s (connect_timeout_s) for {url};"
+                " retry later, or raise connect_timeout_s",
+            ) from None
+        refused = tls_failure(exc.cause, source, host, port, direct=not proxied)
+        if refused is not None:
+            raise refused from None
+        raise FetchError(
+            FetchFailure.CONNECTION_DROPPED,
+            f"cannot reach {host} port {port} ({exc}); check the URL, the proxy and the"
+            " network, then retry",
+        ) from None
+    except BadRequest:  # the offending value is not quoted: it may be a secret
+        raise FetchError(
+            FetchFailure.CONFIG,
+            f"hotlist could not build a valid request for {url}"
+            " (a header value or the path holds a line break or a control character);"
+            " check the credential's form",
+        ) from None
+    except TimeoutError as exc:  # a read, once connected
         if state.total is None and not state.received:  # no answer at all: no resumption
             raise FetchError(
                 FetchFailure.TIMEOUT,
@@ -77,33 +104,8 @@ def translated(
                 " read_timeout_s",
             ) from None
         raise Dropped(type(exc).__name__) from exc
-    except _DROPS as exc:
+    except (OSError, http.client.HTTPException) as exc:  # reset, cut short, garbled
         refused = tls_failure(exc, source, host, port, direct=not proxied)
         if refused is not None:
             raise refused from None
         raise Dropped(type(exc).__name__) from exc
-    except httpx.TimeoutException:
-        raise FetchError(
-            FetchFailure.TIMEOUT,
-            f"{host} port {port} did not answer within"
-            f" {source.connect_timeout_s:g} s (connect_timeout_s) for {url};"
-            " retry later, or raise connect_timeout_s",
-        ) from None
-    except httpx.ProxyError as exc:
-        kind = FetchFailure.CONFIG if "407" in str(exc) else FetchFailure.CONNECTION_DROPPED
-        raise FetchError(kind, f"the proxy refused the tunnel to {host}: {exc}") from None
-    except httpx.LocalProtocolError as exc:  # its text may quote a header: a secret
-        raise FetchError(
-            FetchFailure.CONFIG,
-            f"hotlist could not build a valid request for {url}"
-            f" ({type(exc).__name__}); check the credential's form",
-        ) from None
-    except httpx.TransportError as exc:
-        refused = tls_failure(exc, source, host, port, direct=not proxied)
-        if refused is not None:
-            raise refused from None
-        raise FetchError(
-            FetchFailure.CONNECTION_DROPPED,
-            f"cannot reach {host} port {port} ({type(exc).__name__}: {exc});"
-            " check the URL, the proxy and the network, then retry",
-        ) from None

@@ -4,23 +4,38 @@
 ``Content-Length`` and the strong validators of the response that started it, builds the
 ``Range`` + ``If-Range`` headers that resume it after a drop, and checks that a ``206``
 continues exactly where it stopped and that the whole length arrived.
+
+:meth:`Progress.receive` overlaps the work on the body with its arrival: while the
+connection fills one 1 MiB buffer, a second thread hashes and writes the other (both
+release the interpreter lock for blocks this large). Measured, with what was tried and
+dropped, in docs/benchmarks.md, "The HTTPS source".
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 
-import httpx
-
 from hotlist.sources import FetchError, FetchFailure
-from hotlist.sources.https_validators import Validators, http_date
+from hotlist.sources.https_validators import Response, Validators, http_date
 
 _SNIFF_BYTES = 1024
+#: How much of the first read the sniff looks into (for a page's title).
+_SNIFF_KEEP = 64 * 1024
+
+
+class PartFileError(Exception):
+    """Writing the part file failed (a full disk, say): not the connection's doing."""
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 @dataclass
@@ -44,7 +59,7 @@ class Progress:
         self.validators = Validators(None, None)
         self.mtime = time.time()
 
-    def start(self, response: httpx.Response, validators: Validators) -> None:
+    def start(self, response: Response, validators: Validators) -> None:
         self.out.seek(0)
         self.out.truncate()
         self.digest = hashlib.sha256()
@@ -60,8 +75,10 @@ class Progress:
             return {"Range": f"bytes={self.received}-", "If-Range": self.validators.if_range}
         return None
 
-    def continue_from(self, response: httpx.Response, url: str) -> None:
-        match = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+)", response.headers.get("Content-Range", ""))
+    def continue_from(self, response: Response, url: str) -> None:
+        match = re.fullmatch(
+            r"bytes (\d+)-(\d+)/(\d+)", response.headers.get("Content-Range") or ""
+        )
         if match is None or int(match[1]) != self.received or int(match[3]) != self.total:
             raise FetchError(
                 FetchFailure.HTTP_REFUSED,
@@ -69,12 +86,34 @@ class Progress:
                 " download; nothing was kept",
             )
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | memoryview) -> None:
         self.digest.update(chunk)
         view = memoryview(chunk)
-        while view:  # an unbuffered file may take less than it was given
-            view = view[self.out.write(view) :]
+        try:
+            while view:  # an unbuffered file may take less than it was given
+                view = view[self.out.write(view) :]
+        except OSError as exc:
+            raise PartFileError(exc) from exc
         self.received += len(chunk)
+
+    def receive(self, readinto: Callable[[memoryview], int], buffers: list[memoryview]) -> None:
+        """The rest of the body: each buffer is filled while the other is hashed and written."""
+        with ThreadPoolExecutor(1, thread_name_prefix="hotlist-landing") as landing:
+            pending: Future[None] | None = None
+            try:
+                for turn in range(sys.maxsize):
+                    buffer = buffers[turn % 2]
+                    n = readinto(buffer)
+                    if pending is not None:
+                        done: Future[None] = pending
+                        pending = None
+                        done.result()
+                    if not n:
+                        return
+                    pending = landing.submit(self.write, buffer[:n])
+            finally:
+                if pending is not None:  # the connection failed: what arrived is kept
+                    pending.result()
 
     def check_length(self, url: str) -> None:
         if self.total is not None and self.received != self.total:
@@ -88,12 +127,12 @@ class Progress:
         return Body(self.digest.hexdigest(), self.received, self.validators, self.mtime)
 
 
-def first_bytes(chunks: Iterator[bytes], state: Progress) -> bytes:
+def first_bytes(
+    readinto: Callable[[memoryview], int], buffer: memoryview, state: Progress
+) -> bytes:
     """Read (and keep) at least the first ``_SNIFF_BYTES`` of the body for the sniff."""
-    head = b""
-    for chunk in chunks:
-        head += chunk
-        if len(head) >= _SNIFF_BYTES:
-            break
-    state.write(head)
-    return head
+    got = 0
+    while got < _SNIFF_BYTES and (n := readinto(buffer[got:])):
+        got += n
+    state.write(buffer[:got])
+    return bytes(buffer[: min(got, _SNIFF_KEEP)])

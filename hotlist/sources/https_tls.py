@@ -3,8 +3,9 @@
 The server's certificate is always verified (hostname and chain) against the system's
 trusted CAs, or against ``ca_file`` alone when it is set. ``tls_pin`` pins the public key
 of the certificate the server presents (``sha256/`` + base64 of its SubjectPublicKeyInfo's
-SHA-256: the hash curl's ``--pinnedpubkey sha256//...`` takes): checked on every response after the handshake, before any
-byte of it is believed. A pin that does not match, like a certificate that does not
+SHA-256: the hash curl's ``--pinnedpubkey sha256//...`` takes): checked on every connection
+right after the handshake, before any request (or credential) is sent on it, so before any
+byte of a response is believed. A pin that does not match, like a certificate that does not
 verify, is refused at once (never retried), with what the server presented and how to
 accept a change once it is confirmed out of band, as a changed SSH host key is.
 
@@ -22,10 +23,8 @@ import os
 import re
 import ssl
 import stat
-from collections.abc import Generator
 from pathlib import Path
 
-import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -110,17 +109,9 @@ def credential(source: SourceConfig) -> str | None:
     return None
 
 
-class BearerAuth(httpx.Auth):
-    def __init__(self, token: str) -> None:
-        self._header = f"Bearer {token}"
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = self._header
-        yield request
-
-
-def http_auth(source: SourceConfig, value: str | None) -> httpx.Auth | None:
-    """basic (``user:password``) or bearer; None for no credentials or a client certificate."""
+def http_auth(source: SourceConfig, value: str | None) -> str | None:
+    """The ``Authorization`` header's value: basic (``user:password``) or bearer; None for
+    no credentials or a client certificate."""
     if source.auth == "bearer" and value:
         token = value.strip()
         if not _TOKEN68.fullmatch(token):
@@ -129,7 +120,7 @@ def http_auth(source: SourceConfig, value: str | None) -> httpx.Auth | None:
                 "auth = 'bearer': the credential is not a bearer token (letters, digits and"
                 " -._~+/ then optional =; no spaces or line breaks)",
             )
-        return BearerAuth(token)
+        return f"Bearer {token}"
     if source.auth == "basic" and value:
         user, colon, password = value.partition(":")
         if not colon:
@@ -137,7 +128,8 @@ def http_auth(source: SourceConfig, value: str | None) -> httpx.Auth | None:
                 FetchFailure.CONFIG,
                 "auth = 'basic': the credential must be user:password (it has no colon)",
             )
-        return httpx.BasicAuth(user, password)
+        pair = f"{user}:{password}".encode()
+        return "Basic " + base64.b64encode(pair).decode("ascii")
     return None
 
 
@@ -150,13 +142,11 @@ def spki_pin_of(der: bytes) -> tuple[str, x509.Certificate]:
     return "sha256/" + base64.b64encode(hashlib.sha256(spki).digest()).decode("ascii"), cert
 
 
-def check_pin(response: httpx.Response, source: SourceConfig, host: str, port: int) -> None:
-    """Refuse a response whose connection's certificate does not carry a pinned key."""
+def check_pin(der: bytes | None, source: SourceConfig, host: str, port: int) -> None:
+    """Refuse a connection whose certificate (DER, as the handshake brought it) does not
+    carry a pinned key."""
     if not source.tls_pin:
         return
-    stream = response.extensions.get("network_stream")
-    ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
-    der = ssl_object.getpeercert(True) if ssl_object is not None else None
     if not der:
         raise FetchError(
             FetchFailure.TLS_REFUSED,

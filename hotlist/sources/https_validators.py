@@ -18,10 +18,24 @@ import email.utils
 import json
 from dataclasses import dataclass
 from pathlib import Path
-
-import httpx
+from typing import Protocol
 
 from hotlist.private import write_private
+
+
+class Headers(Protocol):
+    """A response's headers: one value of a name, or all of them."""
+
+    def get(self, key: str, default: None = None) -> str | None: ...
+
+    def get_list(self, key: str) -> list[str]: ...
+
+
+class Response(Protocol):
+    """What is read of a response here: its headers."""
+
+    @property
+    def headers(self) -> Headers: ...
 
 
 @dataclass(frozen=True)
@@ -63,7 +77,7 @@ def save_validators(path: Path, remembered: dict[str, Validators]) -> None:
     write_private(path, json.dumps(data, indent=1))
 
 
-def strong_validators(response: httpx.Response) -> Validators:
+def strong_validators(response: Response) -> Validators:
     """The validators of a 200 that identify its content (see the module's docstring)."""
     etags = response.headers.get_list("ETag")
     etag = etags[0] if len(etags) == 1 else None  # repeated: which one is the body's?
