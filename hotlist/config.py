@@ -136,7 +136,12 @@ class SourceConfig(_Strict):
         if proxy is None:
             return None
         parts = urlsplit(proxy)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
+        if parts.scheme == "https":
+            raise ValueError(
+                f"proxy {proxy!r}: TLS to the proxy itself is not supported; give its"
+                " http://host:port (the tunnel through it to the source is TLS all the same)"
+            )
+        if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"proxy {proxy!r} is not an http://host:port URL")
         if parts.username or parts.password:
             raise ValueError(

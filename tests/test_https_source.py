@@ -649,10 +649,17 @@ def test_a_refused_answer_does_not_leave_its_connection_for_the_next_file(
 
 
 def test_a_proxy_reached_over_tls_is_refused_naming_the_form_to_use(
-    make_source: MakeSource, tmp_path: Path
+    make_source: MakeSource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # In the configuration: refused when it loads.
+    with pytest.raises(ValueError, match="http://host:port"):
+        make_source(proxy="https://proxy.agency.local:3128")
+    # From the environment (read at fetch time): refused before anything is sent.
+    monkeypatch.setenv("HTTPS_PROXY", "https://proxy.agency.local:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
     with pytest.raises(FetchError) as caught:
-        _fetch(make_source(proxy="https://proxy.agency.local:3128"), tmp_path)
+        _fetch(make_source(), tmp_path)
 
     assert caught.value.kind is FetchFailure.CONFIG and not caught.value.transient
     assert "http://host:port" in str(caught.value) and "proxy.agency.local" in str(caught.value)
