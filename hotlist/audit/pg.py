@@ -271,6 +271,8 @@ class PgAccessLogWriter:
                     reconnected = True
                     self._reconnect()
                     now = self._current()
+                    if now[2] != token and self._landed(entries[-1]):
+                        now = (now[0], now[1], token)  # written; another writer went on since
                 if now[2] == token:
                     break
                 self.retries += 1  # another writer moved the head first: chain onto its
@@ -318,6 +320,16 @@ class PgAccessLogWriter:
         if row is None:
             raise RuntimeError(_NO_HEAD)
         return int(row[0]), str(row[1]), int(row[2])
+
+    def _landed(self, last: dict[str, Any]) -> bool:
+        """Whether a statement whose answer was lost did write ``last``: the head's token
+        tells only until another writer moves the head, the record itself stays. (A
+        record another writer chained identically, same fields at the same microsecond
+        onto the same head, would be taken for it.)"""
+        row = self._con.execute(
+            "SELECT hash FROM access_log WHERE seq = %s", (last["seq"],)
+        ).fetchone()
+        return row is not None and str(row[0]) == last["hash"]
 
     def _reconnect(self) -> None:
         """A new connection; after a failed attempt, none for ``RECONNECT_PAUSE_S``: a
