@@ -252,7 +252,7 @@ class PgAccessLogWriter:
         self, records: Iterable[AccessRecord], at: dt.datetime | None = None
     ) -> list[dict[str, Any]]:
         """Chain ``records`` onto the head and write them in one statement."""
-        batch = [asdict(r) for r in records]
+        batch = [_storable(asdict(r)) for r in records]
         if not batch:
             return []
         when = (at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
@@ -384,6 +384,19 @@ class PgAccessLogWriter:
                 if self._sync_con is not None:
                     self._sync_con.close()
                     self._sync_con = None
+
+
+#: PostgreSQL's text cannot hold NUL (psycopg refuses the statement): a request whose
+#: path or plate carries one would go unlogged, and unanswered. It is logged with this
+#: character in its place, and hashed so.
+NUL_STAND_IN = "\ufffd"
+
+
+def _storable(fields: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: v.replace("\x00", NUL_STAND_IN) if isinstance(v, str) and "\x00" in v else v
+        for k, v in fields.items()
+    }
 
 
 def _sync_connection(url: str) -> psycopg.Connection[Any]:
