@@ -30,6 +30,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+import stat
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -155,6 +156,12 @@ def checked_key(con: psycopg.Connection[Any], url: str, data_dir: Path) -> bytes
                 " host that writes this log (mode 0600); a new key would fork the chain"
             ) from None
         key = load_key(data_dir)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:  # a copy made for this host without -p (cp, scp) under a 022 umask
+        raise ConfigError(
+            f"the audit key {path} can be read by other users (mode {mode:o}); whoever"
+            f" reads it can rewrite the access log undetected: chmod 600 {path}"
+        )
     identity = key_identity(key)
     row = con.execute("SELECT identity FROM access_log_key").fetchone()
     if row is None:
