@@ -27,14 +27,14 @@ def test_a_key_revoked_during_its_long_poll_is_not_served_the_next_version(
         key = _cli("consumers", "add", "car-7", "--agency-ori", "CA0190000", "--agency-name",
                    "PD", "--agency-kind", "ca-local", "-c", str(config)).strip()  # fmt: skip
         answers: list[httpx.Response] = []
+        headers = {"Authorization": f"Bearer {key}", "X-User": "o", "X-Purpose": "patrol"}
 
         def follow() -> None:
             answers.append(
                 httpx.get(
                     f"http://127.0.0.1:{server.port}/v1/hotlist",
                     params={"since": 1, "wait": 30},
-                    headers={"Authorization": f"Bearer {key}", "X-User": "o",
-                             "X-Purpose": "patrol"},  # fmt: skip
+                    headers=headers,
                     timeout=60,
                 )
             )
