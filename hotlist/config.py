@@ -264,14 +264,14 @@ class ServeConfig(_Strict):
     @field_validator("database_url")
     @classmethod
     def _postgres_url(cls, url: str | None) -> str | None:
-        from urllib.parse import urlsplit
+        from urllib.parse import parse_qs, urlsplit
 
         if url is None:
             return None
         parts = urlsplit(url)
         if parts.scheme not in {"postgresql", "postgres"}:
             raise ValueError(f"database_url must be postgresql://..., not {parts.scheme or url!r}")
-        if parts.password:
+        if parts.password or {"password", "sslpassword"} & set(parse_qs(parts.query)):
             raise ValueError(
                 "database_url carries a password; keep it out of the configuration file"
                 " (PGPASSWORD or ~/.pgpass)"

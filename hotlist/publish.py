@@ -21,6 +21,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,11 @@ def publish(
     return version
 
 
+#: A version directory (``v000000042``) or one being written (``v000000042.tmp``): the
+#: only directories of ``published_dir`` the purge scrubs, whatever else shares it.
+VERSION_DIR = re.compile(r"v\d{9,}(\.tmp)?")
+
+
 def superseded_versions(root: Path) -> list[Path]:
     """Published version directories under ``root`` (and leftovers) other than the current one."""
     if not root.exists():
@@ -159,5 +165,6 @@ def superseded_versions(root: Path) -> list[Path]:
     current = read_current(root)
     keep = current["dir"] if current else None
     return sorted(
-        p for p in root.iterdir() if p.is_dir() and p.name.startswith("v") and p.name != keep
-    )
+        p for p in root.iterdir()
+        if p.is_dir() and VERSION_DIR.fullmatch(p.name) and p.name != keep
+    )  # fmt: skip

@@ -30,6 +30,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+import stat
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -155,6 +156,12 @@ def checked_key(con: psycopg.Connection[Any], url: str, data_dir: Path) -> bytes
                 " host that writes this log (mode 0600); a new key would fork the chain"
             ) from None
         key = load_key(data_dir)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:  # a copy made for this host without -p (cp, scp) under a 022 umask
+        raise ConfigError(
+            f"the audit key {path} can be read by other users (mode {mode:o}); whoever"
+            f" reads it can rewrite the access log undetected: chmod 600 {path}"
+        )
     identity = key_identity(key)
     row = con.execute("SELECT identity FROM access_log_key").fetchone()
     if row is None:
@@ -252,7 +259,7 @@ class PgAccessLogWriter:
         self, records: Iterable[AccessRecord], at: dt.datetime | None = None
     ) -> list[dict[str, Any]]:
         """Chain ``records`` onto the head and write them in one statement."""
-        batch = [asdict(r) for r in records]
+        batch = [_storable(asdict(r)) for r in records]
         if not batch:
             return []
         when = (at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
@@ -271,6 +278,8 @@ class PgAccessLogWriter:
                     reconnected = True
                     self._reconnect()
                     now = self._current()
+                    if now[2] != token and self._landed(entries[-1]):
+                        now = (now[0], now[1], token)  # written; another writer went on since
                 if now[2] == token:
                     break
                 self.retries += 1  # another writer moved the head first: chain onto its
@@ -318,6 +327,16 @@ class PgAccessLogWriter:
         if row is None:
             raise RuntimeError(_NO_HEAD)
         return int(row[0]), str(row[1]), int(row[2])
+
+    def _landed(self, last: dict[str, Any]) -> bool:
+        """Whether a statement whose answer was lost did write ``last``: the head's token
+        tells only until another writer moves the head, the record itself stays. (A
+        record another writer chained identically, same fields at the same microsecond
+        onto the same head, would be taken for it.)"""
+        row = self._con.execute(
+            "SELECT hash FROM access_log WHERE seq = %s", (last["seq"],)
+        ).fetchone()
+        return row is not None and str(row[0]) == last["hash"]
 
     def _reconnect(self) -> None:
         """A new connection; after a failed attempt, none for ``RECONNECT_PAUSE_S``: a
@@ -372,6 +391,19 @@ class PgAccessLogWriter:
                 if self._sync_con is not None:
                     self._sync_con.close()
                     self._sync_con = None
+
+
+#: PostgreSQL's text cannot hold NUL (psycopg refuses the statement): a request whose
+#: path or plate carries one would go unlogged, and unanswered. It is logged with this
+#: character in its place, and hashed so.
+NUL_STAND_IN = "\ufffd"
+
+
+def _storable(fields: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: v.replace("\x00", NUL_STAND_IN) if isinstance(v, str) and "\x00" in v else v
+        for k, v in fields.items()
+    }
 
 
 def _sync_connection(url: str) -> psycopg.Connection[Any]:

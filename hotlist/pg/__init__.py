@@ -7,8 +7,9 @@ password), and the schema's migrations (:mod:`hotlist.pg.migrate`).
 
 from __future__ import annotations
 
+import re
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import psycopg
 
@@ -33,10 +34,22 @@ class SchemaNotCurrent(Exception):
 
 
 def where(url: str) -> str:
-    """``host:port/db`` of a URL, for messages (no user, no password)."""
+    """``host:port/db`` of a URL, for messages (no user, no password): each host of a
+    list (``h1:5432,h2:5432``), a unix socket's directory (``?host=/run/postgresql``)."""
     parts = urlsplit(url)
-    host = parts.hostname or "localhost"
-    return f"{host}:{parts.port or 5432}{parts.path or '/'}"
+    query = parse_qs(parts.query)
+    hosts = parts.netloc.rpartition("@")[2] or ",".join(query.get("host", [])) or "localhost"
+    default_port = (query.get("port") or ["5432"])[-1]
+    places = []
+    for place in hosts.split(","):
+        found = _HOST_PORT.fullmatch(place)
+        host, port = (found[1], found[2]) if found else (place, None)
+        places.append(f"{unquote(host) or 'localhost'}:{port or default_port}")
+    return f"{','.join(places)}{parts.path or '/'}"
+
+
+#: One host of a URL's list, with its port if given: ``db``, ``db:5433``, ``[::1]:5433``.
+_HOST_PORT = re.compile(r"(\[[^\]]*\]|[^:]*)(?::(\d*))?")
 
 
 def connect(url: str, *, autocommit: bool = True, **options: Any) -> psycopg.Connection[Any]:

@@ -55,6 +55,8 @@ class Caller:
     consumer: reg.Consumer
     user: str
     purpose: str
+    #: The API key it was admitted with, checked again after a long poll's wait.
+    key: str = field(default="", repr=False)
 
 
 @dataclass
@@ -176,3 +178,17 @@ async def caller(
     if who is None:  # a route outside the gate's reach: never serve data there
         raise Problem(401, "Unauthorized", "a valid API key is required")
     return who
+
+
+def still_admitted(served: Services, who: Caller) -> None:
+    """Refuse (:class:`Problem`) a caller whose key was revoked or replaced since the gate
+    admitted it: a long poll waits up to a minute, and what it then answers must not
+    reach a key revoked meanwhile."""
+    try:
+        consumer = served.keys.get(who.key)
+    except reg.KeysUnavailable as exc:
+        raise Problem(503, "Service Unavailable", str(exc)) from None
+    if consumer is None or consumer.revoked_at:
+        raise Problem(
+            401, "Unauthorized", "this API key was revoked or replaced while the request waited"
+        )

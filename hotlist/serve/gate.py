@@ -263,7 +263,7 @@ class AccessGate:
             return Problem(refused.status, refused.title, refused.reason)
         too_large = _too_large(length, limit)
         if too_large is None:
-            access.caller = Caller(consumer, user.strip(), purpose.strip())
+            access.caller = Caller(consumer, user.strip(), purpose.strip(), key.strip())
         return too_large
 
 

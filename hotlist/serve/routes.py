@@ -17,7 +17,16 @@ from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from hotlist.serve import lookups, versions
-from hotlist.serve.deps import Access, Caller, Problem, Services, access, caller, services
+from hotlist.serve.deps import (
+    Access,
+    Caller,
+    Problem,
+    Services,
+    access,
+    caller,
+    services,
+    still_admitted,
+)
 from hotlist.serve.gate import MAX_BATCH_READS
 from hotlist.serve.lookups import (
     BatchRequest,
@@ -97,6 +106,7 @@ async def hotlist(
         await run_in_threadpool(stamps.stamp, who.consumer.name)
     if wait and since is not None:
         newer = await waiters_for(served.versions).other_than(since, wait)
+        await run_in_threadpool(still_admitted, served, who)
         if newer is None:
             this.element = f"wait for a version after {since}"
             this.outcome = "granted: nothing newer"
