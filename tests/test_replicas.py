@@ -335,3 +335,33 @@ def test_an_announced_version_is_read_past_a_stat_that_did_not_move(tmp_path: Pa
     assert cache.manifest()["version"] == 1
     assert cache.manifest(fresh=True)["version"] == 2
     assert cache.manifest()["version"] == 2  # and what it read is kept
+
+
+def test_a_replica_whose_name_was_taken_while_it_was_stopped_serves_nothing(
+    site: Site, two: list[ReplicaProcess]
+) -> None:
+    """Paused past LIVE_S, a replica loses its name to a new process; when it resumes, the
+    purge no longer sees what it holds, so it answers 503 instead of serving it."""
+    old = two[0]
+    old.send(signal.SIGSTOP)
+    try:
+        time.sleep(LIVE_S + 0.5)
+        with replicas(site.configs[:1], site.tmp / "b") as [new]:
+            old.send(signal.SIGCONT)
+            started = time.monotonic()
+            while True:
+                answer = httpx.post(
+                    f"{old.url}/v1/lookup",
+                    json={"plate": "7REP010"},
+                    headers=headers(site.key),
+                    timeout=30,
+                )
+                if answer.status_code == 503:
+                    break
+                assert time.monotonic() - started < 5, answer.status_code
+                time.sleep(0.05)
+            assert "lost its registration" in answer.json()["detail"]
+            assert lookup(new.url, site.key, "7REP010")["hits"]
+            assert site.serving()["replica-1"] is not None
+    finally:
+        old.send(signal.SIGCONT)

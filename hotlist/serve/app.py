@@ -58,6 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
             settings, services.versions, getattr(app.state, "replica_name", None),
             lambda: announce(services.versions),
         )  # fmt: skip
+        services.replica = replica
         yield
         if replica is not None:
             replica.stop()

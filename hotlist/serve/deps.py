@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Header, Request
 
@@ -21,6 +21,9 @@ from hotlist.serve import consumers as reg
 from hotlist.serve.registry import registry_for
 from hotlist.serve.seen import PullStamps
 from hotlist.serve.versions import HotlistCache
+
+if TYPE_CHECKING:
+    from hotlist.serve.replicas import Replica
 
 logger = logging.getLogger("hotlist.serve")
 
@@ -127,6 +130,8 @@ class Services:
         self.access_log = audit.writer_for(settings)
         self.log_sync = AccessLogSync(self.access_log)
         self.policy_text = policy_text
+        #: This process as a replica (with PostgreSQL; set when the server starts).
+        self.replica: Replica | None = None
         self.freshness_limits = {
             feed: source.guards.freshness_hours
             for source in settings.sources.values()
@@ -137,6 +142,10 @@ class Services:
         """At shutdown: stop the key cache's listener, release the registry's connections."""
         self.keys.close()
         self.consumers.close()
+
+    def displaced(self) -> str | None:
+        """Why this replica may not serve (another live process took its name), if so."""
+        return None if self.replica is None else self.replica.displaced
 
     def log(self, access: Access, outcome: str) -> None:
         """Write the request's access-log records (the only place the API writes them):

@@ -230,6 +230,9 @@ class AccessGate:
         if public:
             return _too_large(length, MAX_BODY_BYTES)
         _describe(access, values)
+        displaced = self.services.displaced()
+        if displaced is not None:
+            return Problem(503, "Service Unavailable", displaced)
         if is_immigration_purpose(access.purpose):
             return Problem(403, "Forbidden", SB54_REFUSAL)
         [authorization] = values.get(b"authorization", [""])

@@ -79,6 +79,9 @@ class Replica:
         self.instance = secrets.token_hex(8)
         self.serving: int | None = None
         self.announced = 0  # the newest version the purge announced
+        #: Why this process may not serve, once another live process holds its name: the
+        #: purge no longer sees what this one holds, so it answers 503 until restarted.
+        self.displaced: str | None = None
         self._on_new_version = on_new_version
         self._stop = threading.Event()
         self._con: psycopg.Connection[Any] | None = None
@@ -167,8 +170,15 @@ class Replica:
         try:
             self._register(con)
         except ConfigError as exc:
-            log.error("replica %s: %s", self.name, exc)
+            if self.displaced is None:
+                log.error("replica %s: %s; serving nothing until restarted", self.name, exc)
+            self.displaced = (
+                f"this replica ({self.name}) lost its registration to another live process"
+                " of that name: the purge cannot see what it holds, so it serves nothing;"
+                " restart it under a name of its own"
+            )
             return
+        self.displaced = None
         con.execute(_BEAT, params)
 
 
