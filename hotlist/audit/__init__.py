@@ -7,29 +7,23 @@ outside that directory; the chain's head is anchored outside the log (anchors da
 control database, deletion reports, Prefect artifacts). ``hotlist audit verify`` checks
 all of it. With ``[serve] database_url`` the same chain lives in PostgreSQL instead
 (:mod:`hotlist.audit.pg`), shared by every replica and the command line; the readers and
-writers here take the settings and go where they point (:mod:`hotlist.audit.where`).
+writers here take the settings and go where they point (:mod:`hotlist.audit.log`).
 The log is kept ``[audit] retention_months`` (default 24, at least 12) and the purge
 never touches it: it records who looked, which the law requires to outlive the record.
 """
 
 import datetime as dt
 
-from hotlist.audit.anchors import Anchor, anchor, publish_artifact
-from hotlist.audit.chain import (
-    AccessLogWriter,
-    AccessRecord,
-    append,
-    append_many,
-    log_path,
-    records,
-    recover_torn_tail,
-)
+from hotlist.audit.anchors import Anchor, publish_artifact
+from hotlist.audit.chain import AccessLogWriter, log_path, recover_torn_tail
 from hotlist.audit.export import export_csv
 from hotlist.audit.keys import GENESIS
+from hotlist.audit.log import anchor, append, append_many, records, verify_chain, writer_for
+from hotlist.audit.record import AccessRecord
 from hotlist.audit.retention import expire, retention_months
 from hotlist.audit.segments import segment_paths
-from hotlist.audit.verify import ChainCheck, verify_chain
-from hotlist.audit.where import Where, Writer, writer_for
+from hotlist.audit.verify import ChainCheck
+from hotlist.audit.where import Where, Writer
 
 
 def usage_audit(where: Where, since: dt.datetime | None = None, fmt: str = "html") -> str:

@@ -32,8 +32,6 @@ import duckdb
 
 from hotlist.audit.keys import load_key, mac, same
 from hotlist.audit.segments import append_lock, head_of, segment_paths
-from hotlist.audit.where import Where, database_url
-from hotlist.audit.where import data_dir as data_dir_of
 from hotlist.store import private_dir
 from hotlist.timefmt import iso
 
@@ -144,21 +142,14 @@ def last_anchored(data_dir: Path) -> dt.datetime | None:
     return dt.datetime.fromisoformat(at) if at else None
 
 
-def anchor(
-    where: Where, place: str = "manual", con: duckdb.DuckDBPyConnection | None = None
+def anchor_files(
+    data_dir: Path, place: str = "manual", con: duckdb.DuckDBPyConnection | None = None
 ) -> Anchor:
-    """Record the chain's head now, and return it: the file log's of a ``data_dir``, or
-    the one the settings name (PostgreSQL's when ``database_url`` is set).
+    """Record the file log's head now, and return it (:func:`hotlist.audit.log.anchor`
+    chooses the log).
 
     ``con``: the control database connection of a caller that holds the writer lock; the
-    anchor is then also written there. Cheap: one tail read and one SQLite insert (or one
-    head read and one insert in PostgreSQL)."""
-    url = database_url(where)
-    data_dir = data_dir_of(where)
-    if url is not None:
-        from hotlist.audit import pg
-
-        return pg.anchor(url, data_dir, place, con)
+    anchor is then also written there. Cheap: one tail read and one SQLite insert."""
     key = load_key(data_dir)
     with append_lock(data_dir):
         head = head_of(segment_paths(data_dir))

@@ -14,12 +14,13 @@ import fcntl
 import os
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from hotlist.audit import anchors
 from hotlist.audit.keys import GENESIS, canonical, load_key, mac
+from hotlist.audit.record import AccessRecord
 from hotlist.audit.segments import (
     LOCK_NAME,
     Head,
@@ -32,20 +33,7 @@ from hotlist.audit.segments import (
     segment_name,
     segment_paths,
 )
-from hotlist.audit.where import Where, Writer, database_url, writer_for
-from hotlist.audit.where import data_dir as data_dir_of
 from hotlist.store import private_dir
-
-
-@dataclass(frozen=True)
-class AccessRecord:
-    user: str
-    organization: str
-    purpose: str
-    data_element: str
-    outcome: str  # granted: ... | refused: <why>
-    channel: str  # cli | api | system
-    client: str = ""
 
 
 def _now() -> dt.datetime:
@@ -239,23 +227,12 @@ def canonical_line(entry: dict[str, Any]) -> bytes:
     return canonical(entry) + b"\n"
 
 
-def append(
-    where: Where, record: AccessRecord, at: dt.datetime | None = None, sync: bool = True
-) -> dict[str, Any]:
-    """Append one record (for a process that writes once, like a CLI command)."""
-    return append_many(where, [record], at, sync)[0]
-
-
-def append_many(
-    where: Where, records: Iterable[AccessRecord], at: dt.datetime | None = None,
+def append_files(
+    data_dir: Path, records: Iterable[AccessRecord], at: dt.datetime | None = None,
     sync: bool = True,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """Append and close: to the files of a ``data_dir``, or to the log the settings name."""
-    writer: Writer
-    if isinstance(where, Path):
-        writer = AccessLogWriter(where)
-    else:
-        writer = writer_for(where, synchronous=sync)
+    """Append to the files of ``data_dir`` and close (for a process that writes once)."""
+    writer = AccessLogWriter(data_dir)
     try:
         entries = writer.append_many(records, at)
         if sync:
@@ -270,7 +247,7 @@ def recover_torn_tail(data_dir: Path) -> None:
     a system record, the queried element in its own field); nothing else is written, and
     nothing at all when there is no log yet."""
     if segment_paths(data_dir):
-        append_many(data_dir, [])
+        append_files(data_dir, [])
 
 
 def log_path(data_dir: Path) -> Path:
@@ -279,16 +256,9 @@ def log_path(data_dir: Path) -> Path:
     return paths[-1] if paths else audit_dir(data_dir) / segment_name(_now())
 
 
-def records(where: Where, since: dt.datetime | None = None) -> Iterator[dict[str, Any]]:
-    """Every whole record, oldest first: across segments (torn lines skipped), or from
-    PostgreSQL when the settings name it."""
-    url = database_url(where)
-    if url is not None:
-        from hotlist.audit import pg
-
-        yield from pg.records(url, since)
-        return
-    for path in segment_paths(data_dir_of(where)):
+def file_records(data_dir: Path, since: dt.datetime | None = None) -> Iterator[dict[str, Any]]:
+    """Every whole record of the files, oldest first, across segments (torn lines skipped)."""
+    for path in segment_paths(data_dir):
         month = month_of(path.name)
         if since is not None and month is not None and month < (since.year, since.month):
             continue

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import IO
 
 from hotlist import csvsafe
-from hotlist.audit.chain import records
+from hotlist.audit.log import records
 from hotlist.audit.where import Where
 
 COLUMNS = [

@@ -49,7 +49,7 @@ from hotlist.pg.migrate import require_current
 from hotlist.timefmt import iso
 
 if TYPE_CHECKING:  # chain imports this module
-    from hotlist.audit.chain import AccessRecord
+    from hotlist.audit.record import AccessRecord
 
 #: The ``segment`` of every anchor of the PostgreSQL log (the file log's name its files).
 SEGMENT = "access_log"

@@ -20,7 +20,7 @@ from typing import Any
 
 import polars as pl
 
-from hotlist.audit.chain import records
+from hotlist.audit.log import records
 from hotlist.audit.where import Where
 from hotlist.timefmt import iso
 

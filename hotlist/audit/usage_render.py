@@ -11,7 +11,7 @@ import polars as pl
 
 from hotlist import csvsafe
 from hotlist.audit import pg
-from hotlist.audit.anchors import anchor
+from hotlist.audit.log import anchor
 from hotlist.audit.segments import segment_paths
 from hotlist.audit.usage import UsageReport, usage_report
 from hotlist.audit.where import Where, database_url

@@ -34,8 +34,6 @@ from hotlist.audit.segments import (
     segment_paths,
     torn_evidence,
 )
-from hotlist.audit.where import Where, database_url
-from hotlist.audit.where import data_dir as data_dir_of
 from hotlist.store import control_path
 
 
@@ -80,15 +78,9 @@ def _all_anchors(data_dir: Path) -> tuple[list[tuple[Anchor, str]], list[str]]:
     return anchors, notices
 
 
-def verify_chain(log: Where) -> ChainCheck:
-    """Check every segment against the key and every anchor; read-only. ``log``: a
-    ``data_dir``, or the settings (PostgreSQL's log when they name one)."""
-    url = database_url(log)
-    data_dir = data_dir_of(log)
-    if url is not None:
-        from hotlist.audit.pg_verify import verify_pg
-
-        return verify_pg(url, data_dir)
+def verify_files(data_dir: Path) -> ChainCheck:
+    """Check every segment against the key and every anchor; read-only
+    (:func:`hotlist.audit.log.verify_chain` chooses the log)."""
     paths = segment_paths(data_dir)
     anchors, notices = _all_anchors(data_dir)
     problems: list[str] = []

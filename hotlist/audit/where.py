@@ -1,9 +1,9 @@
 """Which access log a caller means: the files under a ``data_dir``, or, given the
 settings, PostgreSQL when ``[serve] database_url`` is set (else the files again).
 
-The readers and writers of :mod:`hotlist.audit` take either; one name each, so a caller
-holding the settings never has to choose (and the command line, the server and the purge
-always agree on which log they write).
+The readers and writers of :mod:`hotlist.audit` (:mod:`hotlist.audit.log`) take either;
+one name each, so a caller holding the settings never has to choose (and the command
+line, the server and the purge always agree on which log they write).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from hotlist.config import Settings
 
 if TYPE_CHECKING:
-    from hotlist.audit.chain import AccessRecord
+    from hotlist.audit.record import AccessRecord
 
 #: A ``data_dir`` (the file log) or the settings (the log they name).
 Where = Settings | Path
@@ -42,18 +42,3 @@ def database_url(where: Where) -> str | None:
 
 def data_dir(where: Where) -> Path:
     return where.data_dir if isinstance(where, Settings) else where
-
-
-def writer_for(settings: Settings, synchronous: bool = False) -> Writer:
-    """The server's writer: PostgreSQL's when ``database_url`` is set, else the files'.
-
-    ``synchronous``: each append durable before it returns (PostgreSQL; the file writer
-    is made durable by ``sync``)."""
-    url = settings.serve.database_url
-    if url is None:
-        from hotlist.audit.chain import AccessLogWriter
-
-        return AccessLogWriter(settings.data_dir)
-    from hotlist.audit.pg import PgAccessLogWriter
-
-    return PgAccessLogWriter(url, settings.data_dir, synchronous=synchronous)

@@ -10,10 +10,12 @@ The API's key cache (:class:`PgKeyCache`) holds every key hash in memory and ans
 request without a query. A listener keeps it current (``LISTEN hotlist_consumers``: the
 0001 trigger notifies on every change of who may be served) and proves it is alive with
 a round trip every ``POLL_S``. The map may be used only for ``FRESH_S`` after the last
-proof: a listener that lost its connection, or hangs on a silent network, stops proving,
-and the cache then refuses every key (:class:`~hotlist.serve.consumers.KeysUnavailable`,
-answered 503) instead of honouring one revoked meanwhile. So a revocation reaches every
-replica within ``FRESH_S`` plus a reload, whatever happens to the notification.
+proof: a listener that lost its connection, hangs on a silent network, or is starved of
+CPU on a loaded host stops proving; the next request then reloads the map itself (one
+query, which proves it current), and if the database does not answer, the cache refuses
+every key (:class:`~hotlist.serve.consumers.KeysUnavailable`, answered 503) instead of
+honouring one revoked meanwhile. So a revocation reaches every replica within
+``FRESH_S`` plus a reload, whatever happens to the notification.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ CHANNEL = "hotlist_consumers"
 FRESH_S = 0.5
 #: Seconds between two proofs (a round trip) when nothing changes.
 POLL_S = 0.15
+#: After a request failed to reload the keys itself, requests refuse at once this long.
+RETRY_S = 0.5
 #: The longest wait between two reconnection attempts.
 MAX_BACKOFF_S = 1.0
 
@@ -203,8 +207,9 @@ class PgRegistry:
 class PgKeyCache:
     """Every consumer by key hash, kept current by a listener thread (module docstring).
 
-    ``get`` never queries: it answers from the map while the listener's last proof is
-    younger than ``fresh_s``, and raises :class:`KeysUnavailable` otherwise. The listener
+    ``get`` answers from the map while the listener's last proof is younger than
+    ``fresh_s``; past that it reloads the map itself (one query), and raises
+    :class:`KeysUnavailable` when the database does not answer. The listener
     reconnects on its own, waiting 0.05 s, then twice as long each time, at most
     ``MAX_BACKOFF_S``; its first load is awaited (a few seconds at most) so a server that
     just started does not refuse its first requests."""
@@ -216,23 +221,56 @@ class PgKeyCache:
         self._valid_until = 0.0  # time.monotonic() past which the map must not be used
         self._stop = threading.Event()
         self._loaded = threading.Event()
+        #: Loads are serialized: a map is never replaced by one read before it.
+        self._loading = threading.Lock()
+        self._revalidating = threading.Lock()
+        self._own: psycopg.Connection[Any] | None = None
+        self._no_retry_until = 0.0
         self._thread = threading.Thread(target=self._listen, name="consumer-keys", daemon=True)
         self._thread.start()
         self._loaded.wait(timeout=5)
 
     def get(self, key: str) -> Consumer | None:
         if time.monotonic() > self._valid_until:
-            raise KeysUnavailable(
-                f"the consumer registry (PostgreSQL at {where(self.url)}) cannot be confirmed"
-                " current; no API key is honoured until it can"
-            )
+            self._revalidate()
         return self._by_hash.get(hash_key(key))
+
+    def _revalidate(self) -> None:
+        """The map outlived its proof (the listener is reconnecting, or starved of CPU on
+        a loaded host): load it here, once, on a connection of its own, which proves it
+        current; :class:`KeysUnavailable` if the database does not answer (then no new
+        attempt for ``RETRY_S``, so that requests fail at once while it is away)."""
+        with self._revalidating:
+            if time.monotonic() <= self._valid_until:
+                return  # another request just did
+            if self._stop.is_set() or time.monotonic() < self._no_retry_until:
+                raise self._unavailable()
+            try:
+                if self._own is None or self._own.closed:
+                    self._own = connect(self.url, connect_timeout=2)
+                self._load(self._own)
+            except Exception as exc:
+                if self._own is not None:
+                    self._own.close()
+                self._own = None
+                self._no_retry_until = time.monotonic() + RETRY_S
+                raise self._unavailable() from exc
+
+    def _unavailable(self) -> KeysUnavailable:
+        return KeysUnavailable(
+            f"the consumer registry (PostgreSQL at {where(self.url)}) cannot be confirmed"
+            " current; no API key is honoured until it can"
+        )
 
     def close(self) -> None:
         """Stop the listener (it wakes within ``poll_s``) and refuse from now on."""
         self._stop.set()
         self._thread.join(timeout=5)
         self._valid_until = 0.0
+        with self._revalidating:
+            if self._own is not None:
+                self._own.close()
+                self._own = None
 
     def _proved(self, since: float) -> None:
         """The map is current as of ``since`` (a monotonic time taken before the round
@@ -241,10 +279,11 @@ class PgKeyCache:
             self._valid_until = max(self._valid_until, since + self.fresh_s)
 
     def _load(self, con: psycopg.Connection[Any]) -> None:
-        since = time.monotonic()
-        rows = con.execute(f"SELECT key_hash, {COLUMNS} FROM consumers").fetchall()  # noqa: S608 (a constant column list)
-        self._by_hash = {str(r[0]): row_consumer(r[1:]) for r in rows}
-        self._proved(since)
+        with self._loading:
+            since = time.monotonic()
+            rows = con.execute(f"SELECT key_hash, {COLUMNS} FROM consumers").fetchall()  # noqa: S608 (a constant column list)
+            self._by_hash = {str(r[0]): row_consumer(r[1:]) for r in rows}
+            self._proved(since)
         self._loaded.set()
 
     def _listen(self) -> None:
