@@ -62,8 +62,7 @@ def create_app(settings: Settings) -> FastAPI:
         yield
         if replica is not None:
             replica.stop()
-        services.log_sync.stop()
-        services.access_log.close()  # its segment and lock descriptors with it
+        services.close_log()
         services.close_registry()
 
     app = FastAPI(

@@ -18,6 +18,7 @@ from fastapi import Header, Request
 from hotlist import audit
 from hotlist.config import Settings
 from hotlist.serve import consumers as reg
+from hotlist.serve.log_batches import LogBatches
 from hotlist.serve.registry import registry_for
 from hotlist.serve.seen import PullStamps
 from hotlist.serve.versions import HotlistCache
@@ -129,6 +130,10 @@ class Services:
         self.stamps = PullStamps(self.consumers)
         self.access_log = audit.writer_for(settings)
         self.log_sync = AccessLogSync(self.access_log)
+        #: Appends across a network go through one thread, grouped (see log_batches).
+        self.log_batches: LogBatches | None = (
+            LogBatches(self.access_log) if settings.serve.database_url else None
+        )
         self.policy_text = policy_text
         #: This process as a replica (with PostgreSQL; set when the server starts).
         self.replica: Replica | None = None
@@ -147,20 +152,31 @@ class Services:
         """Why this replica may not serve (another live process took its name), if so."""
         return None if self.replica is None else self.replica.displaced
 
-    def log(self, access: Access, outcome: str) -> None:
+    async def log(self, access: Access, outcome: str) -> None:
         """Write the request's access-log records (the only place the API writes them):
         one, or one per read of a granted batch, appended together;
-        :class:`AccessLogUnavailable` when they cannot be written."""
+        :class:`AccessLogUnavailable` when they cannot be written. The file log is
+        written here, on the event loop (a ``write``); a log across a network through
+        :attr:`log_batches`, the event loop free meanwhile."""
+        if access.reads is not None and outcome.startswith("granted"):
+            records = [access.record(result, element) for element, result in access.reads]
+        else:
+            records = [access.record(outcome)]
         try:
-            if access.reads is not None and outcome.startswith("granted"):
-                self.access_log.append_many(
-                    [access.record(result, element) for element, result in access.reads]
-                )
+            if self.log_batches is None:
+                self.access_log.append_many(records)
             else:
-                self.access_log.append(access.record(outcome))
+                await self.log_batches.append(records)
         except Exception as exc:
             raise AccessLogUnavailable(_unwritable(exc)) from exc
         access.logged = True
+
+    def close_log(self) -> None:
+        """At shutdown: what is pending appended, the log synced and closed."""
+        if self.log_batches is not None:
+            self.log_batches.stop()
+        self.log_sync.stop()
+        self.access_log.close()  # its segment and lock descriptors with it
 
 
 # The dependencies are coroutines: FastAPI runs a plain function's dependency on a worker

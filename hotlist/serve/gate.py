@@ -150,7 +150,7 @@ class AccessGate:
         if refused is not None:
             if not public:
                 try:
-                    self.services.log(access, f"refused: {refused.detail}")
+                    await self.services.log(access, f"refused: {refused.detail}")
                 except AccessLogUnavailable as exc:
                     refused = _unlogged(exc)
             await _send_problem(send, refused, close=close_unread)
@@ -171,7 +171,7 @@ class AccessGate:
         async def send_logged(message: Message) -> None:
             if message["type"] == "http.response.start":
                 if not public and not access.logged:
-                    self.services.log(access, _outcome(message["status"], access.outcome))
+                    await self.services.log(access, _outcome(message["status"], access.outcome))
                     if access.reads is not None:  # a batch's records are on disk first
                         await run_in_threadpool(self.services.access_log.sync)
                 if not finished:  # the rest of the body stays unread: end the connection
@@ -193,12 +193,12 @@ class AccessGate:
         except Exception as exc:
             if not public and not access.logged:
                 with contextlib.suppress(AccessLogUnavailable):  # the error itself goes on
-                    self.services.log(access, f"error: 500 {type(exc).__name__}")
+                    await self.services.log(access, f"error: 500 {type(exc).__name__}")
             raise
         if not public and not access.logged:  # ended without an answer (a client gone)
             noted = access.outcome or ""
             with contextlib.suppress(AccessLogUnavailable):  # no answer went out either
-                self.services.log(
+                await self.services.log(
                     access, noted if noted.startswith("failed") else "failed: no answer"
                 )
 
