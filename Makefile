@@ -31,6 +31,7 @@ lint: sync
 bench: sync
 	$(VENV)/bin/python -m bench.run
 	$(VENV)/bin/python -m bench.lookup_leg
+	$(VENV)/bin/python -m bench.serving_state_leg
 
 clean:
 	rm -rf .tools $(VENV) .pytest_cache .mypy_cache .ruff_cache

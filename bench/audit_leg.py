@@ -64,7 +64,7 @@ def _database(url: str | None) -> tuple[str, Callable[[], None]]:
         return url, lambda: None
     import psycopg
 
-    from tests.pg_server import start_cluster
+    from hotlist.testing.postgres import start_cluster
 
     cluster = start_cluster()
     with psycopg.connect(cluster.url(), autocommit=True) as con:
