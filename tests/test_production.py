@@ -6,7 +6,8 @@ process worker: every scheduled deployment gets scheduled runs, the server logs 
 traceback, and a deployment's flow run finds the configuration named at deploy time.
 These tests exist because `prefect_test_harness` does not run the server's services: the
 scheduler once failed on every loop (an SQLAlchemy release Prefect 3.8.8 does not support)
-while every harness test passed.
+while every harness test passed. Each runs twice: with the server's database in SQLite,
+and in PostgreSQL, as docs/deploy.md lays out production.
 """
 
 from __future__ import annotations
@@ -103,9 +104,12 @@ def _wait_healthy(server: Server, process: subprocess.Popen[bytes], timeout_s: f
     pytest.fail(f"prefect server did not answer within {timeout_s} s:\n{server.server_log()}")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """`prefect server start` on a free loopback port, scheduler on with a short loop."""
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """`prefect server start` on a free loopback port, scheduler on with a short loop; its
+    database SQLite (one machine) or PostgreSQL (docs/deploy.md's production layout)."""
     home = tmp_path_factory.mktemp("prefect-server-home")
     port = free_port()
     log = home / "server.log"
@@ -116,6 +120,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": str(SCHEDULER_LOOP_S),
         "PREFECT_SERVER_UI_ENABLED": "false",
     }
+    if request.param == "postgresql":
+        cluster = request.getfixturevalue("postgres")
+        database = cluster.create_database().rsplit("/", 1)[1]
+        server_env["PREFECT_API_DATABASE_CONNECTION_URL"] = (
+            f"postgresql+asyncpg://postgres@127.0.0.1:{cluster.port}/{database}"
+        )
     with log.open("wb") as out:
         process = subprocess.Popen(
             [*PREFECT, "server", "start", "--host", LOOPBACK, "--port", str(port), "--no-ui"],
