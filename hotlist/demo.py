@@ -60,6 +60,10 @@ def run_demo(workdir: Path, console: Console) -> int:
     home = workdir / "prefect-home"
     os.environ["PREFECT_HOME"] = str(home)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Prefect waits 20 s for its ephemeral API by default. On a fresh machine the first
+    # start reads the whole new environment from disk (cold caches) and creates its
+    # database: seen to take longer there, which failed `make demo` on its first run.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     # The summary tells what happened; Prefect's own log would repeat the expected
     # rejection of day 2's bad file as a traceback.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
