@@ -126,6 +126,7 @@ def test_no_answer_without_its_record_while_the_database_is_away(
         )
         away = ask()
         assert away.status_code == 503
+        assert away.headers["retry-after"] == "1"
         assert "7API001" not in away.text
         assert "PostgreSQL at" in away.json()["detail"]
         con.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'.encode())

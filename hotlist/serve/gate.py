@@ -271,6 +271,8 @@ class AccessGate:
 
 
 CLOSE = (b"connection", b"close")
+#: Seconds a client is told to wait before it asks again, after a 503 of the gate's.
+RETRY_AFTER_S = 1
 
 
 def _describe(access: Access, values: dict[bytes, list[str]]) -> None:
@@ -305,6 +307,8 @@ async def _send_problem(send: Send, problem: Problem, close: bool) -> None:
     headers = [(b"content-type", PROBLEM.encode())]
     if close:
         headers.append(CLOSE)
+    if problem.status == 503:  # the log, the key registry or the registration is away
+        headers.append((b"retry-after", str(RETRY_AFTER_S).encode()))
     body = problem_body(problem.status, problem.title, problem.detail)
     headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": problem.status, "headers": headers})
