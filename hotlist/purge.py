@@ -146,6 +146,7 @@ def purge(
                 record_ids=record_ids,
                 sources=frozenset(superseded),
                 published=settings.published_dir,
+                access_log_url=settings.serve.database_url,
             )
             unsearchable(verification, gone, markers, unreadable)
             if replicas is not None:

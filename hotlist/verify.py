@@ -323,8 +323,12 @@ def verify(
     record_ids: list[str] | None = None,
     sources: frozenset[Path] = frozenset(),
     published: Path | None = None,
+    access_log_url: str | None = None,
 ) -> Verification:
     """Check every file under ``data_dir`` (and ``prefect_home``) as described above.
+
+    ``access_log_url``: the access log is in that PostgreSQL database (``[serve]
+    database_url``); its records are searched as the file log's lines are.
 
     ``published`` is the published directory (``Settings.published_dir``); outside
     ``data_dir`` it is one more root, its files searched exactly as ``data_dir``'s.
@@ -347,9 +351,10 @@ def verify(
         # A reader: waits (bounded, saying so) while a writer has the control database.
         with ctl.read_only(data_dir) as reader:
             return _verify(result, data_dir, prefect_home, markers, reader, pending_ok,
-                           extra_roots, record_ids, sources, published)  # fmt: skip
+                           extra_roots, record_ids, sources, published,
+                           access_log_url)  # fmt: skip
     return _verify(result, data_dir, prefect_home, markers, control, pending_ok,
-                   extra_roots, record_ids, sources, published)  # fmt: skip
+                   extra_roots, record_ids, sources, published, access_log_url)  # fmt: skip
 
 
 def _verify(
@@ -363,6 +368,7 @@ def _verify(
     record_ids: list[str] | None,
     sources: frozenset[Path],
     published: Path | None,
+    access_log_url: str | None = None,
 ) -> Verification:
     gone = gone_ids(control) if control is not None else pl.DataFrame()
     if gone.height and not pending_ok:
@@ -400,4 +406,24 @@ def _verify(
             except (OSError, duckdb.Error, pl.exceptions.PolarsError) as exc:
                 result.add(path, f"unverifiable: cannot be read ({type(exc).__name__})")
     _check_small(small, search.raw, result)
+    if access_log_url is not None:
+        _check_database_log(access_log_url, search.access_log, result)
     return result
+
+
+def _check_database_log(url: str, search: AccessLogSearch, result: Verification) -> None:
+    """The access log in PostgreSQL, searched precisely (:mod:`hotlist.verify_access`)."""
+    from hotlist import pg
+    from hotlist.audit import pg as pg_log
+
+    place = f"PostgreSQL access log at {pg.where(url)}"
+    try:
+        found = search.scan_records(pg_log.records(url))
+    except (pg.DatabaseUnavailable, pg.SchemaNotCurrent) as exc:
+        result.add(place, f"unverifiable: {exc}")
+        return
+    except Exception as exc:  # a query that failed midway: nothing proven
+        result.add(place, f"unverifiable: cannot be read ({type(exc).__name__})")
+        return
+    for where, problem in found:
+        result.add(f"{place}, {where}", problem)

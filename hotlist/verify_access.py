@@ -9,16 +9,18 @@ plate), or either in a line that is not a JSON record (a torn tail, a line writt
 something else), which is searched as raw bytes. ``docs/inventory.md`` states the rule.
 
 The log may be one file or segments (rotated, possibly compressed) under
-``data_dir/audit``: every file there is read as JSON lines.
+``data_dir/audit``: every file there is read as JSON lines. In PostgreSQL (``[serve]
+database_url``) its records are searched the same way, each as its canonical JSON.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from hotlist.audit.keys import canonical
 from hotlist.scan import (
     BLOCK,
     MIN_SCAN_LEN,
@@ -32,6 +34,8 @@ from hotlist.scan import (
 #: The fields of an access record that record what was queried (SB 34's data element).
 QUERIED_FIELDS = frozenset({"element", "data_element"})
 
+#: Records of a database log searched at once (one automaton pass each).
+_RECORDS_PER_SEARCH = 10_000
 _OUTSIDE = "holds content of a removed record (only the queried element may hold its plate)"
 _NOT_JSON = "raw bytes (not a JSON record) hold content of a removed record"
 
@@ -110,6 +114,34 @@ class AccessLogSearch:
                         found += self._chunk(first, chunk)
         except (OSError, EOFError) as exc:
             raise Unverifiable(f"cannot be read ({type(exc).__name__}: {exc})") from None
+        return found
+
+    def scan_records(self, records: Iterable[dict[str, Any]]) -> Hits:
+        """Every place (``record SEQ:field``) in records that are not lines of a file (the
+        log in PostgreSQL) holding content of a removed record: each record searched as
+        its canonical JSON, as the file log's lines are, then field by field."""
+        if not self.any.patterns:
+            return []
+        found: Hits = []
+        batch: list[dict[str, Any]] = []
+        for record in records:
+            batch.append(record)
+            if len(batch) >= _RECORDS_PER_SEARCH:
+                found += self._records(batch)
+                batch = []
+        return found + self._records(batch)
+
+    def _records(self, batch: list[dict[str, Any]]) -> Hits:
+        found: Hits = []
+        lines = [canonical(record) for record in batch]
+        for record, hit in zip(batch, self.any.hits(lines), strict=True):
+            if not hit:
+                continue
+            where = f"record {record.get('seq', '?')}"
+            places = self._record(record)
+            found += [(f"{where}:{field}", _OUTSIDE) for field in places]
+            if not places and not self._lawful(record):
+                found.append((where, "holds content of a removed record"))
         return found
 
     def _chunk(self, first: int, chunk: bytes) -> Hits:

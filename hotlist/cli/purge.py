@@ -108,6 +108,7 @@ def verify(config: ConfigOption = None, prefect_home: PrefectHomeOption = None) 
         [],
         extra_roots=list(settings.purge.scan_paths),
         published=settings.published_dir,
+        access_log_url=settings.serve.database_url,
     )
     for finding in result.findings:
         problem(str(finding.place), finding.problem)
