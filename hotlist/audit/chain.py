@@ -14,7 +14,6 @@ import fcntl
 import os
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +126,7 @@ class AccessLogWriter:
         body = {
             "seq": self._head.seq + 1,
             "time": when.isoformat(timespec="microseconds"),
-            **asdict(record),
+            **record.fields(),
             "prev": self._head.hash,
         }
         entry = {**body, "hash": mac(self._key, body)}

@@ -34,7 +34,6 @@ import stat
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -259,7 +258,7 @@ class PgAccessLogWriter:
         self, records: Iterable[AccessRecord], at: dt.datetime | None = None
     ) -> list[dict[str, Any]]:
         """Chain ``records`` onto the head and write them in one statement."""
-        batch = [_storable(asdict(r)) for r in records]
+        batch = [_storable(r.fields()) for r in records]
         if not batch:
             return []
         when = (at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
