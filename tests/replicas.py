@@ -15,18 +15,16 @@ import os
 import re
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.serving import _free_port
+from tests.serving import _free_port, wait_listening
 
 NGINX_EXAMPLE = Path(__file__).parent.parent / "docs" / "deploy" / "nginx.conf"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -77,20 +75,6 @@ class ReplicaProcess:
         self.proc.send_signal(sig)
 
 
-def _wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path, what: str) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited: {log.read_text()[-3000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{what} did not listen: {log.read_text()[-3000:]}") from None
-            time.sleep(0.05)
-
-
 def _end(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is not None:
         return
@@ -123,7 +107,7 @@ def replicas(configs: Sequence[Path], tmp: Path) -> Iterator[list[ReplicaProcess
                 )  # fmt: skip
             started.append(ReplicaProcess(name, port, proc, log))
         for replica in started:
-            _wait_listening(replica.port, replica.proc, replica.log, f"replica {replica.name}")
+            wait_listening(replica.port, replica.proc, replica.log, f"replica {replica.name}")
         yield started
     finally:
         for replica in started:
@@ -223,7 +207,7 @@ def nginx(ports: Sequence[int], tmp: Path) -> Iterator[Nginx]:
             stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
-        _wait_listening(listen, proc, log, "nginx")
+        wait_listening(listen, proc, log, "nginx")
         yield Nginx(
             f"https://127.0.0.1:{listen}", cert, prefix / "access.log", prefix / "error.log"
         )

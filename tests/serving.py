@@ -33,6 +33,22 @@ class ServerProcess:
         raise RuntimeError(f"no VmRSS for process {self.pid}")
 
 
+def wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path, what: str) -> None:
+    """Until ``proc`` accepts connections on ``port`` (60 s at most); its log's end in the
+    error when it exits or never listens."""
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited: {log.read_text()[-3000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not listen: {log.read_text()[-3000:]}") from None
+            time.sleep(0.05)
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -54,19 +70,7 @@ def server_process(config: Path, tmp: Path, *args: str) -> Iterator[ServerProces
             env={k: v for k, v in os.environ.items() if not k.startswith("HOTLIST_")},
         )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"hotlist serve exited: {stderr.read_text()[-2000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"hotlist serve did not listen: {stderr.read_text()}"
-                    ) from None
-                time.sleep(0.1)
+        wait_listening(port, proc, stderr, "hotlist serve")
         yield ServerProcess(proc.pid, port, stderr)
     finally:
         proc.terminate()

@@ -35,7 +35,7 @@ from hotlist.audit.pg import (
     open_log,
     stored_anchors,
 )
-from hotlist.audit.verify import ChainCheck, report_anchors
+from hotlist.audit.verify import ChainCheck, missing_anchored, report_anchors
 from hotlist.store import control_path
 
 
@@ -128,15 +128,7 @@ def verify_pg(url: str, data_dir: Path) -> ChainCheck:
         cur.close()
         con.rollback()
     last = seq - 1
-    for anchor_seq, pending in sorted(by_seq.items()):
-        for anchor in pending:
-            if anchor_seq > last:
-                problems.append(
-                    f"log truncated: {anchor.describe()} was anchored, but the log ends at"
-                    f" record {last}"
-                )
-            elif not (start and anchor_seq <= start.seq):
-                problems.append(f"record {anchor_seq} anchored ({anchor.describe()}) is missing")
+    problems += missing_anchored(by_seq, last, start)
     if head_row is None:
         problems.append("the head row (table access_log_head) is missing")
     elif (int(head_row[0]), str(head_row[1])) != (last, prev):

@@ -78,6 +78,22 @@ def _all_anchors(data_dir: Path) -> tuple[list[tuple[Anchor, str]], list[str]]:
     return anchors, notices
 
 
+def missing_anchored(by_seq: dict[int, list[Anchor]], last: int, start: Anchor | None) -> list[str]:
+    """Anchored records the log no longer holds: past its end (cut off), or before it but
+    not expired by retention (removed). ``start``: the last expired anchor, if any."""
+    problems = []
+    for anchor_seq, pending in sorted(by_seq.items()):
+        for anchor in pending:
+            if anchor_seq > last:
+                problems.append(
+                    f"log truncated: {anchor.describe()} was anchored, but the log ends at"
+                    f" record {last}"
+                )
+            elif not (start and anchor_seq <= start.seq):
+                problems.append(f"record {anchor_seq} anchored ({anchor.describe()}) is missing")
+    return problems
+
+
 def verify_files(data_dir: Path) -> ChainCheck:
     """Check every segment against the key and every anchor; read-only
     (:func:`hotlist.audit.log.verify_chain` chooses the log)."""
@@ -152,15 +168,7 @@ def verify_files(data_dir: Path) -> ChainCheck:
         ends[path.name] = (seq - 1, prev)
 
     last = seq - 1
-    for anchor_seq, pending in sorted(by_seq.items()):
-        for anchor in pending:
-            if anchor_seq > last:
-                problems.append(
-                    f"log truncated: {anchor.describe()} was anchored, but the log ends at"
-                    f" record {last}"
-                )
-            elif not (start and anchor_seq <= start.seq):
-                problems.append(f"record {anchor_seq} anchored ({anchor.describe()}) is missing")
+    problems += missing_anchored(by_seq, last, start)
     names = [p.name for p in paths]
     for name in names[:-1]:
         seal = seals.get(name)
