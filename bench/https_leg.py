@@ -15,6 +15,10 @@ are reported beside wall time, which a loaded machine makes noisy. A third leg, 
 is what a download script needs for the same guarantees: ``curl``, then ``sha256sum``,
 then ``sync FILE`` (fsync).
 
+After each download of the first two legs, the file is read once more and timed
+(``*_read_back_s``): what the parse that follows a fetch pays to read it, from the page
+cache where curl's writes left it, from the disk where ours went past the cache.
+
 ``--conditional`` measures instead what it costs to learn that the file is the one taken
 last: a conditional GET answered ``304``, against a whole ``curl`` download.
 """
@@ -22,6 +26,7 @@ last: a conditional GET answered ``304``, against a whole ``curl`` download.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -108,6 +113,15 @@ def _curl_hash_sync(server: EmbeddedHttps, file: Path, target: Path) -> None:
     subprocess.run(["sync", str(target)], check=True, capture_output=True)
 
 
+def _read_through(path: Path) -> None:
+    """Read the downloaded file once, as the ingest's parse does right after a fetch:
+    from the page cache where the download left it there, else from the disk."""
+    with path.open("rb", buffering=0) as fh:
+        buffer = bytearray(1 << 20)
+        while fh.readinto(buffer):
+            pass
+
+
 def measure_https(file: Path, workdir: Path, repeats: int, conditional: bool) -> dict[str, float]:
     """Seconds and MB/s of ``fetch_https`` and of ``curl``; ratio = our time / curl's."""
     megabytes = file.stat().st_size / 1e6
@@ -118,6 +132,8 @@ def measure_https(file: Path, workdir: Path, repeats: int, conditional: bool) ->
     target.parent.mkdir()
     times: dict[str, list[float]] = {"ours": [], "curl": [], "script": []}
     cpu: dict[str, list[float]] = {"ours": [], "curl": [], "script": []}
+    read_back: dict[str, list[float]] = {"ours": [], "curl": []}
+    kept = {"ours": landing / file.name, "curl": target}
     with _server_process(file.parent, workdir / "pki") as server:
         source = _source(server, file)
         last: Taken | None = None
@@ -144,6 +160,8 @@ def measure_https(file: Path, workdir: Path, repeats: int, conditional: bool) ->
                 wall, used = _timed(run)
                 times[name].append(wall)
                 cpu[name].append(used)
+                if name in read_back and not conditional:
+                    read_back[name].append(_timed(functools.partial(_read_through, kept[name]))[0])
                 (landing / file.name).unlink(missing_ok=True)
                 target.unlink(missing_ok=True)
     median = {name: statistics.median(values) for name, values in times.items()}
@@ -160,6 +178,11 @@ def measure_https(file: Path, workdir: Path, repeats: int, conditional: bool) ->
         "curl_cpu_s": statistics.median(cpu["curl"]),
         "cpu_ratio": statistics.median(cpu["ours"]) / statistics.median(cpu["curl"]),
         "script_cpu_s": statistics.median(cpu["script"]),
+        **{
+            f"{name}_read_back_s": statistics.median(values)
+            for name, values in read_back.items()
+            if values
+        },
     }
 
 
