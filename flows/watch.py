@@ -1,12 +1,12 @@
-"""Prefect flow: watch the sources for a change; on one, the ingest and its purge at once.
+"""Prefect flow: watch the sources for a change; on one, the ingest and the purge at once.
 
 A long-running flow run (``minutes`` long, one an hour from its deployment) rather than a
 check deployment on an interval: an idle hour costs Prefect one flow run and no task
 run, where a check every minute would cost sixty flow runs, each in a new process with a
 new SFTP connection. The checks are stats (:mod:`hotlist.sources.probe`), the SFTP
-session stays open between them, and a change runs the source's ingest flow and the
-purge flow as subflow runs in this process: no worker pickup or process start between a
-change and its purge. ``docs/freshness.md`` has the figures behind the choice.
+session stays open between them, and a change runs the source's ingest flow, then the
+purge flow once for every source that changed in the round, as subflow runs in this
+process: no worker pickup or process start between a change and its purge. ``docs/freshness.md`` has the figures behind the choice.
 
 The watcher writes through the same store writer lock as the scheduled deployments, so
 it runs in a work pool of its own (``hotlist-watch``): in the writers' pool it would hold
@@ -21,7 +21,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from hotlist.config import load_settings
-from hotlist.watch import Watcher
+from hotlist.watch import Ingested, Watcher
 
 
 class ChangeNotApplied(Exception):
@@ -43,21 +43,27 @@ def watch_sources(
         minutes: how long this flow run watches before it ends (the next one follows).
         interval_seconds: seconds between checks (default: each source's poll_seconds).
     """
-    from flows.ingest_then_purge import ingest_then_purge
+    from flows.ingest_then_purge import INGEST_FLOWS
+    from flows.purge import purge
 
     settings = load_settings(Path(config) if config else None)
     logger = get_run_logger()
 
-    def on_change(source: str) -> str:
-        ingested, purged = ingest_then_purge(source, config)
-        done = [s for s in (ingested, purged) if s is not None]
-        if not all(s.is_completed() for s in done):
-            raise ChangeNotApplied(
-                "; ".join(f"{s.name}: {s.message}" for s in done if not s.is_completed())
-            )
-        return f"ingest {ingested.result()}" + (f", purge {purged.result()}" if purged else "")
+    def ingest(source: str) -> Ingested:
+        state = INGEST_FLOWS[source](config=config, return_state=True)
+        if not state.is_completed():  # it may have applied some of its files: purge
+            failure = ChangeNotApplied(f"{state.name}: {state.message}")
+            return Ingested(f"ingest {state.name}", True, failure)
+        done = state.result()
+        return Ingested(f"ingest {done}", bool(done["files_applied"] or done["pending"]))
 
-    watcher = Watcher(settings, on_change, sources, interval_seconds)
+    def purge_all() -> str:
+        state = purge(config=config, return_state=True)
+        if not state.is_completed():
+            raise ChangeNotApplied(f"{state.name}: {state.message}")
+        return f"purge {state.result()}"
+
+    watcher = Watcher(settings, ingest, purge_all, sources, interval_seconds)
     logger.info(
         "watching %s for %g minutes",
         ", ".join(f"{w.name} every {w.every_s:g} s" for w in watcher.watched),
@@ -65,8 +71,11 @@ def watch_sources(
     )
     watcher.run(max_seconds=minutes * 60)
     return {
-        w.name: {"checks": w.checks, "ingests": w.runs, "failures": w.failures}
-        for w in watcher.watched
+        **{
+            w.name: {"checks": w.checks, "ingests": w.runs, "failures": w.failures}
+            for w in watcher.watched
+        },
+        "purge": {"runs": watcher.purges, "failures": watcher.purge_failures},
     }
 
 

@@ -4,8 +4,14 @@ Each source is checked every ``[sources.X] poll_seconds`` (or ``--interval``) wi
 of its files and their companions (:mod:`hotlist.sources.probe`): no content is read and
 an SFTP session stays open between checks. When the marks moved since the last check
 (or on the first check, since nothing says what happened while nobody watched), the
-source's ingest runs, then its purge; what the marks were before the ingest is kept, so a
-file replaced during the ingest is seen at the next check.
+source's ingest runs; what the marks were before the ingest is kept, so a file replaced
+during the ingest is seen at the next check.
+
+The purge follows once per round of checks, after the ingests of every source that
+changed in it: when CLEW and NCIC publish together, one purge publishes, erases and
+verifies both sources' removals, where a purge per source would publish the whole
+hotlist and read every file of the store twice before the second source's removals
+reached a patrol copy (``docs/freshness.md`` has the figures).
 
 A check that cannot reach the server, or an ingest that failed on a dropped connection,
 leaves the marks as they were: the next check tries again. A file that was refused
@@ -30,8 +36,21 @@ from hotlist.sources.probe import Marks, Prober
 
 log = logging.getLogger("hotlist.watch")
 
-#: Runs a source's ingest and purge; returns a one-line summary (names and counts only).
-OnChange = Callable[[str], str]
+
+@dataclass(frozen=True)
+class Ingested:
+    """What a source's ingest did, in names and counts: its one-line summary, whether the
+    purge must follow (a file applied, or a killed run left work), and its failure."""
+
+    summary: str
+    purge: bool
+    failure: Exception | None = None
+
+
+#: Runs a source's ingest (raises :class:`FetchError` when the source could not be read).
+IngestStep = Callable[[str], Ingested]
+#: Runs the purge; returns a one-line summary (names and counts only).
+PurgeStep = Callable[[], str]
 
 
 @dataclass
@@ -61,14 +80,18 @@ class Watcher:
     def __init__(
         self,
         settings: Settings,
-        on_change: OnChange,
+        ingest: IngestStep,
+        purge: PurgeStep,
         sources: list[str] | None = None,
         interval_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         names = sources or sorted(settings.sources)
-        self.on_change = on_change
+        self.ingest, self.purge = ingest, purge
         self.clock = clock
+        self.purge_due = False
+        self.purges = 0
+        self.purge_failures: list[str] = []
         self.watched = [
             Watched(
                 name,
@@ -98,8 +121,9 @@ class Watcher:
                     if self._stop.is_set():
                         break
                     if self.clock() >= w.due:
-                        self.check(w)
+                        self.check(w, settle=False)
                         w.due = self.clock() + w.every_s
+                self.settle()
                 now = self.clock()
                 if ends is not None and now >= ends:
                     break
@@ -108,8 +132,9 @@ class Watcher:
                     wake = min(wake, ends)
                 self._stop.wait(max(0.0, wake - now))
 
-    def check(self, w: Watched) -> bool:
-        """One check of one source; True when its ingest ran."""
+    def check(self, w: Watched, settle: bool = True) -> bool:
+        """One check of one source; True when its ingest ran. With ``settle`` the purge
+        follows at once (else at the end of the round: :meth:`settle`)."""
         w.checks += 1
         try:
             marks = w.prober.probe()
@@ -124,7 +149,7 @@ class Watcher:
         log.info("%s: changed upstream (%s); ingesting", w.name, ", ".join(moved))
         w.runs += 1
         try:
-            summary = self.on_change(w.name)
+            done = self.ingest(w.name)
         except FetchError as exc:
             w.failures.append(exc.kind.value)
             if exc.transient:
@@ -135,15 +160,35 @@ class Watcher:
             w.failures.append(type(exc).__name__)
             log.error("%s: the ingest failed: %s", w.name, exc)
         else:
-            log.info("%s: %s", w.name, summary)
+            self.purge_due = self.purge_due or done.purge
+            if done.failure is not None:
+                w.failures.append(type(done.failure).__name__)
+                log.error("%s: %s; the ingest failed: %s", w.name, done.summary, done.failure)
+            else:
+                log.info("%s: %s", w.name, done.summary)
         w.marks = marks
+        if settle:
+            self.settle()
         return True
 
+    def settle(self) -> None:
+        """The purge, when an ingest since the last one asked for it."""
+        if not self.purge_due:
+            return
+        self.purge_due = False
+        self.purges += 1
+        try:
+            log.info("purge: %s", self.purge())
+        except Exception as exc:
+            self.purge_failures.append(type(exc).__name__)
+            log.error("the purge failed: %s", exc)
 
-def ingest_and_purge(settings: Settings, source: str) -> str:
-    """The ingest of ``source``, then (when a file applied) the purge, in this process."""
+
+def ingest_in_process(settings: Settings, source: str) -> Ingested:
+    """The ingest of ``source`` in this process; the purge must follow when a file applied
+    (a failed ingest may have applied some of its files) or a killed run left work."""
     from hotlist.ingest import IngestFailed, ingest_source
-    from hotlist.purge import default_prefect_home, purge
+    from hotlist.store.pending import pending_work
 
     try:
         outcomes = ingest_source(settings, source)
@@ -151,10 +196,26 @@ def ingest_and_purge(settings: Settings, source: str) -> str:
     except IngestFailed as exc:
         outcomes, failed = list(exc.outcomes), exc
     applied = [o for o in outcomes if getattr(o, "verdict", None) == "applied"]
-    summary = f"{len(applied)} files applied"
-    if applied:
-        result = purge(settings, default_prefect_home(), list(settings.purge.scan_paths))
-        summary += f"; purge run {result.run_id}: {result.purged} records purged"
-    if failed is not None:
-        raise failed
-    return summary
+    pending = bool(pending_work(settings.data_dir, settings.published_dir))
+    return Ingested(f"{len(applied)} files applied", bool(applied) or pending, failed)
+
+
+def purge_in_process(settings: Settings) -> str:
+    """The purge in this process: publish, erase what was removed, verify, report."""
+    from hotlist.purge import default_prefect_home, purge
+
+    result = purge(settings, default_prefect_home(), list(settings.purge.scan_paths))
+    return f"purge run {result.run_id}: {result.purged} records purged"
+
+
+def in_process(
+    settings: Settings, sources: list[str] | None = None, interval_s: float | None = None
+) -> Watcher:
+    """A watcher whose ingests and purges run in this process (``hotlist watch``)."""
+    return Watcher(
+        settings,
+        lambda name: ingest_in_process(settings, name),
+        lambda: purge_in_process(settings),
+        sources,
+        interval_s,
+    )

@@ -19,7 +19,7 @@ from hotlist.config import Settings, SourceConfig
 from hotlist.lookup import find_hits
 from hotlist.sources import FetchError
 from hotlist.sources.probe import ABSENT, Prober
-from hotlist.watch import Watcher, changed_names, ingest_and_purge
+from hotlist.watch import Ingested, Watcher, changed_names, in_process, ingest_in_process
 from tests.builders import Drop, clew_file, clew_line, ncic_file, ncic_line
 from tests.cli_support import config_of
 from tests.sshd_server import start_sshd
@@ -34,13 +34,25 @@ def _day1(drop: Drop) -> None:
 
 
 def _watcher(settings: Settings, sources: list[str] | None = None) -> tuple[Watcher, list[str]]:
+    """A watcher running in this process, and the names of the steps it ran, in order."""
     ran: list[str] = []
+    steps = in_process(settings, sources)
 
-    def on_change(name: str) -> str:
+    def ingest(name: str) -> Ingested:
         ran.append(name)
-        return ingest_and_purge(settings, name)
+        return steps.ingest(name)
 
-    return Watcher(settings, on_change, sources), ran
+    def purge() -> str:
+        ran.append("purge")
+        return steps.purge()
+
+    return Watcher(settings, ingest, purge, sources), ran
+
+
+def _ingest_and_purge(settings: Settings, source: str) -> None:
+    watcher = in_process(settings, [source])
+    watcher.ingest(source)
+    watcher.purge()
 
 
 def test_the_first_check_ingests_then_only_a_change_does(settings: Settings, drop: Drop) -> None:
@@ -56,9 +68,37 @@ def test_the_first_check_ingests_then_only_a_change_does(settings: Settings, dro
         assert watcher.check(ncic) is False
         drop.put("VEHEXTRT.txt", ncic_file([*NCIC_DAY1[:1], *NCIC_DAY1[2:]], "202611230800"))
         assert watcher.check(ncic) is True
-    assert ran == ["ncic", "ncic"]
+    assert ran == ["ncic", "purge", "ncic", "purge"]
     assert not find_hits(settings.data_dir, "1AAA001")  # removed upstream, gone here
     assert find_hits(settings.data_dir, "1AAA002")
+
+
+def _round(watcher: Watcher) -> None:
+    """One round of checks: every source due at once, then the purge if one is due."""
+    for w in watcher.watched:
+        w.due = 0.0
+    watcher.run(max_seconds=0)
+
+
+def test_sources_that_change_together_share_one_purge(settings: Settings, drop: Drop) -> None:
+    """CLEW and NCIC published in the same minute: both ingests, then one purge that
+    erases both sources' removals (a purge per source would publish and verify twice)."""
+    _day1(drop)
+    watcher, ran = _watcher(settings)
+    _round(watcher)  # the first check of each source
+    assert ran == ["ncic", "svs", "purge"]
+    assert find_hits(settings.data_dir, "1AAA001") and find_hits(settings.data_dir, "SV0001")
+    drop.put("VEHEXTRT.txt", ncic_file(NCIC_DAY1[2:], "202611230800"))
+    day2 = [clew_line(f"SV{i:04d}") for i in range(2, 40)]
+    drop.put("svs.tbl", clew_file(day2, "DATE11/23/2026 08:00"))
+    ran.clear()
+    _round(watcher)
+    assert ran == ["ncic", "svs", "purge"]
+    assert not find_hits(settings.data_dir, "1AAA001")
+    assert not find_hits(settings.data_dir, "SV0001")
+    assert find_hits(settings.data_dir, "SV0002")
+    _round(watcher)
+    assert ran == ["ncic", "svs", "purge"]  # nothing changed: no ingest, no purge
 
 
 def test_a_new_companion_alone_counts_as_a_change(settings: Settings, drop: Drop) -> None:
@@ -76,15 +116,15 @@ def test_a_failed_fetch_is_tried_again_at_the_next_check(settings: Settings, dro
     _day1(drop)
     calls: list[str] = []
 
-    def flaky(name: str) -> str:
+    def flaky(name: str) -> Ingested:
         calls.append(name)
         if len(calls) == 1:
             from hotlist.sources import FetchFailure
 
             raise FetchError(FetchFailure.CONNECTION_DROPPED, "the link dropped")
-        return ingest_and_purge(settings, name)
+        return ingest_in_process(settings, name)
 
-    watcher = Watcher(settings, flaky, ["ncic"])
+    watcher = Watcher(settings, flaky, in_process(settings).purge, ["ncic"])
     [ncic] = watcher.watched
     assert watcher.check(ncic) and ncic.marks is None
     assert watcher.check(ncic) and ncic.marks is not None
@@ -103,7 +143,7 @@ def test_a_refused_file_is_not_fetched_again_until_it_changes(
     assert watcher.check(ncic) is True
     assert ncic.failures == ["IngestFailed"]
     assert watcher.check(ncic) is False
-    assert ran == ["ncic", "ncic"]
+    assert ran == ["ncic", "purge", "ncic"]  # the refused file applied nothing: no purge
     assert find_hits(settings.data_dir, "1AAA000")  # the refused file removed nothing
 
 
@@ -241,7 +281,7 @@ def test_the_watcher_flow_costs_one_flow_run_idle_and_ingests_and_purges_a_chang
     from flows.watch import watch_sources
 
     _day1(drop)
-    ingest_and_purge(settings, "ncic")
+    _ingest_and_purge(settings, "ncic")
     started = dt.datetime.now(dt.UTC)
 
     def change_later() -> None:
@@ -258,6 +298,7 @@ def test_the_watcher_flow_costs_one_flow_run_idle_and_ingests_and_purges_a_chang
     )
     changer.join()
     assert result["ncic"]["ingests"] == 2 and result["ncic"]["failures"] == []
+    assert result["purge"] == {"runs": 1, "failures": []}
     assert result["ncic"]["checks"] >= 10
     assert _flow_runs_since(started) == {"watch-sources": 1, "ingest-ncic": 2, "purge": 1}
     assert not find_hits(settings.data_dir, "1AAA000")

@@ -31,9 +31,9 @@ def watch(
         list[str] | None, typer.Option(help="Watch only this source (repeatable).")
     ] = None,
 ) -> None:
-    """Stat the sources' files every few seconds; on a change, ingest and purge. Ctrl-C or
-    SIGTERM stops it between steps."""
-    from hotlist.watch import Watcher, ingest_and_purge
+    """Stat the sources' files every few seconds; on a change, ingest, then purge once for
+    the sources that changed together. Ctrl-C or SIGTERM stops it between steps."""
+    from hotlist.watch import in_process
 
     settings = settings_from(config)
     unknown = sorted(set(source or []) - set(settings.sources))
@@ -44,7 +44,7 @@ def watch(
         )
     writable_data_dir(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    watcher = Watcher(settings, lambda name: ingest_and_purge(settings, name), source, interval)
+    watcher = in_process(settings, source, interval)
 
     def stop(signum: int, frame: Any) -> None:
         console.print(f"{signal.Signals(signum).name}: stopping after the step under way")
