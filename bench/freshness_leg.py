@@ -14,7 +14,12 @@ demo's two days (~300 NCIC lines); a number uses the benchmark's generated extra
 that many lines (1 % removed on day 2).
 
 Prints p50, p95 and max over every follower of every run, and writes them to
-``bench/out/freshness.json``.
+``bench/out/freshness.json``. Beside them, where the time went: when the final version
+was first named in ``CURRENT.json`` (published), when each follower's answer arrived, and
+how long each follower took to apply it (read its copy, merge the delta, write, fsync,
+scrub the old copy). The followers share this machine's cores with the server and the
+ingest, so with many of them the applies queue behind one another; on patrol cars each
+applies on its own hardware.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +106,43 @@ def _settled(
         time.sleep(0.05)
 
 
-def one_run(root: Path, days: tuple[Path, Path, frozenset[str]], followers: int) -> list[float]:
+class Published:
+    """When each version first appeared in ``CURRENT.json`` (polled every 20 ms)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.seen = root, dict[int, float]()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.02):
+            try:
+                version = int(json.loads((self.root / "CURRENT.json").read_text())["version"])
+            except (OSError, ValueError, KeyError):
+                continue
+            self.seen.setdefault(version, time.monotonic())
+
+    def first(self, version: int) -> float:
+        return min(t for v, t in self.seen.items() if v >= version)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@dataclass
+class Run:
+    """One run's times from the drop, in seconds: the final version published, and per
+    follower its answer's arrival, its copy in place, and its own apply time."""
+
+    published: float
+    arrived: list[float]
+    applied: list[float]
+    apply_s: list[float]
+
+
+def one_run(root: Path, days: tuple[Path, Path, frozenset[str]], followers: int) -> Run:
     drop, config = root / "drop", root / "hotlist.toml"
     drop.mkdir(parents=True)
     source = f'url = "file://{drop}"\nguards = {{max_removal_share = 0.5}}\n'
@@ -126,14 +168,21 @@ def one_run(root: Path, days: tuple[Path, Path, frozenset[str]], followers: int)
         ),
     ]  # fmt: skip
     pulls: dict[str, list[tuple[float, int]]] = {f"car-{i}": [] for i in range(followers)}
+    applies: dict[str, list[tuple[int, float]]] = {name: [] for name in pulls}
     running: list[tuple[Follower, threading.Thread]] = []
+    published = Published(data_dir / "published")
     try:
         _stage(days[0], drop)
         for i, key in enumerate(keys):
-            seen = pulls[f"car-{i}"]
+            seen, took = pulls[f"car-{i}"], applies[f"car-{i}"]
 
-            def record(result: PullResult, seen: list[tuple[float, int]] = seen) -> None:
+            def record(
+                result: PullResult,
+                seen: list[tuple[float, int]] = seen,
+                took: list[tuple[int, float]] = took,
+            ) -> None:
                 seen.append((time.monotonic(), result.version))
+                took.append((result.version, result.applied_s))
 
             follower = Follower(
                 f"http://127.0.0.1:{port}", key, f"car{i}", "patrol", root / f"copy-{i}",
@@ -146,8 +195,16 @@ def one_run(root: Path, days: tuple[Path, Path, frozenset[str]], followers: int)
         dropped = time.monotonic()
         _stage(days[1], drop)
         final = _settled(data_dir, pulls, days[1], days[2])
-        return [min(t for t, v in seen if v >= final) - dropped for seen in pulls.values()]
+        applied = [min(t for t, v in seen if v >= final) - dropped for seen in pulls.values()]
+        apply_s = [next(a for v, a in took if v >= final) for took in applies.values()]
+        return Run(
+            published=published.first(final) - dropped,
+            arrived=[done - own for done, own in zip(applied, apply_s, strict=True)],
+            applied=applied,
+            apply_s=apply_s,
+        )
     finally:
+        published.stop()
         for follower, _ in running:
             follower.stop()
         for _, thread in running:
@@ -175,12 +232,28 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hotlist-freshness-") as tmp:
         days = _days(Path(tmp), args.ncic_rows)
         latencies: list[float] = []
+        arrivals: list[float] = []
+        apply_s: list[float] = []
         per_run: list[dict[str, float]] = []
         for n in range(args.runs):
             run = one_run(Path(tmp) / f"run-{n}", days, args.followers)
-            latencies += run
-            per_run.append({"p50": statistics.median(run), "max": max(run)})
-            print(f"run {n + 1}: p50 {statistics.median(run):.2f} s, max {max(run):.2f} s")
+            latencies += run.applied
+            arrivals += run.arrived
+            apply_s += run.apply_s
+            per_run.append(
+                {
+                    "published": run.published,
+                    "arrived_p50": statistics.median(run.arrived),
+                    "p50": statistics.median(run.applied),
+                    "max": max(run.applied),
+                }
+            )
+            print(
+                f"run {n + 1}: published {run.published:.2f} s; copies in place p50"
+                f" {statistics.median(run.applied):.2f} s, max {max(run.applied):.2f} s"
+                f" (answers arrived p50 {statistics.median(run.arrived):.2f} s; one apply"
+                f" p50 {statistics.median(run.apply_s):.2f} s)"
+            )
     with open("/proc/loadavg") as fh:
         load = fh.read().split()[:3]
     result: dict[str, Any] = {
@@ -190,6 +263,10 @@ def main() -> None:
         "p50_s": statistics.median(latencies),
         "p95_s": percentile(latencies, 0.95),
         "max_s": max(latencies),
+        "arrived_p50_s": statistics.median(arrivals),
+        "arrived_p95_s": percentile(arrivals, 0.95),
+        "apply_p50_s": statistics.median(apply_s),
+        "apply_max_s": max(apply_s),
         "per_run": per_run,
         "load_average": load,
         "cpus": os.cpu_count(),

@@ -29,6 +29,7 @@ import os
 import random
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -70,6 +71,7 @@ class PullResult:
     entries: int
     upserts: int
     removals: int
+    applied_s: float = 0.0  # from the answer's arrival to the copy in place
 
 
 def _problem(response: httpx.Response) -> str:
@@ -133,7 +135,9 @@ class Copy:
         try:
             with os.fdopen(os.open(tmp, flags, PRIVATE_FILE), "wb") as fh:
                 os.fchmod(fh.fileno(), PRIVATE_FILE)
-                frame.write_parquet(fh)
+                # Snappy: the codec every Parquet reader has; zstd took 1.5x its CPU to
+                # write a 2M-line copy (docs/freshness.md), on each delta of each follower.
+                frame.write_parquet(fh, compression="snappy")
                 fh.flush()
                 os.fsync(fh.fileno())
         except BaseException:
@@ -153,6 +157,10 @@ class Copy:
 
 
 def _apply(copy: Copy, response: httpx.Response) -> PullResult:
+    """Apply a full version or a delta to the copy. The copy's rows are in no particular
+    order: re-sorting 1.7M rows after each delta cost a follower more than a third of its
+    apply (docs/freshness.md), and a patrol system indexes the copy as it loads it."""
+    arrived = time.monotonic()
     version = int(response.headers["X-Hotlist-Version"])
     full = response.headers["X-Hotlist-Full"] == "true"
     incoming = pl.read_parquet(io.BytesIO(response.content))
@@ -168,8 +176,9 @@ def _apply(copy: Copy, response: httpx.Response) -> PullResult:
             [local.filter(~pl.col("entry_id").is_in(touched)), fresh.select(local.columns)]
         )
         upserts, removals = fresh.height, gone.len()
-    copy.replace(merged.sort("plate", "state"), version)
-    return PullResult(version, full, merged.height, upserts, removals)
+    copy.replace(merged, version)
+    applied_s = time.monotonic() - arrived
+    return PullResult(version, full, merged.height, upserts, removals, applied_s)
 
 
 def _ack(http: httpx.Client, headers: dict[bytes, bytes], copy: Copy) -> None:
