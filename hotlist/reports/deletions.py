@@ -47,6 +47,13 @@ ORDER BY detected_at, first_entry
 """
 
 
+_ROW_TYPES = {
+    "feed": pl.String, "list": pl.String, "record_id": pl.String, "keyed_hash": pl.String,
+    "reason": pl.String, "purge_run": pl.Int64, "detected_version": pl.Int64,
+    "plates": pl.Int64, "first_entry": pl.Int64,
+}  # fmt: skip
+
+
 def deletion_rows(
     con: duckdb.DuckDBPyConnection,
     since: dt.datetime | None = None,
@@ -67,18 +74,13 @@ def deletion_rows(
     if run_id is not None:
         where.append("(purged_at IS NULL OR verified LIKE ?)")
         params.append(f"purge run {run_id}:%")
-    rows = con.execute(_ROWS_SQL.format(where=" AND ".join(where)), params).fetchall()
-    frame = pl.DataFrame(
-        rows,
-        schema={
-            "feed": pl.String, "list": pl.String, "record_id": pl.String,
-            "keyed_hash": pl.String, "reason": pl.String,
-            "detected_at": pl.Datetime("us", "UTC"), "purged_at": pl.Datetime("us", "UTC"),
-            "purge_run": pl.Int64, "detected_version": pl.Int64, "plates": pl.Int64,
-            "first_entry": pl.Int64,
-        },
-        orient="row",
-    )  # fmt: skip
+    # Fetched as columns: rows as Python tuples (a time-zone object built per timestamp)
+    # took most of a second per 16,000 removals.
+    sql = _ROWS_SQL.format(where=" AND ".join(where))
+    fetched: pl.DataFrame = con.sql(sql, params=params).pl()
+    frame = fetched.cast(_ROW_TYPES).with_columns(  # type: ignore[arg-type]
+        pl.col("detected_at", "purged_at").dt.convert_time_zone("UTC")
+    )
     return frame.select(
         pl.col("feed").replace_strict(SOURCE_OF_FEED, default="other").alias("source"),
         "feed",

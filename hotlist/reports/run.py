@@ -41,7 +41,7 @@ def _write(
     for fmt in ("html", "json"):
         path = base.with_suffix(f".{fmt}")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(render(rows, summary, fmt, f"Deletion report, purge run {run_id}"))
     con.execute(
         "UPDATE purge_runs SET report = ? WHERE run_id = ?",
