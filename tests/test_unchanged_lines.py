@@ -19,7 +19,7 @@ from hotlist.config import Settings, load_settings
 from hotlist.ingest import IngestFailed, ingest_source
 from hotlist.parse import Snapshot
 from hotlist.purge import manual_purge
-from hotlist.store import control_path
+from hotlist.store import control, control_path
 from hotlist.store.apply import ApplyResult
 from hotlist.store.state import read_state
 from tests.builders import Drop, clew_file, clew_line, ncic_file, ncic_line
@@ -134,6 +134,23 @@ def test_an_unchanged_file_is_copied_whole_and_gives_the_same_store(tmp_path: Pa
     assert _without_reuse(copied) == _without_reuse(parsed)
     assert _content(copying) == _content(parsing)
     assert ("make", "make.unknown_code", "warning") in {i[1:] for i in _content(copying)["issues"]}
+
+
+def test_the_issues_listed_are_those_parsing_lists_when_copied_warnings_pass_the_limit(
+    tmp_path: Path,
+) -> None:
+    """The copied lines' warnings stay in DuckDB: a file event lists the first of all the
+    issues, parsed and copied, exactly as if every line had been parsed."""
+    unknown = [ncic_line(f"V{n:09d}", f"7ABC{n:03d}", make="RIVN") for n in range(1, 5)]
+    day2 = [ncic_line("V000000009", "9NEW009", make="RIVN"), *unknown]  # line 1 is parsed
+    with mock.patch.object(control, "MAX_ISSUES_PER_FILE", 3):
+        copied, parsed, copying, parsing = _both_ways(tmp_path, unknown, day2)
+    assert isinstance(copied, ApplyResult) and copied.reused == 4
+    assert _without_reuse(copied) == _without_reuse(parsed)
+    assert copied.warnings == 5
+    assert _content(copying) == _content(parsing)
+    assert [i[0] for i in _content(copying)["issues"]] == [2, 3, 4]  # lines, header first
+    assert len(_content(copying)["warnings"]) == 5
 
 
 #: Mostly loadable records (a copy happens only for a line that loaded), with warnings,

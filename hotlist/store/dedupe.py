@@ -35,6 +35,7 @@ def drop_duplicates(
     con = connect_writer(tmp, data_dir)
     con.execute("ATTACH ? AS dupes (READ_ONLY)", [str(first)])
     con.execute(f"CREATE TABLE entries AS SELECT * FROM dupes.entries {_LATER_LINES} = 1")  # noqa: S608 (quoted identifiers and constant fragments; values bound)
+    con.execute("CREATE TABLE warnings AS SELECT * FROM dupes.warnings")
     con.execute("DETACH dupes")
     scrub_unlink(first)
     scrub_unlink(first.with_name(first.name + ".wal"))

@@ -1,5 +1,6 @@
 """The stream write: a snapshot's entries into the new content file's ``entries`` table,
-chunk by chunk, in one transaction (no table, or the table and all its rows).
+chunk by chunk, and the lines' warnings into its ``warnings`` table, in one transaction
+(no tables, or the tables and all their rows).
 
 One ``INSERT ... SELECT`` reads the chunks' entries as an Arrow stream: DuckDB fills whole
 row groups and compresses them while the next chunks are parsed (:class:`ParsedInOrder`),
@@ -21,7 +22,7 @@ from hotlist.columns import ISSUE_SCHEMA
 from hotlist.parse import Snapshot, sum_excluded
 from hotlist.sql import identifier
 from hotlist.store.chunks import EntryKeys, ParsedInOrder, suppress
-from hotlist.store.unchanged import copy_unchanged, lines_to_parse, release
+from hotlist.store.unchanged import Copied, copy_unchanged, lines_to_parse, release
 
 #: High-entropy identifiers are stored uncompressed: DuckDB's string compression saves
 #: little on them for a noticeable share of the write's CPU time (``bench/`` measures it).
@@ -33,16 +34,22 @@ _STORED = (
     " nullif(state_raw, state) AS state_raw) FROM {}"
 )
 
+#: A line's warnings, as the next version copies them with the line (:mod:`.unchanged`).
+_WARNINGS_TABLE = "CREATE TABLE warnings (line_no BIGINT, field VARCHAR, rule VARCHAR)"
+
 
 @dataclass(frozen=True)
 class Staged:
     """What streaming a snapshot into a new content file produced."""
 
     quarantine: pl.DataFrame
+    #: Every issue of the lines parsed, and the first warnings of the lines copied (as
+    #: many as a file event lists): what is reported, not what the ``warnings`` table holds.
     issues: pl.DataFrame
     excluded: dict[str, int]
     reused: int = 0  # lines whose entry was copied from the current file, not parsed again
     parsed: pl.Series | None = None  # the lines parsed, when not all were
+    unlisted_warnings: int = 0  # warnings of copied lines counted but not in ``issues``
 
     @property
     def row_errors(self) -> int:
@@ -50,7 +57,7 @@ class Staged:
 
     @property
     def warnings(self) -> int:
-        return int((self.issues["severity"] == "warning").sum())
+        return int((self.issues["severity"] == "warning").sum()) + self.unlisted_warnings
 
 
 def _table_definition(con: duckdb.DuckDBPyConnection, relation: str) -> str:
@@ -74,7 +81,8 @@ def write_entries(
 
     A line that ``previous`` (the current content file) holds as an entry, written by the
     same parser, is not parsed again: its entry and warnings are copied from there
-    (:mod:`hotlist.store.unchanged`), while the other lines are parsed. Entries of the
+    (:mod:`hotlist.store.unchanged`), while the other lines are parsed; the warnings of
+    every line go to a new ``warnings`` table of ``con``. Entries of the
     manually purged records ``suppressed`` are left out. On any failure, ``entries`` does
     not exist and the failure is raised as itself (not as DuckDB's stream error).
     """
@@ -98,14 +106,15 @@ def write_entries(
             raise
 
     tables = entry_tables()
-    reused, purged, reused_warnings = 0, 0, pl.DataFrame(schema=ISSUE_SCHEMA)
+    copied = Copied(0, 0, 0, pl.DataFrame(schema=ISSUE_SCHEMA))
     begun = False  # one transaction: no table, or the table and all its rows
     try:
         if fresh is not None:  # the same parser wrote ``prev``: its columns are these
             con.execute("BEGIN TRANSACTION")
             begun = True
             con.execute(f"CREATE TABLE entries ({_table_definition(con, 'prev.entries')})")
-            reused, purged, reused_warnings = copy_unchanged(con, suppressed)
+            con.execute(_WARNINGS_TABLE)
+            copied = copy_unchanged(con, suppressed)
         head = [next(tables)]  # a snapshot has at least one chunk, perhaps of no entries
         schema = head[0].schema
 
@@ -125,11 +134,14 @@ def write_entries(
             con.execute("BEGIN TRANSACTION")
             begun = True
             con.execute(f"CREATE TABLE entries ({definition})")
+            con.execute(_WARNINGS_TABLE)
         con.register("_entries", pa.RecordBatchReader.from_batches(schema, batches()))
         try:
             con.execute(f"INSERT INTO entries BY NAME {_STORED.format('_entries')}")
         finally:
             con.unregister("_entries")
+        parsed_issues = pl.concat(issues)
+        _insert_warnings(con, parsed_issues)
         con.execute("COMMIT")
         begun = False
     except BaseException as exc:
@@ -143,12 +155,24 @@ def write_entries(
         chunks.close()  # stops the parse threads when the write ended early
         if fresh is not None:
             release(con)
-    if purged:
-        excluded.append({"suppressed_manual_purge": purged})
+    if copied.suppressed:
+        excluded.append({"suppressed_manual_purge": copied.suppressed})
     return Staged(
         quarantine=pl.concat(quarantine),
-        issues=pl.concat([*issues, reused_warnings]),
+        issues=pl.concat([parsed_issues, copied.first_warnings]),
         excluded=sum_excluded(excluded),
-        reused=reused,
+        reused=copied.entries,
         parsed=fresh,
+        unlisted_warnings=copied.warnings - copied.first_warnings.height,
     )
+
+
+def _insert_warnings(con: duckdb.DuckDBPyConnection, issues: pl.DataFrame) -> None:
+    """Add the warnings among ``issues`` (of parsed lines) to ``warnings``."""
+    warnings = issues.filter(pl.col("severity") == "warning").select("line_no", "field", "rule")
+    if warnings.height:
+        con.register("_warnings", warnings.to_arrow())
+        try:
+            con.execute("INSERT INTO warnings SELECT * FROM _warnings")
+        finally:
+            con.unregister("_warnings")

@@ -47,7 +47,6 @@ def write_content_file(
     try:
         keys = EntryKeys(entry_id(data_dir, snapshot.feed, identity), LineKeyer(data_dir))
         staged = write_entries(writer, snapshot, keys, suppressed, previous)
-        warnings = staged.issues.filter(pl.col("severity") == "warning")
         writer, dupes = drop_duplicates(writer, tmp, data_dir)
         issues = pl.concat([staged.issues, dupes]).sort("line_no", "field", "rule")
         staged = dataclasses.replace(staged, issues=issues)
@@ -62,9 +61,8 @@ def write_content_file(
         check(staged, delta)
         writer.register("_quarantine", staged.quarantine.to_arrow())
         writer.execute("CREATE TABLE quarantine AS SELECT * FROM _quarantine")
-        # What the next version needs to copy an unchanged line instead of parsing it.
-        writer.register("_warnings", warnings.select("line_no", "field", "rule").to_arrow())
-        writer.execute("CREATE TABLE warnings AS SELECT * FROM _warnings")
+        # What the next version needs to copy an unchanged line instead of parsing it (the
+        # line keys, the ``warnings`` table: :func:`write_entries` wrote them).
         writer.execute("CREATE TABLE parser AS SELECT ? AS fingerprint", [snapshot.parser])
         checkpoint_scrubbing_wal(writer, tmp)
     except BaseException:
