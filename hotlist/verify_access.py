@@ -36,8 +36,6 @@ from hotlist.scan import (
 #: The fields of an access record that record what was queried (SB 34's data element).
 QUERIED_FIELDS = frozenset({"element", "data_element"})
 
-#: Records of a database log searched at once (one automaton pass each).
-_RECORDS_PER_SEARCH = 10_000
 _OUTSIDE = "holds content of a removed record (only the queried element may hold its plate)"
 _NOT_JSON = "raw bytes (not a JSON record) hold content of a removed record"
 
@@ -147,24 +145,30 @@ class AccessLogSearch:
     def scan_records(self, records: Iterable[dict[str, Any]]) -> Hits:
         """Every place (``record SEQ:field``) in records that are not lines of a file (the
         log in PostgreSQL) holding content of a removed record: each record searched as
-        its canonical JSON, as the file log's lines are, then field by field."""
+        its canonical JSON, as the file log's lines are, then field by field.
+
+        Records are searched up to :data:`~hotlist.scan.BATCH` bytes of JSON at a time
+        (one automaton each time), held as that JSON only: a record that hits is read
+        back from it (the canonical JSON of JSON values, so the same fields and strings)."""
         if not self.any.patterns:
             return []
         found: Hits = []
-        batch: list[dict[str, Any]] = []
+        batch: list[bytes] = []
+        size = 0
         for record in records:
-            batch.append(record)
-            if len(batch) >= _RECORDS_PER_SEARCH:
+            batch.append(canonical(record))
+            size += len(batch[-1])
+            if size >= BATCH:
                 found += self._records(batch)
-                batch = []
+                batch, size = [], 0
         return found + self._records(batch)
 
-    def _records(self, batch: list[dict[str, Any]]) -> Hits:
+    def _records(self, lines: list[bytes]) -> Hits:
         found: Hits = []
-        lines = [canonical(record) for record in batch]
-        for record, hit in zip(batch, self.any.hits(lines), strict=True):
+        for line, hit in zip(lines, self.any.hits(lines), strict=True):
             if not hit:
                 continue
+            record = json.loads(line)
             where = f"record {record.get('seq', '?')}"
             places = self._record(record)
             found += [(f"{where}:{field}", _OUTSIDE) for field in places]

@@ -189,3 +189,20 @@ def test_an_access_log_of_many_blocks_is_searched_line_by_line_where_one_hits(
     assert where == "line 150:outcome"
     assert "only the queried element may hold its plate" in problem
     assert search.scan(empty) == []
+
+
+def test_database_log_records_searched_in_batches_are_named_by_seq_and_field(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(verify_access, "BATCH", 2048)
+    records: list[dict[str, object]] = [
+        {"seq": i, "element": "plate 7KEEP001", "outcome": "granted"} for i in range(1, 300)
+    ]
+    records[9] = {"seq": 10, "element": f"plate {PLATE}", "outcome": "granted"}  # lawful
+    records[249] = {"seq": 250, "element": "plate 7KEEP001", "hit": {"plates": [PLATE]}}
+    records[279] = {"seq": 280, "element": "plate 7KEEP001", "note": "F000000042"}
+    search = AccessLogSearch([PLATE], ["F000000042"])
+    assert [where for where, _ in search.scan_records(iter(records))] == [
+        "record 250:hit.plates[0]",
+        "record 280:note",
+    ]
