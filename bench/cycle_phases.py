@@ -176,7 +176,7 @@ WRAPPED: list[tuple[str, str, str | Callable[..., str]]] = [
     ("hotlist.purge", "verify", "2.5 verification scan"),
     ("hotlist.verify", "_check_entry_ids", "entry ids in content files"),
     ("hotlist.verify", "_check_file", _file_kind),
-    ("hotlist.verify", "_check_small", "small files, one search"),
+    ("hotlist.verify", "_check_raw", "raw files, searched together"),
     ("hotlist.purge", "unsearchable", "unsearchable markers"),
     ("hotlist.purge", "scrub_unlink", "2.6 scrub superseded content file"),
     ("hotlist.reports", "write_run_report", "2.7 deletion report"),

@@ -28,8 +28,10 @@ MIN_SCAN_LEN = 5
 BLOCK = 16 << 20
 #: Columns that hold free text (a whole upstream line): searched for markers inside.
 FREE_TEXT = frozenset({"raw_line"})
-#: Files up to this size are searched together, in one pass over all of them.
-SMALL = 1 << 20
+#: Raw bytes of many files are searched together in batches of about this size: building
+#: the automaton (every marker in every encoding) costs more than searching 16 MB with it,
+#: and polars builds it anew for each search.
+BATCH = 2 * BLOCK
 #: Text encodings a marker is searched in, in raw bytes.
 ENCODINGS = ("utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
 
@@ -93,6 +95,34 @@ class ByteSearch:
             return [False] * len(texts)
         series = pl.Series([t.decode("latin-1") for t in texts], dtype=pl.String)
         return [bool(v) for v in series.str.contains_any(self.patterns).to_list()]
+
+    def files(self, paths: list[Path]) -> list[bool | OSError]:
+        """Which files hold a pattern (or the error that kept one from being read), all
+        searched together: their bytes in overlapping blocks, searched in batches of up
+        to :data:`BATCH` bytes, so the automaton is built once per batch, not per file."""
+        found: list[bool | OSError] = [False] * len(paths)
+        batch: list[tuple[int, bytes]] = []
+        size = 0
+        for i, path in enumerate(paths):
+            try:
+                with open(path, "rb") as fh:
+                    tail = b""
+                    while block := fh.read(BLOCK):
+                        batch.append((i, tail + block))
+                        size += len(block)
+                        tail = block[-self.overlap :] if self.overlap else b""
+                        if size >= BATCH:
+                            self._mark(batch, found)
+                            batch, size = [], 0
+            except OSError as exc:
+                found[i] = exc
+        self._mark(batch, found)
+        return found
+
+    def _mark(self, batch: list[tuple[int, bytes]], found: list[bool | OSError]) -> None:
+        for (i, _), hit in zip(batch, self.hits([text for _, text in batch]), strict=True):
+            if hit and found[i] is False:
+                found[i] = True
 
     def stream(self, fh: IO[bytes]) -> bool:
         """Whether any pattern occurs in the stream (read in overlapping blocks)."""
@@ -188,21 +218,52 @@ def found_expr(values: pl.Expr, markers: pl.Series, long_markers: list[str], fre
     return found
 
 
+def _column_expr(
+    column: str, dtype: pl.DataType, markers: pl.Series, long_markers: list[str]
+) -> pl.Expr:
+    """How many values of a column read as a marker when written as text.
+
+    Every column is searched as text, but formatting a whole non-text column as strings is
+    most of a Parquet search's cost, so the same count is reached more cheaply:
+
+    * an integer column is compared with the markers that are integers written the way
+      polars writes one (``str(v) == m`` exactly when ``m`` parses to ``v`` and ``v`` is
+      written back as ``m``: ``"05"``, ``"+5"`` and ``"5 "`` are no integer's text);
+    * a date column is written as text value by distinct value (a few thousand days, not
+      a row each); a count above zero is then taken row by row, as for any column.
+    """
+    values = pl.col(column)
+    if dtype.is_integer():
+        typed = markers.cast(dtype, strict=False)
+        exact = markers.filter(typed.cast(pl.String) == markers).cast(dtype)
+        return values.is_in(exact.implode()).sum()
+    if dtype == pl.Date:
+        return values.unique().cast(pl.String).is_in(markers.implode()).sum()
+    text = values if dtype == pl.String else values.cast(pl.String, strict=False)
+    return found_expr(text, markers, long_markers, column in FREE_TEXT)
+
+
 def scan_table(frame: pl.LazyFrame, markers: pl.Series) -> Hits:
     """The columns of a table (Parquet or CSV) holding a marker.
 
-    Every column is searched as text, streamed (bounded memory: the published CSV of a
-    2M-line extract read whole took the purge past 1 GB)."""
+    Every column is searched as text (:func:`_column_expr`), streamed (bounded memory:
+    the published CSV of a 2M-line extract read whole took the purge past 1 GB)."""
     if markers.len() == 0:
         return []
     long_markers = markers.filter(markers.str.len_chars() >= MIN_SCAN_LEN).to_list()
+    schema = frame.collect_schema()
     counts = [
-        found_expr(
-            pl.col(column).cast(pl.String, strict=False), markers, long_markers, column in FREE_TEXT
-        ).alias(column)
-        for column in frame.collect_schema().names()
+        _column_expr(column, dtype, markers, long_markers).alias(column)
+        for column, dtype in schema.items()
     ]
     row = frame.select(counts).collect(engine="streaming").row(0, named=True)
+    recount = [  # a date found by its distinct values: how many rows hold it
+        found_expr(pl.col(c).cast(pl.String), markers, long_markers, False).alias(c)
+        for c, found in row.items()
+        if found and schema[c] == pl.Date
+    ]
+    if recount:
+        row |= frame.select(recount).collect(engine="streaming").row(0, named=True)
     return [
         (column, f"{found} values hold content of a removed record")
         for column, found in row.items()

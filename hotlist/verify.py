@@ -27,6 +27,7 @@ bytes they would match by chance.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,6 @@ from hotlist.scan import (
     FREE_TEXT,
     MIN_SCAN_LEN,
     RAW_HIT,
-    SMALL,
     ByteSearch,
     Unverifiable,
     found_expr,
@@ -59,6 +59,9 @@ TRANSIENT_DIRS = ("landing", "store/spill")
 AUDIT_DIR = "audit"
 #: Names of files (or directories) a killed write leaves behind.
 LEFTOVER_SUFFIXES = (".wal", ".tmp", ".part", ".dupes")
+#: Files searched at once: on two cores, one file's DuckDB or polars search overlaps
+#: another's reads and Python work (more threads only add memory).
+WORKERS = 2
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,12 @@ class Verification:
 
     def as_dict(self) -> dict[str, object]:
         return {**asdict(self), "findings": [asdict(f) for f in self.findings]}
+
+    def merge(self, part: Verification) -> None:
+        """Take in the findings of one part of the search (one file, say)."""
+        self.ok = self.ok and part.ok
+        self.findings += part.findings
+        self.duckdb_files += part.duckdb_files
 
     def replica_counts(self) -> str:
         """``2 confirmed, 1 not serving``: the replicas by what they confirmed."""
@@ -212,9 +221,14 @@ def gone_ids(control: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     return gone
 
 
-def _check_entry_ids(path: Path, gone: pl.DataFrame, result: Verification) -> None:
-    if gone.height == 0:
-        return
+def _check_entry_ids(path: Path, gone: pl.DataFrame) -> Verification:
+    result = Verification()
+    if gone.height:
+        _entry_ids(path, gone, result)
+    return result
+
+
+def _entry_ids(path: Path, gone: pl.DataFrame, result: Verification) -> None:
     try:
         con = duckdb.connect(str(path), read_only=True)
         no_spill(con)
@@ -248,32 +262,64 @@ def _leftover(path: Path, root: Path) -> bool:
     return any(part.endswith(LEFTOVER_SUFFIXES) for part in path.relative_to(root).parts)
 
 
+def _route(
+    path: Path, root: Path, data_dir: Path, tables: frozenset[Path], part: Verification
+) -> str | None:
+    """How a file's content is searched (``None``: it is not); a leftover name is a
+    finding in ``part``. Only the first bytes are read: the search itself may run on a
+    worker (:func:`_check_file`)."""
+    if _leftover(path, root):
+        part.add(path, "leftover of an interrupted write")
+        if path.name.endswith(".wal"):
+            return None
+    if path.name == "keyed-hash.key":
+        return None
+    if root == data_dir and path.is_relative_to(data_dir / AUDIT_DIR):
+        return "access log"
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if path.name.endswith(".duckdb") or sniff(head) == "duckdb":
+        return "duckdb"
+    if path.name.endswith(".csv") and root in tables:
+        return "table"
+    if sniff(head) == "raw":
+        return "raw"  # searched with every other raw file, at once (:func:`_check_raw`)
+    return "decoded"
+
+
 def _check_file(
     path: Path,
     root: Path,
     data_dir: Path,
-    tables: frozenset[Path],
+    kind: str,
+    control: duckdb.DuckDBPyConnection | None,
+    search: _Search,
+) -> Verification:
+    """The content of one file, searched as :func:`_route` said: its findings."""
+    result = Verification()
+    try:
+        _search_file(path, data_dir, kind, control, search, result)
+    except Unverifiable as exc:
+        result.add(path, f"unverifiable: {exc}")
+    except (OSError, duckdb.Error, pl.exceptions.PolarsError) as exc:
+        result.add(path, f"unverifiable: cannot be read ({type(exc).__name__})")
+    return result
+
+
+def _search_file(
+    path: Path,
+    data_dir: Path,
+    kind: str,
     control: duckdb.DuckDBPyConnection | None,
     search: _Search,
     result: Verification,
-    small: list[Path],
 ) -> None:
-    """One file: a leftover name is a finding; then its content, by what it is (small
-    raw files are left in ``small`` for one search together)."""
-    if _leftover(path, root):
-        result.add(path, "leftover of an interrupted write")
-        if path.name.endswith(".wal"):
-            return
-    if path.name == "keyed-hash.key":
-        return
-    if root == data_dir and path.is_relative_to(data_dir / AUDIT_DIR):
+    if kind == "access log":
         for where, problem in search.access_log.scan(path):
             result.add(f"{path}:{where}", problem)
         return
-    with open(path, "rb") as fh:
-        head = fh.read(16)
     control_file = control_path(data_dir)
-    if path.name.endswith(".duckdb") or sniff(head) == "duckdb":
+    if kind == "duckdb":
         if path == control_file and control is not None:
             # The control database holds ids only; its free blocks hold no content.
             check_duckdb_file(path, control, search.markers, result, strict_blocks=False)
@@ -289,28 +335,24 @@ def _check_file(
         finally:
             con.close()
         return
-    if path.name.endswith(".csv") and root in tables:
+    if kind == "table":
         hits = scan_csv(path, search.raw, search.markers)
-    elif sniff(head) == "raw" and path.stat().st_size <= SMALL:
-        small.append(path)  # searched with the other small files, in one pass
-        return
     else:
         hits = scan_file(path, search.raw, search.markers)
     for where, problem in hits:
         result.add(f"{path}:{where}" if where else path, problem)
 
 
-def _check_small(paths: list[Path], search: ByteSearch, result: Verification) -> None:
-    texts: list[bytes] = []
-    for path in paths:
-        try:
-            texts.append(path.read_bytes())
-        except OSError as exc:
-            result.add(path, f"unverifiable: cannot be read ({type(exc).__name__})")
-            texts.append(b"")
-    for path, hit in zip(paths, search.hits(texts), strict=True):
-        if hit:
-            result.add(path, RAW_HIT)
+def _check_raw(paths: list[Path], search: ByteSearch) -> list[Verification]:
+    """Files searched as raw bytes, all together (:meth:`ByteSearch.files`): one
+    automaton per batch of bytes, not one per file."""
+    parts = [Verification() for _ in paths]
+    for path, part, found in zip(paths, parts, search.files(paths), strict=True):
+        if isinstance(found, OSError):
+            part.add(path, f"unverifiable: cannot be read ({type(found).__name__})")
+        elif found:
+            part.add(path, RAW_HIT)
+    return parts
 
 
 def verify(
@@ -374,38 +416,66 @@ def _verify(
     if gone.height and not pending_ok:
         for feed, count in gone.filter("pending").group_by("feed").len().iter_rows():
             result.add(f"feed {feed}", f"{count} removed records not purged yet")
-    for path in _walk(data_dir / "store" / "feeds"):
-        if path.suffix == ".duckdb" and path not in sources:
-            _check_entry_ids(path, gone, result)
     series = pl.Series("m", sorted(set(markers)), dtype=pl.String)
+    patterns = raw_patterns(series.to_list())
     search = _Search(
-        series,
-        ByteSearch(raw_patterns(series.to_list())),
-        AccessLogSearch(markers, record_ids or []),
+        series, ByteSearch(patterns), AccessLogSearch(markers, record_ids or [], patterns)
     )
+    transient = Verification()
     for rel in TRANSIENT_DIRS:
         for path in _walk(data_dir / rel):
-            result.add(path, "leftover in a transient area (content must not rest here)")
+            transient.add(path, "leftover in a transient area (content must not rest here)")
     # Published files outside data_dir (a shared filesystem) are content like data_dir's.
     shared = [published] if published and not published.is_relative_to(data_dir) else []
     if shared and shared[0].exists() and not shared[0].is_dir():
-        result.add(shared[0], "published_dir is not a directory: nothing there can be verified")
+        transient.add(shared[0], "published_dir is not a directory: nothing there can be verified")
     tables = frozenset([data_dir, *shared])
     roots = [data_dir, *shared, *([prefect_home] if prefect_home else []), *(extra_roots or [])]
-    small: list[Path] = []
-    for root in roots:
-        for path in _walk(root):
-            if path in sources:
-                continue
-            try:
-                result.files += 1
-                result.bytes += path.stat().st_size
-                _check_file(path, root, data_dir, tables, control, search, result, small)
-            except Unverifiable as exc:
-                result.add(path, f"unverifiable: {exc}")
-            except (OSError, duckdb.Error, pl.exceptions.PolarsError) as exc:
-                result.add(path, f"unverifiable: cannot be read ({type(exc).__name__})")
-    _check_small(small, search.raw, result)
+    # Files are searched on a few threads: DuckDB and polars release the GIL, so one
+    # file's search, another's reads and the raw bytes' automaton overlap. The largest
+    # start first (the published CSV beside the content file, not beside the Parquet: two
+    # table searches at once would add their memory). Findings are merged in the order
+    # of the walk, whatever order the searches end in.
+    parts: list[Verification | Future[Verification]] = []
+    raw: list[tuple[Path, int]] = []
+    searches: list[tuple[int, Path, Path, str, int]] = []  # size, path, root, kind, part
+    with ThreadPoolExecutor(WORKERS, thread_name_prefix="verify") as pool:
+        for feed_file in _walk(data_dir / "store" / "feeds"):
+            if feed_file.suffix == ".duckdb" and feed_file not in sources:
+                parts.append(pool.submit(_check_entry_ids, feed_file, gone))
+        parts.append(transient)
+        for root in roots:
+            for path in _walk(root):
+                if path in sources:
+                    continue
+                part = Verification()
+                parts.append(part)
+                try:
+                    result.files += 1
+                    size = path.stat().st_size
+                    result.bytes += size
+                    kind = _route(path, root, data_dir, tables, part)
+                except OSError as exc:
+                    part.add(path, f"unverifiable: cannot be read ({type(exc).__name__})")
+                    continue
+                if kind == "raw":
+                    raw.append((path, len(parts)))
+                elif kind is not None:
+                    searches.append((size, path, root, kind, len(parts)))
+                if kind is not None:
+                    parts.append(Verification())  # replaced by the file's search
+        for _, path, root, kind, at in sorted(searches, key=lambda s: -s[0]):
+            if path == control_path(data_dir) and control is not None:
+                continue  # the caller's connection: used on this thread only, below
+            parts[at] = pool.submit(_check_file, path, root, data_dir, kind, None, search)
+        raw_parts = pool.submit(_check_raw, [path for path, _ in raw], search.raw)
+        for _, path, root, kind, at in searches:
+            if path == control_path(data_dir) and control is not None:
+                parts[at] = _check_file(path, root, data_dir, kind, control, search)
+        for (_, at), found in zip(raw, raw_parts.result(), strict=True):
+            parts[at] = found
+        for done in parts:
+            result.merge(done if isinstance(done, Verification) else done.result())
     if access_log_url is not None:
         _check_database_log(access_log_url, search.access_log, result)
     return result

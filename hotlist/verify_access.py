@@ -16,12 +16,14 @@ database_url``) its records are searched the same way, each as its canonical JSO
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from hotlist.audit.keys import canonical
 from hotlist.scan import (
+    BATCH,
     BLOCK,
     MIN_SCAN_LEN,
     ByteSearch,
@@ -34,8 +36,6 @@ from hotlist.scan import (
 #: The fields of an access record that record what was queried (SB 34's data element).
 QUERIED_FIELDS = frozenset({"element", "data_element"})
 
-#: Records of a database log searched at once (one automaton pass each).
-_RECORDS_PER_SEARCH = 10_000
 _OUTSIDE = "holds content of a removed record (only the queried element may hold its plate)"
 _NOT_JSON = "raw bytes (not a JSON record) hold content of a removed record"
 
@@ -71,20 +71,30 @@ def _lines(fh: IO[bytes]) -> Iterator[tuple[int, bytes]]:
 class AccessLogSearch:
     """Searches access log files for plates (outside the queried field) and record ids."""
 
-    def __init__(self, plates: list[str], record_ids: list[str]) -> None:
+    def __init__(
+        self, plates: list[str], record_ids: list[str], plate_patterns: list[bytes] | None = None
+    ) -> None:
+        """``plate_patterns``: ``raw_patterns(plates)``, when the caller has them already."""
         self.plates = sorted({p for p in plates if p})
         self.record_ids = sorted({r for r in record_ids if r})
+        self._plate_patterns = plate_patterns
         self._any: ByteSearch | None = None
+        self._building = threading.Lock()  # log files may be searched on several threads
 
     @property
     def any(self) -> ByteSearch:
         """Built on first use: most verifications have no access log to search."""
-        if self._any is None:
-            # Short plates match by chance inside text: they are looked for as whole JSON
-            # string values only (quoted), and matched whole in the parsed record.
-            quoted = [f'"{p}"'.encode() for p in self.plates if len(p) < MIN_SCAN_LEN]
-            self._any = ByteSearch([*raw_patterns([*self.plates, *self.record_ids]), *quoted])
-        return self._any
+        with self._building:
+            if self._any is None:
+                # Short plates match by chance inside text: they are looked for as whole
+                # JSON string values only (quoted), and matched whole in the parsed record.
+                quoted = [f'"{p}"'.encode() for p in self.plates if len(p) < MIN_SCAN_LEN]
+                plates = self._plate_patterns
+                if plates is None:
+                    plates = raw_patterns(self.plates)
+                patterns = {*plates, *raw_patterns(self.record_ids), *quoted}
+                self._any = ByteSearch(sorted(patterns))
+            return self._any
 
     def _holds(self, text: str, markers: list[str]) -> bool:
         """A marker as the whole value, or (long enough not to match by chance) inside it."""
@@ -100,43 +110,65 @@ class AccessLogSearch:
         ]
 
     def scan(self, path: Path) -> Hits:
-        """Every place in one log file (``line N:field``) holding content of a removed record."""
-        if not self.any.patterns:
+        """Every place in one log file (``line N:field``) holding content of a removed record.
+
+        Blocks of lines are searched several at a time (up to :data:`~hotlist.scan.BATCH`
+        bytes: one automaton each time), and the lines of a block that hits one by one."""
+        if not (self.plates or self.record_ids):
             return []
         found: Hits = []
         try:
             with open(path, "rb") as raw:
+                if raw.peek(1) == b"":  # an empty file (the append lock): nothing to build for
+                    return []
                 kind, fh = open_decoded(raw)
                 if kind != "raw":
                     raise Unverifiable(f"an access log segment in a format not read here ({kind})")
+                batch: list[tuple[int, bytes]] = []
                 for first, chunk in _lines(fh):
-                    if self.any.hit(chunk):
-                        found += self._chunk(first, chunk)
+                    batch.append((first, chunk))
+                    if sum(len(c) for _, c in batch) >= BATCH:
+                        found += self._blocks(batch)
+                        batch = []
+                found += self._blocks(batch)
         except (OSError, EOFError) as exc:
             raise Unverifiable(f"cannot be read ({type(exc).__name__}: {exc})") from None
+        return found
+
+    def _blocks(self, batch: list[tuple[int, bytes]]) -> Hits:
+        found: Hits = []
+        for (first, chunk), hit in zip(batch, self.any.hits([c for _, c in batch]), strict=True):
+            if hit:
+                found += self._chunk(first, chunk)
         return found
 
     def scan_records(self, records: Iterable[dict[str, Any]]) -> Hits:
         """Every place (``record SEQ:field``) in records that are not lines of a file (the
         log in PostgreSQL) holding content of a removed record: each record searched as
-        its canonical JSON, as the file log's lines are, then field by field."""
+        its canonical JSON, as the file log's lines are, then field by field.
+
+        Records are searched up to :data:`~hotlist.scan.BATCH` bytes of JSON at a time
+        (one automaton each time), held as that JSON only: a record that hits is read
+        back from it (the canonical JSON of JSON values, so the same fields and strings)."""
         if not self.any.patterns:
             return []
         found: Hits = []
-        batch: list[dict[str, Any]] = []
+        batch: list[bytes] = []
+        size = 0
         for record in records:
-            batch.append(record)
-            if len(batch) >= _RECORDS_PER_SEARCH:
+            batch.append(canonical(record))
+            size += len(batch[-1])
+            if size >= BATCH:
                 found += self._records(batch)
-                batch = []
+                batch, size = [], 0
         return found + self._records(batch)
 
-    def _records(self, batch: list[dict[str, Any]]) -> Hits:
+    def _records(self, lines: list[bytes]) -> Hits:
         found: Hits = []
-        lines = [canonical(record) for record in batch]
-        for record, hit in zip(batch, self.any.hits(lines), strict=True):
+        for line, hit in zip(lines, self.any.hits(lines), strict=True):
             if not hit:
                 continue
+            record = json.loads(line)
             where = f"record {record.get('seq', '?')}"
             places = self._record(record)
             found += [(f"{where}:{field}", _OUTSIDE) for field in places]
