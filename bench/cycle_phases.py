@@ -165,7 +165,7 @@ WRAPPED: list[tuple[str, str, str | Callable[..., str]]] = [
     ("hotlist.purge", "collect_markers", "collect markers (superseded file)"),
     ("hotlist.purge", "still_listed", "markers still listed (current file)"),
     ("hotlist.publish", "publish", "2.1 publish (Parquet, CSV)"),
-    ("hotlist.publish", "_sha256", "sha256 of a published file"),
+    ("hotlist.publish", "write_version_files", "write Parquet + CSV (one read, hashed)"),
     ("hotlist.publish", "_fsync_tree", "fsync"),
     ("hotlist.publish", "_scrub_dir", "scrub a leftover"),
     ("hotlist.purge", "erase_transients", "2.2 erase transients"),

@@ -18,7 +18,6 @@ every leftover of a killed publish before it is replaced (``docs/inventory.md``)
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import re
@@ -26,12 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import polars as pl
 
-from hotlist import csvsafe
+from hotlist.published_files import write_version_files
 from hotlist.scrub import scrub_tree, scrub_unlink
 from hotlist.sources.landing import fsync_dir
-from hotlist.sql import identifier, literal
+from hotlist.sql import identifier
 from hotlist.store import control as ctl
 from hotlist.store import private_dir
 from hotlist.store.spill import spill_dir
@@ -70,14 +68,6 @@ def _fsync_tree(path: Path) -> None:
     fsync_dir(path)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def publish(
     con: duckdb.DuckDBPyConnection, data_dir: Path, published_root: Path, state: dict[str, Any]
 ) -> int:
@@ -99,8 +89,15 @@ def publish(
     tmp = root / f"v{version:09d}.tmp"
     _scrub_dir(tmp)
     private_dir(tmp)
-    # Spill files (a sort bigger than memory) go where the purge scrubs, not the CWD.
-    reader = duckdb.connect(config={"temp_directory": str(private_dir(spill_dir(data_dir)))})
+    # Spill files (a sort bigger than memory) go where the purge scrubs, not the CWD. The
+    # ORDER BY below is total (entry ids are unique), so the scan need not keep the
+    # tables' order for it.
+    reader = duckdb.connect(
+        config={
+            "temp_directory": str(private_dir(spill_dir(data_dir))),
+            "preserve_insertion_order": False,
+        }
+    )
     try:
         parts = []
         columns = ", ".join(identifier(c) for c in PUBLISHED_COLUMNS)
@@ -110,24 +107,17 @@ def publish(
             )
             parts.append(f"SELECT {columns} FROM {identifier(f'f{i}')}.entries")  # noqa: S608 (quoted identifiers and constant fragments; values bound)
         union = " UNION ALL ".join(parts)
-        parquet = tmp / "hotlist.parquet"
-        reader.execute(
-            f"COPY ({union} ORDER BY plate, state) TO {literal(parquet)} (FORMAT parquet)"
+        entries, files = write_version_files(
+            reader, f"{union} ORDER BY plate, state, entry_id", tmp
         )
     finally:
         reader.close()
-    # The CSV is the Parquet's rows in its order, streamed by polars (which writes the
-    # API's CSV deltas too): one sort instead of two. No cell may read as a formula in a
-    # spreadsheet (csvsafe: codes, plates and dates never change).
-    rows = pl.scan_parquet(parquet)
-    csvsafe.frame(rows).sink_csv(tmp / "hotlist.csv")
-    entries = rows.select(pl.len()).collect().item()
     manifest = {
         "version": version,
         "created_at": dt.datetime.now(dt.UTC).isoformat(),
         "entries": int(entries),
         "feeds": {f: {"version": v.version, "entries": v.entries} for f, v in current.items()},
-        "files": {n: _sha256(tmp / n) for n in ("hotlist.parquet", "hotlist.csv")},
+        "files": files,
         "freshness": {
             feed: {"applied_at": info.get("applied_at"), "extract_time": info.get("extract_time")}
             for feed, info in state.get("feeds", {}).items()

@@ -417,7 +417,7 @@ def test_the_published_csv_holds_the_parquets_rows_in_its_order(
     assert parquet.height == current["entries"] > 0
     assert csv.equals(csvsafe.frame(parquet))
     assert csv.equals(parquet)  # validated codes, plates and dates: nothing to neutralize
-    assert parquet["plate"].to_list() == sorted(parquet["plate"].to_list())
+    assert parquet.equals(parquet.sort("plate", "state", "entry_id"))  # ties: one order
 
 
 def test_a_second_name_of_the_live_file_is_unlinked_not_scrubbed_and_loses_nothing(
