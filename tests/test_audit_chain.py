@@ -15,9 +15,14 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hotlist import audit
 from hotlist.audit import anchors, segments
+from hotlist.audit.chain import AccessLogWriter, LineMaker
+from hotlist.audit.keys import GENESIS, canonical, mac
+from hotlist.audit.segments import Head
 
 NOV = dt.datetime(2026, 11, 20, 10, tzinfo=dt.UTC)
 DEC = dt.datetime(2026, 12, 2, 9, tzinfo=dt.UTC)
@@ -385,3 +390,44 @@ def test_a_segment_left_by_a_crash_after_its_expiry_was_recorded_does_not_fail_v
     check = audit.verify_chain(tmp_path)
     assert check.ok, check.problems
     assert audit.expire(tmp_path, 12, now=DEC) == [] or not old.exists()
+
+
+#: Any text a field can hold: quotes, backslashes, controls, non-ASCII, lone surrogates.
+ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(fields=st.lists(ANY_TEXT, min_size=7, max_size=7), seq=st.integers(0, 2**62))
+def test_a_record_line_is_the_canonical_json_of_its_entry_signed_over_its_body(
+    fields: list[str], seq: int
+) -> None:
+    """The line written is what verification recomputes: canonical(entry), and the hash
+    the HMAC of canonical(entry without hash), whatever the fields hold."""
+    key = bytes(range(32))
+    record = audit.AccessRecord(*fields)
+    head = Head("access-2026-12.jsonl", seq, "ab" * 32)
+    entry, line = LineMaker(key).chained(head, "2026-12-02T09:00:00.000001+00:00", record.fields())
+    body = {k: v for k, v in entry.items() if k != "hash"}
+    assert body == {
+        "seq": seq + 1, "time": "2026-12-02T09:00:00.000001+00:00", **record.fields(),
+        "prev": "ab" * 32,
+    }  # fmt: skip
+    assert entry["hash"] == mac(key, body)
+    assert line == canonical(entry) + b"\n"
+    assert json.loads(line) == entry
+
+
+def test_records_with_awkward_text_verify_after_a_server_writer_appends_them(
+    tmp_path: Path,
+) -> None:
+    writer = AccessLogWriter(tmp_path)
+    awkward = ['qu"ote\\', "t\tab\nline", "Ω ünïcode 車", "\ud800 lone", "", "\x00\x7f"]
+    for i, text in enumerate(awkward):
+        writer.append_many([audit.AccessRecord(text, "CA0190000", "patrol", text, "granted", "api", text)],
+                           at=DEC + dt.timedelta(seconds=i))  # fmt: skip
+    writer.close()
+    check = audit.verify_chain(tmp_path)
+    assert check.ok, check
+    lines = (tmp_path / "audit" / "access-2026-12.jsonl").read_bytes().splitlines(keepends=True)
+    assert [json.loads(x)["user"] for x in lines] == awkward
+    assert json.loads(lines[0])["prev"] == GENESIS

@@ -23,6 +23,7 @@ from hotlist.ingest import ingest_source
 from hotlist.purge import purge
 from hotlist.serve import consumers as reg
 from hotlist.serve.gate import MAX_BATCH_BODY_BYTES, MAX_BATCH_READS, MAX_BODY_BYTES
+from hotlist.serve.lookups import encode
 from hotlist.serve.matching import PlateIndex
 from tests.builders import Drop, ncic_file, ncic_line
 from tests.serving import running_api
@@ -216,10 +217,11 @@ _PLATES = st.text(alphabet="AB01", min_size=1, max_size=5)
 
 
 @hsettings(max_examples=200, deadline=None)
-@given(listed=st.lists(_PLATES, max_size=40), asked=_PLATES)
+@given(listed=st.lists(_PLATES, max_size=120), asked=_PLATES)
 def test_the_index_finds_exactly_the_rows_a_filter_finds(listed: list[str], asked: str) -> None:
-    """Prefixes, repeats and plates of every length: the packed, padded bisection agrees
-    with a plain filter of the sorted frame."""
+    """Prefixes, repeats and plates of every length, across several strides of the
+    sampled list (repeats astride a stride's edge too): the packed, padded bisection
+    agrees with a plain filter of the sorted frame."""
     frame = pl.DataFrame(
         {"plate": listed, "state": ["CA"] * len(listed)},
         schema={"plate": pl.String, "state": pl.String},
@@ -245,3 +247,26 @@ def test_a_client_gone_before_its_body_was_whole_is_still_logged(
     [record] = _api_records(settings)
     assert record["data_element"] == f"POST {path}"
     assert record["outcome"] == "failed: the client went away before its body was whole"
+
+
+# --- the answer's encoding -------------------------------------------------------------
+
+
+def test_an_answer_is_encoded_as_plain_json_and_a_new_freshness_anew() -> None:
+    """A lookup's freshness is encoded once per freshness object (one a second at most):
+    the bytes are those of a plain encoding, and a later freshness is never answered
+    with the earlier one's ages."""
+
+    def plain(answer: dict[str, object]) -> bytes:
+        return json.dumps(answer, separators=(",", ":"), ensure_ascii=False).encode()
+
+    earlier = {
+        "ncic": {"applied_at": "2026-12-02T09:00:00+00:00", "age_hours": 1.25, "stale": False}
+    }
+    later = {"ncic": {"applied_at": "2026-12-02T09:00:00+00:00", "age_hours": 13.5, "stale": True}}
+    answer = {"version": 3, "hits": [{"description": 'Ω "quoted"'}], "candidates": []}
+    for freshness in (earlier, earlier, later):
+        full = {**answer, "freshness": freshness}
+        assert encode(full) == plain(full)
+    batch = {"version": 3, "results": [{"plate": "7ABC123", "state": None, "hits": []}]}
+    assert encode(batch) == plain(batch)

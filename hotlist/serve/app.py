@@ -23,6 +23,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
+from starlette.types import Receive, Scope, Send
 
 from hotlist import policy
 from hotlist.config import ConfigError, Settings
@@ -36,6 +37,33 @@ from hotlist.serve.tls import plain_listen_refusal
 from hotlist.serve.waiters import announce
 
 logger = logging.getLogger("hotlist.serve")
+
+
+class PatrolAPI(FastAPI):
+    """The API, with its lookups served by the gate straight from the server's call.
+
+    A lookup is answered by the gate itself (:mod:`hotlist.serve.lookups`); passing it
+    through FastAPI's own layers first (its telemetry check, Starlette's error and
+    exception middleware) cost a tenth of a lookup's CPU for nothing the gate does not
+    do: the gate logs an error, and the server answers 500 to an exception, as
+    Starlette's error middleware would. (FastAPI's OpenTelemetry, were it configured,
+    would not see lookups.)"""
+
+    lane: AccessGate | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lane = self.lane
+        if (
+            lane is not None
+            and scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] in lane.direct_paths
+            and not self.root_path
+        ):
+            scope["app"] = self
+            await lane(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -65,7 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
         services.close_log()
         services.close_registry()
 
-    app = FastAPI(
+    app = PatrolAPI(
         title="hotlist patrol API",
         version="1",
         description=__doc__,
@@ -75,6 +103,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(router)
     app.add_middleware(
         AccessGate, services=services, direct=lookups.serve, direct_paths=lookups.DIRECT
+    )
+    # The same gate for the lookups, called first (see PatrolAPI); its app is never
+    # reached, as it answers POSTs to its paths itself.
+    app.lane = AccessGate(
+        app.router, services=services, direct=lookups.serve, direct_paths=lookups.DIRECT
     )
     app.add_exception_handler(Problem, _problem)
     app.add_exception_handler(RequestValidationError, _invalid)

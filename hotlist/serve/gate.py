@@ -27,6 +27,7 @@ Header bytes as a whole are bounded by the protocol (:mod:`hotlist.serve.protoco
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from typing import Any
@@ -35,7 +36,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hotlist.access import SB54_REFUSAL, is_immigration_purpose, refusal
+from hotlist.access import SB54_REFUSAL, Refusal, is_immigration_purpose, refusal
 from hotlist.serve.consumers import KeysUnavailable
 from hotlist.serve.deps import Access, AccessLogUnavailable, Caller, Problem, Services
 
@@ -89,16 +90,40 @@ def _text(value: bytes) -> str:
         return value.decode("latin-1")
 
 
+#: The headers the gate reads, by lower-case name as sent; ``X_User`` counts as
+#: ``X-User``, because some proxies and frameworks read one as the other: sent both
+#: ways, it is a repeat.
+READ_HEADERS = {
+    **{name: name for name in (*SINGLE_HEADERS, b"content-length", b"transfer-encoding")},
+    **{name.replace(b"-", b"_"): name for name in SINGLE_HEADERS},
+}
+
+
 def header_values(scope: Scope) -> dict[bytes, list[str]]:
-    """Header values by lower-case name; ``X_User`` counts as ``X-User``, because some
-    proxies and frameworks read one as the other: sent both ways, it is a repeat."""
+    """The values of the headers the gate reads (:data:`READ_HEADERS`), by name; the
+    others are left undecoded."""
     values: dict[bytes, list[str]] = {}
     for name, value in scope["headers"]:
-        key = bytes(name).lower()
-        if key.replace(b"_", b"-") in SINGLE_HEADERS:
-            key = key.replace(b"_", b"-")
-        values.setdefault(key, []).append(_text(bytes(value)))
+        key = READ_HEADERS.get(bytes(name).lower())
+        if key is not None:
+            values.setdefault(key, []).append(_text(bytes(value)))
     return values
+
+
+#: The access policy's decisions are pure functions of a few short strings, and a
+#: server sees the same few (its officers, agencies and purposes) over and over: each
+#: is decided once and remembered (bounded), instead of NFKC and regexes per request.
+_immigration = functools.lru_cache(maxsize=1024)(is_immigration_purpose)
+
+
+@functools.lru_cache(maxsize=4096)
+def _decided(
+    user: str, org: str, purpose: str, purposes: tuple[str, ...], may_receive: bool, kind: str
+) -> Refusal | None:
+    return refusal(
+        user=user, org=org, purpose=purpose, purposes=purposes,
+        agency_may_receive=may_receive, agency_kind=kind,
+    )  # fmt: skip
 
 
 def _declared_body(values: dict[bytes, list[str]]) -> tuple[int | None, bool]:
@@ -233,7 +258,7 @@ class AccessGate:
         displaced = self.services.displaced()
         if displaced is not None:
             return Problem(503, "Service Unavailable", displaced)
-        if is_immigration_purpose(access.purpose):
+        if _immigration(access.purpose):
             return Problem(403, "Forbidden", SB54_REFUSAL)
         [authorization] = values.get(b"authorization", [""])
         scheme, _, key = authorization.partition(" ")
@@ -254,13 +279,13 @@ class AccessGate:
             return Problem(401, "Unauthorized", "this API key was revoked")
         [user] = values.get(b"x-user", [""])
         [purpose] = values.get(b"x-purpose", [""])
-        refused = refusal(
-            user=user,
-            org=consumer.agency_ori,
-            purpose=purpose,
-            purposes=self.services.settings.access.purposes,
-            agency_may_receive=consumer.agency_kind.may_receive,
-            agency_kind=consumer.agency_kind.value,
+        refused = _decided(
+            user,
+            consumer.agency_ori,
+            purpose,
+            tuple(self.services.settings.access.purposes),
+            consumer.agency_kind.may_receive,
+            consumer.agency_kind.value,
         )
         if refused is not None:
             return Problem(refused.status, refused.title, refused.reason)

@@ -38,6 +38,7 @@ from hotlist.serve.matching import hit
 from hotlist.serve.versions import Loaded, NoVersion
 
 LOOKUP_PATH = "/v1/lookup"
+_MEDIA = {m: m.encode() for m in ("application/json", PROBLEM)}
 
 
 class LookupRequest(BaseModel):
@@ -156,9 +157,30 @@ def _candidates(loaded: Loaded, plate: str, state: str | None) -> list[dict[str,
     return [hit(r, "ocr-candidate") for r in found.iter_rows(named=True)]
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+#: The last freshness encoded, and its JSON: the same object answers every lookup for
+#: up to a second (:func:`versions.freshness`), and its ages are floats, whose repr is
+#: a large share of an answer's encoding. Kept as one tuple, replaced whole.
+_freshness_json: tuple[object, str] = (None, "null")
+
+
 def encode(answer: dict[str, Any]) -> bytes:
-    """The hits are built to the response models' schema: encoded as they are."""
-    return json.dumps(answer, separators=(",", ":"), ensure_ascii=False).encode()
+    """The hits are built to the response models' schema: encoded as they are (by one
+    encoder, not one built per answer as ``json.dumps`` with options does); a lookup's
+    freshness, last, once per freshness object."""
+    global _freshness_json
+    fresh = answer.get("freshness")
+    if fresh is None or next(reversed(answer)) != "freshness":
+        return _ENCODER.encode(answer).encode()
+    memo = _freshness_json
+    if memo[0] is not fresh:
+        memo = _freshness_json = (fresh, _ENCODER.encode(fresh))
+    rest = _ENCODER.encode({k: v for k, v in answer.items() if k != "freshness"})
+    return (
+        rest[:-1] + (',"freshness":' if len(rest) > 2 else '"freshness":') + memo[1] + "}"
+    ).encode()
 
 
 Answer = Callable[[Services, Access, Any], Awaitable[dict[str, Any]]]
@@ -208,6 +230,7 @@ async def _problem(send: Send, this: Access, status: int, title: str, detail: st
 
 
 async def _send(send: Send, status: int, media: str, body: bytes) -> None:
-    headers = [(b"content-type", media.encode()), (b"content-length", str(len(body)).encode())]
+    headers = [(b"content-type", _MEDIA.get(media) or media.encode()),
+               (b"content-length", str(len(body)).encode())]  # fmt: skip
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
