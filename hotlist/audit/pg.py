@@ -189,15 +189,27 @@ def record_anchor(
     con: psycopg.Connection[Any], key: bytes, seq: int, hash_: str, kind: str, place: str,
     at: dt.datetime | None = None,
 ) -> Anchor:  # fmt: skip
-    body = Anchor(iso(at or dt.datetime.now(dt.UTC)), SEGMENT, seq, hash_, kind, place)
-    anchor = Anchor(**{**body.body(), "mac": mac(key, body.body())})
-    con.execute(
-        "INSERT INTO access_log_anchors (at, segment, seq, hmac, kind, place, mac)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        (anchor.at, anchor.segment, anchor.seq, anchor.hmac, anchor.kind, anchor.place,
-         anchor.mac),
-    )  # fmt: skip
+    anchor = made_anchor(key, seq, hash_, kind, place, at)
+    con.execute(INSERT_ANCHOR, anchor_row(anchor))
     return anchor
+
+
+INSERT_ANCHOR = (
+    "INSERT INTO access_log_anchors (at, segment, seq, hmac, kind, place, mac)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+def made_anchor(
+    key: bytes, seq: int, hash_: str, kind: str, place: str, at: dt.datetime | None = None
+) -> Anchor:
+    body = Anchor(iso(at or dt.datetime.now(dt.UTC)), SEGMENT, seq, hash_, kind, place)
+    return Anchor(**{**body.body(), "mac": mac(key, body.body())})
+
+
+def anchor_row(anchor: Anchor) -> tuple[str, str, int, str, str, str, str]:
+    return (anchor.at, anchor.segment, anchor.seq, anchor.hmac, anchor.kind, anchor.place,
+            anchor.mac)  # fmt: skip
 
 
 def stored_anchors(con: psycopg.Connection[Any]) -> list[Anchor]:
@@ -218,7 +230,9 @@ class PgAccessLogWriter:
     (``append``, ``append_many``, ``sync``, ``close``); a server keeps one open.
 
     ``synchronous``: every append commits durably (the command line); otherwise appends
-    are durable at :meth:`sync` (the server: its syncer, and the gate after a batch)."""
+    are durable at :meth:`sync` (the server: its syncer, and the gate after a batch).
+    A server's requests append through :class:`hotlist.audit.pg_loop.LoopAppends`, on
+    its event loop, with this writer's head, key, anchors and :meth:`sync`."""
 
     def __init__(
         self, url: str, data_dir: Path, synchronous: bool = False,
@@ -258,7 +272,7 @@ class PgAccessLogWriter:
         self, records: Iterable[AccessRecord], at: dt.datetime | None = None
     ) -> list[dict[str, Any]]:
         """Chain ``records`` onto the head and write them in one statement."""
-        batch = [_storable(r.fields()) for r in records]
+        batch = [storable(r.fields()) for r in records]
         if not batch:
             return []
         when = (at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
@@ -266,7 +280,7 @@ class PgAccessLogWriter:
         with self._mutex:
             reconnected = False
             while True:
-                entries = self._chain(self._head, batch, stamp)
+                entries = self.chain(self._head, batch, stamp)
                 token = secrets.randbits(63)
                 try:
                     now = self._write(self._head, entries, token)
@@ -293,7 +307,30 @@ class PgAccessLogWriter:
                 self._last_anchor = when
         return entries
 
-    def _chain(self, head: Head, batch: list[dict[str, Any]], stamp: str) -> list[dict[str, Any]]:
+    def head(self) -> Head:
+        """The head this writer last saw (appends chain onto it, then compare-and-set)."""
+        with self._mutex:
+            return self._head
+
+    def appended(self, head: Head, when: dt.datetime) -> bool:
+        """Records up to ``head`` were appended at ``when`` by another path of this
+        writer (:mod:`hotlist.audit.pg_loop`): the head moves on, :meth:`sync` has work,
+        and True if an hourly anchor is due (the caller records it; it counts as done)."""
+        with self._mutex:
+            if head.seq > self._head.seq:
+                self._head = head
+            self._dirty = not self.synchronous
+            due = self._last_anchor is None or when - self._last_anchor >= self._anchor_every
+            if due:
+                self._last_anchor = when
+            return due
+
+    def hourly_anchor(self, head: Head, when: dt.datetime) -> Anchor:
+        """The hourly anchor of ``head`` at ``when``, made with this writer's key."""
+        return made_anchor(self._key, head.seq, head.hash, "anchor", "hourly", when)
+
+    def chain(self, head: Head, batch: list[dict[str, Any]], stamp: str) -> list[dict[str, Any]]:
+        """``batch`` (storable fields) as records chained onto ``head``."""
         entries = []
         seq, prev = head.seq, head.hash
         for fields in batch:
@@ -306,36 +343,17 @@ class PgAccessLogWriter:
     def _write(self, old: Head, entries: list[dict[str, Any]], token: int) -> tuple[int, str, int]:
         """The compare-and-set and the insert, one statement: the head after it (its
         token is ``token`` if the records were written)."""
-        last = entries[-1]
-        params: dict[str, Any] = {
-            "old_seq": old.seq, "old_hash": old.hash, "seq": last["seq"], "hash": last["hash"],
-            "token": token,
-        }  # fmt: skip
-        if len(entries) == 1:
-            params |= {f"c{i}": last[f] for i, f in enumerate(FIELDS)}
-            row = self._con.execute(_APPEND_ONE, params).fetchone()
-        else:
-            params |= {f"c{i}": [e[f] for e in entries] for i, f in enumerate(FIELDS)}
-            row = self._con.execute(_APPEND_MANY, params).fetchone()
-        if row is None:
-            raise RuntimeError(_NO_HEAD)
-        return int(row[0]), str(row[1]), int(row[2])
+        return moved(self._con.execute(*append_statement(old, entries, token)).fetchone())
 
     def _current(self) -> tuple[int, str, int]:
-        row = self._con.execute("SELECT seq, hash, token FROM access_log_head").fetchone()
-        if row is None:
-            raise RuntimeError(_NO_HEAD)
-        return int(row[0]), str(row[1]), int(row[2])
+        return moved(self._con.execute(CURRENT_HEAD).fetchone())
 
     def _landed(self, last: dict[str, Any]) -> bool:
         """Whether a statement whose answer was lost did write ``last``: the head's token
         tells only until another writer moves the head, the record itself stays. (A
         record another writer chained identically, same fields at the same microsecond
         onto the same head, would be taken for it.)"""
-        row = self._con.execute(
-            "SELECT hash FROM access_log WHERE seq = %s", (last["seq"],)
-        ).fetchone()
-        return row is not None and str(row[0]) == last["hash"]
+        return is_record(self._con.execute(RECORD_HASH, (last["seq"],)).fetchone(), last)
 
     def _reconnect(self) -> None:
         """A new connection; after a failed attempt, none for ``RECONNECT_PAUSE_S``: a
@@ -392,13 +410,46 @@ class PgAccessLogWriter:
                     self._sync_con = None
 
 
+def append_statement(
+    old: Head, entries: list[dict[str, Any]], token: int
+) -> tuple[str, dict[str, Any]]:
+    """The compare-and-set of the head from ``old`` and the insert of ``entries``
+    (chained onto ``old``), one statement, and its parameters."""
+    last = entries[-1]
+    params: dict[str, Any] = {
+        "old_seq": old.seq, "old_hash": old.hash, "seq": last["seq"], "hash": last["hash"],
+        "token": token,
+    }  # fmt: skip
+    if len(entries) == 1:
+        return _APPEND_ONE, params | {f"c{i}": last[f] for i, f in enumerate(FIELDS)}
+    return _APPEND_MANY, params | {f"c{i}": [e[f] for e in entries] for i, f in enumerate(FIELDS)}
+
+
+#: The head as it is (after a statement whose answer was lost).
+CURRENT_HEAD = "SELECT seq, hash, token FROM access_log_head"
+#: A record's hash by its ``seq``.
+RECORD_HASH = "SELECT hash FROM access_log WHERE seq = %s"
+
+
+def moved(row: tuple[Any, ...] | None) -> tuple[int, str, int]:
+    """The head (seq, hash, token) an append or :data:`CURRENT_HEAD` returned."""
+    if row is None:
+        raise RuntimeError(_NO_HEAD)
+    return int(row[0]), str(row[1]), int(row[2])
+
+
+def is_record(row: tuple[Any, ...] | None, last: dict[str, Any]) -> bool:
+    """Whether :data:`RECORD_HASH` found ``last`` itself."""
+    return row is not None and str(row[0]) == last["hash"]
+
+
 #: PostgreSQL's text cannot hold NUL (psycopg refuses the statement): a request whose
 #: path or plate carries one would go unlogged, and unanswered. It is logged with this
 #: character in its place, and hashed so.
 NUL_STAND_IN = "\ufffd"
 
 
-def _storable(fields: dict[str, Any]) -> dict[str, Any]:
+def storable(fields: dict[str, Any]) -> dict[str, Any]:
     return {
         k: v.replace("\x00", NUL_STAND_IN) if isinstance(v, str) and "\x00" in v else v
         for k, v in fields.items()

@@ -61,3 +61,16 @@ def connect(url: str, *, autocommit: bool = True, **options: Any) -> psycopg.Con
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise DatabaseUnavailable(f"cannot use PostgreSQL at {where(url)}: {reason}") from None
+
+
+async def connect_async(url: str, **options: Any) -> psycopg.AsyncConnection[Any]:
+    """:func:`connect` for an event loop (autocommit): the connection's round trips wait
+    in the loop, not in a thread."""
+    settings: dict[str, Any] = {"connect_timeout": 10, **LIVENESS, **options}
+    try:
+        return await psycopg.AsyncConnection.connect(
+            url, autocommit=True, application_name="hotlist", **settings
+        )
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise DatabaseUnavailable(f"cannot use PostgreSQL at {where(url)}: {reason}") from None

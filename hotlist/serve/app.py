@@ -90,6 +90,8 @@ def create_app(settings: Settings) -> FastAPI:
         yield
         if replica is not None:
             replica.stop()
+        if services.log_batches is not None:  # its connection belongs to this loop
+            await services.log_batches.aclose()
         services.close_log()
         services.close_registry()
 

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Header, Request
 
 from hotlist import audit
+from hotlist.audit.pg import PgAccessLogWriter
+from hotlist.audit.pg_loop import LoopAppends
 from hotlist.config import Settings
 from hotlist.serve import consumers as reg
-from hotlist.serve.log_batches import LogBatches
 from hotlist.serve.registry import registry_for
 from hotlist.serve.seen import PullStamps
 from hotlist.serve.versions import HotlistCache
@@ -130,9 +131,9 @@ class Services:
         self.stamps = PullStamps(self.consumers)
         self.access_log = audit.writer_for(settings)
         self.log_sync = AccessLogSync(self.access_log)
-        #: Appends across a network go through one thread, grouped (see log_batches).
-        self.log_batches: LogBatches | None = (
-            LogBatches(self.access_log) if settings.serve.database_url else None
+        #: Appends across a network are awaited on the event loop, grouped (pg_loop).
+        self.log_batches: LoopAppends | None = (
+            LoopAppends(self.access_log) if isinstance(self.access_log, PgAccessLogWriter) else None
         )
         self.policy_text = policy_text
         #: This process as a replica (with PostgreSQL; set when the server starts).
