@@ -25,6 +25,7 @@ Failures: timeouts, resets, 5xx, 408 and 429 are transient (Prefect retries them
 from __future__ import annotations
 
 import logging
+import os
 import posixpath
 import ssl
 import time
@@ -48,7 +49,6 @@ from hotlist.sources import (
 from hotlist.sources.https_connection import Connection, Site
 from hotlist.sources.https_failures import Dropped, refusal, translated
 from hotlist.sources.https_page import refuse_web_page
-from hotlist.sources.https_part import PartFile, aligned_buffers
 from hotlist.sources.https_progress import Body, Progress, first_bytes
 from hotlist.sources.https_tls import credential, http_auth, tls_context
 from hotlist.sources.https_validators import (
@@ -215,9 +215,10 @@ class _Session:
 
     def _download(self, target: _Target, part: Path, known: Validators | None) -> Body | None:
         """GET into ``part``, resuming after drops; None on a 304 to our conditional GET."""
-        with PartFile(part) as out:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+        with os.fdopen(os.open(part, flags, 0o600), "wb", buffering=0) as out:
             state = Progress(out)
-            buffers = aligned_buffers(READ_BYTES, 2)
+            buffers = [memoryview(bytearray(READ_BYTES)) for _ in range(2)]
             for attempt in range(1, ATTEMPTS + 1):
                 headers = state.resume_headers()
                 if headers is None:  # from the start: conditional while nothing has arrived
@@ -249,7 +250,7 @@ class _Session:
                     f"{target.url}: the connection dropped during each of {ATTEMPTS} attempts"
                     f" (resumed with Range where the server allowed it); retry later",
                 )
-            out.fsync()
+            os.fsync(out.fileno())
         return state.body()
 
     def _get(

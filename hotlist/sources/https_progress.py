@@ -20,9 +20,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from hotlist.sources import FetchError, FetchFailure
-from hotlist.sources.https_part import PartFile
 from hotlist.sources.https_validators import Response, Validators, http_date
 
 _SNIFF_BYTES = 1024
@@ -51,7 +51,7 @@ class Body:
 class Progress:
     """The bytes of one download so far: part file and hash, expected total, validators."""
 
-    def __init__(self, out: PartFile) -> None:
+    def __init__(self, out: BinaryIO) -> None:
         self.out = out
         self.digest = hashlib.sha256()
         self.received = 0
@@ -60,6 +60,7 @@ class Progress:
         self.mtime = time.time()
 
     def start(self, response: Response, validators: Validators) -> None:
+        self.out.seek(0)
         self.out.truncate()
         self.digest = hashlib.sha256()
         self.received = 0
@@ -85,29 +86,24 @@ class Progress:
                 " download; nothing was kept",
             )
 
-    def write(self, chunk: memoryview) -> None:
+    def write(self, chunk: bytes | memoryview) -> None:
         self.digest.update(chunk)
+        view = memoryview(chunk)
         try:
-            self.out.pwrite(chunk, self.received)
+            while view:  # an unbuffered file may take less than it was given
+                view = view[self.out.write(view) :]
         except OSError as exc:
             raise PartFileError(exc) from exc
         self.received += len(chunk)
 
     def receive(self, readinto: Callable[[memoryview], int], buffers: list[memoryview]) -> None:
-        """The rest of the body: each buffer is filled while the other is hashed and written.
-
-        A block ends at a multiple of the buffer's size in the file, so that after a first
-        short one (a resumed download's) the blocks are whole and aligned for direct I/O.
-        """
-        size = len(buffers[0])
-        queued = self.received  # where the next block starts once the pending one is written
+        """The rest of the body: each buffer is filled while the other is hashed and written."""
         with ThreadPoolExecutor(1, thread_name_prefix="hotlist-landing") as landing:
             pending: Future[None] | None = None
             try:
                 for turn in range(sys.maxsize):
-                    buffer = buffers[turn % 2][: size - queued % size]
+                    buffer = buffers[turn % 2]
                     n = readinto(buffer)
-                    queued += n
                     if pending is not None:
                         done: Future[None] = pending
                         pending = None
