@@ -34,10 +34,11 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 import polars as pl
+import pyarrow.parquet as pq
 
 from hotlist.config import ConfigError
 from hotlist.private import PRIVATE_FILE, make_private, temporary_path, write_private
@@ -128,18 +129,18 @@ class Copy:
         else:
             scrub_unlink(self.replaced)
 
-    def replace(self, frame: pl.DataFrame, version: int) -> None:
-        """Write the new copy, put it in place, then scrub the copy it replaced."""
+    def replace(self, write: Callable[[BinaryIO], object], version: int) -> None:
+        """Write the new copy (``write`` fills a private file), fsync it, put it in place,
+        then scrub the copy it replaced."""
         tmp = temporary_path(self.path)
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
         try:
             with os.fdopen(os.open(tmp, flags, PRIVATE_FILE), "wb") as fh:
                 os.fchmod(fh.fileno(), PRIVATE_FILE)
-                # Snappy: the codec every Parquet reader has; zstd took 1.5x its CPU to
-                # write a 2M-line copy (docs/freshness.md), on each delta of each follower.
-                frame.write_parquet(fh, compression="snappy")
+                write(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
+            pq.read_metadata(tmp)  # a whole Parquet file, or the copy stays as it was
         except BaseException:
             scrub_unlink(tmp)
             raise
@@ -157,28 +158,38 @@ class Copy:
 
 
 def _apply(copy: Copy, response: httpx.Response) -> PullResult:
-    """Apply a full version or a delta to the copy. The copy's rows are in no particular
-    order: re-sorting 1.7M rows after each delta cost a follower more than a third of its
-    apply (docs/freshness.md), and a patrol system indexes the copy as it loads it."""
+    """Apply a full version or a delta to the copy, in bounded memory: a full version is
+    the server's Parquet file, written as it came; a delta streams the copy through a
+    filter into the new file (polars' streaming engine), so a follower holds the delta
+    and a few row groups, not 1.7M rows (fifty followers on one host ran it out of
+    memory otherwise: docs/freshness.md). The copy's rows are in no particular order
+    after a delta: re-sorting cost a follower more than a third of its apply, and a
+    patrol system indexes the copy as it loads it."""
     arrived = time.monotonic()
     version = int(response.headers["X-Hotlist-Version"])
     full = response.headers["X-Hotlist-Full"] == "true"
-    incoming = pl.read_parquet(io.BytesIO(response.content))
     if full:
-        merged = incoming
-        upserts, removals = incoming.height, 0
+        body = response.content
+        copy.replace(lambda fh: fh.write(body), version)
+        entries = upserts = pq.read_metadata(copy.path).num_rows
+        removals = 0
     else:
-        local = pl.read_parquet(copy.path)
+        incoming = pl.read_parquet(io.BytesIO(response.content))
         gone = incoming.filter(pl.col("op") == "remove")["entry_id"]
         fresh = incoming.filter(pl.col("op") == "upsert").drop("op")
         touched = pl.concat([gone, fresh["entry_id"]]).implode()
+        local = pl.scan_parquet(copy.path)
+        columns = local.collect_schema().names()
         merged = pl.concat(
-            [local.filter(~pl.col("entry_id").is_in(touched)), fresh.select(local.columns)]
+            [local.filter(~pl.col("entry_id").is_in(touched)), fresh.lazy().select(columns)]
         )
+        # Snappy: the codec every Parquet reader has; zstd took 1.5x its CPU to write a
+        # 2M-line copy (docs/freshness.md), on each delta of each follower.
+        copy.replace(lambda fh: merged.sink_parquet(fh, compression="snappy"), version)
+        entries = pq.read_metadata(copy.path).num_rows
         upserts, removals = fresh.height, gone.len()
-    copy.replace(merged, version)
     applied_s = time.monotonic() - arrived
-    return PullResult(version, full, merged.height, upserts, removals, applied_s)
+    return PullResult(version, full, entries, upserts, removals, applied_s)
 
 
 def _ack(http: httpx.Client, headers: dict[bytes, bytes], copy: Copy) -> None:
