@@ -8,8 +8,9 @@ sorted result at once; the stream holds a batch beside the sort (``bench/`` meas
 ``docs/cycle-benchmarks.md``, "Publishing").
 
 The sort stays: every ``hotlist serve`` replica sorts a version by plate when it loads
-it, and ``hotlist pull`` sorts its copy; a sorted file makes both of those a check
-rather than a sort (0.5 s instead of 2.2 s of CPU per load of 1.7M entries).
+it, and a sorted file makes that a check rather than a sort (0.5 s instead of 2.2 s of
+CPU per load of 1.7M entries); ``hotlist pull`` keeps a full version as it came, so a
+patrol copy starts sorted too.
 
 Each file's SHA-256 is computed from the bytes as they are written, not by reading the
 file again. Files are created 0600 (they hold record content); the caller fsyncs them

@@ -196,8 +196,8 @@ def ingest_in_process(settings: Settings, source: str) -> Ingested:
     except IngestFailed as exc:
         outcomes, failed = list(exc.outcomes), exc
     applied = [o for o in outcomes if getattr(o, "verdict", None) == "applied"]
-    pending = bool(pending_work(settings.data_dir, settings.published_dir))
-    return Ingested(f"{len(applied)} files applied", bool(applied) or pending, failed)
+    purge = bool(applied) or bool(pending_work(settings.data_dir, settings.published_dir))
+    return Ingested(f"{len(applied)} files applied", purge, failed)
 
 
 def purge_in_process(settings: Settings) -> str:

@@ -101,6 +101,23 @@ def test_sources_that_change_together_share_one_purge(settings: Settings, drop: 
     assert ran == ["ncic", "svs", "purge"]  # nothing changed: no ingest, no purge
 
 
+def test_work_a_killed_run_left_is_purged_though_nothing_new_arrived(
+    settings: Settings, drop: Drop
+) -> None:
+    """A version applied but never published (the run was killed before its purge): the
+    first check finds nothing new upstream, and still runs the purge that publishes it."""
+    from hotlist.ingest import ingest_source
+    from hotlist.publish import read_current
+
+    _day1(drop)
+    ingest_source(settings, "ncic")  # applied; its purge never ran
+    assert read_current(settings.published_dir) is None
+    watcher, ran = _watcher(settings, ["ncic"])
+    _round(watcher)
+    assert ran == ["ncic", "purge"]
+    assert read_current(settings.published_dir) is not None
+
+
 def test_a_new_companion_alone_counts_as_a_change(settings: Settings, drop: Drop) -> None:
     """An upstream that publishes the ``.sha256`` after the file is seen at that moment."""
     _day1(drop)

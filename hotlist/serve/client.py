@@ -129,9 +129,9 @@ class Copy:
         else:
             scrub_unlink(self.replaced)
 
-    def replace(self, write: Callable[[BinaryIO], object], version: int) -> None:
+    def replace(self, write: Callable[[BinaryIO], object], version: int) -> int:
         """Write the new copy (``write`` fills a private file), fsync it, put it in place,
-        then scrub the copy it replaced."""
+        then scrub the copy it replaced; return how many entries it holds."""
         tmp = temporary_path(self.path)
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
         try:
@@ -140,7 +140,7 @@ class Copy:
                 write(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
-            pq.read_metadata(tmp)  # a whole Parquet file, or the copy stays as it was
+            entries = pq.read_metadata(tmp).num_rows  # a whole Parquet file, or no change
         except BaseException:
             scrub_unlink(tmp)
             raise
@@ -151,6 +151,7 @@ class Copy:
         self.save(version, acked=False)
         if had_copy:
             scrub_unlink(self.replaced)
+        return int(entries)
 
     def save(self, version: int, acked: bool) -> None:
         self.state = {"version": version, "acked": acked}
@@ -170,8 +171,7 @@ def _apply(copy: Copy, response: httpx.Response) -> PullResult:
     full = response.headers["X-Hotlist-Full"] == "true"
     if full:
         body = response.content
-        copy.replace(lambda fh: fh.write(body), version)
-        entries = upserts = pq.read_metadata(copy.path).num_rows
+        entries = upserts = copy.replace(lambda fh: fh.write(body), version)
         removals = 0
     else:
         incoming = pl.read_parquet(io.BytesIO(response.content))
@@ -185,8 +185,7 @@ def _apply(copy: Copy, response: httpx.Response) -> PullResult:
         )
         # Snappy: the codec every Parquet reader has; zstd took 1.5x its CPU to write a
         # 2M-line copy (docs/freshness.md), on each delta of each follower.
-        copy.replace(lambda fh: merged.sink_parquet(fh, compression="snappy"), version)
-        entries = pq.read_metadata(copy.path).num_rows
+        entries = copy.replace(lambda fh: merged.sink_parquet(fh, compression="snappy"), version)
         upserts, removals = fresh.height, gone.len()
     applied_s = time.monotonic() - arrived
     return PullResult(version, full, entries, upserts, removals, applied_s)
