@@ -1,19 +1,21 @@
 """The API's appends to the access log in PostgreSQL, awaited on the event loop: the
 records of concurrent requests grouped into few statements, in one intact chain with
-another writer's; the loop serves on while a statement waits; a failure reaches every
-request of its group; nothing is appended after the appends stopped."""
+another writer's; an answer waits for the journal, not for the database; while the
+database is away requests are refused and nothing answered is lost; nothing is appended
+after the appends stopped."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
-from hotlist import audit
+from hotlist import audit, pg
 from hotlist.audit.pg import PgAccessLogWriter
+from hotlist.audit.pg_journal import journal_dir
 from hotlist.audit.pg_loop import LoopAppends
 from hotlist.pg.migrate import upgrade
 
@@ -27,9 +29,9 @@ class CountingAppends(LoopAppends):
 
     statements = 0
 
-    async def _append(self, records: list[audit.AccessRecord]) -> None:
+    async def _append(self, batch: list[tuple[int, dict[str, Any]]]) -> None:
         self.statements += 1
-        await super()._append(records)
+        await super()._append(batch)
 
 
 def test_concurrent_requests_share_statements_and_keep_one_chain_with_another_writer(
@@ -60,64 +62,95 @@ def test_concurrent_requests_share_statements_and_keep_one_chain_with_another_wr
     assert check.ok, check.problems
 
 
-def test_the_loop_serves_on_while_an_append_waits_for_the_database(
-    pg_url: str, tmp_path: Path
-) -> None:
+def test_an_answer_waits_for_the_journal_not_for_the_database(pg_url: str, tmp_path: Path) -> None:
+    """While the head row is locked, an append returns at once: its record is in the
+    journal (on disk, where a crash of the server cannot take it), not yet in the
+    database; it reaches the database once the lock goes."""
     upgrade(pg_url)
     writer = PgAccessLogWriter(pg_url, tmp_path)
     appends = LoopAppends(writer)
-    ticks = 0
 
     async def main() -> None:
-        nonlocal ticks
-        await appends.append([_record(0)])  # connected
+        await appends.append([_record(0)])
+        while not list(audit.pg.records(pg_url)):  # sent behind the answer
+            await asyncio.sleep(0.01)
         with psycopg.connect(pg_url) as blocker:  # holds the head's row lock for a second
             blocker.execute("SELECT * FROM access_log_head FOR UPDATE")
-            release = threading.Timer(1.0, blocker.rollback)
-            release.start()
-            waiting = asyncio.create_task(appends.append([_record(1)]))
-            for _ in range(20):  # 0.2 s of other work on the loop
-                await asyncio.sleep(0.01)
-                ticks += 1
-            assert not waiting.done(), "the loop stood still while the append waited"
-            await waiting
-            release.join()
+            await asyncio.wait_for(appends.append([_record(1)]), timeout=0.5)
+            journaled = appends.journal.path.read_bytes()
+            assert b'"data_element":"request 1"' in journaled
+            logged = [r["data_element"] for r in audit.pg.records(pg_url)]
+            assert logged == ["request 0"]
+            await asyncio.sleep(0.5)
+            blocker.rollback()
         await appends.aclose()
 
     asyncio.run(main())
     writer.close()
-    assert ticks == 20
     assert [r["data_element"] for r in audit.pg.records(pg_url)] == ["request 0", "request 1"]
+    assert not list(journal_dir(tmp_path).iterdir()), "a journal all sent was left behind"
+    assert audit.pg_verify.verify_pg(pg_url, tmp_path).ok
 
 
-def test_a_failed_statement_fails_every_request_waiting_on_it(pg_url: str, tmp_path: Path) -> None:
+def test_while_the_database_is_away_requests_are_refused_and_none_answered_is_lost(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """The journal bridges a round trip, not an outage: once a statement failed, appends
+    are refused (naming the database), and what the journal took before is sent when the
+    database is back; every append that returned is in the log once, none that raised."""
     upgrade(pg_url)
     writer = PgAccessLogWriter(pg_url, tmp_path)
     appends = LoopAppends(writer)
     database = pg_url.rsplit("/", 1)[1]
-    with psycopg.connect(pg_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
-        admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false'.encode())
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-            (database,),
-        )
+    admin = psycopg.connect(pg_url.rsplit("/", 1)[0] + "/postgres", autocommit=True)
 
-        async def main() -> list[BaseException | None]:
-            results = await asyncio.gather(
-                *(appends.append([_record(i)]) for i in range(5)), return_exceptions=True
+    def gate(allow: bool) -> None:
+        admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS {allow}'.encode())
+        if not allow:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (database,),
             )
-            return list(results)
 
-        results = asyncio.run(main())
-        admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'.encode())
-    assert all(isinstance(r, Exception) for r in results), results
-    assert not list(audit.pg.records(pg_url))
+    async def main() -> tuple[list[str], list[str]]:
+        taken: list[str] = []
+        refused: list[str] = []
+        await appends.append([_record(0)])
+        await asyncio.sleep(0.2)
+        gate(False)
+        for i in range(1, 40):
+            try:
+                await appends.append([_record(i)])
+                taken.append(f"request {i}")
+            except pg.DatabaseUnavailable as exc:
+                refused.append(str(exc))
+            await asyncio.sleep(0.05)
+        gate(True)
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:
+            try:
+                await appends.append([_record(99)])
+                break
+            except pg.DatabaseUnavailable:
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.1)
+        await appends.aclose()
+        return taken, refused
+
+    try:
+        taken, refused = asyncio.run(main())
+    finally:
+        gate(True)
+        admin.close()
+    writer.close()
+    assert refused, "appends went on while the database was away"
+    assert all("PostgreSQL at" in why for why in refused), refused
+    logged = [r["data_element"] for r in audit.pg.records(pg_url)]
+    assert logged == ["request 0", *taken, "request 99"]
+    assert audit.pg_verify.verify_pg(pg_url, tmp_path).ok
 
     async def after_stop() -> None:
-        await appends.aclose()
         await appends.append([_record(9)])
 
     with pytest.raises(RuntimeError, match="stopped"):
         asyncio.run(after_stop())
-    writer.close()
-    assert not list(audit.pg.records(pg_url))

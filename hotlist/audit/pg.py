@@ -33,7 +33,7 @@ import secrets
 import stat
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,7 @@ from hotlist.pg.migrate import require_current
 from hotlist.timefmt import iso
 
 if TYPE_CHECKING:  # chain imports this module
+    from hotlist.audit.pg_journal import Journal
     from hotlist.audit.record import AccessRecord
 
 #: The ``segment`` of every anchor of the PostgreSQL log (the file log's name its files).
@@ -264,6 +265,8 @@ class PgAccessLogWriter:
         #: Appends that found another writer's records first (re-chained): contention.
         self.retries = 0
         self._no_reconnect_until = 0.0
+        #: A server's journal (:mod:`hotlist.audit.pg_journal`), set by its appends.
+        self.journal: Journal | None = None
 
     def append(self, record: AccessRecord, at: dt.datetime | None = None) -> dict[str, Any]:
         return self.append_many([record], at)[0]
@@ -272,15 +275,29 @@ class PgAccessLogWriter:
         self, records: Iterable[AccessRecord], at: dt.datetime | None = None
     ) -> list[dict[str, Any]]:
         """Chain ``records`` onto the head and write them in one statement."""
-        batch = [storable(r.fields()) for r in records]
-        if not batch:
-            return []
         when = (at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
         stamp = when.isoformat(timespec="microseconds")
+        return self.append_fields([{"time": stamp, **storable(r.fields())} for r in records], when)
+
+    def append_fields(
+        self,
+        batch: list[dict[str, Any]],
+        when: dt.datetime | None = None,
+        on_chained: Callable[[list[dict[str, Any]]], None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Chain records (their storable fields, ``time`` included) onto the head and
+        write them in one statement (``when``: for the hourly anchor, now unless given);
+        ``on_chained`` sees each chaining before it is sent (a journal notes what is in
+        flight)."""
+        if not batch:
+            return []
+        when = when or dt.datetime.now(dt.UTC)
         with self._mutex:
             reconnected = False
             while True:
-                entries = self.chain(self._head, batch, stamp)
+                entries = self.chain(self._head, batch)
+                if on_chained is not None:
+                    on_chained(entries)
                 token = secrets.randbits(63)
                 try:
                     now = self._write(self._head, entries, token)
@@ -307,6 +324,12 @@ class PgAccessLogWriter:
                 self._last_anchor = when
         return entries
 
+    def holds(self, seq: int, hash_: str) -> bool:
+        """Whether the record ``seq`` with hash ``hash_`` is in the log (a statement whose
+        fate a crash hid)."""
+        with self._mutex:
+            return self._landed({"seq": seq, "hash": hash_})
+
     def head(self) -> Head:
         """The head this writer last saw (appends chain onto it, then compare-and-set)."""
         with self._mutex:
@@ -329,13 +352,13 @@ class PgAccessLogWriter:
         """The hourly anchor of ``head`` at ``when``, made with this writer's key."""
         return made_anchor(self._key, head.seq, head.hash, "anchor", "hourly", when)
 
-    def chain(self, head: Head, batch: list[dict[str, Any]], stamp: str) -> list[dict[str, Any]]:
-        """``batch`` (storable fields) as records chained onto ``head``."""
+    def chain(self, head: Head, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``batch`` (storable fields, ``time`` included) as records chained onto ``head``."""
         entries = []
         seq, prev = head.seq, head.hash
         for fields in batch:
             seq += 1
-            body = {"seq": seq, "time": stamp, **fields, "prev": prev}
+            body = {"seq": seq, **fields, "prev": prev}
             prev = mac(self._key, body)
             entries.append({**body, "hash": prev})
         return entries
@@ -373,8 +396,11 @@ class PgAccessLogWriter:
             raise
 
     def sync(self) -> None:
-        """Make every append made so far durable: a synchronous commit that writes WAL,
-        on a connection of its own (appends go on meanwhile)."""
+        """Make every append made so far durable: the server's journal fsynced (the
+        records not yet sent), then a synchronous commit that writes WAL, on a
+        connection of its own (appends go on meanwhile)."""
+        if self.journal is not None:
+            self.journal.sync()
         with self._mutex:
             if not self._dirty:
                 return

@@ -1,21 +1,22 @@
 """The server's appends to the access log in PostgreSQL, made on its event loop.
 
-Every answer waits for its own access record (SB 34), which with ``[serve]
-database_url`` is a round trip to PostgreSQL. Made by a thread of their own, each append
-cost two hand-overs between that thread and the event loop, and both sides had to take
-the interpreter's lock from the other: a thread that wants it while the loop serves
-waits up to the switch interval (5 ms), and a holder the kernel preempts on a busy host
-stalls the other for its whole time slice. At 500 lookups/s that put PostgreSQL's p99
-8 to 80 ms above the file log's (docs/benchmarks.md, "Serving state"). Here the loop
-sends the statement itself on an asynchronous connection and goes on serving while it
-travels; the answer wakes the loop like any socket does.
+Every answer waits for its own access record (SB 34). It waits for the record's line in
+the server's journal (:mod:`hotlist.audit.pg_journal`: a ``write``, as the file log's),
+not for PostgreSQL: a statement's round trip waits for a database backend to be
+scheduled, on a host that also serves, and put PostgreSQL's p99 4 to 8 ms above the file
+log's (docs/benchmarks.md, "Serving state"). Behind the answers, the loop sends the
+journal's records on an asynchronous connection, and goes on serving while each
+statement travels; its answer wakes the loop like any socket does.
 
-Grouping is kept: the records of every request that arrives while a statement is in
-flight go together in the next one, in arrival order, and each request resumes once its
-own are written. The chain, the compare-and-set and the durability are
-:class:`~hotlist.audit.pg.PgAccessLogWriter`'s (its head, its key, its :meth:`sync`,
-``synchronous_commit = off`` on this connection as on its own): only where the waiting
-happens changes.
+Grouping: the records of every request that arrives while a statement is in flight go
+together in the next one, in arrival order. The chain, the compare-and-set and the
+durability are :class:`~hotlist.audit.pg.PgAccessLogWriter`'s (its head, its key, its
+:meth:`sync`, ``synchronous_commit = off`` on this connection as on its own).
+
+While the database cannot take records (a statement failed, or the oldest record waiting
+is older than :data:`MAX_BEHIND_S`), requests are refused: the journal bridges a round
+trip, not an outage. The statements are retried every second; what the journal holds is
+sent when the database is back, or by the next server on this ``data_dir``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 import secrets
 import time
 from collections.abc import Sequence
@@ -44,40 +46,68 @@ from hotlist.audit.pg import (
     moved,
     storable,
 )
+from hotlist.audit.pg_journal import Journal, Left, done_with
 from hotlist.audit.record import AccessRecord
 from hotlist.audit.segments import Head
 
 #: The most records one statement carries (a burst is split; the order is kept).
 MAX_BATCH = 1000
+#: Requests are refused while the oldest record waiting for the database is this old.
+MAX_BEHIND_S = 2.0
 
-_Waiting = tuple[Sequence[AccessRecord], "asyncio.Future[None]"]
+logger = logging.getLogger(__name__)
 
 
 class LoopAppends:
-    """``await append(records)`` on the server's event loop (one loop per server)."""
+    """``await append(records)`` on the server's event loop (one loop per server).
+
+    Made before the server serves: records that dead servers left in their journals on
+    this ``data_dir`` are sent first (a server that cannot send them does not start)."""
 
     def __init__(self, writer: PgAccessLogWriter) -> None:
         self.writer = writer
+        for left in Journal.dead(writer.data_dir):
+            send_left(writer, left)
+        self.journal = Journal(writer.data_dir)
+        writer.journal = self.journal  # its sync() makes the journal durable
         self._con: psycopg.AsyncConnection[Any] | None = None
-        self._waiting: list[_Waiting] = []
+        #: Records written to the journal, not yet known to be in the database.
+        self._waiting: list[tuple[int, dict[str, Any]]] = []
+        self._since = 0.0  # when the oldest of them was written (monotonic)
+        self._failure: BaseException | None = None
         self._draining: asyncio.Task[None] | None = None
         self._stopping = False
         self._no_reconnect_until = 0.0
 
     async def append(self, records: Sequence[AccessRecord]) -> None:
-        """Return once ``records`` are appended (raise what appending them raised)."""
+        """Write ``records`` to the journal (they are on their way to the database), or
+        raise why the log cannot take them now."""
         if self._stopping:
             raise RuntimeError("the access log's appends have stopped")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self._waiting.append((records, future))
+        now = time.monotonic()
+        if self._failure is not None:
+            raise pg.DatabaseUnavailable(
+                f"the access log's database (PostgreSQL at {pg.where(self.writer.url)})"
+                f" cannot take records: {_why(self._failure)}"
+            )
+        if self._waiting and now - self._since > MAX_BEHIND_S:
+            raise pg.DatabaseUnavailable(
+                f"the access log's database (PostgreSQL at {pg.where(self.writer.url)}) has"
+                f" taken no record for {now - self._since:.1f} s"
+            )
+        stamp = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+        batch = [{"time": stamp, **storable(r.fields())} for r in records]
+        last = self.journal.write(batch)
+        if not self._waiting:
+            self._since = now
+        first = last - len(batch) + 1
+        self._waiting += [(first + i, fields) for i, fields in enumerate(batch)]
         if self._draining is None:
-            self._draining = loop.create_task(self._drain())
-        await future
+            self._draining = asyncio.get_running_loop().create_task(self._drain())
 
     def stop(self) -> None:
         """Take no more appends (at shutdown, once no request is left); :meth:`aclose`
-        closes the connection."""
+        sends what is waiting and closes the connection."""
         self._stopping = True
 
     async def aclose(self) -> None:
@@ -85,41 +115,50 @@ class LoopAppends:
         if self._draining is not None:
             with contextlib.suppress(Exception):
                 await self._draining
+        if self._waiting:  # the database is away: the next server sends them
+            logger.warning(
+                "%d access records wait in the journal for the database", len(self._waiting)
+            )
+        self.journal.close()
         if self._con is not None:
             await self._con.close()
             self._con = None
 
     async def _drain(self) -> None:
-        """Statement after statement while requests wait, each with every record that
-        arrived before it was sent (at most :data:`MAX_BATCH`)."""
+        """Statement after statement while records wait, each with every record written
+        before it was sent (at most :data:`MAX_BATCH`); after a failure, once a second,
+        requests refused meanwhile (once stopping: one attempt)."""
         try:
             while self._waiting:
-                batch = _take(self._waiting)
-                error: BaseException | None = None
+                batch = self._waiting[:MAX_BATCH]
                 try:
-                    await self._append([r for records, _ in batch for r in records])
-                except Exception as exc:  # every waiter learns it: none of them is answered
-                    error = exc
-                except BaseException as exc:  # cancelled (the loop ends): tell them, stop
-                    for _, future in [*batch, *self._waiting]:
-                        _settle(future, RuntimeError("the access log's appends were stopped"))
-                    self._waiting.clear()
-                    raise exc from None
-                for _, future in batch:
-                    _settle(future, error)
+                    await self._append(batch)
+                except Exception as exc:
+                    if self._failure is None:
+                        logger.warning("the access log's database cannot take records: %s",
+                                       _why(exc))  # fmt: skip
+                    self._failure = exc
+                    if self._stopping:
+                        return
+                    await asyncio.sleep(RECONNECT_PAUSE_S)
+                    continue
+                self._failure = None
+                del self._waiting[: len(batch)]
+                self._since = time.monotonic()
+                self.journal.sent(batch[-1][0])
         finally:
             self._draining = None
 
-    async def _append(self, records: list[AccessRecord]) -> None:
-        """:meth:`PgAccessLogWriter.append_many`, awaited: chain onto the head, one
-        statement; re-chain when another writer moved the head first; after a broken
-        connection, reconnect once and find out whether the statement was committed."""
-        batch = [storable(r.fields()) for r in records]
-        when = dt.datetime.now(dt.UTC)
-        stamp = when.isoformat(timespec="microseconds")
+    async def _append(self, batch: list[tuple[int, dict[str, Any]]]) -> None:
+        """Chain onto the head, one statement (noted in the journal before it is sent);
+        re-chain when another writer moved the head first; after a broken connection,
+        reconnect once and find out whether the statement was committed."""
+        fields = [f for _, f in batch]
+        through = batch[-1][0]
         head, reconnected = self.writer.head(), False
         while True:
-            entries = self.writer.chain(head, batch, stamp)
+            entries = self.writer.chain(head, fields)
+            self.journal.sending(through, entries[-1]["seq"], entries[-1]["hash"])
             token = secrets.randbits(63)
             try:
                 con = await self._connection()
@@ -141,12 +180,13 @@ class LoopAppends:
             self.writer.retries += 1  # another writer moved the head first: chain onto its
             head = Head(SEGMENT, now[0], now[1])
         head = Head(SEGMENT, entries[-1]["seq"], entries[-1]["hash"])
+        when = dt.datetime.now(dt.UTC)
         if self.writer.appended(head, when):
             await con.execute(INSERT_ANCHOR, anchor_row(self.writer.hourly_anchor(head, when)))
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         """The open connection, or a new one; after a failed attempt, none for
-        ``RECONNECT_PAUSE_S``: requests then fail at once while the database is away."""
+        ``RECONNECT_PAUSE_S``."""
         if self._con is not None and not self._con.closed:
             return self._con
         if time.monotonic() < self._no_reconnect_until:
@@ -168,21 +208,28 @@ class LoopAppends:
             self._con = None
 
 
-def _take(waiting: list[_Waiting]) -> list[_Waiting]:
-    """The oldest requests whose records fit one statement (at least one request)."""
-    taken, count = 0, 0
-    while taken < len(waiting) and (taken == 0 or count + len(waiting[taken][0]) <= MAX_BATCH):
-        count += len(waiting[taken][0])
-        taken += 1
-    batch = waiting[:taken]
-    del waiting[:taken]
-    return batch
+def send_left(writer: PgAccessLogWriter, left: Left) -> None:
+    """Send what a dead server's journal holds (its statement in flight first asked
+    about), noting each statement in that file as its server did; then scrub it."""
+    if left.in_doubt is not None:
+        _, seq, hash_ = left.in_doubt
+        if writer.holds(seq, hash_):
+            left.landed()
+    for at in range(0, len(left.records), MAX_BATCH):
+        part = left.records[at : at + MAX_BATCH]
+        through = part[-1][0]
+
+        def in_flight(entries: list[dict[str, Any]], through: int = through) -> None:
+            left.note({"sending": through, "seq": entries[-1]["seq"], "hash": entries[-1]["hash"]})
+
+        writer.append_fields([f for _, f in part], on_chained=in_flight)
+        left.note({"sent": through})
+    done_with(left)
+    if left.records:
+        logger.warning(
+            "sent %d access records a stopped server left in %s", len(left.records), left.path
+        )
 
 
-def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
-    if future.done():  # the request was cancelled (its client went away)
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
+def _why(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
