@@ -234,3 +234,45 @@ def test_the_purge_searches_a_journal_as_the_access_log(tmp_path: Path) -> None:
     assert not found.ok
     assert all(str(journal.path) in f.place for f in found.findings), found.findings
     journal.close()
+
+
+def test_a_journal_all_sent_is_replaced_and_scrubbed_as_it_grows(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records stay in the journal seconds, not days: past its size, a file whose records
+    are all in the database gives way to a new one, and is overwritten before unlinked."""
+    from hotlist.audit import pg_journal
+
+    monkeypatch.setattr(pg_journal, "ROTATE_AT", 2000)
+    scrubbed: list[bytes] = []
+    real_scrub = pg_journal.scrub_fd
+
+    def watched(fd: int) -> None:
+        real_scrub(fd)
+        with open(f"/proc/self/fd/{fd}", "rb") as fh:  # the file as it is left
+            scrubbed.append(fh.read())
+
+    monkeypatch.setattr(pg_journal, "scrub_fd", watched)
+    writer = PgAccessLogWriter(url, tmp_path)
+    appends = LoopAppends(writer)
+    first = appends.journal.path
+
+    async def main() -> None:
+        for i in range(60):
+            await appends.append(
+                [
+                    audit.AccessRecord(
+                        "officer1", "CA0190000", "patrol", f"plate 7ROT{i:03d}", "granted", "api"
+                    )
+                ]
+            )
+            await asyncio.sleep(0.005)
+        await appends.aclose()
+
+    asyncio.run(main())
+    writer.close()
+    assert _logged(url) == [f"plate 7ROT{i:03d}" for i in range(60)]
+    assert not first.exists()
+    assert len(scrubbed) >= 2, "the journal was never replaced"
+    assert all(set(data) <= {0} for data in scrubbed), "a journal was unlinked unscrubbed"
+    assert not list(journal_dir(tmp_path).iterdir())

@@ -26,7 +26,10 @@ Lines, one JSON object each:
 
 Several servers may share a ``data_dir`` (replicas on one host): each writes a file of its
 own, locked (``flock``) while it lives; a server that starts takes over only files whose
-lock is free, those of a server that died.
+lock is free, those of a server that died. A file is created under a name a starting
+server does not take (``.opening``), locked, then renamed; the rename is not fsynced (it
+would stall the event loop at each rotation), so after a power cut a file may be found
+under its first name, and is read all the same.
 """
 
 from __future__ import annotations
@@ -106,22 +109,25 @@ class Journal:
     def sending(self, through: int, seq: int, hash_: str) -> None:
         self._append(_line({"sending": through, "seq": seq, "hash": hash_}))
 
-    def sent(self, through: int) -> None:
-        """Records up to ``through`` are in the database; a large file all of whose
-        records are is replaced by a new one, and scrubbed."""
+    def sent(self, through: int) -> Retired | None:
+        """Records up to ``through`` are in the database. A file of at least
+        :data:`ROTATE_AT` all of whose records are is replaced by a new one: the old one
+        is returned, for :meth:`Retired.scrub` (off the event loop: it writes and fsyncs
+        the whole file)."""
         self._append(_line({"sent": through}))
         self._sent = through
         if self._sent == self.written and self._size >= ROTATE_AT:
-            self.rotate()
+            return self.rotate()
+        return None
 
-    def rotate(self) -> None:
-        """Go on in a new file; scrub this one (every record in it was sent)."""
+    def rotate(self) -> Retired:
+        """Go on in a new file; the old one (every record in it sent) is returned."""
         fd, path = _create(self.folder)
         with self._lock:
-            old, old_path = self._fd, self.path
+            old = Retired(self.path, self._fd)
             self._fd, self.path = fd, path
             self.written = self._sent = self._size = 0
-        _scrub(old_path, old)
+        return old
 
     def sync(self) -> None:
         """Make what was written durable (the log's syncer; before a batch's answer)."""
@@ -165,6 +171,9 @@ class Journal:
             except BlockingIOError:  # a live server's
                 os.close(fd)
                 continue
+            if path.name.endswith(_OPENING) and os.fstat(fd).st_size == 0:
+                os.close(fd)  # being created (or never written): not ours to take
+                continue
             try:
                 found.append(_read(path, fd))
             except BaseException:
@@ -173,6 +182,17 @@ class Journal:
                     os.close(other.fd)
                 raise
         return found
+
+
+@dataclass(frozen=True)
+class Retired:
+    """A journal file all of whose records are in the database, still open."""
+
+    path: Path
+    fd: int
+
+    def scrub(self) -> None:
+        _scrub(self.path, self.fd)
 
 
 def done_with(left: Left) -> None:
@@ -191,16 +211,16 @@ def _line(value: dict[str, Any]) -> bytes:
 
 
 def _create(folder: Path) -> tuple[int, Path]:
-    """A new journal file, locked before its name is one a starting server would read."""
+    """A new journal file, locked before it has a name a starting server takes as left
+    (one it could take between the ``open`` and the ``flock``)."""
     stem = f"{time.time_ns():020d}-{secrets.token_hex(4)}"
     opening = folder / (stem + _OPENING)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_NOFOLLOW
     fd = os.open(opening, flags, PRIVATE_FILE)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a starting server may hold it for a moment
         path = opening.with_name(stem + _SUFFIX)
-        os.rename(opening, path)
-        _sync_dir(folder)
+        os.rename(opening, path)  # not fsynced: a name lost in a crash is read as well
     except BaseException:
         os.close(fd)
         raise
@@ -212,8 +232,6 @@ def _read(path: Path, fd: int) -> Left:
     flight. A torn last line (killed mid-write: its request was never answered) is
     ignored; a line that does not parse elsewhere is refused."""
     found = Left(path, fd)
-    if not path.name.endswith(_SUFFIX):  # created, never written
-        return found
     with os.fdopen(os.dup(fd), "rb") as fh:
         lines = fh.read().split(b"\n")
     lines.pop()  # after the last newline: nothing, or a line cut short

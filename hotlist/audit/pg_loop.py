@@ -76,6 +76,7 @@ class LoopAppends:
         self._since = 0.0  # when the oldest of them was written (monotonic)
         self._failure: BaseException | None = None
         self._draining: asyncio.Task[None] | None = None
+        self._scrubbing: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._no_reconnect_until = 0.0
 
@@ -119,6 +120,7 @@ class LoopAppends:
             logger.warning(
                 "%d access records wait in the journal for the database", len(self._waiting)
             )
+        await asyncio.gather(*self._scrubbing)
         self.journal.close()
         if self._con is not None:
             await self._con.close()
@@ -145,7 +147,10 @@ class LoopAppends:
                 self._failure = None
                 del self._waiting[: len(batch)]
                 self._since = time.monotonic()
-                self.journal.sent(batch[-1][0])
+                retired = self.journal.sent(batch[-1][0])
+                if retired is not None:  # scrubbed off the loop: a write and fsync of 1 MiB
+                    self._scrubbing.add(asyncio.create_task(asyncio.to_thread(retired.scrub)))
+                    self._scrubbing = {t for t in self._scrubbing if not t.done()}
         finally:
             self._draining = None
 
