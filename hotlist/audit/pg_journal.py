@@ -49,7 +49,7 @@ from typing import Any
 from hotlist.audit.segments import audit_dir
 from hotlist.config import ConfigError
 from hotlist.private import PRIVATE_FILE
-from hotlist.scrub import scrub_fd
+from hotlist.scrub import scrub_fd as scrub_fd  # tests watch it
 from hotlist.store import private_dir
 
 #: Under ``data_dir/audit``: the purge's verification searches it as access log.
