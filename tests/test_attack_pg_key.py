@@ -9,6 +9,7 @@ import shutil
 import threading
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from hotlist import audit
@@ -71,3 +72,17 @@ def test_two_hosts_first_at_once_with_keys_of_their_own_record_one_identity(
     assert all("is not the key" in r or "is missing" in r for r in refusals), refusals
     check = verify_pg(url, winners[0])
     assert check.ok and check.records == 1, check.problems
+
+
+def test_a_log_whose_key_identity_was_emptied_takes_no_new_key(url: str, tmp_path: Path) -> None:
+    """Records, and no identity beside them (someone emptied ``access_log_key``): a host
+    with a new key is refused, rather than record its identity and fork the chain."""
+    writer = PgAccessLogWriter(url, tmp_path / "first", synchronous=True)
+    writer.append(RECORD)
+    writer.close()
+    with psycopg.connect(url) as con:
+        con.execute("DELETE FROM access_log_key")
+    with pytest.raises(ConfigError, match="holds records but no key identity"):
+        PgAccessLogWriter(url, tmp_path / "second", synchronous=True)
+    with psycopg.connect(url) as con:
+        assert con.execute("SELECT count(*) FROM access_log_key").fetchone() == (0,)

@@ -165,18 +165,21 @@ def checked_key(con: psycopg.Connection[Any], url: str, data_dir: Path) -> bytes
     identity = key_identity(key)
     row = con.execute("SELECT identity FROM access_log_key").fetchone()
     if row is None:
-        if con.execute("SELECT EXISTS (SELECT FROM access_log)").fetchone() == (True,):
+        # One statement, so that a host starting at the same moment, which records its
+        # key's identity and then appends, is seen by one test or the other.
+        con.execute(
+            "INSERT INTO access_log_key (one, identity, recorded_at)"
+            " SELECT true, %s, %s WHERE NOT EXISTS (SELECT FROM access_log)"
+            " ON CONFLICT (one) DO NOTHING",
+            (identity, iso(dt.datetime.now(dt.UTC))),
+        )
+        row = con.execute("SELECT identity FROM access_log_key").fetchone()
+        if row is None:
             raise ConfigError(
                 f"the access log in PostgreSQL at {pg.where(url)} holds records but no key"
                 " identity (table access_log_key was emptied): run `hotlist audit verify`"
                 " before anything is appended"
             )
-        con.execute(
-            "INSERT INTO access_log_key (one, identity, recorded_at) VALUES (true, %s, %s)"
-            " ON CONFLICT (one) DO NOTHING",
-            (identity, iso(dt.datetime.now(dt.UTC))),
-        )
-        row = con.execute("SELECT identity FROM access_log_key").fetchone()
     if row is None or not same(str(row[0]), identity):
         raise ConfigError(
             f"the audit key {path} is not the key the access log in PostgreSQL at"
