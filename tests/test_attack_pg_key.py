@@ -75,14 +75,15 @@ def test_two_hosts_first_at_once_with_keys_of_their_own_record_one_identity(
 
 
 def test_a_log_whose_key_identity_was_emptied_takes_no_new_key(url: str, tmp_path: Path) -> None:
-    """Records, and no identity beside them (someone emptied ``access_log_key``): a host
-    with a new key is refused, rather than record its identity and fork the chain."""
+    """Records, and no identity beside them (someone emptied ``access_log_key``): a
+    writer is refused, rather than record its key's identity as the log's (had it another
+    key, that would fork the chain), until the log is verified."""
     writer = PgAccessLogWriter(url, tmp_path / "first", synchronous=True)
     writer.append(RECORD)
     writer.close()
     with psycopg.connect(url) as con:
         con.execute("DELETE FROM access_log_key")
     with pytest.raises(ConfigError, match="holds records but no key identity"):
-        PgAccessLogWriter(url, tmp_path / "second", synchronous=True)
+        PgAccessLogWriter(url, tmp_path / "first", synchronous=True)
     with psycopg.connect(url) as con:
         assert con.execute("SELECT count(*) FROM access_log_key").fetchone() == (0,)
