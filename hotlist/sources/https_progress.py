@@ -6,11 +6,11 @@
 continues exactly where it stopped and that the whole length arrived.
 
 :meth:`Progress.receive` overlaps the work on the body with its arrival: while the
-connection fills one 1 MiB buffer, a second thread hashes and writes the other (both
-release the interpreter lock for blocks this large), in writes of 64 KiB, and starts the
-write-out of what it wrote to the disk every 4 MiB, so that the fsync at the end finds
-little left to do. Measured, with what was tried and
-dropped, in docs/benchmarks.md, "The HTTPS source".
+connection fills one 1 MiB buffer of a ring, a second thread hashes and writes the others
+(both release the interpreter lock for blocks this large), in writes of 64 KiB, and
+starts the write-out of what it wrote to the disk every 4 MiB, so that the fsync at the
+end finds little left to do. Measured, with what was tried and dropped, in
+docs/benchmarks.md, "The HTTPS source".
 """
 
 from __future__ import annotations
