@@ -71,8 +71,9 @@ log = logging.getLogger(__name__)
 ATTEMPTS = 4
 RETRY_PAUSE_S = 0.5
 #: The body is read, hashed and written in blocks this large (few calls into Python), in
-#: two buffers: one filled from the connection while the other is hashed and written.
+#: a ring of buffers: one filled from the connection while the others are hashed and written.
 READ_BYTES = 1 << 20
+BUFFERS = 2
 
 
 @dataclass(frozen=True)
@@ -218,7 +219,7 @@ class _Session:
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
         with os.fdopen(os.open(part, flags, 0o600), "wb", buffering=0) as out:
             state = Progress(out)
-            buffers = [memoryview(bytearray(READ_BYTES)) for _ in range(2)]
+            buffers = [memoryview(bytearray(READ_BYTES)) for _ in range(BUFFERS)]
             for attempt in range(1, ATTEMPTS + 1):
                 headers = state.resume_headers()
                 if headers is None:  # from the start: conditional while nothing has arrived

@@ -176,6 +176,12 @@ class Connection:
     def close(self) -> None:
         self._conn.close()
 
+    def cipher(self) -> tuple[str, str]:
+        """The TLS version and cipher suite of the open connection (for the bench)."""
+        sock = self._conn.sock
+        found = sock.cipher() if isinstance(sock, ssl.SSLSocket) else None
+        return (found[1], found[0]) if found else ("", "")
+
     @contextmanager
     def get(self, url: str, headers: dict[str, str]) -> Iterator[Answer]:
         """GET ``url`` (on this site); the connection is kept if the body was read to its end."""

@@ -5,9 +5,11 @@ A landed file holds record content: whatever replaces or removes one scrubs it f
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from hotlist.scrub import scrub_unlink
@@ -15,6 +17,22 @@ from hotlist.sources import FetchError, FetchFailure
 
 TMP_SUFFIX = ".part"
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+#: Linux's ``SYNC_FILE_RANGE_WRITE``: start writing the dirty pages out, wait for nothing.
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    """libc's ``sync_file_range`` (Linux only; the standard library has no binding)."""
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+_SYNC_FILE_RANGE = _sync_file_range()
 
 
 def landing_dir(data_dir: Path, source: str) -> Path:
@@ -43,6 +61,19 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Start writing ``length`` bytes at ``offset`` out to the disk, without waiting.
+
+    A file streamed in, then fsynced before its rename, otherwise leaves the whole write-out
+    to that fsync, at the end; started behind the write position while the rest arrives,
+    the fsync finds little left (125 MB: 0.05-0.07 s of fsync became 0.00-0.02 s).
+    Only a hint: where there is no ``sync_file_range``, or the call fails, nothing is
+    started and the fsync does it all (a failed write-out is reported by the fsync).
+    """
+    if _SYNC_FILE_RANGE is not None and length > 0:
+        _SYNC_FILE_RANGE(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
 
 
 def discard(path: Path) -> None:
