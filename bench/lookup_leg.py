@@ -233,7 +233,7 @@ def main() -> None:
     parser.add_argument("--lookups", type=int, default=3000)
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--rates", default="500,2000")
+    parser.add_argument("--rates", default="500,2000", help='open-loop rates; "" for none')
     parser.add_argument("--echo", choices=ECHO_APPS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -287,7 +287,7 @@ def main() -> None:
         }
         since = int(json.loads((config.parent / "data/published/CURRENT.json").read_text())[
             "version"])  # fmt: skip
-        for rate in (float(r) for r in args.rates.split(",")):
+        for rate in (float(r) for r in args.rates.split(",") if r.strip()):  # "": none
             results[f"open_loop_{int(rate)}"] = open_loop(
                 port, pid, key, plates_file, rate, args.seconds, max(since - 1, 0)
             )

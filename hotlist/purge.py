@@ -36,6 +36,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,7 @@ from hotlist.markers import collect_markers, still_listed
 from hotlist.purge_findings import scan_raw_device, unsearchable
 from hotlist.purge_replicas import announce_version, confirm_replicas
 from hotlist.scrub import scrub_tree, scrub_unlink
+from hotlist.serve import versions as served
 from hotlist.store import control as ctl
 from hotlist.store.content import recover
 from hotlist.store.lock import writer_lock
@@ -124,6 +126,7 @@ def purge(
             for old in superseded_versions(settings.published_dir):
                 scrub_tree(old)
                 erased += 1
+            erased_at = time.monotonic()
             crash_point("after-erase")
             # The replicas load the new version while the verification runs.
             url = settings.serve.database_url
@@ -154,6 +157,10 @@ def purge(
             if verification.ok and device is not None and plates:
                 log_files = sorted(p for p in (data_dir / "audit").rglob("*") if p.is_file())
                 scan_raw_device(verification, Path(device), plates, [*superseded, *log_files])
+            # A server's lookups look at CURRENT.json at most every RECHECK_S: nothing is
+            # marked purged until every server has looked since the erasure (the
+            # verification takes longer as a rule; this makes it a rule).
+            time.sleep(max(0.0, erased_at + 2 * served.RECHECK_S - time.monotonic()))
             crash_point("after-verify")
             run_id = ctl.next_value(con, "purge_run")
             finished = dt.datetime.now(dt.UTC)

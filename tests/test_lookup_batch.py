@@ -20,10 +20,13 @@ from hypothesis import strategies as st
 from hotlist import audit
 from hotlist.config import Settings
 from hotlist.ingest import ingest_source
+from hotlist.lookup import BadQuery, plate_query
 from hotlist.purge import purge
 from hotlist.serve import consumers as reg
+from hotlist.serve.deps import Problem
 from hotlist.serve.gate import MAX_BATCH_BODY_BYTES, MAX_BATCH_READS, MAX_BODY_BYTES
 from hotlist.serve.lookups import encode
+from hotlist.serve.lookups import read_query as query
 from hotlist.serve.matching import PlateIndex
 from tests.builders import Drop, ncic_file, ncic_line
 from tests.serving import running_api
@@ -270,3 +273,20 @@ def test_an_answer_is_encoded_as_plain_json_and_a_new_freshness_anew() -> None:
         assert encode(full) == plain(full)
     batch = {"version": 3, "results": [{"plate": "7ABC123", "state": None, "hits": []}]}
     assert encode(batch) == plain(batch)
+    miss = {"version": 4, "hits": [], "candidates": [], "freshness": later}
+    assert encode(miss) == plain(miss)
+
+
+@given(plate=st.text(alphabet="7aAzZ09 -.Oo\u00e9\uff21\uff17\u0130", min_size=1, max_size=16))
+def test_a_plate_is_read_as_hotlist_lookup_reads_it_whatever_its_form(plate: str) -> None:
+    """Plates already as the lists hold them are taken as they are, without NFKC: the same
+    plate, or the same refusal, as ``plate_query`` gives for every form."""
+    try:
+        expected: tuple[str, str | None] | str = (plate_query(plate), None)
+    except BadQuery as exc:
+        expected = f"body.plate: {exc}"
+    try:
+        got: tuple[str, str | None] | str = query(plate, None, "body")
+    except Problem as exc:
+        got = exc.detail
+    assert got == expected

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -343,12 +344,26 @@ def test_status_shows_each_consumers_version_and_lag(
     assert "│ 1 " in row  # one version behind
 
 
-def test_a_key_revoked_while_the_server_runs_is_refused_on_the_next_request(
+def test_a_key_revoked_while_the_server_runs_is_refused_within_a_second(
     api: str, key: str, settings: Settings
 ) -> None:
     assert _lookup(api, _headers(key)).status_code == 200
     reg.revoke(settings.data_dir, "patrol-1")
-    assert _lookup(api, _headers(key)).status_code == 401
+    revoked = time.monotonic()
+    while (status := _lookup(api, _headers(key)).status_code) == 200:
+        assert time.monotonic() - revoked < 1.0, "a revoked key was still served after 1 s"
+    assert status == 401
+    assert _lookup(api, _headers(key)).status_code == 401  # and stays refused
+
+
+def test_a_key_added_while_the_server_runs_is_served_at_once(
+    api: str, key: str, settings: Settings
+) -> None:
+    """The key cache looks at the registry at most every RECHECK_S, but a key it does not
+    know sends it to look again: a consumer registered a moment ago is not refused."""
+    assert _lookup(api, _headers(key)).status_code == 200
+    second = reg.add(settings.data_dir, "patrol-2", "CA0190000", "Demo PD", reg.AgencyKind.CA_LOCAL)
+    assert _lookup(api, _headers(second)).status_code == 200
 
 
 def _strace_requests(
@@ -402,23 +417,38 @@ def _ten_lookups(http: httpx.Client, key: str) -> None:
         assert response.status_code == 200
 
 
-def test_a_lookup_in_steady_state_reads_no_file_only_stats_them(
+def test_a_lookup_in_steady_state_reads_no_file_and_stats_at_most_every_recheck(
     settings: Settings, drop: Drop, key: str, tmp_path: Path
 ) -> None:
-    """The per-request cost: the registry, CURRENT.json and the served version are
-    checked with stat(2) alone; nothing the server answers from is opened or read
-    (strace on a real ``hotlist serve``)."""
+    """The per-request cost: the registry and CURRENT.json are checked with stat(2)
+    alone, and by lookups at most once per RECHECK_S each (not once per lookup); nothing
+    the server answers from is opened or read (strace on a real ``hotlist serve``)."""
+    import time
+
+    from hotlist.serve.consumers import RECHECK_S as KEYS_RECHECK_S
+    from hotlist.serve.versions import RECHECK_S
+
     _publish(settings, drop, BASE, 1)
+    took: list[float] = []
+
+    def send(http: httpx.Client) -> None:
+        started = time.monotonic()
+        for _ in range(5):
+            _ten_lookups(http, key)
+        took.append(time.monotonic() - started)
+
     lines = _strace_requests(
-        settings, tmp_path, key, "open,openat,read,pread64,newfstatat,stat,statx",
-        lambda http: _ten_lookups(http, key),
-    )  # fmt: skip
+        settings, tmp_path, key, "open,openat,read,pread64,newfstatat,stat,statx", send
+    )
     data_dir = str(settings.data_dir)
     # What the server itself reads to answer; the access log's appends are hotlist.audit's.
     audit_dir = str(settings.data_dir / "audit")
     touched = [line for line in lines if data_dir in line and audit_dir not in line]
     assert [line for line in touched if "open" in line.split("(")[0]] == []
-    assert sum("CURRENT.json" in line for line in touched) >= 10  # stat'ed per request
+    looks = sum("CURRENT.json" in line for line in touched)
+    assert looks <= took[0] / RECHECK_S + 2
+    registry = sum('consumers.sqlite"' in line for line in touched)
+    assert registry <= took[0] / KEYS_RECHECK_S + 2
 
 
 def test_lookups_and_batches_open_make_or_chmod_nothing_and_a_batch_is_one_write(

@@ -316,6 +316,30 @@ def test_no_replica_answers_from_a_version_the_purge_erased(
             assert (response.json()["version"], response.json()["hits"]) == (2, [])
 
 
+def test_the_purge_reports_only_once_every_server_has_looked_again(
+    settings: Settings, drop: Drop, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lookups trust their last look at CURRENT.json for RECHECK_S (here made a second):
+    the purge does not return, nor mark anything purged, before a server holding the
+    erased version in memory has looked again, so the first lookup after it answers
+    from the new version."""
+    import time
+
+    from hotlist.serve import versions
+
+    monkeypatch.setattr(versions, "RECHECK_S", 1.0)
+    _publish(settings, drop, BASE, 1)
+    headers = {"Authorization": f"Bearer {key}", "X-User": "officer1", "X-Purpose": "patrol"}
+    with running_api(settings) as url:
+        response = httpx.post(f"{url}/v1/lookup", json={"plate": "7API002"}, headers=headers)
+        assert response.json()["version"] == 1
+        looked = time.monotonic()
+        _publish(settings, drop, [ln for ln in BASE if "7API001" not in ln], 2)
+        assert time.monotonic() - looked >= 1.0  # the purge waited for the look
+        response = httpx.post(f"{url}/v1/lookup", json={"plate": "7API001"}, headers=headers)
+        assert (response.json()["version"], response.json()["hits"]) == (2, [])
+
+
 # --- Header reading, as properties ----------------------------------------------------
 
 _IDENTITY = st.sampled_from(["Authorization", "X-User", "X-Purpose"])

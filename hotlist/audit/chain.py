@@ -63,11 +63,13 @@ class AccessLogWriter:
         self._last_anchor = anchors.last_anchored(data_dir)
         self._fd: int | None = None
         self._lock_fd: int | None = None
+        self._lock_ino = -1  # the open lock file's
         self._dirty = False  # written since the last fsync
         self._segment = ""
         self._segment_path = ""  # str(folder / _segment): stat per append, no pathlib
         self._month: tuple[int, int] | None = None  # the segment's
         self._size = -1
+        self._segment_id = (-1, -1)  # the open segment's (inode, device)
         self._head = Head("", 0, GENESIS)
         self._mutex = threading.Lock()
 
@@ -83,48 +85,55 @@ class AccessLogWriter:
         self, records: Iterable[AccessRecord], at: dt.datetime | None = None
     ) -> list[dict[str, Any]]:
         """Chain and write ``records`` in one write (one lock, one head read at most)."""
-        batch = list(records)
+        batch = records if type(records) is list else list(records)
         when = (at or _now()).astimezone(dt.UTC)
-        with self._mutex, self._locked():
-            notes = self._prepare(when)
-            system = [
-                AccessRecord("hotlist", "", "audit", note, "recovered", "system") for note in notes
-            ]
-            stamp = when.isoformat(timespec="microseconds")
-            entries, lines = [], []
-            for record in (*system, *batch):
-                entry, line = self._lines.chained(self._head, stamp, record.fields())
-                self._head = Head(self._segment, entry["seq"], entry["hash"])
-                entries.append(entry)
-                lines.append(line)
-            data = b"".join(lines)
-            assert self._fd is not None
+        with self._mutex:
+            lock = self._lock()  # a plain try, not a context manager: once per request
             try:
-                if os.write(self._fd, data) != len(data):
-                    raise OSError(f"short write to {self._segment}")
-            except OSError:
-                self._forget()  # the next append re-reads the head (and moves a torn tail)
-                raise
-            self._size += len(data)
-            self._dirty = True
-            anchor_due = self._last_anchor is None or when - self._last_anchor >= self._anchor_every
-            if anchor_due:
-                anchors.record(
-                    self.data_dir, self._key, self._head.segment, self._head.seq,
-                    self._head.hash, "anchor", "hourly", when,
-                )  # fmt: skip
-                self._last_anchor = when
+                return self._append(batch, when)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _append(self, batch: list[AccessRecord], when: dt.datetime) -> list[dict[str, Any]]:
+        """Under the mutex and the lock: chain ``batch`` after the head and write it."""
+        notes = self._prepare(when)
+        system = [
+            AccessRecord("hotlist", "", "audit", note, "recovered", "system") for note in notes
+        ]
+        stamp = when.isoformat(timespec="microseconds")
+        entries, lines = [], []
+        for record in (*system, *batch):
+            entry, line = self._lines.chained(self._head, stamp, record.fields())
+            self._head = Head(self._segment, entry["seq"], entry["hash"])
+            entries.append(entry)
+            lines.append(line)
+        data = b"".join(lines)
+        assert self._fd is not None
+        try:
+            if os.write(self._fd, data) != len(data):
+                raise OSError(f"short write to {self._segment}")
+        except OSError:
+            self._forget()  # the next append re-reads the head (and moves a torn tail)
+            raise
+        self._size += len(data)
+        self._dirty = True
+        anchor_due = self._last_anchor is None or when - self._last_anchor >= self._anchor_every
+        if anchor_due:
+            anchors.record(
+                self.data_dir, self._key, self._head.segment, self._head.seq,
+                self._head.hash, "anchor", "hourly", when,
+            )  # fmt: skip
+            self._last_anchor = when
         return entries[len(system) :]
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        """The writers' lock (every process's, see :func:`segments.append_lock`), on a
-        descriptor kept open between batches."""
+    def _lock(self) -> int:
+        """Take the writers' lock (every process's, see :func:`segments.append_lock`) on
+        a descriptor kept open between batches; returns it (the caller unlocks it)."""
         path = self._lock_path
         fd = self._lock_fd
         if fd is not None:
-            try:
-                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            try:  # the open file's inode is its own for good: kept, not fstat'ed each time
+                same = os.stat(path).st_ino == self._lock_ino
             except FileNotFoundError:
                 same = False
             if not same:  # replaced or removed: a lock on it would exclude no one
@@ -134,22 +143,23 @@ class AccessLogWriter:
             fd = self._lock_fd = os.open(
                 private_dir(self.folder) / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600
             )
+            self._lock_ino = os.fstat(fd).st_ino
         fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        return fd
 
     def _prepare(self, when: dt.datetime) -> list[str]:
         """Make the open segment the one to write, its head known; seal a past month's
         segment; move a torn tail out. Returns what was recovered (to be logged)."""
         if self._fd is not None:
-            st = os.fstat(self._fd)
+            # One stat of the segment's name: the file there is the open one (the open
+            # file's device and inode are its own for good, kept from its opening), and
+            # its size is what this writer left (no other process appended since).
             try:
-                same_file = os.stat(self._segment_path).st_ino == st.st_ino
+                st = os.stat(self._segment_path)
+                unchanged = (st.st_ino, st.st_dev, st.st_size) == (*self._segment_id, self._size)
             except FileNotFoundError:
-                same_file = False
-            if st.st_size == self._size and same_file and not self._month_turned(when):
+                unchanged = False
+            if unchanged and not self._month_turned(when):
                 return []
             self._forget()
         paths = segment_paths(self.data_dir)
@@ -176,7 +186,8 @@ class AccessLogWriter:
             self._fd = os.open(
                 self.folder / self._segment, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600
             )
-        self._size = os.fstat(self._fd).st_size
+        st = os.fstat(self._fd)
+        self._size, self._segment_id = st.st_size, (st.st_ino, st.st_dev)
         self._head = head_of(segment_paths(self.data_dir))
         return notes
 
@@ -253,23 +264,27 @@ class LineMaker:
     """A chained record's entry and line: the line is ``canonical(entry)``, the ``hash``
     the HMAC over ``canonical(body)`` (the entry without it), as verification checks.
 
-    Both JSON texts come from one pass over the fields in sorted order (``hash``
-    spliced into its place in the line) instead of two ``json.dumps`` of two
+    Both JSON texts are filled in from two templates made once per set of field names
+    (the names in sorted order, escaped, ``hash``'s place in the line fixed), each value
+    escaped once by the C function ``json`` uses, instead of two ``json.dumps`` of two
     dictionaries; the key's HMAC state is computed once and copied per record."""
 
     def __init__(self, key: bytes) -> None:
         self._keyed = hmac.new(key, digestmod=hashlib.sha256)
         self._names: tuple[str, ...] = ()
+        self._order: tuple[str, ...] = ()
         self._split = 0
+        self._signed = self._line = ""
 
     def _layout(self, names: tuple[str, ...]) -> None:
         ordered = sorted(names)  # canonical JSON sorts the keys
         self._names = names
         self._order = tuple(ordered)
         self._split = sum(1 for n in ordered if n < "hash")  # where "hash" goes in the entry
-        self._prefix = tuple(
-            ("{" if i == 0 else ",") + _escape(n) + ":" for i, n in enumerate(ordered)
-        )
+        slots = [_escape(n).replace("%", "%%") + ":%s" for n in ordered]
+        self._signed = "{" + ",".join(slots) + "}"
+        slots.insert(self._split, '"hash":"%s"')
+        self._line = "{" + ",".join(slots) + "}\n"
 
     def chained(
         self, head: Head, time: str, fields: dict[str, Any]
@@ -281,17 +296,18 @@ class LineMaker:
             if "hash" in body:
                 raise ValueError("a record's fields must not include hash")
             self._layout(names)
-        values = [p + _json_value(body[n]) for p, n in zip(self._prefix, self._order, strict=True)]
+        values = tuple(
+            [
+                _escape(v) if type(v) is str else _json_value(v)
+                for v in map(body.__getitem__, self._order)
+            ]
+        )
         signed = self._keyed.copy()
-        signed.update(("".join(values) + "}").encode())
+        signed.update((self._signed % values).encode())
         digest = signed.hexdigest()
         split = self._split
-        if split:
-            line = "".join(values[:split]) + ',"hash":"' + digest + '"' + "".join(values[split:])
-        else:  # "hash" sorts first: it takes the opening brace
-            line = '{"hash":"' + digest + '",' + "".join(values)[1:]
         body["hash"] = digest
-        return body, (line + "}\n").encode()
+        return body, (self._line % (*values[:split], digest, *values[split:])).encode()
 
 
 def append_files(

@@ -27,7 +27,7 @@ from starlette.types import Receive, Scope, Send
 
 from hotlist import policy
 from hotlist.config import ConfigError, Settings
-from hotlist.serve import lookups
+from hotlist.serve import heap, lookups
 from hotlist.serve.deps import Problem, Services
 from hotlist.serve.gate import PROBLEM, AccessGate, problem_body, validation_detail
 from hotlist.serve.protocol import BoundedHeadProtocol
@@ -87,7 +87,15 @@ def create_app(settings: Settings) -> FastAPI:
             lambda: announce(services.versions),
         )  # fmt: skip
         services.replica = replica
+        # A server process of its own: what is alive once started stays (see heap); a
+        # server in a thread of another program (the demo, tests) leaves its heap be.
+        settle = bool(getattr(app.state, "settle_heap", False))
+        if settle:
+            services.versions.settle_heap = True
+            heap.settle(full=True)
         yield
+        if settle:
+            heap.release()
         if replica is not None:
             replica.stop()
         if services.log_batches is not None:  # its connection belongs to this loop
@@ -182,6 +190,7 @@ def serve(
     config = uvicorn_config(settings, host, port, tls, log_level="info")
     assert isinstance(config.app, FastAPI)
     config.app.state.replica_name = name or default_name(port)
+    config.app.state.settle_heap = True  # the process is the server's alone
     uvicorn.Server(config).run()
 
 

@@ -49,6 +49,10 @@ MAX_BATCH_READS = 1000
 MAX_BATCH_BODY_BYTES = 128 * MAX_BATCH_READS
 #: Longest accepted value per header; longer ones are refused, not truncated.
 MAX_HEADER_CHARS = {b"x-user": 128, b"x-purpose": 64, b"authorization": 256}
+MAX_USER = MAX_HEADER_CHARS[b"x-user"]
+MAX_PURPOSE = MAX_HEADER_CHARS[b"x-purpose"]
+MAX_AUTHORIZATION = MAX_HEADER_CHARS[b"authorization"]
+_NONE = [""]  # a header not sent (never changed)
 #: Headers that must not repeat: which copy counts would be the client's choice.
 SINGLE_HEADERS = (b"authorization", b"x-user", b"x-purpose")
 #: Public pages: the usage and privacy policy (SB 34 wants it public) and the API schema.
@@ -81,7 +85,7 @@ def problem_body(status: int, title: str, detail: str) -> bytes:
     ).encode()
 
 
-def _text(value: bytes) -> str:
+def _text(value: bytes | bytearray) -> str:
     # UTF-8 first: a purpose sent as UTF-8 full-width letters must reach NFKC as those
     # letters, not as the Latin-1 mojibake of their bytes.
     try:
@@ -103,10 +107,18 @@ def header_values(scope: Scope) -> dict[bytes, list[str]]:
     """The values of the headers the gate reads (:data:`READ_HEADERS`), by name; the
     others are left undecoded."""
     values: dict[bytes, list[str]] = {}
+    read = READ_HEADERS.get
     for name, value in scope["headers"]:
-        key = READ_HEADERS.get(bytes(name).lower())
-        if key is not None:
-            values.setdefault(key, []).append(_text(bytes(value)))
+        # Servers hand names over in lower case (uvicorn does): looked up as they come,
+        # lowered only when not found and not lower case already.
+        key = read(name) if type(name) is bytes else None
+        if key is None:
+            if type(name) is bytes and name.islower():
+                continue
+            key = read(bytes(name).lower())
+            if key is None:
+                continue
+        values.setdefault(key, []).append(_text(value))
     return values
 
 
@@ -157,6 +169,7 @@ class AccessGate:
         self.services = services
         self.direct = direct
         self.direct_paths = frozenset(direct_paths)
+        self.purposes = tuple(services.settings.access.purposes)  # the policy's, as set
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -236,6 +249,36 @@ class AccessGate:
         public: bool,
     ) -> Problem | None:
         """Fill in who asks, from the headers alone; the refusal, if any."""
+        users = values.get(b"x-user", _NONE)
+        purposes = values.get(b"x-purpose", _NONE)
+        keys = values.get(b"authorization", _NONE)
+        if public or len(users) != 1 or len(purposes) != 1 or len(keys) != 1:
+            return self._admit_checked(values, length, limit, access, public)
+        user, purpose, authorization = users[0], purposes[0], keys[0]
+        if (
+            len(user) > MAX_USER
+            or len(purpose) > MAX_PURPOSE
+            or len(authorization) > MAX_AUTHORIZATION
+        ):
+            return self._admit_checked(values, length, limit, access, public)
+        # Each header at most once and within bounds: what _admit_checked would find
+        # the same, taken straight (every request but a refused few comes here).
+        if user := user.strip():
+            access.user = user
+        if purpose := purpose.strip():
+            access.purpose = purpose
+        return self._admit_caller(authorization, user, purpose, length, limit, access)
+
+    def _admit_checked(
+        self,
+        values: dict[bytes, list[str]],
+        length: int | None,
+        limit: int,
+        access: Access,
+        public: bool,
+    ) -> Problem | None:
+        """:meth:`_admit` for a request with a header repeated or too long, or to a
+        public page: each rule in its order, and what it finds said."""
         for name in SINGLE_HEADERS:
             given = values.get(name, [])
             if len(given) > 1:
@@ -255,19 +298,33 @@ class AccessGate:
         if public:
             return _too_large(length, MAX_BODY_BYTES)
         _describe(access, values)
+        [authorization] = values.get(b"authorization", _NONE)
+        [user] = values.get(b"x-user", _NONE)
+        [purpose] = values.get(b"x-purpose", _NONE)
+        return self._admit_caller(
+            authorization, user.strip(), purpose.strip(), length, limit, access
+        )
+
+    def _admit_caller(
+        self,
+        authorization: str,
+        user: str,
+        purpose: str,
+        length: int | None,
+        limit: int,
+        access: Access,
+    ) -> Problem | None:
+        """The rules from the replica's standing on (``user`` and ``purpose`` stripped,
+        ``access`` described)."""
         displaced = self.services.displaced()
         if displaced is not None:
             return Problem(503, "Service Unavailable", displaced)
         if _immigration(access.purpose):
             return Problem(403, "Forbidden", SB54_REFUSAL)
-        [authorization] = values.get(b"authorization", [""])
         scheme, _, key = authorization.partition(" ")
+        key = key.strip()
         try:
-            consumer = (
-                self.services.keys.get(key.strip())
-                if scheme.lower() == "bearer" and key.strip()
-                else None
-            )
+            consumer = self.services.keys.get(key) if key and scheme.lower() == "bearer" else None
         except KeysUnavailable as exc:  # fail closed: a revoked key may not be known yet
             return Problem(503, "Service Unavailable", str(exc))
         if consumer is None:
@@ -277,13 +334,11 @@ class AccessGate:
         access.organization = consumer.agency_ori
         if consumer.revoked_at:
             return Problem(401, "Unauthorized", "this API key was revoked")
-        [user] = values.get(b"x-user", [""])
-        [purpose] = values.get(b"x-purpose", [""])
         refused = _decided(
             user,
             consumer.agency_ori,
             purpose,
-            tuple(self.services.settings.access.purposes),
+            self.purposes,
             consumer.agency_kind.may_receive,
             consumer.agency_kind.value,
         )
@@ -291,7 +346,7 @@ class AccessGate:
             return Problem(refused.status, refused.title, refused.reason)
         too_large = _too_large(length, limit)
         if too_large is None:
-            access.caller = Caller(consumer, user.strip(), purpose.strip(), key.strip())
+            access.caller = Caller(consumer, user, purpose, key)
         return too_large
 
 

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Message, Receive, Send
 
 from hotlist import normalize as norm
-from hotlist.lookup import BadQuery, plate_query, state_query
+from hotlist.lookup import MAX_PLATE, BadQuery, plate_query, state_query
 from hotlist.serve import versions
 from hotlist.serve.deps import Access, Problem, Services
 from hotlist.serve.gate import (
@@ -104,7 +104,7 @@ async def lookup(served: Services, this: Access, body: LookupRequest) -> dict[st
         + (f" state {body.state}" if body.state else "")
         + (" fuzzy" if body.fuzzy else "")
     )
-    plate, state = _query(body.plate, body.state, "body")
+    plate, state = read_query(body.plate, body.state, "body")
     version = await loaded(served)
     hits = version.index.hits(plate, state)
     candidates = _candidates(version, plate, state) if body.fuzzy and plate else []
@@ -119,7 +119,7 @@ async def lookup(served: Services, this: Access, body: LookupRequest) -> dict[st
 
 async def batch(served: Services, this: Access, body: BatchRequest) -> dict[str, Any]:
     """Each read's hits, in the reads' order; each read noted for its own access record."""
-    queries = [_query(r.plate, r.state, f"body.reads.{i}") for i, r in enumerate(body.reads)]
+    queries = [read_query(r.plate, r.state, f"body.reads.{i}") for i, r in enumerate(body.reads)]
     version = await loaded(served)
     index = version.index
     results, reads = [], []
@@ -134,15 +134,22 @@ async def batch(served: Services, this: Access, body: BatchRequest) -> dict[str,
     return {"version": version.version, "results": results}
 
 
-def _query(plate: str, state: str | None, where: str) -> tuple[str, str | None]:
+def read_query(plate: str, state: str | None, where: str) -> tuple[str, str | None]:
     """A read as the lists hold it, the same rule as ``hotlist lookup``'s (NFKC first, so a
     full-width plate matches; a state must be a known code), or a 422 naming the field
     and why (never its value: it may be a plate)."""
+    if not state and len(plate) <= MAX_PLATE and _as_listed(plate):
+        return plate, None  # what plate_query returns for it (NFKC, upper, A-Z 0-9 kept)
     try:
         return plate_query(plate), state_query(state) if state else None
     except BadQuery as exc:
         field = "plate" if str(exc).startswith(("the plate", "a plate")) else "state"
         raise Problem(422, "Invalid request", f"{where}.{field}: {exc}") from None
+
+
+def _as_listed(plate: str) -> bool:
+    """Is ``plate`` already as the lists hold one (ASCII capitals and digits only)?"""
+    return plate.isascii() and plate.isalnum() and (plate.isupper() or plate.isdigit())
 
 
 def _candidates(loaded: Loaded, plate: str, state: str | None) -> list[dict[str, Any]]:
@@ -177,10 +184,22 @@ def encode(answer: dict[str, Any]) -> bytes:
     memo = _freshness_json
     if memo[0] is not fresh:
         memo = _freshness_json = (fresh, _ENCODER.encode(fresh))
+    if tuple(answer) == _LOOKUP_KEYS and type(answer["version"]) is int:
+        # A lookup's answer, field by field; a miss (most reads) encodes no list at all.
+        hits, candidates = answer["hits"], answer["candidates"]
+        return (
+            f'{{"version":{int.__repr__(answer["version"])}'
+            f',"hits":{_ENCODER.encode(hits) if hits else "[]"}'
+            f',"candidates":{_ENCODER.encode(candidates) if candidates else "[]"}'
+            f',"freshness":{memo[1]}}}'
+        ).encode()
     rest = _ENCODER.encode({k: v for k, v in answer.items() if k != "freshness"})
     return (
         rest[:-1] + (',"freshness":' if len(rest) > 2 else '"freshness":') + memo[1] + "}"
     ).encode()
+
+
+_LOOKUP_KEYS = ("version", "hits", "candidates", "freshness")
 
 
 Answer = Callable[[Services, Access, Any], Awaitable[dict[str, Any]]]

@@ -54,9 +54,15 @@ class AckResponse(BaseModel):
 
 
 async def _current(served: Services, wait: bool) -> Loaded:
+    """The version to answer from; loaded on a worker thread only when a load is due (a
+    pull of the newest version already loaded stays on the event loop: a stat, where a
+    hop to a thread and back would make the loop wait for that thread's turn)."""
     try:
         if not wait and served.versions.loaded_now() is not None:
             return served.versions.current(wait=False)
+        newest = served.versions.newest_loaded()
+        if newest is not None:
+            return newest
         return await run_in_threadpool(served.versions.current, True)
     except NoVersion:
         raise Problem(503, "No hotlist yet", "no hotlist version has been published yet") from None

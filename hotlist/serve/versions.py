@@ -1,12 +1,15 @@
 """Published hotlist versions held in memory by the API, and what is computed from them.
 
-A server never answers from a version the purge erased: each request stats
-``CURRENT.json`` of the published directory (re-reading it only when its inode, mtime or
-size changed), and a lookup that would answer from an older loaded version first stats
-that version's Parquet file. Once the purge has erased it, the request waits for the
-current version instead. The check uses only the shared files, so it holds for every
-replica that serves the same ``published_dir``; with PostgreSQL, replicas also load a
-new version the moment the purge announces it (:mod:`hotlist.serve.replicas`).
+A server never answers from a version the purge erased: ``CURRENT.json`` of the
+published directory is stat'ed (and re-read only when its inode, mtime or size changed)
+by every pull, and by lookups at most :data:`RECHECK_S` after the last look, and a
+lookup that would answer from an older loaded version first stats that version's
+Parquet file. Once the purge has erased it, the request waits for the current version
+instead. The purge reports success no sooner than twice :data:`RECHECK_S` after it
+erased a version (:mod:`hotlist.purge`), so by then every server has looked again. The
+check uses only the shared files, so it holds for every replica that serves the same
+``published_dir``; with PostgreSQL, replicas also load a new version the moment the
+purge announces it (:mod:`hotlist.serve.replicas`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,14 @@ import polars as pl
 from hotlist import csvsafe
 from hotlist import normalize as norm
 from hotlist.publish import read_current
+from hotlist.serve import heap
 from hotlist.serve.matching import PlateIndex
+
+#: Seconds a lookup may answer from what the last look at ``CURRENT.json`` found: a
+#: stat per lookup was a sixth of a lookup's system calls, and thousands of lookups a
+#: second need not each look again. The purge waits twice this after it erases a version
+#: before it reports success.
+RECHECK_S = 0.1
 
 #: Per-version memo sizes: consumers at the same version ask for the same few deltas.
 MEMO_ENTRIES = 32
@@ -88,6 +98,9 @@ class HotlistCache:
         self._loaded: Loaded | None = None
         self._lock = threading.Lock()
         self._loading: int | None = None
+        self._recheck_at = 0.0  # monotonic time after which a lookup looks again
+        #: Freeze each loaded version out of full collections (a server process's).
+        self.settle_heap = False
 
     def manifest(self, fresh: bool = False) -> dict[str, Any]:
         """The manifest CURRENT.json names; the file is read only when its stat changed.
@@ -119,8 +132,21 @@ class HotlistCache:
         self._seen = (stamp, manifest)
         return manifest
 
-    def current(self, wait: bool = True) -> Loaded:
+    def _recent_manifest(self) -> dict[str, Any]:
+        """The manifest as a look at most :data:`RECHECK_S` ago found it (a lookup's)."""
+        now = time.monotonic()
+        seen = self._seen
+        if seen is not None and now < self._recheck_at:
+            return seen[1]
         manifest = self.manifest()
+        self._recheck_at = now + RECHECK_S
+        return manifest
+
+    def current(self, wait: bool = True) -> Loaded:
+        """The version to answer from: for a pull (``wait``), the newest published; for a
+        lookup, the one a look at ``CURRENT.json`` at most :data:`RECHECK_S` ago found
+        newest, or the loaded one while that one is on disk and the next loads."""
+        manifest = self.manifest() if wait else self._recent_manifest()
         loaded = self._loaded
         if loaded is not None and loaded.version >= manifest["version"]:
             return loaded
@@ -128,6 +154,14 @@ class HotlistCache:
             self._load_in_background(manifest)
             return loaded
         return self._load(manifest)
+
+    def newest_loaded(self) -> Loaded | None:
+        """The loaded version if it is the newest published (what ``current()`` would
+        return without loading anything), else None; a stat of ``CURRENT.json``."""
+        loaded = self._loaded
+        if loaded is None or loaded.version < self.manifest()["version"]:
+            return None
+        return loaded
 
     def loaded_now(self) -> Loaded | None:
         return self._loaded
@@ -159,6 +193,8 @@ class HotlistCache:
             self._loaded = Loaded(
                 manifest["version"], manifest, directory, frame, ocr, PlateIndex(frame)
             )
+            if self.settle_heap:  # the version stays: full collections need not scan it
+                heap.settle()
             return self._loaded
 
 
