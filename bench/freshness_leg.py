@@ -81,28 +81,33 @@ def _days(root: Path, ncic_rows: int) -> tuple[Path, Path, frozenset[str]]:
 FEED_FILES = {"svs": "svs.tbl", "sfr": "sfr.tbl", "slr": "slr.tbl", "ncic": "VEHEXTRT.txt"}
 
 
-def _applied(data_dir: Path, day: Path, refused: frozenset[str]) -> bool:
-    """Every file of ``day`` (but the ones expected to be refused) is the one applied last."""
+def _hashes(day: Path, refused: frozenset[str]) -> dict[str, str]:
+    """Each feed's file of ``day`` (but the ones expected to be refused): its sha256."""
+    return {
+        feed: hashlib.sha256((day / name).read_bytes()).hexdigest()
+        for feed, name in FEED_FILES.items()
+        if name not in refused
+    }
+
+
+def _applied(data_dir: Path, hashes: dict[str, str]) -> bool:
+    """Every file of the day is the one applied last."""
     feeds = read_state(data_dir).get("feeds", {})
-    for feed, name in FEED_FILES.items():
-        if name in refused:
-            continue
-        sha = hashlib.sha256((day / name).read_bytes()).hexdigest()
-        last = (feeds.get(feed) or {}).get("last_good_file") or {}
-        if last.get("sha256") != sha:
-            return False
-    return True
+    return all(
+        ((feeds.get(feed) or {}).get("last_good_file") or {}).get("sha256") == sha
+        for feed, sha in hashes.items()
+    )
 
 
 def _settled(
-    data_dir: Path,
-    copies: dict[str, list[tuple[float, int]]],
-    day: Path,
-    refused: frozenset[str],
+    data_dir: Path, copies: dict[str, list[tuple[float, int]]], hashes: dict[str, str]
 ) -> int:
-    """The published version once ``day`` is applied and every copy holds that version."""
+    """The published version once the day's files (``hashes``) are applied and every copy
+    holds that version. The files are hashed before the drop, once: hashing the 2M-line
+    extract at every look (20 a second) took most of a core from the ingest, the server
+    and the followers."""
     while True:
-        if _applied(data_dir, day, refused):
+        if _applied(data_dir, hashes):
             version = int(read_state(data_dir).get("hotlist_version", 0))
             if all(p and p[-1][1] == version for p in copies.values()):
                 return version
@@ -210,10 +215,11 @@ def one_run(root: Path, days: tuple[Path, Path, frozenset[str]], followers: int)
             thread = threading.Thread(target=follower.run, daemon=True)
             thread.start()
             running.append((follower, thread))
-        _settled(data_dir, pulls, days[0], frozenset())
+        _settled(data_dir, pulls, _hashes(days[0], frozenset()))
+        day2 = _hashes(days[1], days[2])
         dropped, cpu_at_drop = time.monotonic(), _cpu(procs)
         _stage(days[1], drop)
-        final = _settled(data_dir, pulls, days[1], days[2])
+        final = _settled(data_dir, pulls, day2)
         cpu_used = {k: v - cpu_at_drop[k] for k, v in _cpu(procs).items()}
         applied = [min(t for t, v in seen if v >= final) - dropped for seen in pulls.values()]
         apply_s = [next(a for v, a in took if v >= final) for took in applies.values()]
