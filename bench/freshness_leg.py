@@ -67,7 +67,10 @@ def _days(root: Path, ncic_rows: int) -> tuple[Path, Path, frozenset[str]]:
     if ncic_rows:
         from hotlist.samples import write_bench_dataset
 
-        found = write_bench_dataset(root / "upstream", ncic_rows=ncic_rows)
+        kept = OUT / f"dataset-{ncic_rows}"  # generated once, kept for the next runs
+        if all((kept / day / name).exists() for day in ("day1", "day2") for name in FILES):
+            return kept / "day1", kept / "day2", frozenset()
+        found = write_bench_dataset(kept, ncic_rows=ncic_rows)
         return found.day1, found.day2, frozenset()
     from hotlist.samples import write_demo_days
 
@@ -78,28 +81,33 @@ def _days(root: Path, ncic_rows: int) -> tuple[Path, Path, frozenset[str]]:
 FEED_FILES = {"svs": "svs.tbl", "sfr": "sfr.tbl", "slr": "slr.tbl", "ncic": "VEHEXTRT.txt"}
 
 
-def _applied(data_dir: Path, day: Path, refused: frozenset[str]) -> bool:
-    """Every file of ``day`` (but the ones expected to be refused) is the one applied last."""
+def _hashes(day: Path, refused: frozenset[str]) -> dict[str, str]:
+    """Each feed's file of ``day`` (but the ones expected to be refused): its sha256."""
+    return {
+        feed: hashlib.sha256((day / name).read_bytes()).hexdigest()
+        for feed, name in FEED_FILES.items()
+        if name not in refused
+    }
+
+
+def _applied(data_dir: Path, hashes: dict[str, str]) -> bool:
+    """Every file of the day is the one applied last."""
     feeds = read_state(data_dir).get("feeds", {})
-    for feed, name in FEED_FILES.items():
-        if name in refused:
-            continue
-        sha = hashlib.sha256((day / name).read_bytes()).hexdigest()
-        last = (feeds.get(feed) or {}).get("last_good_file") or {}
-        if last.get("sha256") != sha:
-            return False
-    return True
+    return all(
+        ((feeds.get(feed) or {}).get("last_good_file") or {}).get("sha256") == sha
+        for feed, sha in hashes.items()
+    )
 
 
 def _settled(
-    data_dir: Path,
-    copies: dict[str, list[tuple[float, int]]],
-    day: Path,
-    refused: frozenset[str],
+    data_dir: Path, copies: dict[str, list[tuple[float, int]]], hashes: dict[str, str]
 ) -> int:
-    """The published version once ``day`` is applied and every copy holds that version."""
+    """The published version once the day's files (``hashes``) are applied and every copy
+    holds that version. The files are hashed before the drop, once: hashing the 2M-line
+    extract at every look (20 a second) took most of a core from the ingest, the server
+    and the followers."""
     while True:
-        if _applied(data_dir, day, refused):
+        if _applied(data_dir, hashes):
             version = int(read_state(data_dir).get("hotlist_version", 0))
             if all(p and p[-1][1] == version for p in copies.values()):
                 return version
@@ -140,6 +148,22 @@ class Run:
     arrived: list[float]
     applied: list[float]
     apply_s: list[float]
+    cpu_s: dict[str, float]  # CPU seconds from the drop to the last copy: who used the cores
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu(procs: list[subprocess.Popen[bytes]]) -> dict[str, float]:
+    """CPU seconds so far: this process (the followers' threads), the server, the watcher."""
+    return {
+        "followers": _cpu_s(os.getpid()),
+        "serve": _cpu_s(procs[0].pid),
+        "watch": _cpu_s(procs[1].pid),
+    }
 
 
 def one_run(root: Path, days: tuple[Path, Path, frozenset[str]], followers: int) -> Run:
@@ -191,10 +215,12 @@ def one_run(root: Path, days: tuple[Path, Path, frozenset[str]], followers: int)
             thread = threading.Thread(target=follower.run, daemon=True)
             thread.start()
             running.append((follower, thread))
-        _settled(data_dir, pulls, days[0], frozenset())
-        dropped = time.monotonic()
+        _settled(data_dir, pulls, _hashes(days[0], frozenset()))
+        day2 = _hashes(days[1], days[2])
+        dropped, cpu_at_drop = time.monotonic(), _cpu(procs)
         _stage(days[1], drop)
-        final = _settled(data_dir, pulls, days[1], days[2])
+        final = _settled(data_dir, pulls, day2)
+        cpu_used = {k: v - cpu_at_drop[k] for k, v in _cpu(procs).items()}
         applied = [min(t for t, v in seen if v >= final) - dropped for seen in pulls.values()]
         apply_s = [next(a for v, a in took if v >= final) for took in applies.values()]
         return Run(
@@ -202,6 +228,7 @@ def one_run(root: Path, days: tuple[Path, Path, frozenset[str]], followers: int)
             arrived=[done - own for done, own in zip(applied, apply_s, strict=True)],
             applied=applied,
             apply_s=apply_s,
+            cpu_s=cpu_used,
         )
     finally:
         published.stop()
@@ -234,7 +261,7 @@ def main() -> None:
         latencies: list[float] = []
         arrivals: list[float] = []
         apply_s: list[float] = []
-        per_run: list[dict[str, float]] = []
+        per_run: list[dict[str, Any]] = []
         for n in range(args.runs):
             run = one_run(Path(tmp) / f"run-{n}", days, args.followers)
             latencies += run.applied
@@ -246,13 +273,15 @@ def main() -> None:
                     "arrived_p50": statistics.median(run.arrived),
                     "p50": statistics.median(run.applied),
                     "max": max(run.applied),
+                    "cpu_s": run.cpu_s,
                 }
             )
             print(
                 f"run {n + 1}: published {run.published:.2f} s; copies in place p50"
                 f" {statistics.median(run.applied):.2f} s, max {max(run.applied):.2f} s"
                 f" (answers arrived p50 {statistics.median(run.arrived):.2f} s; one apply"
-                f" p50 {statistics.median(run.apply_s):.2f} s)"
+                f" p50 {statistics.median(run.apply_s):.2f} s); CPU s from the drop: "
+                + ", ".join(f"{k} {v:.1f}" for k, v in run.cpu_s.items())
             )
     with open("/proc/loadavg") as fh:
         load = fh.read().split()[:3]

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import httpx
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from hotlist.serve.client import Copy, _apply
@@ -66,3 +68,76 @@ def test_a_body_that_is_not_a_whole_parquet_file_leaves_the_copy_as_it_was(
     assert copy.path.read_bytes() == body
     assert copy.version == 1
     assert [p.name for p in copy.path.parent.iterdir()] == sorted(["hotlist.parquet", "state.json"])
+
+
+def _server_file(frame: pl.DataFrame, row_group_rows: int = 1_000) -> bytes:
+    """A full version as the server writes it (pyarrow, dictionary pages, zstd)."""
+    buffer = io.BytesIO()
+    pq.write_table(frame.to_arrow(), buffer, compression="zstd", row_group_size=row_group_rows)
+    return buffer.getvalue()
+
+
+def _fleet(rows: int) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "entry_id": list(range(rows)),
+            "plate": [f"P{i:07d}X" for i in range(rows)],
+            "state": ["CA", "NV", "OR"] * (rows // 3) + ["CA"] * (rows % 3),
+        },
+        schema={"entry_id": pl.Int64, "plate": pl.String, "state": pl.String},
+    )
+
+
+def _delta(removed: list[int], upserted: pl.DataFrame) -> bytes:
+    rows = pl.concat(
+        [
+            upserted.with_columns(pl.lit("upsert").alias("op")),
+            pl.DataFrame({"entry_id": removed}).with_columns(pl.lit("remove").alias("op")),
+        ],
+        how="diagonal_relaxed",
+    )
+    return _parquet(rows)
+
+
+def test_a_removed_record_leaves_no_byte_in_the_copys_directory(tmp_path: Path) -> None:
+    copy = Copy(tmp_path / "copy")
+    _apply(copy, _answer(_server_file(_fleet(3_000)), 1, full=True))
+    _apply(copy, _answer(_delta([17, 2_999], _fleet(0)), 2, full=False))
+    files = b"".join(p.read_bytes() for p in copy.path.parent.iterdir())
+    assert b"P0000017X" not in files and b"P0002999X" not in files
+    assert b"P0000018X" in files  # the pages are stored as written: the check can see a plate
+    assert pl.read_parquet(copy.path).height == 2_998
+
+
+def test_a_delta_keeps_the_rows_order_and_puts_the_upserts_after_them(tmp_path: Path) -> None:
+    copy = Copy(tmp_path / "copy")
+    _apply(copy, _answer(_server_file(_fleet(3_000)), 1, full=True))
+    changed = pl.DataFrame({"entry_id": [5, 9_000], "plate": ["Q5", "Q9000"], "state": ["AZ"] * 2})
+    _apply(copy, _answer(_delta([0], changed), 2, full=False))
+    ids = pl.read_parquet(copy.path)["entry_id"].to_list()
+    assert ids == [i for i in range(1, 3_000) if i != 5] + [5, 9_000]
+
+
+def test_readers_of_a_delta_applied_copy_see_strings_as_in_the_servers_file(
+    tmp_path: Path,
+) -> None:
+    copy = Copy(tmp_path / "copy")
+    _apply(copy, _answer(_server_file(_fleet(3_000)), 1, full=True))
+    for version in (2, 3):  # the second delta reads a copy the first one wrote
+        _apply(copy, _answer(_delta([version], _fleet(0)), version, full=False))
+    assert pl.read_parquet(copy.path).schema == _fleet(0).schema
+    assert pq.read_table(copy.path).schema.field("state").type == pa.string()
+    group = pq.ParquetFile(copy.path).metadata.row_group(0)
+    state = group.column(2)  # few values: kept with a dictionary, as the server stored it
+    assert (state.path_in_schema, state.has_dictionary_page) == ("state", True)
+    assert {group.column(i).compression for i in range(3)} == {"UNCOMPRESSED"}
+
+
+def test_deltas_do_not_leave_the_copy_in_slivers_of_row_groups(tmp_path: Path) -> None:
+    copy = Copy(tmp_path / "copy")
+    _apply(copy, _answer(_server_file(_fleet(3_000), row_group_rows=500), 1, full=True))
+    for version in range(2, 12):
+        one_more = pl.DataFrame({"entry_id": [10_000 + version], "plate": ["N"], "state": ["CA"]})
+        _apply(copy, _answer(_delta([version], one_more), version, full=False))
+    meta = pq.ParquetFile(copy.path).metadata
+    assert (meta.num_rows, meta.num_row_groups) == (3_000, 1)

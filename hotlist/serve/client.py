@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import fcntl
 import io
+import itertools
 import json
 import logging
 import os
@@ -38,6 +39,8 @@ from typing import Any, BinaryIO
 
 import httpx
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from hotlist.config import ConfigError
@@ -158,14 +161,97 @@ class Copy:
         write_private(self.state_file, json.dumps(self.state))
 
 
+#: Rows a row group of the copy holds at most after a delta; row groups that shrank
+#: below it are merged (with the upserts) so that deltas do not leave slivers.
+ROW_GROUP_ROWS = 122_880
+
+
+def _dictionary_columns(source: pq.ParquetFile) -> list[str]:
+    """The string columns the copy keeps dictionary-encoded: the ones its first row
+    group stores with a dictionary page (low-cardinality: feed, state, make ...)."""
+    meta = source.metadata
+    if meta.num_row_groups == 0:
+        return []
+    group = meta.row_group(0)
+    strings = {f.name for f in source.schema_arrow if _is_text(f.type)}
+    return [
+        group.column(i).path_in_schema
+        for i in range(group.num_columns)
+        if group.column(i).has_dictionary_page and group.column(i).path_in_schema in strings
+    ]
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return bool(
+        pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
+    )
+
+
+def _write_delta(fh: BinaryIO, current: Path, touched: pa.Array, fresh: pl.DataFrame) -> None:
+    """The copy without the ``touched`` entries, then ``fresh``, written to ``fh`` one row
+    group at a time. Low-cardinality string columns stay dictionary-encoded from the
+    page read to the page written (never decoded into strings), pages are uncompressed
+    and carry no statistics: each of these cut the CPU of an apply, which is what fifty
+    followers on one host queue for (docs/freshness.md, 2026-12-02)."""
+    dictionary = _dictionary_columns(pq.ParquetFile(current))
+    source = pq.ParquetFile(current, read_dictionary=dictionary)
+    schema = source.schema_arrow
+    upserts = fresh.to_arrow().select(schema.names).cast(schema)
+    options: dict[str, Any] = {
+        "compression": "none",
+        "write_statistics": False,
+        "use_dictionary": dictionary or False,
+        "store_schema": False,  # readers see strings, as in the server's file, not categories
+    }
+    with pq.ParquetWriter(fh, schema, **options) as writer:
+        pending: list[pa.Table] = []
+        rows = 0
+        kept = (
+            _without(source.read_row_group(i, use_threads=False), touched)
+            for i in range(source.num_row_groups)
+        )
+        for group in itertools.chain(kept, [upserts]):
+            if pending and rows + group.num_rows > ROW_GROUP_ROWS:
+                _write_group(writer, pending)
+                pending, rows = [], 0
+            pending.append(group)
+            rows += group.num_rows
+        _write_group(writer, pending)
+
+
+def _without(group: pa.Table, touched: pa.Array) -> pa.Table:
+    """The row group without the touched entries, each dictionary left with the values
+    its rows still use: a value only a removed record had must not stay in the new
+    copy's dictionary page (the copy it replaces is scrubbed; this one must be clean)."""
+    kept = group.filter(pc.invert(pc.is_in(group["entry_id"], value_set=touched)))
+    columns = [
+        _compact(column.combine_chunks()) if pa.types.is_dictionary(column.type) else column
+        for column in kept.columns
+    ]
+    return pa.table(columns, schema=kept.schema)
+
+
+def _compact(column: pa.DictionaryArray) -> pa.DictionaryArray:
+    used = pc.unique(column.indices).drop_null()
+    if len(used) == len(column.dictionary):  # every value still used (feed, state ...)
+        return column
+    indices = pc.index_in(column.indices, value_set=used).cast(column.indices.type)
+    return pa.DictionaryArray.from_arrays(indices, column.dictionary.take(used))
+
+
+def _write_group(writer: pq.ParquetWriter, tables: list[pa.Table]) -> None:
+    """One row group (several tables merged share one dictionary per column)."""
+    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables).unify_dictionaries()
+    if table.num_rows:
+        writer.write_table(table, row_group_size=max(table.num_rows, 1))
+
+
 def _apply(copy: Copy, response: httpx.Response) -> PullResult:
     """Apply a full version or a delta to the copy, in bounded memory: a full version is
-    the server's Parquet file, written as it came; a delta streams the copy through a
-    filter into the new file (polars' streaming engine), so a follower holds the delta
-    and a few row groups, not 1.7M rows (fifty followers on one host ran it out of
-    memory otherwise: docs/freshness.md). The copy's rows are in no particular order
-    after a delta: re-sorting cost a follower more than a third of its apply, and a
-    patrol system indexes the copy as it loads it."""
+    the server's Parquet file, written as it came; a delta streams the copy a row group
+    at a time into the new file (:func:`_write_delta`), so a follower holds the delta
+    and one row group, not 1.7M rows (fifty followers on one host ran it out of memory
+    otherwise: docs/freshness.md). The upserts follow the copy's rows."""
     arrived = time.monotonic()
     version = int(response.headers["X-Hotlist-Version"])
     full = response.headers["X-Hotlist-Full"] == "true"
@@ -177,15 +263,9 @@ def _apply(copy: Copy, response: httpx.Response) -> PullResult:
         incoming = pl.read_parquet(io.BytesIO(response.content))
         gone = incoming.filter(pl.col("op") == "remove")["entry_id"]
         fresh = incoming.filter(pl.col("op") == "upsert").drop("op")
-        touched = pl.concat([gone, fresh["entry_id"]]).implode()
-        local = pl.scan_parquet(copy.path)
-        columns = local.collect_schema().names()
-        merged = pl.concat(
-            [local.filter(~pl.col("entry_id").is_in(touched)), fresh.lazy().select(columns)]
-        )
-        # Snappy: the codec every Parquet reader has; zstd took 1.5x its CPU to write a
-        # 2M-line copy (docs/freshness.md), on each delta of each follower.
-        entries = copy.replace(lambda fh: merged.sink_parquet(fh, compression="snappy"), version)
+        touched = pl.concat([gone, fresh["entry_id"]]).to_arrow()
+        current = copy.path
+        entries = copy.replace(lambda fh: _write_delta(fh, current, touched, fresh), version)
         upserts, removals = fresh.height, gone.len()
     applied_s = time.monotonic() - arrived
     return PullResult(version, full, entries, upserts, removals, applied_s)
