@@ -27,7 +27,8 @@ from hotlist.serve.deps import Problem
 from hotlist.serve.gate import MAX_BATCH_BODY_BYTES, MAX_BATCH_READS, MAX_BODY_BYTES
 from hotlist.serve.lookups import encode
 from hotlist.serve.lookups import read_query as query
-from hotlist.serve.matching import PlateIndex
+from hotlist.serve.matching import PlateIndex, _padded_blob, widest
+from hotlist.serve.versions import in_plate_order
 from tests.builders import Drop, ncic_file, ncic_line
 from tests.serving import running_api
 
@@ -231,6 +232,48 @@ def test_the_index_finds_exactly_the_rows_a_filter_finds(listed: list[str], aske
     ).sort("plate", "state")
     expected = [i for i, p in enumerate(frame["plate"].to_list()) if p == asked]
     assert list(PlateIndex(frame).rows(asked)) == expected
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(
+    plates=st.lists(st.none() | st.text(alphabet="AB0Ä", max_size=4), max_size=40),
+    start=st.integers(0, 5),
+)
+def test_the_packed_plates_are_each_plate_padded_to_the_widest(
+    plates: list[str | None], start: int
+) -> None:
+    """The blob built from the column's string data equals the plates padded one by one
+    (a slice of a column, nulls, and text outside ASCII, which takes the loop)."""
+    column = pl.Series("plate", plates, dtype=pl.String).slice(start).fill_null("")
+    width = max(widest(column), 1)
+    one_by_one = b"".join(p.encode().ljust(width, b"\0") for p in column.to_list())
+    assert _padded_blob(column, width) == one_by_one
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.none() | _PLATES, st.none() | st.sampled_from(["CA", "NV"])), max_size=60
+    ),
+    presort=st.booleans(),
+)
+def test_a_version_is_searched_in_plate_then_state_order_sorted_or_not(
+    rows: list[tuple[str | None, str | None]], presort: bool
+) -> None:
+    """What the server loads is in plate, then state order, with the same rows, whether
+    the file came in that order (the publish writes it so: no sort) or not."""
+    frame = pl.DataFrame(
+        {"plate": [r[0] for r in rows], "state": [r[1] for r in rows], "n": range(len(rows))},
+        schema={"plate": pl.String, "state": pl.String, "n": pl.Int64},
+    )
+    if presort:
+        frame = frame.sort("plate", "state")
+    loaded = in_plate_order(frame)
+    keys = ["plate", "state"]
+    assert loaded.select(keys).equals(frame.sort(keys).select(keys))
+    assert sorted(loaded["n"].to_list()) == list(range(len(rows)))
+    if presort:
+        assert loaded is frame
 
 
 @pytest.mark.parametrize("path", ["/v1/lookup", "/v1/lookup/batch"])
