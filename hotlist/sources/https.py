@@ -70,10 +70,8 @@ log = logging.getLogger(__name__)
 #: Downloads of one file (the first and its resumptions) before a drop is reported.
 ATTEMPTS = 4
 RETRY_PAUSE_S = 0.5
-#: The body is read, hashed and written in blocks this large (few calls into Python), in
-#: a ring of buffers: one filled from the connection while the others are hashed and written.
+#: The body is read, hashed and written in blocks this large: few calls into Python.
 READ_BYTES = 1 << 20
-BUFFERS = 2
 
 
 @dataclass(frozen=True)
@@ -219,7 +217,7 @@ class _Session:
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
         with os.fdopen(os.open(part, flags, 0o600), "wb", buffering=0) as out:
             state = Progress(out)
-            buffers = [memoryview(bytearray(READ_BYTES)) for _ in range(BUFFERS)]
+            buffer = memoryview(bytearray(READ_BYTES))
             for attempt in range(1, ATTEMPTS + 1):
                 headers = state.resume_headers()
                 if headers is None:  # from the start: conditional while nothing has arrived
@@ -234,7 +232,7 @@ class _Session:
                         self.port,
                         proxied=self.proxied,
                     ):
-                        done = self._get(target, headers, state, buffers, conditional=conditional)
+                        done = self._get(target, headers, state, buffer, conditional=conditional)
                     if done is None:
                         return None
                     break
@@ -259,7 +257,7 @@ class _Session:
         target: _Target,
         headers: dict[str, str],
         state: Progress,
-        buffers: list[memoryview],
+        buffer: memoryview,
         *,
         conditional: bool,
     ) -> bool | None:
@@ -284,8 +282,8 @@ class _Session:
                 refuse_web_page(
                     target.url,
                     response.headers.get("Content-Type") or "",
-                    first_bytes(response.readinto, buffers[0], state),
+                    first_bytes(response.readinto, buffer, state),
                 )
-            state.receive(response.readinto, buffers)
+            state.receive(response.readinto, buffer)
         state.check_length(target.url)
         return True

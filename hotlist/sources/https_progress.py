@@ -5,23 +5,20 @@
 ``Range`` + ``If-Range`` headers that resume it after a drop, and checks that a ``206``
 continues exactly where it stopped and that the whole length arrived.
 
-:meth:`Progress.receive` overlaps the work on the body with its arrival: while the
-connection fills one 1 MiB buffer of a ring, a second thread hashes and writes the others
-(both release the interpreter lock for blocks this large), in writes of 64 KiB, and
-starts the write-out of what it wrote to the disk every 4 MiB, so that the fsync at the
-end finds little left to do. Measured, with what was tried and dropped, in
-docs/benchmarks.md, "The HTTPS source".
+:meth:`Progress.receive` reads the body into one 1 MiB buffer, hashes it while it is
+still in the processor's cache, and writes it in writes of 64 KiB, starting the write-out
+of what it wrote to the disk every 4 MiB, so that the fsync at the end finds little left
+to do. All in the calling thread: a second thread hashing and writing behind the
+connection cost more CPU than it overlapped (measured, with what was tried and dropped,
+in docs/benchmarks.md, "The HTTPS source").
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import sys
 import time
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -113,26 +110,12 @@ class Progress:
         except OSError as exc:
             raise PartFileError(exc) from exc
 
-    def receive(self, readinto: Callable[[memoryview], int], buffers: list[memoryview]) -> None:
-        """The rest of the body: each buffer is filled while the others are hashed and written.
-
-        A buffer is filled again only once its last block was written; at the end, and when
-        the connection fails, every block that arrived is written (and kept, to resume from)
-        before this returns or raises."""
-        pending: deque[Future[None]] = deque()
-        with ThreadPoolExecutor(1, thread_name_prefix="hotlist-landing") as landing:
-            try:
-                for turn in range(sys.maxsize):
-                    if len(pending) == len(buffers):
-                        pending.popleft().result()  # its buffer is free again
-                    buffer = buffers[turn % len(buffers)]
-                    n = readinto(buffer)
-                    if not n:
-                        return
-                    pending.append(landing.submit(self.write, buffer[:n]))
-            finally:
-                while pending:  # in order: the first failed write is the one raised
-                    pending.popleft().result()
+    def receive(self, readinto: Callable[[memoryview], int], buffer: memoryview) -> None:
+        """The rest of the body, a buffer at a time: each block that arrived is hashed and
+        written before the next read, so when the connection fails every byte that arrived
+        is in the part file (and counted, to resume from)."""
+        while n := readinto(buffer):
+            self.write(buffer[:n])
 
     def check_length(self, url: str) -> None:
         if self.total is not None and self.received != self.total:
