@@ -287,11 +287,15 @@ class PgAccessLogWriter:
         batch: list[dict[str, Any]],
         when: dt.datetime | None = None,
         on_chained: Callable[[list[dict[str, Any]]], None] | None = None,
+        in_doubt: tuple[int, str] | None = None,
     ) -> list[dict[str, Any]]:
         """Chain records (their storable fields, ``time`` included) onto the head and
         write them in one statement (``when``: for the hourly anchor, now unless given);
         ``on_chained`` sees each chaining before it is sent (a journal notes what is in
-        flight)."""
+        flight). ``in_doubt``: the last record (seq, hash) of an earlier statement of the
+        same records that may still land (a dead server's, waiting in PostgreSQL): when
+        the head moved under this one, it is asked whether that was the one, and if so
+        nothing is sent (an empty list is returned)."""
         if not batch:
             return []
         when = when or dt.datetime.now(dt.UTC)
@@ -317,6 +321,8 @@ class PgAccessLogWriter:
                     break
                 self.retries += 1  # another writer moved the head first: chain onto its
                 self._head = Head(SEGMENT, now[0], now[1])
+                if in_doubt is not None and self._landed({"seq": in_doubt[0], "hash": in_doubt[1]}):
+                    return []  # the earlier statement landed: these records are in the log
             self._head = Head(SEGMENT, entries[-1]["seq"], entries[-1]["hash"])
             self._dirty = not self.synchronous
             if self._last_anchor is None or when - self._last_anchor >= self._anchor_every:

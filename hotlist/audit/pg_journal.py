@@ -230,13 +230,18 @@ def _create(folder: Path) -> tuple[int, Path]:
 def _read(path: Path, fd: int) -> Left:
     """A dead server's file: its records after the last ``sent``, and the statement in
     flight. A torn last line (killed mid-write: its request was never answered) is
-    ignored; a line that does not parse elsewhere is refused."""
+    ignored, and blanked in the file; a line that does not parse elsewhere is refused."""
     found = Left(path, fd)
     with os.fdopen(os.dup(fd), "rb") as fh:
-        lines = fh.read().split(b"\n")
-    lines.pop()  # after the last newline: nothing, or a line cut short
+        data = fh.read()
+    lines = data.split(b"\n")
+    torn = lines.pop()  # after the last newline: nothing, or a line cut short
+    if torn:  # blanked (overwritten) and ended, so that the lines noted next are lines
+        _blank_tail(path, len(data) - len(torn), len(torn))
     sent = 0
     for number, raw in enumerate(lines, start=1):
+        if not raw.strip():  # a torn line blanked by an earlier recovery
+            continue
         try:
             value = json.loads(raw)
             if "sent" in value:
@@ -255,6 +260,25 @@ def _read(path: Path, fd: int) -> Left:
     if found.in_doubt is not None and found.in_doubt[0] <= sent:
         found.in_doubt = None
     return found
+
+
+def _blank_tail(path: Path, offset: int, length: int) -> None:
+    """Overwrite a torn last line with spaces and a newline, in place, durably: a
+    recovery's ``sending`` line appended after it would otherwise continue it, and the
+    next server would refuse the file as damaged."""
+    writable = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+    try:
+        _write_all_at(writable, b" " * (length - 1) + b"\n", offset)
+        os.fsync(writable)
+    finally:
+        os.close(writable)
+
+
+def _write_all_at(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n
 
 
 def _scrub(path: Path, fd: int) -> None:

@@ -216,24 +216,41 @@ class LoopAppends:
 def send_left(writer: PgAccessLogWriter, left: Left) -> None:
     """Send what a dead server's journal holds (its statement in flight first asked
     about), noting each statement in that file as its server did; then scrub it."""
+    parts = _parts(left.records)
+    doubt: tuple[int, str] | None = None
     if left.in_doubt is not None:
-        _, seq, hash_ = left.in_doubt
+        through, seq, hash_ = left.in_doubt
         if writer.holds(seq, hash_):
             left.landed()
-    for at in range(0, len(left.records), MAX_BATCH):
-        part = left.records[at : at + MAX_BATCH]
+            parts = _parts(left.records)
+        else:
+            # Not in the log yet, but its statement may still wait in PostgreSQL (its
+            # server's death goes unnoticed there until it answers): its records are sent
+            # on their own, asking again whenever the head moves under them.
+            doubt = (seq, hash_)
+            first = [(n, r) for n, r in left.records if n <= through]
+            rest = [(n, r) for n, r in left.records if n > through]
+            parts = [first, *_parts(rest)]
+    for part in parts:
+        if not part:
+            continue
         through = part[-1][0]
 
         def in_flight(entries: list[dict[str, Any]], through: int = through) -> None:
             left.note({"sending": through, "seq": entries[-1]["seq"], "hash": entries[-1]["hash"]})
 
-        writer.append_fields([f for _, f in part], on_chained=in_flight)
+        writer.append_fields([f for _, f in part], on_chained=in_flight, in_doubt=doubt)
+        doubt = None  # once the head moved past it, that statement can no longer land
         left.note({"sent": through})
     done_with(left)
     if left.records:
         logger.warning(
             "sent %d access records a stopped server left in %s", len(left.records), left.path
         )
+
+
+def _parts(records: list[tuple[int, dict[str, Any]]]) -> list[list[tuple[int, dict[str, Any]]]]:
+    return [records[at : at + MAX_BATCH] for at in range(0, len(records), MAX_BATCH)]
 
 
 def _why(exc: BaseException) -> str:
