@@ -138,3 +138,39 @@ def test_a_torn_last_line_survives_a_recovery_killed_midway(url: str, tmp_path: 
     assert _logged(url) == ["plate 7JRN000", "plate 7JRN001"]
     assert audit.pg_verify.verify_pg(url, tmp_path).ok
     assert not list(journal_dir(tmp_path).iterdir())
+
+
+def _write_with_the_disk_full_after(journal: Journal, room: int, fields: dict[str, str]) -> None:
+    """``journal.write`` while the file may grow by ``room`` bytes only: the kernel writes
+    what fits and refuses the rest (RLIMIT_FSIZE, as a full disk does: a short write,
+    then an error)."""
+    import resource
+
+    size = os.fstat(journal._fd).st_size
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size + room, hard))
+    try:
+        journal.write([fields])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+def test_a_write_the_full_disk_cut_short_leaves_the_journal_readable(
+    url: str, tmp_path: Path
+) -> None:
+    """A full disk cuts a journal write short: that request is refused (the write raised),
+    and the bytes that did land are taken back, so the lines written once there is room
+    again are lines. A server killed after that leaves a journal the next server sends
+    (each answered record once, none of the refused one), instead of refusing to start."""
+    journal = Journal(tmp_path)
+    journal.write([_fields(0)])
+    with pytest.raises(OSError, match="too large"):  # EFBIG, as ENOSPC
+        _write_with_the_disk_full_after(journal, 20, _fields(1))
+    journal.write([_fields(2)])  # room again
+    _die(journal)
+    _restart(url, tmp_path)
+    assert _logged(url) == ["plate 7JRN000", "plate 7JRN002"]
+    assert audit.pg_verify.verify_pg(url, tmp_path).ok
+    assert not list(journal_dir(tmp_path).iterdir())

@@ -99,11 +99,9 @@ class Journal:
 
     def write(self, records: Sequence[dict[str, Any]]) -> int:
         """Write ``records`` (their fields, ``time`` included): the number of the last."""
-        lines = []
-        for fields in records:
-            self.written += 1
-            lines.append(_line({"n": self.written, **fields}))
+        lines = [_line({"n": self.written + i, **f}) for i, f in enumerate(records, start=1)]
         self._append(b"".join(lines))
+        self.written += len(lines)
         return self.written
 
     def sending(self, through: int, seq: int, hash_: str) -> None:
@@ -148,7 +146,18 @@ class Journal:
             os.close(fd)
 
     def _append(self, data: bytes) -> None:
-        _write_all(self._fd, data)
+        """Write ``data`` whole, or raise with none of it left in the file: a write a full
+        disk cut short is taken back (overwritten, cut off), else the next line written
+        would continue it and the file would read as damaged."""
+        try:
+            _write_all(self._fd, data)
+        except OSError:
+            with contextlib.suppress(OSError):
+                end = os.fstat(self._fd).st_size
+                if end > self._size:
+                    _overwrite(self.path, self._size, bytes(end - self._size))
+                os.ftruncate(self._fd, self._size)
+            raise
         self._size += len(data)
 
     @staticmethod
@@ -236,8 +245,8 @@ def _read(path: Path, fd: int) -> Left:
         data = fh.read()
     lines = data.split(b"\n")
     torn = lines.pop()  # after the last newline: nothing, or a line cut short
-    if torn:  # blanked (overwritten) and ended, so that the lines noted next are lines
-        _blank_tail(path, len(data) - len(torn), len(torn))
+    if torn:  # blanked and ended: a recovery's lines noted after it must not continue it
+        _overwrite(path, len(data) - len(torn), b" " * (len(torn) - 1) + b"\n")
     sent = 0
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():  # a torn line blanked by an earlier recovery
@@ -262,23 +271,18 @@ def _read(path: Path, fd: int) -> Left:
     return found
 
 
-def _blank_tail(path: Path, offset: int, length: int) -> None:
-    """Overwrite a torn last line with spaces and a newline, in place, durably: a
-    recovery's ``sending`` line appended after it would otherwise continue it, and the
-    next server would refuse the file as damaged."""
+def _overwrite(path: Path, offset: int, data: bytes) -> None:
+    """Overwrite the file's bytes at ``offset`` with ``data``, in place, durably (the
+    journal's own descriptors append wherever they write)."""
     writable = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
     try:
-        _write_all_at(writable, b" " * (length - 1) + b"\n", offset)
+        view = memoryview(data)
+        while view:
+            n = os.pwrite(writable, view, offset)
+            view, offset = view[n:], offset + n
         os.fsync(writable)
     finally:
         os.close(writable)
-
-
-def _write_all_at(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.pwrite(fd, view, offset)
-        view, offset = view[n:], offset + n
 
 
 def _scrub(path: Path, fd: int) -> None:
