@@ -66,13 +66,15 @@ def journal_dir(data_dir: Path) -> Path:
 @dataclass
 class Left:
     """A dead server's journal file: its records not known to be in the database (by
-    number), and the statement in flight when it died, if any (``through``, ``seq``,
-    ``hash``: whether it landed is the database's to tell)."""
+    number), and the statements in flight when it died, if any: ``through`` and the
+    ``(seq, hash)`` each would make the head (one statement, or several whose answers
+    were lost, each sending the same records again; whether one landed, or still may, is
+    the database's to tell)."""
 
     path: Path
     fd: int
     records: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    in_doubt: tuple[int, int, str] | None = None
+    in_doubt: tuple[int, list[tuple[int, str]]] | None = None
 
     def landed(self) -> None:
         """The statement in flight landed: its records are in the database."""
@@ -256,7 +258,11 @@ def _read(path: Path, fd: int) -> Left:
             if "sent" in value:
                 sent = int(value["sent"])
             elif "sending" in value:
-                found.in_doubt = (int(value["sending"]), int(value["seq"]), str(value["hash"]))
+                through, made = int(value["sending"]), (int(value["seq"]), str(value["hash"]))
+                if found.in_doubt is not None and found.in_doubt[0] == through:
+                    found.in_doubt[1].append(made)  # the same records, sent again
+                else:
+                    found.in_doubt = (through, [made])
             else:
                 found.records.append((int(value.pop("n")), value))
         except (ValueError, KeyError, TypeError, AttributeError):

@@ -79,6 +79,11 @@ class LoopAppends:
         self._scrubbing: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._no_reconnect_until = 0.0
+        #: Statements of the batch in flight whose answer was lost: any may still land
+        #: (a backend waiting on a lock does not notice its client gone), so each is
+        #: asked about whenever the head moves, and the batch is not grown meanwhile.
+        self._unsure: list[list[dict[str, Any]]] = []
+        self._unsure_size = 0
 
     async def append(self, records: Sequence[AccessRecord]) -> None:
         """Write ``records`` to the journal (they are on their way to the database), or
@@ -132,7 +137,7 @@ class LoopAppends:
         requests refused meanwhile (once stopping: one attempt)."""
         try:
             while self._waiting:
-                batch = self._waiting[:MAX_BATCH]
+                batch = self._waiting[: self._unsure_size or MAX_BATCH]
                 try:
                     await self._append(batch)
                 except Exception as exc:
@@ -165,10 +170,13 @@ class LoopAppends:
             entries = self.writer.chain(head, fields)
             self.journal.sending(through, entries[-1]["seq"], entries[-1]["hash"])
             token = secrets.randbits(63)
+            self._unsure.append(entries)
+            self._unsure_size = len(batch)
             try:
                 con = await self._connection()
                 cur = await con.execute(*append_statement(head, entries, token))
                 now = moved(await cur.fetchone())
+                self._unsure.pop()  # answered: it landed if and only if the token is its
             except psycopg.OperationalError:
                 if reconnected:
                     raise
@@ -176,18 +184,28 @@ class LoopAppends:
                 await self._drop()
                 con = await self._connection()
                 now = moved(await (await con.execute(CURRENT_HEAD)).fetchone())
-                if now[2] != token:
-                    found = await (await con.execute(RECORD_HASH, (entries[-1]["seq"],))).fetchone()
-                    if is_record(found, entries[-1]):
-                        now = (now[0], now[1], token)  # written; another writer went on since
             if now[2] == token:
+                break
+            landed = await self._landed(con)
+            if landed is not None:  # written after all; another writer may have gone on since
+                entries = landed
                 break
             self.writer.retries += 1  # another writer moved the head first: chain onto its
             head = Head(SEGMENT, now[0], now[1])
+        self._unsure.clear()  # the head moved past every other one: none can land now
+        self._unsure_size = 0
         head = Head(SEGMENT, entries[-1]["seq"], entries[-1]["hash"])
         when = dt.datetime.now(dt.UTC)
         if self.writer.appended(head, when):
             await con.execute(INSERT_ANCHOR, anchor_row(self.writer.hourly_anchor(head, when)))
+
+    async def _landed(self, con: psycopg.AsyncConnection[Any]) -> list[dict[str, Any]] | None:
+        """The statement of this batch whose answer was lost and that did land, if any."""
+        for entries in self._unsure:
+            found = await (await con.execute(RECORD_HASH, (entries[-1]["seq"],))).fetchone()
+            if is_record(found, entries[-1]):
+                return entries
+        return None
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         """The open connection, or a new one; after a failed attempt, none for
@@ -217,17 +235,17 @@ def send_left(writer: PgAccessLogWriter, left: Left) -> None:
     """Send what a dead server's journal holds (its statement in flight first asked
     about), noting each statement in that file as its server did; then scrub it."""
     parts = _parts(left.records)
-    doubt: tuple[int, str] | None = None
+    doubt: list[tuple[int, str]] = []
     if left.in_doubt is not None:
-        through, seq, hash_ = left.in_doubt
-        if writer.holds(seq, hash_):
+        through, made = left.in_doubt
+        if any(writer.holds(seq, hash_) for seq, hash_ in made):
             left.landed()
             parts = _parts(left.records)
         else:
             # Not in the log yet, but its statement may still wait in PostgreSQL (its
             # server's death goes unnoticed there until it answers): its records are sent
             # on their own, asking again whenever the head moves under them.
-            doubt = (seq, hash_)
+            doubt = made
             first = [(n, r) for n, r in left.records if n <= through]
             rest = [(n, r) for n, r in left.records if n > through]
             parts = [first, *_parts(rest)]
@@ -240,7 +258,7 @@ def send_left(writer: PgAccessLogWriter, left: Left) -> None:
             left.note({"sending": through, "seq": entries[-1]["seq"], "hash": entries[-1]["hash"]})
 
         writer.append_fields([f for _, f in part], on_chained=in_flight, in_doubt=doubt)
-        doubt = None  # once the head moved past it, that statement can no longer land
+        doubt = []  # once the head moved past them, those statements can no longer land
         left.note({"sent": through})
     done_with(left)
     if left.records:
