@@ -174,3 +174,55 @@ def test_a_write_the_full_disk_cut_short_leaves_the_journal_readable(
     assert _logged(url) == ["plate 7JRN000", "plate 7JRN002"]
     assert audit.pg_verify.verify_pg(url, tmp_path).ok
     assert not list(journal_dir(tmp_path).iterdir())
+
+
+class _KilledBeforeSending(PgAccessLogWriter):
+    """A writer whose process dies right after its statement was noted in the journal,
+    before the statement leaves (the kill point; everything else is the real writer)."""
+
+    def _write(self, old: object, entries: object, token: int) -> tuple[int, str, int]:
+        raise _Killed
+
+
+class _Killed(BaseException):
+    pass
+
+
+def test_a_recovery_killed_after_finding_the_dead_statement_landed_sends_nothing_twice(
+    url: str, tmp_path: Path
+) -> None:
+    """The dead server's statement had landed; the recovery finds so, notes its own
+    statement for the records after it, and is killed before sending it. The server
+    after it must not take the landed records for unsent."""
+    writer = PgAccessLogWriter(url, tmp_path)
+    dead = Journal(tmp_path)
+    last = dead.write([_fields(0)])
+    writer.append_fields(
+        [_fields(0)], on_chained=lambda e: dead.sending(last, e[-1]["seq"], e[-1]["hash"])
+    )
+    dead.write([_fields(1)])  # answered, never sent
+    _die(dead)
+    writer.close()
+    killed = _KilledBeforeSending(url, tmp_path)
+    with pytest.raises(_Killed):
+        LoopAppends(killed)
+    for left_fd in _open_journal_fds(tmp_path):  # what the kernel does to the killed one
+        os.close(left_fd)
+    killed.close()
+    _restart(url, tmp_path)
+    assert _logged(url) == ["plate 7JRN000", "plate 7JRN001"]
+    assert audit.pg_verify.verify_pg(url, tmp_path).ok
+
+
+def _open_journal_fds(data_dir: Path) -> list[int]:
+    """This process's descriptors open on a journal file under ``data_dir``."""
+    folder = str(journal_dir(data_dir))
+    found = []
+    for entry in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{entry}")
+        except OSError:
+            continue
+        if target.startswith(folder):
+            found.append(int(entry))
+    return found

@@ -240,6 +240,7 @@ def send_left(writer: PgAccessLogWriter, left: Left) -> None:
         through, made = left.in_doubt
         if any(writer.holds(seq, hash_) for seq, hash_ in made):
             left.landed()
+            left.note({"sent": through})  # else a later "sending" line hides that it landed
             parts = _parts(left.records)
         else:
             # Not in the log yet, but its statement may still wait in PostgreSQL (its
