@@ -226,3 +226,44 @@ def _open_journal_fds(data_dir: Path) -> list[int]:
         if target.startswith(folder):
             found.append(int(entry))
     return found
+
+
+def test_a_dead_servers_journal_is_scrubbed_only_once_its_records_are_durable(
+    tmp_path: Path,
+) -> None:
+    """The recovery's statements commit with ``synchronous_commit = off``: until the WAL
+    is flushed, a crash of PostgreSQL takes them. The dead server's journal (durable, its
+    records answered for) is scrubbed only after they are on disk in the database: a
+    PostgreSQL crash right after the recovery loses none of them.
+
+    A cluster of its own whose WAL writer waits 10 s, stopped with ``-m immediate`` (what
+    a crash leaves: the WAL buffers not written are gone)."""
+    from hotlist.testing import postgres as pg_testing
+
+    try:
+        cluster = pg_testing.start_cluster(fsync=False)
+    except pg_testing.PostgresUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        with open(cluster.root / "data" / "postgresql.conf", "a", encoding="utf-8") as fh:
+            fh.write("\nwal_writer_delay = 10000ms\nwal_writer_flush_after = 0\n")
+        cluster.stop()
+        cluster.start()
+        url = cluster.create_database()
+        upgrade(url)
+        data_dir = tmp_path / "data"
+        first = PgAccessLogWriter(url, data_dir, synchronous=True)  # key, identity: durable
+        first.close()
+        dead = Journal(data_dir)
+        dead.sync()
+        dead.write([_fields(i) for i in range(3)])
+        dead.sync()
+        _die(dead)
+        writer = PgAccessLogWriter(url, data_dir)
+        LoopAppends(writer)  # the recovery; then PostgreSQL crashes
+        assert not dead.path.exists(), "the dead server's journal was not scrubbed"
+        cluster.ctl("stop", "-m", "immediate", "-w")
+        cluster.start()
+        assert _logged(url) == [f"plate 7JRN{i:03d}" for i in range(3)]
+    finally:
+        cluster.remove()

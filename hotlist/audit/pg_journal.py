@@ -135,13 +135,14 @@ class Journal:
             if self._fd >= 0:
                 os.fsync(self._fd)
 
-    def close(self) -> None:
-        """At shutdown: scrubbed if every record was sent; else kept for the next server."""
+    def close(self, scrub: bool = True) -> None:
+        """At shutdown: scrubbed if every record was sent (and ``scrub``: they are durable
+        in the database); else kept for the next server."""
         with self._lock:
             fd, self._fd = self._fd, -1
         if fd < 0:
             return
-        if self._sent == self.written:
+        if scrub and self._sent == self.written:
             _scrub(self.path, fd)
         else:
             os.fsync(fd)
@@ -204,6 +205,13 @@ class Retired:
 
     def scrub(self) -> None:
         _scrub(self.path, self.fd)
+
+    def keep(self) -> None:
+        """Leave it for the next server on this ``data_dir`` (its lock goes)."""
+        try:
+            os.fsync(self.fd)
+        finally:
+            os.close(self.fd)
 
 
 def done_with(left: Left) -> None:

@@ -46,7 +46,7 @@ from hotlist.audit.pg import (
     moved,
     storable,
 )
-from hotlist.audit.pg_journal import Journal, Left, done_with
+from hotlist.audit.pg_journal import Journal, Left, Retired, done_with
 from hotlist.audit.record import AccessRecord
 from hotlist.audit.segments import Head
 
@@ -126,7 +126,12 @@ class LoopAppends:
                 "%d access records wait in the journal for the database", len(self._waiting)
             )
         await asyncio.gather(*self._scrubbing)
-        self.journal.close()
+        try:  # what was sent durable in the database before the journal is scrubbed
+            await asyncio.to_thread(self.writer.sync)
+            durable = True
+        except Exception:
+            durable = False
+        self.journal.close(scrub=durable)
         if self._con is not None:
             await self._con.close()
             self._con = None
@@ -154,10 +159,22 @@ class LoopAppends:
                 self._since = time.monotonic()
                 retired = self.journal.sent(batch[-1][0])
                 if retired is not None:  # scrubbed off the loop: a write and fsync of 1 MiB
-                    self._scrubbing.add(asyncio.create_task(asyncio.to_thread(retired.scrub)))
+                    scrub = asyncio.to_thread(self._scrub_once_durable, retired)
+                    self._scrubbing.add(asyncio.create_task(scrub))
                     self._scrubbing = {t for t in self._scrubbing if not t.done()}
         finally:
             self._draining = None
+
+    def _scrub_once_durable(self, retired: Retired) -> None:
+        """Scrub a file all of whose records were sent once they are durable in the
+        database (the statements commit asynchronously); else keep it (every record in
+        it noted sent: the next server on this ``data_dir`` scrubs it)."""
+        try:
+            self.writer.sync()
+        except Exception:
+            retired.keep()
+            return
+        retired.scrub()
 
     async def _append(self, batch: list[tuple[int, dict[str, Any]]]) -> None:
         """Chain onto the head, one statement (noted in the journal before it is sent);
@@ -261,6 +278,7 @@ def send_left(writer: PgAccessLogWriter, left: Left) -> None:
         writer.append_fields([f for _, f in part], on_chained=in_flight, in_doubt=doubt)
         doubt = []  # once the head moved past them, those statements can no longer land
         left.note({"sent": through})
+    writer.sync()  # they were durable in the journal: durable in the database before scrubbed
     done_with(left)
     if left.records:
         logger.warning(
