@@ -33,7 +33,7 @@ import secrets
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -287,14 +287,21 @@ class PgAccessLogWriter:
         batch: list[dict[str, Any]],
         when: dt.datetime | None = None,
         on_chained: Callable[[list[dict[str, Any]]], None] | None = None,
+        in_doubt: Sequence[tuple[int, str]] = (),
     ) -> list[dict[str, Any]]:
         """Chain records (their storable fields, ``time`` included) onto the head and
         write them in one statement (``when``: for the hourly anchor, now unless given);
         ``on_chained`` sees each chaining before it is sent (a journal notes what is in
-        flight)."""
+        flight). A statement whose answer was lost may still land later (a backend
+        waiting on a lock does not notice its client gone): whenever the head moved
+        under a statement, each such one is asked about, and ``in_doubt`` adds earlier
+        ones of the same records (a dead server's: the last record's seq and hash). The
+        records as written are returned (for one of ``in_doubt``: its last record's seq
+        and hash only)."""
         if not batch:
             return []
         when = when or dt.datetime.now(dt.UTC)
+        unsure = [[{"seq": seq, "hash": hash_}] for seq, hash_ in in_doubt]
         with self._mutex:
             reconnected = False
             while True:
@@ -309,15 +316,19 @@ class PgAccessLogWriter:
                     if reconnected:
                         raise
                     reconnected = True
+                    unsure.append(entries)
                     self._reconnect()
                     now = self._current()
-                    if now[2] != token and self._landed(entries[-1]):
-                        now = (now[0], now[1], token)  # written; another writer went on since
                 if now[2] == token:
+                    break
+                landed = next((u for u in unsure if self._landed(u[-1])), None)
+                if landed is not None:  # written; another writer may have gone on since
+                    entries = landed
                     break
                 self.retries += 1  # another writer moved the head first: chain onto its
                 self._head = Head(SEGMENT, now[0], now[1])
-            self._head = Head(SEGMENT, entries[-1]["seq"], entries[-1]["hash"])
+            if entries[-1]["seq"] > self._head.seq:
+                self._head = Head(SEGMENT, entries[-1]["seq"], entries[-1]["hash"])
             self._dirty = not self.synchronous
             if self._last_anchor is None or when - self._last_anchor >= self._anchor_every:
                 record_anchor(

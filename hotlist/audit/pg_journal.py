@@ -66,13 +66,15 @@ def journal_dir(data_dir: Path) -> Path:
 @dataclass
 class Left:
     """A dead server's journal file: its records not known to be in the database (by
-    number), and the statement in flight when it died, if any (``through``, ``seq``,
-    ``hash``: whether it landed is the database's to tell)."""
+    number), and the statements in flight when it died, if any: ``through`` and the
+    ``(seq, hash)`` each would make the head (one statement, or several whose answers
+    were lost, each sending the same records again; whether one landed, or still may, is
+    the database's to tell)."""
 
     path: Path
     fd: int
     records: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    in_doubt: tuple[int, int, str] | None = None
+    in_doubt: tuple[int, list[tuple[int, str]]] | None = None
 
     def landed(self) -> None:
         """The statement in flight landed: its records are in the database."""
@@ -99,11 +101,9 @@ class Journal:
 
     def write(self, records: Sequence[dict[str, Any]]) -> int:
         """Write ``records`` (their fields, ``time`` included): the number of the last."""
-        lines = []
-        for fields in records:
-            self.written += 1
-            lines.append(_line({"n": self.written, **fields}))
+        lines = [_line({"n": self.written + i, **f}) for i, f in enumerate(records, start=1)]
         self._append(b"".join(lines))
+        self.written += len(lines)
         return self.written
 
     def sending(self, through: int, seq: int, hash_: str) -> None:
@@ -135,20 +135,32 @@ class Journal:
             if self._fd >= 0:
                 os.fsync(self._fd)
 
-    def close(self) -> None:
-        """At shutdown: scrubbed if every record was sent; else kept for the next server."""
+    def close(self, scrub: bool = True) -> None:
+        """At shutdown: scrubbed if every record was sent (and ``scrub``: they are durable
+        in the database); else kept for the next server."""
         with self._lock:
             fd, self._fd = self._fd, -1
         if fd < 0:
             return
-        if self._sent == self.written:
+        if scrub and self._sent == self.written:
             _scrub(self.path, fd)
         else:
             os.fsync(fd)
             os.close(fd)
 
     def _append(self, data: bytes) -> None:
-        _write_all(self._fd, data)
+        """Write ``data`` whole, or raise with none of it left in the file: a write a full
+        disk cut short is taken back (overwritten, cut off), else the next line written
+        would continue it and the file would read as damaged."""
+        try:
+            _write_all(self._fd, data)
+        except OSError:
+            with contextlib.suppress(OSError):
+                end = os.fstat(self._fd).st_size
+                if end > self._size:
+                    _overwrite(self.path, self._size, bytes(end - self._size))
+                os.ftruncate(self._fd, self._size)
+            raise
         self._size += len(data)
 
     @staticmethod
@@ -194,6 +206,13 @@ class Retired:
     def scrub(self) -> None:
         _scrub(self.path, self.fd)
 
+    def keep(self) -> None:
+        """Leave it for the next server on this ``data_dir`` (its lock goes)."""
+        try:
+            os.fsync(self.fd)
+        finally:
+            os.close(self.fd)
+
 
 def done_with(left: Left) -> None:
     """Scrub a dead server's file (its records are in the database now)."""
@@ -230,19 +249,28 @@ def _create(folder: Path) -> tuple[int, Path]:
 def _read(path: Path, fd: int) -> Left:
     """A dead server's file: its records after the last ``sent``, and the statement in
     flight. A torn last line (killed mid-write: its request was never answered) is
-    ignored; a line that does not parse elsewhere is refused."""
+    ignored, and blanked in the file; a line that does not parse elsewhere is refused."""
     found = Left(path, fd)
     with os.fdopen(os.dup(fd), "rb") as fh:
-        lines = fh.read().split(b"\n")
-    lines.pop()  # after the last newline: nothing, or a line cut short
+        data = fh.read()
+    lines = data.split(b"\n")
+    torn = lines.pop()  # after the last newline: nothing, or a line cut short
+    if torn:  # blanked and ended: a recovery's lines noted after it must not continue it
+        _overwrite(path, len(data) - len(torn), b" " * (len(torn) - 1) + b"\n")
     sent = 0
     for number, raw in enumerate(lines, start=1):
+        if not raw.strip():  # a torn line blanked by an earlier recovery
+            continue
         try:
             value = json.loads(raw)
             if "sent" in value:
                 sent = int(value["sent"])
             elif "sending" in value:
-                found.in_doubt = (int(value["sending"]), int(value["seq"]), str(value["hash"]))
+                through, made = int(value["sending"]), (int(value["seq"]), str(value["hash"]))
+                if found.in_doubt is not None and found.in_doubt[0] == through:
+                    found.in_doubt[1].append(made)  # the same records, sent again
+                else:
+                    found.in_doubt = (through, [made])
             else:
                 found.records.append((int(value.pop("n")), value))
         except (ValueError, KeyError, TypeError, AttributeError):
@@ -255,6 +283,20 @@ def _read(path: Path, fd: int) -> Left:
     if found.in_doubt is not None and found.in_doubt[0] <= sent:
         found.in_doubt = None
     return found
+
+
+def _overwrite(path: Path, offset: int, data: bytes) -> None:
+    """Overwrite the file's bytes at ``offset`` with ``data``, in place, durably (the
+    journal's own descriptors append wherever they write)."""
+    writable = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+    try:
+        view = memoryview(data)
+        while view:
+            n = os.pwrite(writable, view, offset)
+            view, offset = view[n:], offset + n
+        os.fsync(writable)
+    finally:
+        os.close(writable)
 
 
 def _scrub(path: Path, fd: int) -> None:

@@ -46,7 +46,7 @@ from hotlist.audit.pg import (
     moved,
     storable,
 )
-from hotlist.audit.pg_journal import Journal, Left, done_with
+from hotlist.audit.pg_journal import Journal, Left, Retired, done_with
 from hotlist.audit.record import AccessRecord
 from hotlist.audit.segments import Head
 
@@ -79,6 +79,11 @@ class LoopAppends:
         self._scrubbing: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._no_reconnect_until = 0.0
+        #: Statements of the batch in flight whose answer was lost: any may still land
+        #: (a backend waiting on a lock does not notice its client gone), so each is
+        #: asked about whenever the head moves, and the batch is not grown meanwhile.
+        self._unsure: list[list[dict[str, Any]]] = []
+        self._unsure_size = 0
 
     async def append(self, records: Sequence[AccessRecord]) -> None:
         """Write ``records`` to the journal (they are on their way to the database), or
@@ -121,7 +126,12 @@ class LoopAppends:
                 "%d access records wait in the journal for the database", len(self._waiting)
             )
         await asyncio.gather(*self._scrubbing)
-        self.journal.close()
+        try:  # what was sent durable in the database before the journal is scrubbed
+            await asyncio.to_thread(self.writer.sync)
+            durable = True
+        except Exception:
+            durable = False
+        self.journal.close(scrub=durable)
         if self._con is not None:
             await self._con.close()
             self._con = None
@@ -132,7 +142,7 @@ class LoopAppends:
         requests refused meanwhile (once stopping: one attempt)."""
         try:
             while self._waiting:
-                batch = self._waiting[:MAX_BATCH]
+                batch = self._waiting[: self._unsure_size or MAX_BATCH]
                 try:
                     await self._append(batch)
                 except Exception as exc:
@@ -149,10 +159,22 @@ class LoopAppends:
                 self._since = time.monotonic()
                 retired = self.journal.sent(batch[-1][0])
                 if retired is not None:  # scrubbed off the loop: a write and fsync of 1 MiB
-                    self._scrubbing.add(asyncio.create_task(asyncio.to_thread(retired.scrub)))
+                    scrub = asyncio.to_thread(self._scrub_once_durable, retired)
+                    self._scrubbing.add(asyncio.create_task(scrub))
                     self._scrubbing = {t for t in self._scrubbing if not t.done()}
         finally:
             self._draining = None
+
+    def _scrub_once_durable(self, retired: Retired) -> None:
+        """Scrub a file all of whose records were sent once they are durable in the
+        database (the statements commit asynchronously); else keep it (every record in
+        it noted sent: the next server on this ``data_dir`` scrubs it)."""
+        try:
+            self.writer.sync()
+        except Exception:
+            retired.keep()
+            return
+        retired.scrub()
 
     async def _append(self, batch: list[tuple[int, dict[str, Any]]]) -> None:
         """Chain onto the head, one statement (noted in the journal before it is sent);
@@ -165,10 +187,13 @@ class LoopAppends:
             entries = self.writer.chain(head, fields)
             self.journal.sending(through, entries[-1]["seq"], entries[-1]["hash"])
             token = secrets.randbits(63)
+            self._unsure.append(entries)
+            self._unsure_size = len(batch)
             try:
                 con = await self._connection()
                 cur = await con.execute(*append_statement(head, entries, token))
                 now = moved(await cur.fetchone())
+                self._unsure.pop()  # answered: it landed if and only if the token is its
             except psycopg.OperationalError:
                 if reconnected:
                     raise
@@ -176,18 +201,28 @@ class LoopAppends:
                 await self._drop()
                 con = await self._connection()
                 now = moved(await (await con.execute(CURRENT_HEAD)).fetchone())
-                if now[2] != token:
-                    found = await (await con.execute(RECORD_HASH, (entries[-1]["seq"],))).fetchone()
-                    if is_record(found, entries[-1]):
-                        now = (now[0], now[1], token)  # written; another writer went on since
             if now[2] == token:
+                break
+            landed = await self._landed(con)
+            if landed is not None:  # written after all; another writer may have gone on since
+                entries = landed
                 break
             self.writer.retries += 1  # another writer moved the head first: chain onto its
             head = Head(SEGMENT, now[0], now[1])
+        self._unsure.clear()  # the head moved past every other one: none can land now
+        self._unsure_size = 0
         head = Head(SEGMENT, entries[-1]["seq"], entries[-1]["hash"])
         when = dt.datetime.now(dt.UTC)
         if self.writer.appended(head, when):
             await con.execute(INSERT_ANCHOR, anchor_row(self.writer.hourly_anchor(head, when)))
+
+    async def _landed(self, con: psycopg.AsyncConnection[Any]) -> list[dict[str, Any]] | None:
+        """The statement of this batch whose answer was lost and that did land, if any."""
+        for entries in self._unsure:
+            found = await (await con.execute(RECORD_HASH, (entries[-1]["seq"],))).fetchone()
+            if is_record(found, entries[-1]):
+                return entries
+        return None
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         """The open connection, or a new one; after a failed attempt, none for
@@ -216,24 +251,43 @@ class LoopAppends:
 def send_left(writer: PgAccessLogWriter, left: Left) -> None:
     """Send what a dead server's journal holds (its statement in flight first asked
     about), noting each statement in that file as its server did; then scrub it."""
+    parts = _parts(left.records)
+    doubt: list[tuple[int, str]] = []
     if left.in_doubt is not None:
-        _, seq, hash_ = left.in_doubt
-        if writer.holds(seq, hash_):
+        through, made = left.in_doubt
+        if any(writer.holds(seq, hash_) for seq, hash_ in made):
             left.landed()
-    for at in range(0, len(left.records), MAX_BATCH):
-        part = left.records[at : at + MAX_BATCH]
+            left.note({"sent": through})  # else a later "sending" line hides that it landed
+            parts = _parts(left.records)
+        else:
+            # Not in the log yet, but its statement may still wait in PostgreSQL (its
+            # server's death goes unnoticed there until it answers): its records are sent
+            # on their own, asking again whenever the head moves under them.
+            doubt = made
+            first = [(n, r) for n, r in left.records if n <= through]
+            rest = [(n, r) for n, r in left.records if n > through]
+            parts = [first, *_parts(rest)]
+    for part in parts:
+        if not part:
+            continue
         through = part[-1][0]
 
         def in_flight(entries: list[dict[str, Any]], through: int = through) -> None:
             left.note({"sending": through, "seq": entries[-1]["seq"], "hash": entries[-1]["hash"]})
 
-        writer.append_fields([f for _, f in part], on_chained=in_flight)
+        writer.append_fields([f for _, f in part], on_chained=in_flight, in_doubt=doubt)
+        doubt = []  # once the head moved past them, those statements can no longer land
         left.note({"sent": through})
+    writer.sync()  # they were durable in the journal: durable in the database before scrubbed
     done_with(left)
     if left.records:
         logger.warning(
             "sent %d access records a stopped server left in %s", len(left.records), left.path
         )
+
+
+def _parts(records: list[tuple[int, dict[str, Any]]]) -> list[list[tuple[int, dict[str, Any]]]]:
+    return [records[at : at + MAX_BATCH] for at in range(0, len(records), MAX_BATCH)]
 
 
 def _why(exc: BaseException) -> str:
