@@ -16,7 +16,7 @@ import pytest
 from hotlist import audit, pg
 from hotlist.audit.pg import PgAccessLogWriter
 from hotlist.audit.pg_journal import journal_dir
-from hotlist.audit.pg_loop import LoopAppends
+from hotlist.audit.pg_loop import LoopAppends, _why
 from hotlist.pg.migrate import upgrade
 
 
@@ -154,3 +154,16 @@ def test_while_the_database_is_away_requests_are_refused_and_none_answered_is_lo
 
     with pytest.raises(RuntimeError, match="stopped"):
         asyncio.run(after_stop())
+
+
+def test_a_statements_error_is_told_without_the_row_it_quotes(pg_url: str) -> None:
+    """PostgreSQL quotes the failing row in its error; what the appends log and put in a
+    503 names the error's class and SQLSTATE, never the row (an access record's content)."""
+    with pg.connect(pg_url) as con:
+        con.execute("CREATE TEMP TABLE quoted (seq int NOT NULL, data_element text)")
+        with pytest.raises(psycopg.Error) as raised:
+            con.execute("INSERT INTO quoted VALUES (NULL, 'plate 7ABC123')")
+    assert "7ABC123" in str(raised.value)  # what a plain str() would have told
+    told = _why(raised.value)
+    assert "7ABC123" not in told
+    assert told == "NotNullViolation (SQLSTATE 23502)"

@@ -291,4 +291,4 @@ def _parts(records: list[tuple[int, dict[str, Any]]]) -> list[list[tuple[int, di
 
 
 def _why(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__
+    return pg.reason(exc)

@@ -52,6 +52,18 @@ def where(url: str) -> str:
 _HOST_PORT = re.compile(r"(\[[^\]]*\]|[^:]*)(?::(\d*))?")
 
 
+def reason(exc: BaseException) -> str:
+    """What went wrong, fit for a log line or a 503 answer: a statement's error is named
+    by its class and SQLSTATE only, since PostgreSQL's text may quote the row or value it
+    failed on ("Failing row contains (...)", "invalid input syntax ...: \"7ABC123\""),
+    which can be an access record's content; an error without a SQLSTATE (the connection
+    failed, or was lost) is the library's own text, which names no record."""
+    if isinstance(exc, psycopg.Error) and exc.sqlstate:
+        return f"{type(exc).__name__} (SQLSTATE {exc.sqlstate})"
+    text = str(exc).strip()
+    return text.splitlines()[-1] if text else type(exc).__name__
+
+
 def connect(url: str, *, autocommit: bool = True, **options: Any) -> psycopg.Connection[Any]:
     """A connection tagged ``hotlist`` in ``pg_stat_activity``, with :data:`LIVENESS`
     (``options`` override it), or :class:`DatabaseUnavailable`."""
