@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,6 +70,9 @@ def test_a_patrol_copy_pulled_into_a_world_readable_directory_is_private(
         # a copy an older client left 0644 is made private even when the pull is refused
         (out / "hotlist.parquet").chmod(0o644)
         reg.revoke(published.data_dir, "car-7")
+        # The server's key cache trusts its last look for RECHECK_S (a revocation holds
+        # within the second the API promises); a pull sooner could still be served.
+        time.sleep(2 * reg.RECHECK_S)
         refused = runner.invoke(app, args)
     assert refused.exit_code == 1
     assert "pull refused" in refused.stderr

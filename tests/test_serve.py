@@ -356,6 +356,26 @@ def test_a_key_revoked_while_the_server_runs_is_refused_within_a_second(
     assert _lookup(api, _headers(key)).status_code == 401  # and stays refused
 
 
+def test_a_revocation_the_registry_files_stamp_does_not_show_is_refused_within_a_second(
+    api: str, key: str, settings: Settings
+) -> None:
+    """A file's modification time is as coarse as the kernel's clock tick on many kernels:
+    a revocation written in the tick of the key cache's last look leaves the registry's
+    modification time and size as they were. It is refused within the second all the same."""
+    assert _lookup(api, _headers(key)).status_code == 200
+    path = reg.registry_path(settings.data_dir)
+    before = os.stat(path)
+    reg.revoke(settings.data_dir, "patrol-1")
+    after = os.stat(path)
+    assert after.st_size == before.st_size  # a row changed in place
+    assert not Path(f"{path}-wal").exists()  # folded into the file when the write closed
+    os.utime(path, ns=(after.st_atime_ns, before.st_mtime_ns))  # the same clock tick
+    revoked = time.monotonic()
+    while (status := _lookup(api, _headers(key)).status_code) == 200:
+        assert time.monotonic() - revoked < 1.0, "a revoked key was still served after 1 s"
+    assert status == 401
+
+
 def test_a_key_added_while_the_server_runs_is_served_at_once(
     api: str, key: str, settings: Settings
 ) -> None:

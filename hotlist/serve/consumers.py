@@ -78,6 +78,12 @@ class KeysUnavailable(Exception):
 #: Seconds the API's key cache trusts its last look at the registry files (a revoked key
 #: is refused within a second: this is well inside it).
 RECHECK_S = 0.1
+#: Seconds after which the key cache reads the registry again even though its files look
+#: unchanged: a file's modification time is only as fine as the kernel's clock tick on
+#: many kernels (4 ms on Debian 12's), so a revocation written in the same tick as the
+#: cache's last look leaves the same stamp, and would otherwise go unseen until the
+#: next change.
+REREAD_S = 0.5
 
 
 def registry_path(data_dir: Path) -> Path:
@@ -229,10 +235,12 @@ def ack_history(data_dir: Path) -> dict[str, list[tuple[int, str]]]:
 
 
 class KeyCache:
-    """Consumers by key for the API, re-read whenever the registry files change, without
-    a query per request. The files are stat'ed at most every :data:`RECHECK_S` (two
-    stats a request were a third of a lookup's system calls): a revocation or a new key
-    takes effect within that, well inside the second the API promises."""
+    """Consumers by key for the API, re-read whenever the registry files change, and at
+    least every :data:`REREAD_S` whatever their stamps say, without a query per request.
+    The files are stat'ed at most every :data:`RECHECK_S` (two stats a request were a
+    third of a lookup's system calls): a revocation or a new key takes effect within
+    that, or within :data:`REREAD_S` where the stamp could not tell, well inside the
+    second the API promises."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
@@ -244,6 +252,7 @@ class KeyCache:
         self._by_hash: dict[str, Consumer] = {}
         self._lock = threading.Lock()
         self._recheck_at = 0.0  # monotonic time after which the files are stat'ed again
+        self._read_at = -REREAD_S  # monotonic time of the last read, from before it
 
     def _files_stamp(self) -> tuple[float, ...]:
         stamps = []
@@ -271,8 +280,9 @@ class KeyCache:
         return found
 
     def _refresh(self) -> None:
+        now = time.monotonic()
         stamp = self._files_stamp()
-        if stamp != self._stamp:
+        if stamp != self._stamp or now - self._read_at >= REREAD_S:
             with self._lock:
                 with registry(self.data_dir) as con:
                     rows = con.execute(f"SELECT key_hash, {COLUMNS} FROM consumers").fetchall()  # noqa: S608 (a constant column list; values bound)
@@ -281,6 +291,7 @@ class KeyCache:
                 # removes the -wal file, which must not count as a change (it would
                 # re-read the registry on every request); a write during the read does.
                 self._stamp = stamp
+                self._read_at = now
 
     def close(self) -> None:
         """Nothing to release: the files are opened per read."""
