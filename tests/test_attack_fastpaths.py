@@ -1,0 +1,118 @@
+"""Attack pass on the lookups' fast paths (the gate, the direct lane, the key and version
+caches, the plate index, the held writes), over a real uvicorn server and real sockets."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from hotlist import audit
+from hotlist.config import Settings
+from hotlist.ingest import ingest_source
+from hotlist.purge import purge
+from hotlist.serve import consumers as reg
+from tests.builders import Drop, ncic_file, ncic_line
+from tests.serving import running_api
+
+BASE = [ncic_line(f"V{i:09d}", f"7API{i:03d}") for i in range(20)]
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings("guards = {max_removal_share = 0.5}")
+
+
+def _publish(settings: Settings, drop: Drop, lines: list[str], day: int) -> None:
+    drop.put("VEHEXTRT.txt", ncic_file(lines, stamp=f"2026112{day}0800"))
+    ingest_source(settings, "ncic")
+    assert purge(settings, None).verification.ok
+
+
+@pytest.fixture
+def api(settings: Settings, drop: Drop) -> Iterator[str]:
+    _publish(settings, drop, BASE, 1)
+    with running_api(settings) as url:
+        yield url
+
+
+@pytest.fixture
+def key(settings: Settings) -> str:
+    return reg.add(settings.data_dir, "patrol-1", "CA0190000", "Demo PD", reg.AgencyKind.CA_LOCAL)
+
+
+def _port(api: str) -> int:
+    return int(api.rsplit(":", 1)[1])
+
+
+def _records(settings: Settings) -> list[dict[str, object]]:
+    return [r for r in audit.records(settings.data_dir) if r["channel"] == "api"]
+
+
+def _head(method: str, path: str, headers: list[tuple[str, str]], version: str = "1.1") -> bytes:
+    lines = [
+        f"{method} {path} HTTP/{version}",
+        "Host: 127.0.0.1",
+        *(f"{n}: {v}" for n, v in headers),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def _identity(key: str, purpose: str = "patrol") -> list[tuple[str, str]]:
+    return [("Authorization", f"Bearer {key}"), ("X-User", "officer1"), ("X-Purpose", purpose)]
+
+
+def _read_response(sock: socket.socket) -> bytes:
+    """One answer: its head, and as many body bytes as its Content-Length says."""
+    got = b""
+    while b"\r\n\r\n" not in got:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return got
+        got += chunk
+    head, _, body = got.partition(b"\r\n\r\n")
+    length = next(
+        (int(line.split(b":")[1]) for line in head.lower().split(b"\r\n")
+         if line.startswith(b"content-length:")),
+        0,
+    )  # fmt: skip
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+# --- every request logged: no way around the gate -------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/v1/lookup", "/v1/hotlist", "/v1/nowhere"])
+def test_a_websocket_handshake_is_answered_as_http_and_logged_once(
+    api: str, key: str, settings: Settings, path: str
+) -> None:
+    """uvicorn upgrades a WebSocket handshake by itself when a WebSocket library is
+    installed (one is, as a dependency of a dependency): the request then reaches the
+    app as a ``websocket`` scope, which the gate passes on unlogged, and FastAPI answers
+    403 for the missing route. A handshake is a request like any other: it gets one
+    access record, and an immigration purpose is refused as such (SB 54)."""
+    head = _head(
+        "GET",
+        path,
+        [
+            *_identity(key, "immigration"),
+            ("Connection", "Upgrade"),
+            ("Upgrade", "websocket"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("Sec-WebSocket-Version", "13"),
+        ],
+    )
+    with socket.create_connection(("127.0.0.1", _port(api)), timeout=10) as sock:
+        sock.sendall(head)
+        answer = _read_response(sock)
+    assert answer.startswith(b"HTTP/1.1 403 "), answer[:80]
+    assert b"SB 54" in answer
+    [record] = _records(settings)
+    assert (record["data_element"], record["purpose"]) == (f"GET {path}", "immigration")
+    assert str(record["outcome"]).startswith("refused: immigration enforcement")
