@@ -3,7 +3,9 @@ caches, the plate index, the held writes), over a real uvicorn server and real s
 
 from __future__ import annotations
 
+import json
 import socket
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -116,3 +118,41 @@ def test_a_websocket_handshake_is_answered_as_http_and_logged_once(
     [record] = _records(settings)
     assert (record["data_element"], record["purpose"]) == (f"GET {path}", "immigration")
     assert str(record["outcome"]).startswith("refused: immigration enforcement")
+
+
+# --- a revoked key is refused within a second ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "element"),
+    [
+        ("/v1/lookup", {"plate": "7API001"}, "plate 7API001"),
+        (
+            "/v1/lookup/batch",
+            {"reads": [{"plate": "7API001"}, {"plate": "7API002"}]},
+            "batch of 2 reads",
+        ),
+    ],
+)
+def test_a_key_revoked_while_the_body_trickles_in_gets_no_answer(
+    api: str, key: str, settings: Settings, path: str, body: dict[str, object], element: str
+) -> None:
+    """The gate admits a request on its headers; its body may then come as slowly as the
+    client likes (uvicorn has no deadline for it). A key revoked meanwhile must not be
+    answered more than a second later: the request is refused, with one access record
+    (one, not one per read), and no hit goes out."""
+    raw = json.dumps(body).encode()
+    headers = [*_identity(key), ("Content-Type", "application/json")]
+    head = _head("POST", path, [*headers, ("Content-Length", str(len(raw)))])
+    with socket.create_connection(("127.0.0.1", _port(api)), timeout=30) as sock:
+        sock.sendall(head + raw[:5])
+        time.sleep(0.3)  # admitted by now, waiting for the rest of its body
+        reg.revoke(settings.data_dir, "patrol-1")
+        time.sleep(1.2)
+        sock.sendall(raw[5:])
+        answer = _read_response(sock)
+    assert answer.startswith(b"HTTP/1.1 401 "), answer[:300]
+    assert b"7API00" not in answer
+    [record] = _records(settings)
+    assert record["data_element"] == element
+    assert str(record["outcome"]).startswith("failed: 401 this API key was revoked")
