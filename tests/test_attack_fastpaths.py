@@ -156,3 +156,71 @@ def test_a_key_revoked_while_the_body_trickles_in_gets_no_answer(
     [record] = _records(settings)
     assert record["data_element"] == element
     assert str(record["outcome"]).startswith("failed: 401 this API key was revoked")
+
+
+# --- every request logged: pipelined requests when the connection ends -----------------
+
+
+def _lookup(key: str, purpose: str = "patrol", plate: str = "7API001") -> bytes:
+    raw = json.dumps({"plate": plate}).encode()
+    headers = [*_identity(key, purpose), ("Content-Length", str(len(raw)))]
+    return _head("POST", "/v1/lookup", headers) + raw
+
+
+def _records_settled(settings: Settings, count: int) -> list[dict[str, object]]:
+    """The API's records once ``count`` are there, or after 10 s (and then a moment more,
+    so that one too many shows)."""
+    deadline = time.monotonic() + 10
+    while len(_records(settings)) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    return _records(settings)
+
+
+def test_pipelined_requests_are_each_logged_when_the_client_goes_away(
+    api: str, key: str, settings: Settings
+) -> None:
+    """Three lookups pipelined on one connection, the second for immigration
+    enforcement, then the client shuts its side: uvicorn had received all three whole,
+    but ran only the first and dropped the queued two with the connection, so they left
+    no trace. Each is logged once, in order; the second as refused (SB 54)."""
+    with socket.create_connection(("127.0.0.1", _port(api)), timeout=10) as sock:
+        sock.sendall(_lookup(key) + _lookup(key, "immigration") + _lookup(key, plate="7API002"))
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(10)
+        while sock.recv(65536):
+            pass
+    records = _records_settled(settings, 3)
+    assert [(r["purpose"], str(r["outcome"]).split(":")[0]) for r in records] == [
+        ("patrol", str(records[0]["outcome"]).split(":")[0]),  # answered, or gone first
+        ("immigration", "refused"),
+        ("patrol", "failed"),
+    ]
+    assert "SB 54" in str(records[1]["outcome"])
+    assert str(records[2]["outcome"]).startswith("failed: the client went away")
+
+
+def test_a_request_pipelined_behind_a_refusal_that_ends_the_connection_is_logged(
+    api: str, key: str, settings: Settings
+) -> None:
+    """A refused request with a chunked body is answered with ``Connection: close`` (its
+    body is never read); a request pipelined behind it was received, and is logged too,
+    not dropped with the connection."""
+    refused = _head(
+        "POST",
+        "/v1/lookup",
+        [("X-User", "officer1"), ("X-Purpose", "patrol"), ("Transfer-Encoding", "chunked")],
+    )
+    with socket.create_connection(("127.0.0.1", _port(api)), timeout=10) as sock:
+        sock.sendall(refused + b"5\r\nhello\r\n0\r\n\r\n" + _lookup(key, "immigration"))
+        answer = _read_response(sock)
+        assert answer.startswith(b"HTTP/1.1 401 ")
+        assert b"connection: close" in answer.lower()
+        sock.settimeout(10)
+        while sock.recv(65536):  # the server ends the connection
+            pass
+    records = _records_settled(settings, 2)
+    assert [(r["purpose"], str(r["outcome"]).split(":")[0]) for r in records] == [
+        ("patrol", "refused"),
+        ("immigration", "refused"),
+    ]
