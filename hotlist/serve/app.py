@@ -169,6 +169,10 @@ def uvicorn_config(
         access_log=False,
         log_config=log_config,
         http=BoundedHeadProtocol,  # httptools' C parser, the request head bounded
+        # No WebSocket upgrades: uvicorn would take a handshake (a WebSocket library is
+        # installed as a dependency's) past the gate's logging and answer it itself; as
+        # plain HTTP it is a request like any other, refused or failed, and logged.
+        ws="none",
         **options,
     )
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
@@ -25,7 +26,8 @@ from starlette.types import Message, Receive, Send
 from hotlist import normalize as norm
 from hotlist.lookup import MAX_PLATE, BadQuery, plate_query, state_query
 from hotlist.serve import versions
-from hotlist.serve.deps import Access, Problem, Services
+from hotlist.serve.consumers import RECHECK_S
+from hotlist.serve.deps import Access, Problem, Services, still_admitted
 from hotlist.serve.gate import (
     BATCH_PATH,
     MAX_BATCH_READS,
@@ -212,15 +214,24 @@ DIRECT: dict[str, tuple[type[BaseModel], Answer]] = {
 
 async def serve(served: Services, this: Access, path: str, receive: Receive, send: Send) -> None:
     """Answer an admitted lookup or batch as plain ASGI (``send`` is the gate's, which
-    writes the access record as the answer starts)."""
+    writes the access record as the answer starts).
+
+    The gate admitted the request on its headers; a body that took its time (a client
+    may send it as slowly as it likes), or a version's load, may have let a revocation
+    pass meanwhile: after more than the key cache's :data:`RECHECK_S`, the key is
+    checked again before anything is answered."""
     model, answer = DIRECT[path]
+    admitted = time.monotonic()
     try:
         raw = await _body(receive)
         if raw is None:  # nothing to answer; the gate logs the request as it ended
             this.outcome = "failed: the client went away before its body was whole"
             return
         body = model.model_validate_json(raw)
-        encoded = encode(await answer(served, this, body))
+        answered = await answer(served, this, body)
+        if this.caller is not None and time.monotonic() - admitted > RECHECK_S:
+            still_admitted(served, this.caller)
+        encoded = encode(answered)
     except BodyTooLarge as exc:
         await _problem(send, this, 413, str(exc.detail), str(exc.detail))
     except ValidationError as exc:

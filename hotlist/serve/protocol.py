@@ -11,6 +11,13 @@ sends each at once: two ``write`` calls, two TCP segments, the client woken twic
 loopback a send does the receiver's TCP work too). :class:`HeldTransport` holds a small
 write until the next one, or until the event loop's current step ends, and sends the
 two with one ``writev``.
+
+uvicorn queues requests pipelined behind the one it is answering, and drops the queue
+with the connection: a request received whole would leave no access record. When the
+connection ends, this protocol runs each queued request still, in order, as one whose
+client went away (the gate logs it: refused, or failed), and marks the one running as
+gone too (uvicorn marks only the last received, and a write of the running one's answer
+to the closed transport raised).
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn._types import ASGI3Application
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 #: Bytes of a request's head (request line and headers) buffered before refusing.
 MAX_HEAD_BYTES = 16 * 1024
@@ -117,6 +125,26 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._in_head = True
         self._head_bytes = 0
+        self._running: RequestResponseCycle | None = None
+        self._running_task: asyncio.Task[None] | None = None
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        before = set(self.tasks)
+        super()._start_asgi_task(cycle, app)
+        self._running, self._running_task = cycle, next(iter(self.tasks - before), None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        queued = list(reversed(self.pipeline))  # appended left, taken from the right
+        self.pipeline.clear()
+        super().connection_lost(exc)
+        for cycle in (self._running, *(c for c, _ in queued)):
+            if cycle is not None and not cycle.response_complete:
+                cycle.disconnected = True
+                cycle.message_event.set()
+        if queued:
+            task = self.loop.create_task(_run_gone(self._running_task, queued))
+            task.add_done_callback(self.tasks.discard)
+            self.tasks.add(task)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(HeldTransport(transport, self.loop))
@@ -141,3 +169,15 @@ class BoundedHeadProtocol(HttpToolsProtocol):
                 b"connection: close\r\n\r\n" + _REFUSAL
             )
             self.transport.close()
+
+
+async def _run_gone(
+    running: asyncio.Task[None] | None, queued: list[tuple[RequestResponseCycle, ASGI3Application]]
+) -> None:
+    """Requests received whole on a connection that ended before their turn, in order,
+    after the one running: the app sees each as a request whose client went away (it
+    logs it; nothing is sent)."""
+    if running is not None:
+        await asyncio.wait([running])
+    for cycle, app in queued:
+        await cycle.run_asgi(app)
