@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 
 from hotlist import audit
@@ -15,6 +17,7 @@ from hotlist.config import Settings
 from hotlist.ingest import ingest_source
 from hotlist.purge import purge
 from hotlist.serve import consumers as reg
+from hotlist.serve.versions import HotlistCache
 from tests.builders import Drop, ncic_file, ncic_line
 from tests.serving import running_api
 
@@ -224,3 +227,41 @@ def test_a_request_pipelined_behind_a_refusal_that_ends_the_connection_is_logged
         ("patrol", "refused"),
         ("immigration", "refused"),
     ]
+
+
+def test_a_key_revoked_while_its_pull_waits_for_a_version_to_load_gets_no_data(
+    api: str, key: str, settings: Settings, drop: Drop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pull of a newly published version waits for the server to load it (1.5 s for
+    2M entries): a key revoked meanwhile gets a 401, not the version, and the pull is
+    logged once, refused. The load is the real one, held back until the key is revoked."""
+    headers = {"Authorization": f"Bearer {key}", "X-User": "officer1", "X-Purpose": "patrol"}
+    assert httpx.get(f"{api}/v1/hotlist", headers=headers, timeout=30).status_code == 200
+    _publish(settings, drop, BASE[1:], 2)  # version 2: not loaded yet
+    loading, revoked = threading.Event(), threading.Event()
+    real_load = HotlistCache._load
+
+    def load_after_the_revocation(self: HotlistCache, manifest: dict[str, object]) -> object:
+        loading.set()
+        assert revoked.wait(30)
+        return real_load(self, manifest)
+
+    monkeypatch.setattr(HotlistCache, "_load", load_after_the_revocation)
+    answer: list[httpx.Response] = []
+    pulling = threading.Thread(
+        target=lambda: answer.append(
+            httpx.get(f"{api}/v1/hotlist", params={"since": 1}, headers=headers, timeout=30)
+        )
+    )
+    before = len(_records(settings))
+    pulling.start()
+    assert loading.wait(30)
+    reg.revoke(settings.data_dir, "patrol-1")
+    time.sleep(2 * reg.RECHECK_S)  # the key cache's bound: the revocation is visible
+    revoked.set()
+    pulling.join(timeout=30)
+    [response] = answer
+    assert response.status_code == 401
+    assert "entries" not in response.text and "7API" not in response.text
+    [record] = _records(settings)[before:]
+    assert str(record["outcome"]).startswith("failed: 401")

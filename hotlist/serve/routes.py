@@ -8,6 +8,7 @@ the data element it used and its outcome on the request's :class:`Access`; the g
 from __future__ import annotations
 
 import json
+import time
 from typing import Annotated, Any, Literal
 
 import polars as pl
@@ -17,6 +18,7 @@ from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from hotlist.serve import lookups, versions
+from hotlist.serve.consumers import RECHECK_S as KEYS_RECHECK_S
 from hotlist.serve.deps import (
     Access,
     Caller,
@@ -107,12 +109,14 @@ async def hotlist(
         ),
     ] = 0,
 ) -> Response:
+    checked = time.monotonic()  # the key was last found valid (by the gate) about now
     stamps = served.stamps
     if stamps.due(who.consumer.name):  # when this copy last polled (hotlist.serve.seen)
         await run_in_threadpool(stamps.stamp, who.consumer.name)
     if wait and since is not None:
         newer = await waiters_for(served.versions).other_than(since, wait)
         await run_in_threadpool(still_admitted, served, who)
+        checked = time.monotonic()
         if newer is None:
             this.element = f"wait for a version after {since}"
             this.outcome = "granted: nothing newer"
@@ -128,6 +132,8 @@ async def hotlist(
             full = True
         else:
             upserts, removals = delta
+    if time.monotonic() - checked > KEYS_RECHECK_S:  # a version's load (2M entries: 1.5 s)
+        await run_in_threadpool(still_admitted, served, who)  # let a revocation pass?
     fresh = versions.freshness(loaded, served.freshness_limits)
     tag = f'"v{loaded.version}-{"full" if full else since}-{format}"'
     this.element = (
