@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 
 from hotlist.testing import postgres as pg_testing
 from hotlist.testing.postgres import Cluster, PostgresUnavailable
 
-__all__ = ["Cluster", "pg_url", "postgres", "start_cluster"]
+__all__ = ["Cluster", "pg_url", "postgres", "start_cluster", "waiting_on_the_head"]
 
 
 def start_cluster() -> Cluster:
@@ -40,3 +41,13 @@ def postgres() -> Iterator[Cluster]:
 def pg_url(postgres: Cluster) -> str:
     """A new, empty database of the session's cluster."""
     return postgres.create_database()
+
+
+def waiting_on_the_head(url: str) -> int:
+    """Statements of ``url``'s database waiting now for the access log's head row lock."""
+    with psycopg.connect(url) as con:
+        row = con.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock' AND query LIKE '%access_log_head%'"
+        ).fetchone()
+    return int(row[0]) if row else 0

@@ -28,6 +28,7 @@ from hotlist.pg.migrate import upgrade
 from hotlist.serve import consumers as reg
 from hotlist.serve.registry import registry_for
 from tests.builders import Drop
+from tests.pg_server import waiting_on_the_head
 from tests.serving import server_process
 from tests.test_pg_audit_api import _headers, _published
 from tests.test_pg_journal import _die, _fields, _logged
@@ -45,16 +46,6 @@ def _restart(url: str, data_dir: Path) -> None:
     appends = LoopAppends(writer)
     asyncio.run(appends.aclose())
     writer.close()
-
-
-def _waiting_on_the_head(url: str) -> int:
-    """Statements waiting for the head row's lock now."""
-    with psycopg.connect(url) as con:
-        row = con.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND wait_event_type = 'Lock' AND query LIKE '%access_log_head%'"
-        ).fetchone()
-    return int(row[0]) if row else 0
 
 
 def test_a_killed_servers_statement_that_lands_during_the_recovery_is_not_sent_twice(
@@ -91,7 +82,7 @@ def test_a_killed_servers_statement_that_lands_during_the_recovery_is_not_sent_t
                 assert answer.status_code == 200
                 answered += 1
             deadline = time.monotonic() + 10
-            while _waiting_on_the_head(pg_url) < 1:  # the dead server's statement, in flight
+            while waiting_on_the_head(pg_url) < 1:  # the dead server's statement, in flight
                 assert time.monotonic() < deadline
                 time.sleep(0.02)
             os.kill(server.pid, signal.SIGKILL)
@@ -100,7 +91,7 @@ def test_a_killed_servers_statement_that_lands_during_the_recovery_is_not_sent_t
 
         def release_once_the_recovery_waits_too() -> None:
             limit = time.monotonic() + 60
-            while _waiting_on_the_head(pg_url) < 2 and time.monotonic() < limit:
+            while waiting_on_the_head(pg_url) < 2 and time.monotonic() < limit:
                 time.sleep(0.05)
             blocker.rollback()
 

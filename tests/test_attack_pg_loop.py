@@ -24,6 +24,7 @@ from hotlist import audit
 from hotlist.audit.pg import PgAccessLogWriter
 from hotlist.audit.pg_loop import LoopAppends
 from hotlist.pg.migrate import upgrade
+from tests.pg_server import waiting_on_the_head
 
 
 class Relay:
@@ -80,15 +81,6 @@ def relay(url: str) -> Iterator[Relay]:
     found.close()
 
 
-def _waiting_on_the_head(url: str) -> int:
-    with psycopg.connect(url) as con:
-        row = con.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND wait_event_type = 'Lock' AND query LIKE '%access_log_head%'"
-        ).fetchone()
-    return int(row[0]) if row else 0
-
-
 def _record(i: int) -> audit.AccessRecord:
     return audit.AccessRecord("officer1", "CA0190000", "patrol", f"request {i}", "granted", "api")
 
@@ -106,7 +98,7 @@ def test_a_statement_that_lands_after_its_connection_broke_is_not_sent_again(
 
     async def wait_for(what: object, enough: int) -> None:
         deadline = time.monotonic() + 10
-        while _waiting_on_the_head(url) < enough:
+        while waiting_on_the_head(url) < enough:
             assert time.monotonic() < deadline, what
             await asyncio.sleep(0.02)
 

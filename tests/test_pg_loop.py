@@ -16,7 +16,7 @@ import pytest
 from hotlist import audit, pg
 from hotlist.audit.pg import PgAccessLogWriter
 from hotlist.audit.pg_journal import journal_dir
-from hotlist.audit.pg_loop import LoopAppends, _why
+from hotlist.audit.pg_loop import LoopAppends
 from hotlist.pg.migrate import upgrade
 
 
@@ -164,6 +164,6 @@ def test_a_statements_error_is_told_without_the_row_it_quotes(pg_url: str) -> No
         with pytest.raises(psycopg.Error) as raised:
             con.execute("INSERT INTO quoted VALUES (NULL, 'plate 7ABC123')")
     assert "7ABC123" in str(raised.value)  # what a plain str() would have told
-    told = _why(raised.value)
+    told = pg.reason(raised.value)
     assert "7ABC123" not in told
     assert told == "NotNullViolation (SQLSTATE 23502)"

@@ -94,7 +94,7 @@ class LoopAppends:
         if self._failure is not None:
             raise pg.DatabaseUnavailable(
                 f"the access log's database (PostgreSQL at {pg.where(self.writer.url)})"
-                f" cannot take records: {_why(self._failure)}"
+                f" cannot take records: {pg.reason(self._failure)}"
             )
         if self._waiting and now - self._since > MAX_BEHIND_S:
             raise pg.DatabaseUnavailable(
@@ -148,7 +148,7 @@ class LoopAppends:
                 except Exception as exc:
                     if self._failure is None:
                         logger.warning("the access log's database cannot take records: %s",
-                                       _why(exc))  # fmt: skip
+                                       pg.reason(exc))  # fmt: skip
                     self._failure = exc
                     if self._stopping:
                         return
@@ -288,7 +288,3 @@ def send_left(writer: PgAccessLogWriter, left: Left) -> None:
 
 def _parts(records: list[tuple[int, dict[str, Any]]]) -> list[list[tuple[int, dict[str, Any]]]]:
     return [records[at : at + MAX_BATCH] for at in range(0, len(records), MAX_BATCH)]
-
-
-def _why(exc: BaseException) -> str:
-    return pg.reason(exc)

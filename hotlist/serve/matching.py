@@ -45,8 +45,7 @@ class _Packed:
 
 def widest(plates: pl.Series) -> int:
     """The longest plate's length in bytes (0 for none)."""
-    lengths = plates.str.len_bytes()
-    return int(lengths.max() or 0) if len(lengths) else 0  # type: ignore[arg-type]
+    return int(plates.str.len_bytes().max() or 0)  # type: ignore[arg-type]
 
 
 def _padded_blob(plates: pl.Series, width: int) -> bytes:
