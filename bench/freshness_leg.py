@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from hotlist.serve import consumers as reg
-from hotlist.serve.client import Follower, PullResult
+from hotlist.serve.client import COPY_FORMATS, Follower, PullResult
 from hotlist.store.state import read_state
 
 OUT = Path(__file__).parent / "out"
@@ -166,7 +166,9 @@ def _cpu(procs: list[subprocess.Popen[bytes]]) -> dict[str, float]:
     }
 
 
-def one_run(root: Path, days: tuple[Path, Path, frozenset[str]], followers: int) -> Run:
+def one_run(
+    root: Path, days: tuple[Path, Path, frozenset[str]], followers: int, copy_format: str
+) -> Run:
     drop, config = root / "drop", root / "hotlist.toml"
     drop.mkdir(parents=True)
     source = f'url = "file://{drop}"\nguards = {{max_removal_share = 0.5}}\n'
@@ -210,7 +212,7 @@ def one_run(root: Path, days: tuple[Path, Path, frozenset[str]], followers: int)
 
             follower = Follower(
                 f"http://127.0.0.1:{port}", key, f"car{i}", "patrol", root / f"copy-{i}",
-                on_pull=record,
+                on_pull=record, copy_format=copy_format,
             )  # fmt: skip
             thread = threading.Thread(target=follower.run, daemon=True)
             thread.start()
@@ -255,6 +257,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--followers", type=int, default=1)
     parser.add_argument("--ncic-rows", type=int, default=0)
+    parser.add_argument("--copy-format", choices=sorted(COPY_FORMATS), default="parquet")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hotlist-freshness-") as tmp:
         days = _days(Path(tmp), args.ncic_rows)
@@ -263,7 +266,7 @@ def main() -> None:
         apply_s: list[float] = []
         per_run: list[dict[str, Any]] = []
         for n in range(args.runs):
-            run = one_run(Path(tmp) / f"run-{n}", days, args.followers)
+            run = one_run(Path(tmp) / f"run-{n}", days, args.followers, args.copy_format)
             latencies += run.applied
             arrivals += run.arrived
             apply_s += run.apply_s
@@ -288,6 +291,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "data": f"NCIC {args.ncic_rows} lines" if args.ncic_rows else "demo days",
         "followers": args.followers,
+        "copy_format": args.copy_format,
         "runs": args.runs,
         "p50_s": statistics.median(latencies),
         "p95_s": percentile(latencies, 0.95),

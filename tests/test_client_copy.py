@@ -12,7 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from hotlist.serve.client import Copy, _apply
+from hotlist.serve.client import _apply
+from hotlist.serve.copies import ParquetCopy
 
 
 def _answer(body: bytes, version: int, full: bool) -> httpx.Response:
@@ -32,7 +33,7 @@ VERSION_1 = pl.DataFrame(
 
 
 def test_a_full_version_is_the_servers_file_byte_for_byte(tmp_path: Path) -> None:
-    copy = Copy(tmp_path / "copy")
+    copy = ParquetCopy(tmp_path / "copy")
     body = _parquet(VERSION_1)
     result = _apply(copy, _answer(body, 1, full=True))
     assert (copy.path.read_bytes(), result.entries, result.version) == (body, 3, 1)
@@ -40,7 +41,7 @@ def test_a_full_version_is_the_servers_file_byte_for_byte(tmp_path: Path) -> Non
 
 
 def test_a_delta_removes_and_upserts_and_leaves_nothing_else(tmp_path: Path) -> None:
-    copy = Copy(tmp_path / "copy")
+    copy = ParquetCopy(tmp_path / "copy")
     _apply(copy, _answer(_parquet(VERSION_1), 1, full=True))
     delta = pl.DataFrame(
         {
@@ -60,7 +61,7 @@ def test_a_delta_removes_and_upserts_and_leaves_nothing_else(tmp_path: Path) -> 
 def test_a_body_that_is_not_a_whole_parquet_file_leaves_the_copy_as_it_was(
     tmp_path: Path,
 ) -> None:
-    copy = Copy(tmp_path / "copy")
+    copy = ParquetCopy(tmp_path / "copy")
     body = _parquet(VERSION_1)
     _apply(copy, _answer(body, 1, full=True))
     with pytest.raises(Exception, match=r"(?i)parquet|magic|footer"):
@@ -100,7 +101,7 @@ def _delta(removed: list[int], upserted: pl.DataFrame) -> bytes:
 
 
 def test_a_removed_record_leaves_no_byte_in_the_copys_directory(tmp_path: Path) -> None:
-    copy = Copy(tmp_path / "copy")
+    copy = ParquetCopy(tmp_path / "copy")
     _apply(copy, _answer(_server_file(_fleet(3_000)), 1, full=True))
     _apply(copy, _answer(_delta([17, 2_999], _fleet(0)), 2, full=False))
     files = b"".join(p.read_bytes() for p in copy.path.parent.iterdir())
@@ -110,7 +111,7 @@ def test_a_removed_record_leaves_no_byte_in_the_copys_directory(tmp_path: Path) 
 
 
 def test_a_delta_keeps_the_rows_order_and_puts_the_upserts_after_them(tmp_path: Path) -> None:
-    copy = Copy(tmp_path / "copy")
+    copy = ParquetCopy(tmp_path / "copy")
     _apply(copy, _answer(_server_file(_fleet(3_000)), 1, full=True))
     changed = pl.DataFrame({"entry_id": [5, 9_000], "plate": ["Q5", "Q9000"], "state": ["AZ"] * 2})
     _apply(copy, _answer(_delta([0], changed), 2, full=False))
@@ -121,7 +122,7 @@ def test_a_delta_keeps_the_rows_order_and_puts_the_upserts_after_them(tmp_path: 
 def test_readers_of_a_delta_applied_copy_see_strings_as_in_the_servers_file(
     tmp_path: Path,
 ) -> None:
-    copy = Copy(tmp_path / "copy")
+    copy = ParquetCopy(tmp_path / "copy")
     _apply(copy, _answer(_server_file(_fleet(3_000)), 1, full=True))
     for version in (2, 3):  # the second delta reads a copy the first one wrote
         _apply(copy, _answer(_delta([version], _fleet(0)), version, full=False))
@@ -134,7 +135,7 @@ def test_readers_of_a_delta_applied_copy_see_strings_as_in_the_servers_file(
 
 
 def test_deltas_do_not_leave_the_copy_in_slivers_of_row_groups(tmp_path: Path) -> None:
-    copy = Copy(tmp_path / "copy")
+    copy = ParquetCopy(tmp_path / "copy")
     _apply(copy, _answer(_server_file(_fleet(3_000), row_group_rows=500), 1, full=True))
     for version in range(2, 12):
         one_more = pl.DataFrame({"entry_id": [10_000 + version], "plate": ["N"], "state": ["CA"]})

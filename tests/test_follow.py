@@ -19,7 +19,8 @@ from hotlist.config import Settings
 from hotlist.ingest import ingest_source
 from hotlist.purge import purge
 from hotlist.serve import consumers as reg
-from hotlist.serve.client import Copy, Follower, PullResult, pull
+from hotlist.serve.client import Follower, PullResult, pull
+from hotlist.serve.copies import ParquetCopy
 from hotlist.testing.sshd import free_port
 from tests.builders import Drop, ncic_file, ncic_line
 from tests.serving import running_api, server_process
@@ -255,7 +256,7 @@ def test_a_copy_killed_between_link_and_replace_keeps_its_content(
     with running_api(settings) as url:
         pull(url, key, "car12", "patrol", out)
     os.link(out / "hotlist.parquet", out / "hotlist.parquet.replaced")
-    Copy(out)
+    ParquetCopy(out)
     assert "7FOL000" in plates(out)
     assert not (out / "hotlist.parquet.replaced").exists()
 
@@ -272,7 +273,7 @@ def test_a_stray_replaced_copy_or_half_written_copy_is_scrubbed(
         os.open(out / n, os.O_RDONLY) for n in ("hotlist.parquet.replaced", "hotlist.parquet.tmp")
     ]
     try:
-        Copy(out)
+        ParquetCopy(out)
         for fd in held:
             data = os.pread(fd, 1 << 20, 0)
             assert data == bytes(len(data))

@@ -24,6 +24,8 @@ import pytest
 
 from hotlist.samples import write_demo_days
 from hotlist.samples.days import DemoDays
+from hotlist.serve.copies import COPY_FILES
+from hotlist.serve.copy_lines import read_lines
 from hotlist.store.state import read_state
 from hotlist.testing.sshd import free_port
 
@@ -79,7 +81,11 @@ def stage(day: Path, drop: Path) -> None:
 
 def copy_identities(copy: Path) -> set[tuple[str, str, str]]:
     """Identities held by the copy: (NIC, plate, state) for NCIC, (list, ...) for SVS."""
-    frame = pl.read_parquet(copy / "hotlist.parquet")
+    held = json.loads((copy / "state.json").read_text())
+    if held.get("format") == "lines":
+        frame = read_lines(copy / "hotlist.lines")
+    else:
+        frame = pl.read_parquet(copy / "hotlist.parquet")
     key = pl.when(pl.col("feed") == "ncic").then(pl.col("record_id")).otherwise(pl.col("list"))
     return set(frame.select(key, "plate", "state").iter_rows())
 
@@ -88,7 +94,15 @@ def removed_by_day2(days: DemoDays) -> set[tuple[str, str, str]]:
     return set(days.ncic.identities("removed")) | set(days.svs.identities("removed"))
 
 
-def test_a_removal_reaches_a_following_patrol_copy_within_the_goal(tmp_path: Path) -> None:
+def at_version(copy: Path, version: object) -> bool:
+    held = json.loads((copy / "state.json").read_text())
+    return {k: held.get(k) for k in ("version", "acked")} == {"version": version, "acked": True}
+
+
+@pytest.mark.parametrize("copy_format", ["parquet", "lines"])
+def test_a_removal_reaches_a_following_patrol_copy_within_the_goal(
+    tmp_path: Path, copy_format: str
+) -> None:
     days = write_demo_days(tmp_path / "upstream")
     drop = tmp_path / "drop"
     drop.mkdir()
@@ -113,7 +127,8 @@ def test_a_removal_reaches_a_following_patrol_copy_within_the_goal(tmp_path: Pat
         process(hotlist("watch", "-c", str(config), "--interval", "1"), logs[1], env) as watch,
         process(
             hotlist("pull", "--server", f"http://127.0.0.1:{port}", "--key-file", str(key_file),
-                    "--user", "car12", "--purpose", "patrol", "--out", str(copy), "--follow"),
+                    "--user", "car12", "--purpose", "patrol", "--out", str(copy), "--follow",
+                    "--copy-format", copy_format),
             logs[2], env,
         ) as follow,
     ):  # fmt: skip
@@ -121,8 +136,7 @@ def test_a_removal_reaches_a_following_patrol_copy_within_the_goal(tmp_path: Pat
         def day1_followed() -> bool:
             feeds = read_state(data_dir).get("feeds", {})
             version = read_state(data_dir).get("hotlist_version")
-            held = json.loads((copy / "state.json").read_text())
-            return {"ncic", "svs"} <= set(feeds) and held == {"version": version, "acked": True}
+            return {"ncic", "svs"} <= set(feeds) and at_version(copy, version)
 
         until(day1_followed, "day 1 ingested, published and followed", logs)
         removed = removed_by_day2(days)
@@ -134,10 +148,7 @@ def test_a_removal_reaches_a_following_patrol_copy_within_the_goal(tmp_path: Pat
         )
         print(f"\ndrop -> removals gone from the following copy: {latency:.2f} s")
         until(
-            lambda: (
-                json.loads((copy / "state.json").read_text())
-                == {"version": read_state(data_dir)["hotlist_version"], "acked": True}
-            ),
+            lambda: at_version(copy, read_state(data_dir)["hotlist_version"]),
             "the copy acknowledged day 2's last version",
             logs,
         )
@@ -155,4 +166,4 @@ def test_a_removal_reaches_a_following_patrol_copy_within_the_goal(tmp_path: Pat
     assert summary["plates"] >= len(removed)  # records removed, and their plates
     assert all(r["status"] == "purged" for r in records)
     assert all("car-12" in r["copies_purged"] and not r["outstanding_copies"] for r in records)
-    assert sorted(p.name for p in copy.iterdir()) == ["hotlist.parquet", "state.json"]
+    assert sorted(p.name for p in copy.iterdir()) == sorted([COPY_FILES[copy_format], "state.json"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +20,13 @@ from hotlist.cli.common import (
 )
 
 app = typer.Typer()
+
+
+class CopyFormat(StrEnum):
+    """The formats of ``hotlist.serve.client.COPY_FORMATS``."""
+
+    parquet = "parquet"
+    lines = "lines"
 
 
 AllowPlainHttp = Annotated[
@@ -121,6 +129,14 @@ def pull(
     wait: Annotated[
         int, typer.Option(min=1, max=60, help="With --follow: seconds per long-poll.")
     ] = 55,
+    copy_format: Annotated[
+        CopyFormat,
+        typer.Option(
+            help="parquet: OUT/hotlist.parquet, rewritten by each delta. lines:"
+            " OUT/hotlist.lines, fixed-width records each delta edits in place (its cost"
+            " follows the delta, not the copy; docs/api.md)."
+        ),
+    ] = CopyFormat.parquet,
     ca_file: Annotated[
         Path | None,
         typer.Option(
@@ -160,9 +176,9 @@ def pull(
     transport = Transport(ca_file, client_cert, client_key, allow_plain_http)
     user = text_option(user, "--user")
     if follow:
-        _follow(server, key, user, purpose, out, wait, report, transport)
+        _follow(server, key, user, purpose, out, wait, report, transport, copy_format.value)
         return
-    report(run(server, key, user, purpose, out, transport=transport))
+    report(run(server, key, user, purpose, out, transport=transport, copy_format=copy_format.value))
 
 
 def _follow(
@@ -174,6 +190,7 @@ def _follow(
     wait: int,
     report: Any,
     transport: Any,
+    copy_format: str,
 ) -> None:
     import logging
     import signal
@@ -181,7 +198,7 @@ def _follow(
     from hotlist.serve.client import Follower
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    follower = Follower(server, key, user, purpose, out, wait, report, transport)
+    follower = Follower(server, key, user, purpose, out, wait, report, transport, copy_format)
 
     def stop(signum: int, frame: Any) -> None:
         follower.stop()

@@ -1,19 +1,16 @@
 """The reference client: keep a local copy of the hotlist in sync, with deltas and acks.
 
 What a patrol integration runs (``hotlist pull``, or ``hotlist pull --follow`` to keep
-following). The copy is ``OUT/hotlist.parquet`` with ``OUT/state.json`` naming its
+following). The copy (:mod:`hotlist.serve.copies`) is ``OUT/hotlist.parquet``, or
+``OUT/hotlist.lines`` with ``--copy-format lines``, with ``OUT/state.json`` naming its
 version; each pull asks for the delta since that version (or gets a full version when
-too far behind), applies removals and upserts, replaces the copy atomically, then
-acknowledges the version so the deletion reports can count this copy as purged.
+too far behind), applies removals and upserts, then acknowledges the version so the
+deletion reports can count this copy as purged. Whatever held a removed record is
+overwritten before the acknowledgement: the replaced copy, or the record's own bytes.
 
-The copy it replaces held the removed records: it is scrubbed (overwritten, fsynced,
-unlinked: :func:`hotlist.scrub.scrub_unlink`), as the server's own files are, and so is
-a half-written new copy. Following (:class:`Follower`) long-polls the server
-(``wait``), so a new version reaches the copy as soon as it is published; it reconnects
-with backoff when the server is away, and stops between steps when asked.
-
-The copy holds record content wherever it is kept, so its files are mode 0600 even in a
-directory the operator made world-readable; a directory the client creates is 0700.
+Following (:class:`Follower`) long-polls the server (``wait``), so a new version reaches
+the copy as soon as it is published; it reconnects with backoff when the server is
+away, and stops between steps when asked.
 
 The server is reached over verified TLS (:class:`Transport`); plain ``http://`` only to
 loopback, unless the operator allows it (:mod:`hotlist.serve.tls`).
@@ -23,8 +20,6 @@ from __future__ import annotations
 
 import fcntl
 import io
-import itertools
-import json
 import logging
 import os
 import random
@@ -35,23 +30,21 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
 
 import httpx
 import polars as pl
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from hotlist.config import ConfigError
-from hotlist.private import PRIVATE_FILE, make_private, temporary_path, write_private
-from hotlist.scrub import scrub_unlink
 from hotlist.serve import tls
+from hotlist.serve.copies import Copy, ParquetCopy
+from hotlist.serve.copy_lines import LinesCopy
 
 log = logging.getLogger("hotlist.pull")
 
 #: Seconds a following client asks the server to wait for a newer version (at most 60).
 FOLLOW_WAIT_S = 55
+#: The copy formats a client keeps (``--copy-format``).
+COPY_FORMATS: dict[str, type[Copy]] = {"parquet": ParquetCopy, "lines": LinesCopy}
 #: Backoff between failed attempts: doubling from the first, capped at the last.
 BACKOFF_S = (1.0, 30.0)
 
@@ -92,180 +85,19 @@ def _refused(response: httpx.Response) -> PullError:
     return PullError(_problem(response))
 
 
-class Copy:
-    """The local copy in ``out``: its files, its version, whether that version was acked."""
-
-    def __init__(self, out: Path) -> None:
-        out.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.state_file, self.path = out / "state.json", out / "hotlist.parquet"
-        self.replaced = self.path.with_name(self.path.name + ".replaced")
-        for existing in (self.path, self.state_file):  # a copy left 0644 by an older client
-            make_private(existing)
-        self._finish_replacement()
-        scrub_unlink(temporary_path(self.path))  # a new copy a killed run left half-written
-        exists = self.state_file.exists() and self.path.exists()
-        self.state: dict[str, Any] = json.loads(self.state_file.read_text()) if exists else {}
-
-    @property
-    def version(self) -> int | None:
-        found = self.state.get("version")
-        return None if found is None else int(found)
-
-    @property
-    def acked(self) -> bool:
-        return bool(self.state.get("acked", True))
-
-    def _finish_replacement(self) -> None:
-        """The link to the old copy, kept until it is scrubbed: scrub it, unless a run was
-        killed before the new copy took its place (then it is the copy itself)."""
-        try:
-            old = os.stat(self.replaced, follow_symlinks=False)
-        except FileNotFoundError:
-            return
-        try:
-            current = os.stat(self.path, follow_symlinks=False)
-            same = (old.st_dev, old.st_ino) == (current.st_dev, current.st_ino)
-        except FileNotFoundError:
-            same = False
-        if same:
-            self.replaced.unlink()
-        else:
-            scrub_unlink(self.replaced)
-
-    def replace(self, write: Callable[[BinaryIO], object], version: int) -> int:
-        """Write the new copy (``write`` fills a private file), fsync it, put it in place,
-        then scrub the copy it replaced; return how many entries it holds."""
-        tmp = temporary_path(self.path)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
-        try:
-            with os.fdopen(os.open(tmp, flags, PRIVATE_FILE), "wb") as fh:
-                os.fchmod(fh.fileno(), PRIVATE_FILE)
-                write(fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            entries = pq.read_metadata(tmp).num_rows  # a whole Parquet file, or no change
-        except BaseException:
-            scrub_unlink(tmp)
-            raise
-        had_copy = self.path.exists()
-        if had_copy:
-            os.link(self.path, self.replaced)
-        os.replace(tmp, self.path)
-        self.save(version, acked=False)
-        if had_copy:
-            scrub_unlink(self.replaced)
-        return int(entries)
-
-    def save(self, version: int, acked: bool) -> None:
-        self.state = {"version": version, "acked": acked}
-        write_private(self.state_file, json.dumps(self.state))
-
-
-#: Rows a row group of the copy holds at most after a delta; row groups that shrank
-#: below it are merged (with the upserts) so that deltas do not leave slivers.
-ROW_GROUP_ROWS = 122_880
-
-
-def _dictionary_columns(source: pq.ParquetFile) -> list[str]:
-    """The string columns the copy keeps dictionary-encoded: the ones its first row
-    group stores with a dictionary page (low-cardinality: feed, state, make ...)."""
-    meta = source.metadata
-    if meta.num_row_groups == 0:
-        return []
-    group = meta.row_group(0)
-    strings = {f.name for f in source.schema_arrow if _is_text(f.type)}
-    return [
-        group.column(i).path_in_schema
-        for i in range(group.num_columns)
-        if group.column(i).has_dictionary_page and group.column(i).path_in_schema in strings
-    ]
-
-
-def _is_text(kind: pa.DataType) -> bool:
-    return bool(
-        pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
-    )
-
-
-def _write_delta(fh: BinaryIO, current: Path, touched: pa.Array, fresh: pl.DataFrame) -> None:
-    """The copy without the ``touched`` entries, then ``fresh``, written to ``fh`` one row
-    group at a time. Low-cardinality string columns stay dictionary-encoded from the
-    page read to the page written (never decoded into strings), pages are uncompressed
-    and carry no statistics: each of these cut the CPU of an apply, which is what fifty
-    followers on one host queue for (docs/freshness.md, 2026-12-02)."""
-    dictionary = _dictionary_columns(pq.ParquetFile(current))
-    source = pq.ParquetFile(current, read_dictionary=dictionary)
-    schema = source.schema_arrow
-    upserts = fresh.to_arrow().select(schema.names).cast(schema)
-    options: dict[str, Any] = {
-        "compression": "none",
-        "write_statistics": False,
-        "use_dictionary": dictionary or False,
-        "store_schema": False,  # readers see strings, as in the server's file, not categories
-    }
-    with pq.ParquetWriter(fh, schema, **options) as writer:
-        pending: list[pa.Table] = []
-        rows = 0
-        kept = (
-            _without(source.read_row_group(i, use_threads=False), touched)
-            for i in range(source.num_row_groups)
-        )
-        for group in itertools.chain(kept, [upserts]):
-            if pending and rows + group.num_rows > ROW_GROUP_ROWS:
-                _write_group(writer, pending)
-                pending, rows = [], 0
-            pending.append(group)
-            rows += group.num_rows
-        _write_group(writer, pending)
-
-
-def _without(group: pa.Table, touched: pa.Array) -> pa.Table:
-    """The row group without the touched entries, each dictionary left with the values
-    its rows still use: a value only a removed record had must not stay in the new
-    copy's dictionary page (the copy it replaces is scrubbed; this one must be clean)."""
-    kept = group.filter(pc.invert(pc.is_in(group["entry_id"], value_set=touched)))
-    columns = [
-        _compact(column.combine_chunks()) if pa.types.is_dictionary(column.type) else column
-        for column in kept.columns
-    ]
-    return pa.table(columns, schema=kept.schema)
-
-
-def _compact(column: pa.DictionaryArray) -> pa.DictionaryArray:
-    used = pc.unique(column.indices).drop_null()
-    if len(used) == len(column.dictionary):  # every value still used (feed, state ...)
-        return column
-    indices = pc.index_in(column.indices, value_set=used).cast(column.indices.type)
-    return pa.DictionaryArray.from_arrays(indices, column.dictionary.take(used))
-
-
-def _write_group(writer: pq.ParquetWriter, tables: list[pa.Table]) -> None:
-    """One row group (several tables merged share one dictionary per column)."""
-    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables).unify_dictionaries()
-    if table.num_rows:
-        writer.write_table(table, row_group_size=max(table.num_rows, 1))
-
-
 def _apply(copy: Copy, response: httpx.Response) -> PullResult:
-    """Apply a full version or a delta to the copy, in bounded memory: a full version is
-    the server's Parquet file, written as it came; a delta streams the copy a row group
-    at a time into the new file (:func:`_write_delta`), so a follower holds the delta
-    and one row group, not 1.7M rows (fifty followers on one host ran it out of memory
-    otherwise: docs/freshness.md). The upserts follow the copy's rows."""
+    """Apply a full version or a delta to the copy (:mod:`hotlist.serve.copies`)."""
     arrived = time.monotonic()
     version = int(response.headers["X-Hotlist-Version"])
     full = response.headers["X-Hotlist-Full"] == "true"
     if full:
-        body = response.content
-        entries = upserts = copy.replace(lambda fh: fh.write(body), version)
+        entries = upserts = copy.apply_full(response.content, version)
         removals = 0
     else:
         incoming = pl.read_parquet(io.BytesIO(response.content))
         gone = incoming.filter(pl.col("op") == "remove")["entry_id"]
         fresh = incoming.filter(pl.col("op") == "upsert").drop("op")
-        touched = pl.concat([gone, fresh["entry_id"]]).to_arrow()
-        current = copy.path
-        entries = copy.replace(lambda fh: _write_delta(fh, current, touched, fresh), version)
+        entries = copy.apply_delta(gone, fresh, version)
         upserts, removals = fresh.height, gone.len()
     applied_s = time.monotonic() - arrived
     return PullResult(version, full, entries, upserts, removals, applied_s)
@@ -375,12 +207,13 @@ def pull(
     out: Path,
     timeout_s: float = 120.0,
     transport: Transport = Transport(),
+    copy_format: str = "parquet",
 ) -> PullResult:
     """Bring the copy in ``out`` up to date once."""
     http = transport.client(server, timeout_s)
     try:
         with http, _only_puller(out):
-            result = pull_once(http, _headers(key, user, purpose), Copy(out))
+            result = pull_once(http, _headers(key, user, purpose), COPY_FORMATS[copy_format](out))
     except httpx.TransportError as exc:
         refused = transport.refusal(exc, server)
         if refused is not None:
@@ -411,8 +244,10 @@ class Follower:
         wait_s: int = FOLLOW_WAIT_S,
         on_pull: Callable[[PullResult], None] | None = None,
         transport: Transport = Transport(),
+        copy_format: str = "parquet",
     ) -> None:
         self.server, self.out, self.wait_s = server, out, wait_s
+        self.copy_class = COPY_FORMATS[copy_format]
         self.transport, self._context = transport, transport.context(server)
         self.headers = _headers(key, user, purpose)
         self.on_pull = on_pull
@@ -442,7 +277,7 @@ class Follower:
             self._run()
 
     def _run(self) -> None:
-        copy = Copy(self.out)
+        copy = self.copy_class(self.out)
         delay = BACKOFF_S[0]
         self._runner = threading.get_ident()
         try:
