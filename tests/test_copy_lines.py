@@ -202,16 +202,16 @@ def test_a_copy_killed_while_a_delta_is_written_is_replaced_by_a_full_version(
 
 
 KILLED_MIDWAY = """
-import os, signal, sys
+import mmap, os, signal, sys
 from pathlib import Path
 import polars as pl
-from hotlist.serve.copy_lines import LinesCopy
-copy = LinesCopy(Path(sys.argv[1]))
-real = os.pwrite
-def pwrite(fd, data, offset):
-    real(fd, data, offset)
-    os.kill(os.getpid(), signal.SIGKILL)
-os.pwrite = pwrite
+from hotlist.serve import copy_lines
+copy = copy_lines.LinesCopy(Path(sys.argv[1]))
+class KilledAfterOneSlot(mmap.mmap):
+    def __setitem__(self, where, data):
+        super().__setitem__(where, data)
+        os.kill(os.getpid(), signal.SIGKILL)
+copy_lines.mmap.mmap = KilledAfterOneSlot
 assert copy._open is not None
 copy.apply_delta(pl.Series([11, 12, 13]), pl.DataFrame(schema=copy._open.layout.schema), 2)
 """
