@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from hotlist.config import Settings
 from hotlist.ingest import ingest_source
 from hotlist.purge import purge
 from hotlist.serve import consumers as reg
-from hotlist.serve.client import Follower, PullResult, pull
+from hotlist.serve.client import Follower, PullResult, _ack, pull
 from hotlist.serve.copies import ParquetCopy
 from hotlist.testing.sshd import free_port
 from tests.builders import Drop, ncic_file, ncic_line
@@ -229,6 +230,40 @@ def test_following_applies_each_version_scrubs_the_copy_it_replaced_and_acks(
     assert sorted(p.name for p in out.iterdir()) == ["hotlist.parquet", "state.json"]
     [consumer] = reg.all_consumers(settings.data_dir)
     assert consumer.acked_version == 2
+
+
+def test_an_ack_whose_connection_the_server_closed_is_sent_again_at_once(tmp_path: Path) -> None:
+    """A kept-alive connection the server closes as the ack goes out (its idle timeout
+    ran out during a long apply) fails the request with no answer: the ack is sent again
+    on a new connection, not counted as the server away."""
+    asked: list[bytes] = []
+
+    def answer(conn: socket.socket) -> None:
+        with conn:
+            asked.append(conn.recv(65536))
+            if len(asked) > 1:  # the first is dropped unanswered
+                body = b'{"consumer": "car-12", "acked_version": 3}'
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                    b"content-length: %d\r\n\r\n%s" % (len(body), body)
+                )
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def serve() -> None:
+            for _ in range(2):
+                answer(listener.accept()[0])
+
+        server = threading.Thread(target=serve, daemon=True)
+        server.start()
+        copy = ParquetCopy(tmp_path / "copy")
+        copy.save(3, acked=False)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            _ack(http, {b"X-User": b"car12"}, copy)
+        server.join(timeout=10)
+    assert copy.acked and len(asked) == 2
+    assert all(a.startswith(b"POST /v1/ack ") for a in asked)
 
 
 def test_following_reconnects_with_backoff_when_the_server_comes_back(

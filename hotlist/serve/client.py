@@ -104,9 +104,17 @@ def _apply(copy: Copy, response: httpx.Response) -> PullResult:
 
 
 def _ack(http: httpx.Client, headers: dict[bytes, bytes], copy: Copy) -> None:
+    """Acknowledge the copy's version. Sent again once at once when the connection was
+    closed under it: after an apply longer than the server keeps an idle connection
+    (uvicorn: 5 s) the kept-alive one is gone, and backing off for that would hold back
+    the acknowledgement, and the deletion report's count of this copy, for nothing (an
+    ack is idempotent)."""
     version = copy.version
     assert version is not None
-    acked = http.post("/v1/ack", json={"version": version}, headers=headers)
+    try:
+        acked = http.post("/v1/ack", json={"version": version}, headers=headers)
+    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+        acked = http.post("/v1/ack", json={"version": version}, headers=headers)
     if acked.status_code != 200:
         raise _refused(acked)
     copy.save(version, acked=True)
