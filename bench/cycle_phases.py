@@ -174,7 +174,7 @@ WRAPPED: list[tuple[str, str, str | Callable[..., str]]] = [
     ("hotlist.purge", "rewrite_fresh", "2.4 rewrite content file"),
     ("hotlist.audit", "recover_torn_tail", "access-log torn tail"),
     ("hotlist.purge", "verify", "2.5 verification scan"),
-    ("hotlist.verify", "_check_entry_ids", "entry ids in content files"),
+    ("hotlist.verify", "count_gone_entries", "entry ids in content files"),
     ("hotlist.verify", "_check_file", _file_kind),
     ("hotlist.verify", "_check_raw", "raw files, searched together"),
     ("hotlist.purge", "unsearchable", "unsearchable markers"),

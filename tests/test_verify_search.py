@@ -9,6 +9,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 from hypothesis import given, settings
@@ -206,3 +207,26 @@ def test_database_log_records_searched_in_batches_are_named_by_seq_and_field(
         "record 250:hit.plates[0]",
         "record 280:note",
     ]
+
+
+def test_a_content_file_holding_a_removed_records_entry_is_named_with_the_count(
+    settings: Settings, drop: Drop
+) -> None:
+    lines = [ncic_line(f"V{i:09d}", f"7KEEP{i:03d}") for i in range(30)]
+    drop.put("VEHEXTRT.txt", ncic_file(lines, stamp="202611210800"))
+    ingest_source(settings, "ncic")
+    drop.put("VEHEXTRT.txt", ncic_file(lines[:29], stamp="202611220800"))
+    ingest_source(settings, "ncic")
+    feeds = settings.data_dir / "store" / "feeds" / "ncic"
+    first, second = sorted(feeds.glob("v*.duckdb"))
+    result = verify(settings.data_dir, None, [], pending_ok=True)
+    findings = {str(f.place): f.problem for f in result.findings}
+    # The superseded version still holds the removed entry (the purge erases it); the
+    # current one does not.
+    assert findings == {str(first): "1 entries of removed records are still in this file"}
+    con = duckdb.connect(str(second))
+    con.execute("ALTER TABLE entries RENAME TO moved")
+    con.close()
+    result = verify(settings.data_dir, None, [], pending_ok=True)
+    problems = {str(f.place): f.problem for f in result.findings}
+    assert problems[str(second)] == "unverifiable: its entries cannot be read (CatalogException)"
