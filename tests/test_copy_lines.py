@@ -12,11 +12,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hotlist.serve import client, copy_lines
+from hotlist.serve.client import PullError
 from hotlist.serve.copies import CopyUnreadable, ParquetCopy
 from hotlist.serve.copy_lines import LinesCopy, read_layout, read_lines, scan
 
@@ -273,3 +276,38 @@ def test_a_directory_that_changes_format_keeps_no_copy_of_the_old_one(tmp_path: 
     assert back.version is None
     back.apply_full(parquet(VERSION_1), 3)
     assert sorted(p.name for p in out.iterdir()) == ["hotlist.parquet", "state.json"]
+
+
+def test_a_delta_with_a_new_column_rewrites_the_copy_a_batch_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(copy_lines, "BATCH_ROWS", 2)  # three entries: two batches
+    copy = LinesCopy(tmp_path / "copy")
+    copy.apply_full(parquet(VERSION_1), 1)
+    added = entries([(18, "ncic", "4JKL012", "CA", DAY, 2020, "WIDER THAN ANY MODEL")])
+    added = added.with_columns(pl.lit("BLK", pl.String).alias("colour"))
+    copy.apply_delta(pl.Series([11]), added, 2)
+    copy_after = read_lines(copy.path)
+    assert copy_after.columns == [*SCHEMA, "colour"]
+    assert sorted(copy_after.rows()) == sorted(
+        [(*VERSION_1.row(1), None), (*VERSION_1.row(2), None), added.row(0)]
+    )
+    assert LinesCopy(copy.out).version == 2
+
+
+def test_a_version_with_a_column_no_slot_can_hold_ends_the_pull_with_what_to_do(
+    tmp_path: Path,
+) -> None:
+    copy = LinesCopy(tmp_path / "copy")
+    copy.apply_full(parquet(VERSION_1), 1)
+    flagged = VERSION_1.with_columns(pl.lit(True).alias("armed"))
+    response = httpx.Response(
+        200,
+        content=parquet(flagged),
+        headers={"X-Hotlist-Version": "2", "X-Hotlist-Full": "true"},
+    )
+    with pytest.raises(PullError, match=r"--copy-format parquet") as raised:
+        client._apply(copy, response)
+    assert "armed" in str(raised.value)
+    assert LinesCopy(copy.out).version == 1  # the copy keeps what it had
+    assert held(copy) == sorted(VERSION_1.rows())

@@ -36,7 +36,7 @@ import polars as pl
 
 from hotlist.config import ConfigError
 from hotlist.serve import tls
-from hotlist.serve.copies import Copy, ParquetCopy
+from hotlist.serve.copies import Copy, CopyUnreadable, ParquetCopy
 from hotlist.serve.copy_lines import LinesCopy
 
 log = logging.getLogger("hotlist.pull")
@@ -90,15 +90,23 @@ def _apply(copy: Copy, response: httpx.Response) -> PullResult:
     arrived = time.monotonic()
     version = int(response.headers["X-Hotlist-Version"])
     full = response.headers["X-Hotlist-Full"] == "true"
-    if full:
-        entries = upserts = copy.apply_full(response.content, version)
-        removals = 0
-    else:
-        incoming = pl.read_parquet(io.BytesIO(response.content))
-        gone = incoming.filter(pl.col("op") == "remove")["entry_id"]
-        fresh = incoming.filter(pl.col("op") == "upsert").drop("op")
-        entries = copy.apply_delta(gone, fresh, version)
-        upserts, removals = fresh.height, gone.len()
+    try:
+        if full:
+            entries = upserts = copy.apply_full(response.content, version)
+            removals = 0
+        else:
+            incoming = pl.read_parquet(io.BytesIO(response.content))
+            gone = incoming.filter(pl.col("op") == "remove")["entry_id"]
+            fresh = incoming.filter(pl.col("op") == "upsert").drop("op")
+            entries = copy.apply_delta(gone, fresh, version)
+            upserts, removals = fresh.height, gone.len()
+    except CopyUnreadable as exc:  # the version, not the copy: asking again brings it again
+        others = ", ".join(f for f in COPY_FORMATS if f != copy.format)
+        raise PullError(
+            f"version {version} cannot be held in a {copy.format} copy ({exc}); the copy"
+            f" keeps the version it had. Pull with --copy-format {others}, or ask the"
+            " server's operator"
+        ) from None
     applied_s = time.monotonic() - arrived
     return PullResult(version, full, entries, upserts, removals, applied_s)
 

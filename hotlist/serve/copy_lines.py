@@ -35,6 +35,7 @@ file it replaces is scrubbed, as :class:`hotlist.serve.copies.ParquetCopy` does.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import logging
 import mmap
@@ -280,6 +281,17 @@ def read_lines(path: Path) -> pl.DataFrame:
         return decode(_slots(data, layout), layout)
 
 
+def read_batches(path: Path, rows: int) -> Iterator[pl.DataFrame]:
+    """The entries of a ``hotlist.lines`` copy, ``rows`` slots at a time (bounded memory
+    for a copy of any size)."""
+    with pa.memory_map(str(path)) as source:
+        data = source.read_buffer()
+        layout = read_layout(data.slice(0, min(data.size, 1 << 16)).to_pybytes())
+        slots = _slots(data, layout)
+        for start in range(0, len(slots), rows):
+            yield decode(slots.slice(start, rows), layout)
+
+
 @dataclass
 class _Scan:
     """What the client keeps of an open copy: its layout, which slot holds which entry,
@@ -457,16 +469,30 @@ class LinesCopy(Copy):
 
     def _write_wider(self, gone: pl.Series, fresh: pl.DataFrame, version: int) -> int:
         """A delta a slot cannot hold (a value wider than its column, other columns):
-        the copy written whole with the widths it needs, the old file scrubbed."""
-        current = read_lines(self.path)
-        touched = pl.concat([gone.cast(pl.Int64), fresh["entry_id"].cast(pl.Int64)])
-        merged = pl.concat(
-            [current.filter(~pl.col("entry_id").is_in(touched.implode())), fresh],
-            how="diagonal_relaxed",
-        )
-        widths = widths_of(merged)
-        layout = layout_for(dict(merged.schema), widths)
-        return self._write_whole(layout, _batches(merged), version)
+        the copy written whole with the widths it needs, the old file scrubbed. The old
+        file is read a batch at a time, as it is written: its own widths bound its values,
+        so only the delta's are measured."""
+        opened = self._open
+        assert opened is not None
+        touched = pl.concat([gone.cast(pl.Int64), fresh["entry_id"].cast(pl.Int64)]).implode()
+        empty = pl.DataFrame(schema=opened.layout.schema)
+        schema = pl.concat([empty, fresh.clear()], how="diagonal_relaxed").schema
+        widths = {f.name: f.width for f in opened.layout.fields}
+        for name, width in widths_of(fresh).items():
+            widths[name] = max(width, widths.get(name, 0))
+        layout = layout_for(dict(schema), widths)
+
+        def frames() -> Iterator[pl.DataFrame]:
+            kept = (
+                part.filter(~pl.col("entry_id").is_in(touched))
+                for part in read_batches(self.path, BATCH_ROWS)
+            )
+            for part in itertools.chain(kept, _batches(fresh)):
+                yield pl.concat([schema.to_frame(), part], how="diagonal_relaxed").select(
+                    schema.names()
+                )
+
+        return self._write_whole(layout, frames(), version)
 
 
 def _fitted(fresh: pl.DataFrame, layout: Layout) -> bytes | None:
