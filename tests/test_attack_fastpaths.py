@@ -232,9 +232,11 @@ def test_a_request_pipelined_behind_a_refusal_that_ends_the_connection_is_logged
 def test_a_key_revoked_while_its_pull_waits_for_a_version_to_load_gets_no_data(
     api: str, key: str, settings: Settings, drop: Drop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A pull of a newly published version waits for the server to load it (1.5 s for
-    2M entries): a key revoked meanwhile gets a 401, not the version, and the pull is
-    logged once, refused. The load is the real one, held back until the key is revoked."""
+    """A full pull of a newly published version waits for the server to load it (1.5 s
+    for 2M entries): a key revoked meanwhile gets a 401, not the version, and the pull is
+    logged once, refused. The load is the real one, held back until the key is revoked.
+    (A delta pull does not wait for the load: test_serve's
+    test_a_delta_pull_is_answered_while_its_version_loads.)"""
     headers = {"Authorization": f"Bearer {key}", "X-User": "officer1", "X-Purpose": "patrol"}
     assert httpx.get(f"{api}/v1/hotlist", headers=headers, timeout=30).status_code == 200
     _publish(settings, drop, BASE[1:], 2)  # version 2: not loaded yet
@@ -249,9 +251,7 @@ def test_a_key_revoked_while_its_pull_waits_for_a_version_to_load_gets_no_data(
     monkeypatch.setattr(HotlistCache, "_load", load_after_the_revocation)
     answer: list[httpx.Response] = []
     pulling = threading.Thread(
-        target=lambda: answer.append(
-            httpx.get(f"{api}/v1/hotlist", params={"since": 1}, headers=headers, timeout=30)
-        )
+        target=lambda: answer.append(httpx.get(f"{api}/v1/hotlist", headers=headers, timeout=30))
     )
     before = len(_records(settings))
     pulling.start()

@@ -3,6 +3,7 @@ acks in the deletion reports, ETags, and version switches under load."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -24,6 +25,7 @@ from hotlist.purge import purge
 from hotlist.reports import deletion_rows
 from hotlist.serve import consumers as reg
 from hotlist.serve.client import PullError, pull
+from hotlist.serve.versions import HotlistCache
 from hotlist.store import control_path
 from tests.builders import Drop, ncic_file, ncic_line
 from tests.serving import running_api
@@ -545,3 +547,49 @@ def test_appends_from_another_process_during_lookups_keep_one_chain(
     assert sum(r["channel"] == "api" for r in records) == 150
     assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
     assert audit.verify_chain(settings.data_dir).ok
+
+
+def test_a_delta_pull_is_answered_while_its_version_loads(
+    api: str,
+    key: str,
+    settings: Settings,
+    drop: Drop,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A delta needs the entries it upserts, not the lookup indexes of the version: the
+    pulls waiting for a new version are answered from its files while the server loads
+    it (held back here until the answer has come), with the delta the loaded version
+    gives."""
+    out = tmp_path / "patrol-copy"
+    pull(api, key, "car12", "patrol", out)  # version 1, loaded by the server
+    removed = pl.read_parquet(out / "hotlist.parquet").filter(pl.col("plate") == "7API002")
+    lines = [ln for ln in BASE if "7API002" not in ln] + [ncic_line("P000000002", "8NEW002")]
+    _publish(settings, drop, lines, 2)
+    loading, release = threading.Event(), threading.Event()
+    real_load = HotlistCache._load
+
+    def held_load(self: HotlistCache, manifest: dict[str, object]) -> object:
+        loading.set()
+        assert release.wait(30)
+        return real_load(self, manifest)
+
+    monkeypatch.setattr(HotlistCache, "_load", held_load)
+    try:
+        params: dict[str, str | int] = {"since": 1, "format": "parquet"}
+        answer = httpx.get(f"{api}/v1/hotlist", params=params, headers=_headers(key), timeout=10)
+        assert loading.wait(10)  # the load runs beside the answer, not before it
+    finally:
+        release.set()
+    assert answer.status_code == 200
+    assert (answer.headers["X-Hotlist-Version"], answer.headers["X-Hotlist-Full"]) == ("2", "false")
+    delta = pl.read_parquet(io.BytesIO(answer.content))
+    assert delta.filter(pl.col("op") == "upsert")["plate"].to_list() == ["8NEW002"]
+    assert (
+        delta.filter(pl.col("op") == "remove")["entry_id"].to_list()
+        == removed["entry_id"].to_list()
+    )
+    result = pull(api, key, "car12", "patrol", out)  # the loaded version agrees
+    assert (result.version, result.full, result.upserts, result.removals) == (2, False, 1, 1)
+    local = pl.read_parquet(out / "hotlist.parquet").select("entry_id", "plate").sort("entry_id")
+    assert local.equals(_server_copy(api, key))

@@ -36,7 +36,7 @@ from hotlist.serve.lookups import (
     LookupRequest,
     LookupResponse,
 )
-from hotlist.serve.versions import Loaded, NoVersion
+from hotlist.serve.versions import Loaded, NoVersion, Unloaded
 from hotlist.serve.waiters import MAX_WAIT_S, waiters_for
 
 router = APIRouter()
@@ -68,6 +68,20 @@ async def _current(served: Services, wait: bool) -> Loaded:
         return await run_in_threadpool(served.versions.current, True)
     except NoVersion:
         raise Problem(503, "No hotlist yet", "no hotlist version has been published yet") from None
+
+
+async def _for_pull(served: Services, since: int | None) -> Loaded | Unloaded:
+    """The version a pull answers from: a delta pull (``since``) of a version still
+    loading is answered from its files (:class:`hotlist.serve.versions.Unloaded`), not
+    after the load (which the lookups need, and a pull does not)."""
+    if since is not None:
+        try:
+            early = served.versions.unloaded(since)
+        except NoVersion:
+            early = None
+        if early is not None:
+            return early
+    return await _current(served, wait=True)
 
 
 @router.get(
@@ -121,17 +135,23 @@ async def hotlist(
             this.element = f"wait for a version after {since}"
             this.outcome = "granted: nothing newer"
             return Response(status_code=304, headers={"X-Hotlist-Version": str(since)})
-    loaded = await _current(served, wait=True)
+    loaded = await _for_pull(served, since)
     full = since is None or since > loaded.version
-    upserts, removals = loaded.by_plate.clear(), pl.Series("entry_id", [], pl.Int64)
+    upserts, removals = None, pl.Series("entry_id", [], pl.Int64)
     if not full and since is not None:
-        delta = loaded.memo.deltas.get(since) or await run_in_threadpool(
-            versions.delta, loaded, since
-        )
+        try:
+            delta = loaded.memo.deltas.get(since) or await run_in_threadpool(
+                versions.delta, loaded, since
+            )
+        except FileNotFoundError:  # superseded and erased while it loaded: the newest
+            loaded = await _current(served, wait=True)
+            delta = await run_in_threadpool(versions.delta, loaded, since)
         if delta is None:
             full = True
         else:
             upserts, removals = delta
+    if full and format == "json" and isinstance(loaded, Unloaded):
+        loaded = await _current(served, wait=True)  # a full JSON answer needs it loaded
     if time.monotonic() - checked > KEYS_RECHECK_S:  # a version's load (2M entries: 1.5 s)
         await run_in_threadpool(still_admitted, served, who)  # let a revocation pass?
     fresh = versions.freshness(loaded, served.freshness_limits)
@@ -158,10 +178,12 @@ async def hotlist(
         body: dict[str, Any] = {"version": loaded.version, "since": since, "full": full}
         body["freshness"] = fresh
         if full:
+            assert isinstance(loaded, Loaded)
             body["entries"] = loaded.by_plate
         else:
             body["upserts"], body["removals"] = upserts, removals
         return await run_in_threadpool(_json_response, body, headers)
+    assert upserts is not None
     content = loaded.memo.encoded.get((since, format)) or await run_in_threadpool(
         versions.encoded_delta, loaded, since, format, upserts, removals
     )

@@ -82,6 +82,33 @@ class Loaded:
             return False
         return True
 
+    def upserted(self, ids: pl.Series) -> pl.DataFrame:
+        """The entries with these ids, in plate order."""
+        return self.by_plate.filter(pl.col("entry_id").is_in(ids.implode()))
+
+
+@dataclass(frozen=True)
+class Unloaded:
+    """The newest published version while it loads: enough to answer a delta pull.
+
+    A delta needs the few entries it upserts, not the version's lookup indexes: they are
+    read from the version's Parquet file (a scan, filtered by entry id: 0.07 CPU-s at 2M
+    entries where the load takes ~1.3), so the pulls waiting for a version are answered
+    while it loads. Its memo passes to the loaded version."""
+
+    version: int
+    manifest: dict[str, Any]
+    directory: Path
+    memo: Memo
+
+    def upserted(self, ids: pl.Series) -> pl.DataFrame:
+        """The entries with these ids, in the file's (plate) order."""
+        return (
+            pl.scan_parquet(self.directory / "hotlist.parquet")
+            .filter(pl.col("entry_id").is_in(ids.implode()))
+            .collect()
+        )
+
 
 class HotlistCache:
     """The current published version, loaded once per version.
@@ -99,6 +126,7 @@ class HotlistCache:
         self._lock = threading.Lock()
         self._loading: int | None = None
         self._recheck_at = 0.0  # monotonic time after which a lookup looks again
+        self._early: Unloaded | None = None  # the version being loaded, for delta pulls
         #: Freeze each loaded version out of full collections (a server process's).
         self.settle_heap = False
 
@@ -166,6 +194,21 @@ class HotlistCache:
     def loaded_now(self) -> Loaded | None:
         return self._loaded
 
+    def unloaded(self, since: int) -> Unloaded | None:
+        """The newest published version, not loaded yet, for a delta from ``since``; its
+        load starts on a thread. None when it is loaded, or the pull needs a full version."""
+        manifest = self.manifest()
+        version = int(manifest["version"])
+        loaded = self._loaded
+        if since >= version or (loaded is not None and loaded.version >= version):
+            return None
+        early = self._early
+        if early is None or early.version != version:
+            early = Unloaded(version, manifest, self.root / manifest["dir"], Memo())
+            self._early = early
+        self._load_in_background(manifest)
+        return early
+
     def _load_in_background(self, manifest: dict[str, Any]) -> None:
         with self._lock:
             if self._loading == manifest["version"]:
@@ -190,9 +233,14 @@ class HotlistCache:
             ocr = frame.select(
                 _ocr(pl.col("plate")).alias("ocr_key"), pl.int_range(pl.len()).alias("row")
             ).sort("ocr_key")
-            self._loaded = Loaded(
-                manifest["version"], manifest, directory, frame, ocr, PlateIndex(frame)
+            early = self._early
+            memo = (
+                early.memo if early is not None and early.version == manifest["version"] else Memo()
             )
+            self._loaded = Loaded(
+                manifest["version"], manifest, directory, frame, ocr, PlateIndex(frame), memo
+            )
+            self._early = None
             if self.settle_heap:  # the version stays: full collections need not scan it
                 heap.settle()
             return self._loaded
@@ -207,7 +255,7 @@ def in_plate_order(frame: pl.DataFrame) -> pl.DataFrame:
     return frame if keys.is_sorted() else frame.sort("plate", "state")
 
 
-def delta(loaded: Loaded, since: int) -> Delta | None:
+def delta(loaded: Loaded | Unloaded, since: int) -> Delta | None:
     """Entries added or changed since ``since`` (with content) and removed ones (ids only),
     computed once per (version, since); None when the change files no longer reach back.
     The change files are those published beside the loaded version."""
@@ -223,9 +271,10 @@ def delta(loaded: Loaded, since: int) -> Delta | None:
     return found
 
 
-def _delta(since: int, loaded: Loaded) -> Delta | None:
+def _delta(since: int, loaded: Loaded | Unloaded) -> Delta | None:
     if since == loaded.version:
-        return loaded.by_plate.clear(), pl.Series("entry_id", [], pl.Int64)
+        none = pl.Series("entry_id", [], pl.Int64)
+        return loaded.upserted(none), none
     changes = loaded.directory.parent / "changes"
     paths = [changes / f"v{v:09d}.parquet" for v in range(since + 1, loaded.version + 1)]
     if not all(p.exists() for p in paths):
@@ -238,14 +287,15 @@ def _delta(since: int, loaded: Loaded) -> Delta | None:
         .unique("entry_id", keep="last")
     )
     removed = ops.filter(pl.col("op") == "remove")["entry_id"]
-    upserts = loaded.by_plate.filter(
-        pl.col("entry_id").is_in(ops.filter(pl.col("op") != "remove")["entry_id"].implode())
-    )
-    return upserts, removed
+    return loaded.upserted(ops.filter(pl.col("op") != "remove")["entry_id"]), removed
 
 
 def encoded_delta(
-    loaded: Loaded, since: int | None, format: str, upserts: pl.DataFrame, removals: pl.Series
+    loaded: Loaded | Unloaded,
+    since: int | None,
+    format: str,
+    upserts: pl.DataFrame,
+    removals: pl.Series,
 ) -> bytes:
     """A delta file, encoded once per (version, since, format)."""
     memo, key = loaded.memo, (since, format)
@@ -271,7 +321,7 @@ def encoded_delta(
     return memo.encoded[key]
 
 
-def freshness(loaded: Loaded, limits: dict[str, float]) -> dict[str, Any]:
+def freshness(loaded: Loaded | Unloaded, limits: dict[str, float]) -> dict[str, Any]:
     """Per feed: applied at, age, stale; recomputed at most once a second."""
     second = int(time.time())
     memo = loaded.memo.freshness
