@@ -5,8 +5,10 @@ following patrol copy.
 
 Each run starts from nothing: ``hotlist serve`` and ``hotlist watch --interval 1`` as
 processes of their own, ``followers`` consumers following with the reference client
-(:class:`hotlist.serve.client.Follower`, one thread each, in this process), day 1 dropped
-and followed, then day 2 dropped. A follower's latency is the time from the drop to its
+(``hotlist pull --follow``, a process each, as a patrol integration runs it; with
+``--followers-as threads``, :class:`hotlist.serve.client.Follower` threads of this
+process, whose applies take turns on its one GIL), day 1 dropped and followed, then day
+2 dropped. A follower's latency is the time from the drop to its
 copy holding the last version day 2 published (both sources' removals applied; that
 the removed records are then gone from the copy is what ``tests/test_freshness_e2e.py``
 checks). ``--ncic-rows 0`` uses the
@@ -28,6 +30,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -36,9 +39,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from hotlist.serve import consumers as reg
 from hotlist.serve.client import COPY_FORMATS, Follower, PullResult
@@ -142,7 +146,8 @@ class Published:
 @dataclass
 class Run:
     """One run's times from the drop, in seconds: the final version published, and per
-    follower its answer's arrival, its copy in place, and its own apply time."""
+    follower its answer's arrival, its copy in place (and acknowledged), and its own apply
+    time (the answer's arrival to the copy in place, fsynced)."""
 
     published: float
     arrived: list[float]
@@ -157,17 +162,64 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _cpu(procs: list[subprocess.Popen[bytes]]) -> dict[str, float]:
-    """CPU seconds so far: this process (the followers' threads), the server, the watcher."""
+def _cpu(
+    procs: list[subprocess.Popen[bytes]], children: list[subprocess.Popen[bytes]]
+) -> dict[str, float]:
+    """CPU seconds so far: the followers (their processes, else this one's threads), the
+    server, the watcher."""
+    followers = sum(_cpu_s(c.pid) for c in children) if children else _cpu_s(os.getpid())
     return {
-        "followers": _cpu_s(os.getpid()),
+        "followers": followers,
         "serve": _cpu_s(procs[0].pid),
         "watch": _cpu_s(procs[1].pid),
     }
 
 
+#: What ``hotlist pull --follow`` prints after each version it applied and acknowledged.
+REPORT = re.compile(r"now at version (\d+) .*applied in ([\d.]+) s, acknowledged in ([\d.]+) s")
+
+
+def _follow_process(
+    root: Path,
+    i: int,
+    key: str,
+    server: str,
+    copy_format: str,
+    record: Callable[[PullResult], None],
+) -> subprocess.Popen[bytes]:
+    """``hotlist pull --follow`` as a process of its own, as a patrol integration runs it;
+    each version it reports is recorded when its line arrives (printed after the ack)."""
+    key_file = root / f"key-{i}"
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    child = subprocess.Popen(
+        [
+            sys.executable, "-m", "hotlist", "pull", "--server", server,
+            "--key-file", str(key_file), "--user", f"car{i}", "--purpose", "patrol",
+            "--out", str(root / f"copy-{i}"), "--follow", "--copy-format", copy_format,
+        ],
+        stdout=subprocess.PIPE, stderr=open(root / f"follower-{i}.log", "wb"),  # noqa: SIM115
+        env={**os.environ, "COLUMNS": "400"},
+    )  # fmt: skip
+
+    def read(stdout: IO[bytes]) -> None:
+        for line in stdout:
+            found = REPORT.search(line.decode(errors="replace"))
+            if found:
+                version, applied, acked = found.groups()
+                record(PullResult(int(version), False, 0, 0, 0, float(applied), float(acked)))
+
+    assert child.stdout is not None
+    threading.Thread(target=read, args=(child.stdout,), daemon=True).start()
+    return child
+
+
 def one_run(
-    root: Path, days: tuple[Path, Path, frozenset[str]], followers: int, copy_format: str
+    root: Path,
+    days: tuple[Path, Path, frozenset[str]],
+    followers: int,
+    copy_format: str,
+    as_processes: bool = True,
 ) -> Run:
     drop, config = root / "drop", root / "hotlist.toml"
     drop.mkdir(parents=True)
@@ -194,9 +246,11 @@ def one_run(
         ),
     ]  # fmt: skip
     pulls: dict[str, list[tuple[float, int]]] = {f"car-{i}": [] for i in range(followers)}
-    applies: dict[str, list[tuple[int, float]]] = {name: [] for name in pulls}
+    applies: dict[str, list[tuple[int, float, float]]] = {name: [] for name in pulls}
     running: list[tuple[Follower, threading.Thread]] = []
+    children: list[subprocess.Popen[bytes]] = []
     published = Published(data_dir / "published")
+    server = f"http://127.0.0.1:{port}"
     try:
         _stage(days[0], drop)
         for i, key in enumerate(keys):
@@ -205,13 +259,16 @@ def one_run(
             def record(
                 result: PullResult,
                 seen: list[tuple[float, int]] = seen,
-                took: list[tuple[int, float]] = took,
+                took: list[tuple[int, float, float]] = took,
             ) -> None:
                 seen.append((time.monotonic(), result.version))
-                took.append((result.version, result.applied_s))
+                took.append((result.version, result.applied_s, result.acked_s))
 
+            if as_processes:
+                children.append(_follow_process(root, i, key, server, copy_format, record))
+                continue
             follower = Follower(
-                f"http://127.0.0.1:{port}", key, f"car{i}", "patrol", root / f"copy-{i}",
+                server, key, f"car{i}", "patrol", root / f"copy-{i}",
                 on_pull=record, copy_format=copy_format,
             )  # fmt: skip
             thread = threading.Thread(target=follower.run, daemon=True)
@@ -219,15 +276,16 @@ def one_run(
             running.append((follower, thread))
         _settled(data_dir, pulls, _hashes(days[0], frozenset()))
         day2 = _hashes(days[1], days[2])
-        dropped, cpu_at_drop = time.monotonic(), _cpu(procs)
+        dropped, cpu_at_drop = time.monotonic(), _cpu(procs, children)
         _stage(days[1], drop)
         final = _settled(data_dir, pulls, day2)
-        cpu_used = {k: v - cpu_at_drop[k] for k, v in _cpu(procs).items()}
+        cpu_used = {k: v - cpu_at_drop[k] for k, v in _cpu(procs, children).items()}
         applied = [min(t for t, v in seen if v >= final) - dropped for seen in pulls.values()]
-        apply_s = [next(a for v, a in took if v >= final) for took in applies.values()]
+        own = [next((a, k) for v, a, k in took if v >= final) for took in applies.values()]
+        apply_s = [a for a, _ in own]
         return Run(
             published=published.first(final) - dropped,
-            arrived=[done - own for done, own in zip(applied, apply_s, strict=True)],
+            arrived=[done - a - k for done, (a, k) in zip(applied, own, strict=True)],
             applied=applied,
             apply_s=apply_s,
             cpu_s=cpu_used,
@@ -236,8 +294,12 @@ def one_run(
         published.stop()
         for follower, _ in running:
             follower.stop()
+        for child in children:
+            child.send_signal(signal.SIGTERM)
         for _, thread in running:
             thread.join(timeout=60)
+        for child in children:
+            child.wait(timeout=120)
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=120)
@@ -258,6 +320,13 @@ def main() -> None:
     parser.add_argument("--followers", type=int, default=1)
     parser.add_argument("--ncic-rows", type=int, default=0)
     parser.add_argument("--copy-format", choices=sorted(COPY_FORMATS), default="parquet")
+    parser.add_argument(
+        "--followers-as",
+        choices=("processes", "threads"),
+        default="processes",
+        help="each follower a `hotlist pull --follow` process (as patrol integrations run"
+        " it), or threads of this process (one GIL: their applies take turns)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hotlist-freshness-") as tmp:
         days = _days(Path(tmp), args.ncic_rows)
@@ -266,7 +335,13 @@ def main() -> None:
         apply_s: list[float] = []
         per_run: list[dict[str, Any]] = []
         for n in range(args.runs):
-            run = one_run(Path(tmp) / f"run-{n}", days, args.followers, args.copy_format)
+            run = one_run(
+                Path(tmp) / f"run-{n}",
+                days,
+                args.followers,
+                args.copy_format,
+                args.followers_as == "processes",
+            )
             latencies += run.applied
             arrivals += run.arrived
             apply_s += run.apply_s
@@ -292,6 +367,7 @@ def main() -> None:
         "data": f"NCIC {args.ncic_rows} lines" if args.ncic_rows else "demo days",
         "followers": args.followers,
         "copy_format": args.copy_format,
+        "followers_as": args.followers_as,
         "runs": args.runs,
         "p50_s": statistics.median(latencies),
         "p95_s": percentile(latencies, 0.95),

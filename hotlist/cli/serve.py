@@ -170,7 +170,8 @@ def pull(
         kind = "full version" if result.full else "delta"
         console.print(
             f"now at version {result.version} ({kind}: {result.upserts} upserts,"
-            f" {result.removals} removals; {result.entries} entries)"
+            f" {result.removals} removals; {result.entries} entries; applied in"
+            f" {result.applied_s:.2f} s, acknowledged in {result.acked_s:.2f} s)"
         )
 
     transport = Transport(ca_file, client_cert, client_key, allow_plain_http)

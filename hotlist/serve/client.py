@@ -18,6 +18,7 @@ loopback, unless the operator allows it (:mod:`hotlist.serve.tls`).
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import io
 import logging
@@ -69,6 +70,7 @@ class PullResult:
     upserts: int
     removals: int
     applied_s: float = 0.0  # from the answer's arrival to the copy in place
+    acked_s: float = 0.0  # the acknowledgement's round trip, after the apply
 
 
 def _problem(response: httpx.Response) -> str:
@@ -152,8 +154,9 @@ def pull_once(
     if response.status_code != 200:
         raise _refused(response)
     result = _apply(copy, response)
+    applied = time.monotonic()
     _ack(http, headers, copy)
-    return result
+    return dataclasses.replace(result, acked_s=time.monotonic() - applied)
 
 
 def _headers(key: str, user: str, purpose: str) -> dict[bytes, bytes]:

@@ -445,7 +445,7 @@ class LinesCopy(Copy):
     ) -> None:
         """Each record into its slot, each freed slot blanked, all fsynced. Through a
         shared mapping of the file: a page fault per page written, where a ``pwrite`` per
-        slot cost 4-5 times the CPU (docs/freshness.md, 2026-12-03 (late morning))."""
+        slot cost 4-5 times the CPU (docs/freshness.md, 2026-12-03)."""
         size, at = layout.record_bytes, layout.header_bytes
         end = at + slots * size
         fd = os.open(self.path, os.O_RDWR | os.O_NOFOLLOW)
@@ -462,7 +462,9 @@ class LinesCopy(Copy):
                     view[start : start + size] = (
                         blank if i < 0 else source[i * size : (i + 1) * size]
                     )
-                view.flush()
+            # The mapping is gone, its dirty pages are the file's: fsync writes them, and
+            # lets other threads run meanwhile. mmap.flush() (msync) holds the GIL while
+            # the disk writes, so fifty followers in one process wrote one at a time.
             os.fsync(fd)
         finally:
             os.close(fd)

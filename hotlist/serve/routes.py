@@ -182,11 +182,15 @@ async def hotlist(
             body["entries"] = loaded.by_plate
         else:
             body["upserts"], body["removals"] = upserts, removals
+        if isinstance(loaded, Unloaded):
+            served.versions.load_in_background(loaded.manifest)
         return await run_in_threadpool(_json_response, body, headers)
     assert upserts is not None
     content = loaded.memo.encoded.get((since, format)) or await run_in_threadpool(
         versions.encoded_delta, loaded, since, format, upserts, removals
     )
+    if isinstance(loaded, Unloaded):  # the delta first, then the load (they share the cores)
+        served.versions.load_in_background(loaded.manifest)
     return Response(content, media_type=media, headers=headers)
 
 
@@ -227,12 +231,15 @@ def _json(answer: dict[str, Any]) -> Response:
 )
 async def ack(body: AckRequest, served: Served, who: Who, this: This) -> AckResponse:
     this.element = f"ack version {body.version}"
-    loaded = await _current(served, wait=True)
-    if body.version > loaded.version:
+    try:  # the published version (a stat): an ack does not wait for a version's load
+        current = int(served.versions.manifest()["version"])
+    except NoVersion:
+        raise Problem(503, "No hotlist yet", "no hotlist version has been published yet") from None
+    if body.version > current:
         raise Problem(
             409,
             "Unknown version",
-            f"version {body.version} is newer than the current {loaded.version}",
+            f"version {body.version} is newer than the current {current}",
         )
     await run_in_threadpool(served.consumers.ack, who.consumer.name, body.version)
     this.outcome = "granted"

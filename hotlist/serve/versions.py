@@ -179,7 +179,7 @@ class HotlistCache:
         if loaded is not None and loaded.version >= manifest["version"]:
             return loaded
         if loaded is not None and not wait and loaded.on_disk():
-            self._load_in_background(manifest)
+            self.load_in_background(manifest)
             return loaded
         return self._load(manifest)
 
@@ -195,8 +195,10 @@ class HotlistCache:
         return self._loaded
 
     def unloaded(self, since: int) -> Unloaded | None:
-        """The newest published version, not loaded yet, for a delta from ``since``; its
-        load starts on a thread. None when it is loaded, or the pull needs a full version."""
+        """The newest published version, not loaded yet, for a delta from ``since``. None
+        when it is loaded, or the pull needs a full version. The caller starts its load
+        (:meth:`load_in_background`) once the delta is answered: the two would share the
+        cores, and the waiting pulls need only the delta."""
         manifest = self.manifest()
         version = int(manifest["version"])
         loaded = self._loaded
@@ -206,10 +208,9 @@ class HotlistCache:
         if early is None or early.version != version:
             early = Unloaded(version, manifest, self.root / manifest["dir"], Memo())
             self._early = early
-        self._load_in_background(manifest)
         return early
 
-    def _load_in_background(self, manifest: dict[str, Any]) -> None:
+    def load_in_background(self, manifest: dict[str, Any]) -> None:
         with self._lock:
             if self._loading == manifest["version"]:
                 return
