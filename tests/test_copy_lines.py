@@ -59,8 +59,9 @@ def held(copy: LinesCopy) -> list[tuple[object, ...]]:
 
 
 def test_a_full_version_becomes_fixed_width_slots_with_the_servers_types(tmp_path: Path) -> None:
-    copy = LinesCopy(tmp_path / "copy")
+    copy = LinesCopy(tmp_path / "patrol 'car' \"12\" copy")  # quotes and spaces: no shell
     assert copy.apply_full(parquet(VERSION_1), 1) == 3
+    assert LinesCopy(copy.out).version == 1
     frame = read_lines(copy.path)
     assert dict(frame.schema) == SCHEMA
     assert sorted(frame.rows()) == sorted(VERSION_1.rows())
