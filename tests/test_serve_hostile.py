@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import select
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from hotlist.ingest import ingest_source
 from hotlist.purge import purge
 from hotlist.serve import consumers as reg
 from hotlist.serve.gate import MAX_BODY_BYTES, header_values
+from hotlist.serve.versions import HotlistCache
 from tests.builders import Drop, ncic_file, ncic_line
 from tests.serving import raw_request, running_api, server_process
 
@@ -297,6 +299,43 @@ def test_no_lookup_is_answered_from_a_version_the_purge_erased(
     assert not (settings.data_dir / "published" / "v000000001").exists()
     after = lookup("7API001")
     assert (after["version"], after["hits"]) == (2, [])
+
+
+def test_a_lookup_waiting_for_the_version_after_an_erased_one_holds_no_other_request(
+    api: str, key: str, settings: Settings, drop: Drop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The version a lookup held was erased: it waits for the current one to load, on a
+    worker thread. The event loop meanwhile answers other requests (the load is the real
+    one, held back until they have been answered)."""
+    headers = {"Authorization": f"Bearer {key}", "X-User": "officer1", "X-Purpose": "patrol"}
+    plate = {"plate": "7API001"}
+    assert httpx.post(f"{api}/v1/lookup", json=plate, headers=headers).status_code == 200
+    _publish(settings, drop, [ln for ln in BASE if "7API001" not in ln], 2)
+    loading, release = threading.Event(), threading.Event()
+    real_load = HotlistCache._load
+
+    def held_load(self: HotlistCache, manifest: dict[str, object]) -> object:
+        loading.set()
+        assert release.wait(30)
+        return real_load(self, manifest)
+
+    monkeypatch.setattr(HotlistCache, "_load", held_load)
+    answers: list[httpx.Response] = []
+    looking = threading.Thread(
+        target=lambda: answers.append(
+            httpx.post(f"{api}/v1/lookup", json=plate, headers=headers, timeout=30)
+        )
+    )
+    looking.start()
+    try:
+        assert loading.wait(10)
+        policy = httpx.get(f"{api}/privacy-policy", timeout=5)  # answered while it loads
+        assert policy.status_code == 200
+    finally:
+        release.set()
+        looking.join(timeout=30)
+    [answer] = answers
+    assert (answer.json()["version"], answer.json()["hits"]) == (2, [])
 
 
 def test_no_replica_answers_from_a_version_the_purge_erased(

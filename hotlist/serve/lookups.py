@@ -93,9 +93,10 @@ async def loaded(served: Services) -> Loaded:
     """The version a lookup answers from: never waiting for a newly published version
     while the loaded one is still on disk (see :class:`versions.HotlistCache`)."""
     try:
-        if served.versions.loaded_now() is not None:
-            return served.versions.current(wait=False)
-        return await run_in_threadpool(served.versions.current, True)
+        ready = served.versions.ready()
+        if ready is not None:
+            return ready
+        return await run_in_threadpool(served.versions.current, False)
     except NoVersion:
         raise Problem(503, "No hotlist yet", "no hotlist version has been published yet") from None
 

@@ -60,12 +60,13 @@ async def _current(served: Services, wait: bool) -> Loaded:
     pull of the newest version already loaded stays on the event loop: a stat, where a
     hop to a thread and back would make the loop wait for that thread's turn)."""
     try:
-        if not wait and served.versions.loaded_now() is not None:
-            return served.versions.current(wait=False)
+        ready = None if wait else served.versions.ready()
+        if ready is not None:
+            return ready
         newest = served.versions.newest_loaded()
         if newest is not None:
             return newest
-        return await run_in_threadpool(served.versions.current, True)
+        return await run_in_threadpool(served.versions.current, wait)
     except NoVersion:
         raise Problem(503, "No hotlist yet", "no hotlist version has been published yet") from None
 

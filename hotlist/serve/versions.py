@@ -187,6 +187,22 @@ class HotlistCache:
             return loaded
         return self._load(manifest)
 
+    def ready(self) -> Loaded | None:
+        """What a lookup answers from without a load on the caller's thread (what
+        ``current(wait=False)`` returns when it need not load), else None: nothing is
+        loaded yet, or the loaded version was erased and the current one must load first
+        (on a worker thread: a 2M-entry load on the event loop held every request)."""
+        manifest = self._recent_manifest()
+        loaded = self._loaded
+        if loaded is None:
+            return None
+        if loaded.version >= manifest["version"]:
+            return loaded
+        if loaded.on_disk():
+            self.load_in_background(manifest)
+            return loaded
+        return None
+
     def newest_loaded(self) -> Loaded | None:
         """The loaded version if it is the newest published (what ``current()`` would
         return without loading anything), else None; a stat of ``CURRENT.json``."""
