@@ -161,6 +161,31 @@ def test_a_key_revoked_while_the_body_trickles_in_gets_no_answer(
     assert str(record["outcome"]).startswith("failed: 401 this API key was revoked")
 
 
+@pytest.mark.parametrize("change", ["revoke", "rotate"])
+def test_an_ack_whose_key_was_revoked_or_replaced_while_it_waited_records_nothing(
+    api: str, key: str, settings: Settings, change: str
+) -> None:
+    """An ack is the evidence the deletion report counts a copy purged by. A key revoked
+    (a lost patrol laptop) or replaced after the gate admitted its ack, while the body
+    trickled in, cannot vouch for a copy: the ack is refused and nothing is recorded."""
+    raw = json.dumps({"version": 1}).encode()
+    headers = [*_identity(key), ("Content-Type", "application/json")]
+    head = _head("POST", "/v1/ack", [*headers, ("Content-Length", str(len(raw)))])
+    with socket.create_connection(("127.0.0.1", _port(api)), timeout=30) as sock:
+        sock.sendall(head + raw[:3])
+        time.sleep(0.3)  # admitted by now, waiting for the rest of its body
+        getattr(reg, change)(settings.data_dir, "patrol-1")
+        sock.sendall(raw[3:])
+        answer = _read_response(sock)
+    assert answer.startswith(b"HTTP/1.1 401 "), answer[:300]
+    [consumer] = reg.all_consumers(settings.data_dir)
+    assert consumer.acked_version is None
+    assert reg.ack_history(settings.data_dir) == {}
+    [record] = _records(settings)
+    assert record["data_element"] == "ack version 1"
+    assert str(record["outcome"]).startswith("failed: 401 this API key was revoked or replaced")
+
+
 # --- every request logged: pipelined requests when the connection ends -----------------
 
 

@@ -79,7 +79,7 @@ def test_add_rotate_revoke_and_list(registry: PgRegistry) -> None:
 def test_concurrent_acks_from_two_replicas_never_move_backwards(pg_url: str) -> None:
     upgrade(pg_url)
     with PgRegistry(pg_url) as one, PgRegistry(pg_url) as two:
-        one.add("car-1", "CA0190000", "Demo PD", CA)
+        key = one.add("car-1", "CA0190000", "Demo PD", CA)
         versions = sorted(range(1, 201), key=lambda v: (v * 37) % 201)  # out of order
         start = threading.Barrier(8)
         seen_backwards: list[tuple[int, int]] = []
@@ -87,7 +87,7 @@ def test_concurrent_acks_from_two_replicas_never_move_backwards(pg_url: str) -> 
         def acker(replica: PgRegistry, mine: list[int]) -> None:
             start.wait()
             for version in mine:
-                replica.ack("car-1", version)
+                assert replica.ack(key, version)
                 [after] = [c.acked_version for c in replica.all_consumers()]
                 assert after is not None
                 if after < version:  # an ack that took effect must stay at least that high
@@ -113,12 +113,12 @@ def test_concurrent_acks_from_two_replicas_never_move_backwards(pg_url: str) -> 
 
 
 def test_acks_stamps_and_last_pulls(registry: PgRegistry) -> None:
-    registry.add("car-1", "CA0190000", "Demo PD", CA)
+    key = registry.add("car-1", "CA0190000", "Demo PD", CA)
     registry.add("car-2", "CA0190000", "Demo PD", CA)
-    registry.ack("car-1", 3)
-    registry.ack("car-1", 2)  # backwards: ignored, not recorded
-    registry.ack("car-1", 5)
-    registry.ack("nobody", 9)  # an unknown consumer: nothing recorded
+    assert registry.ack(key, 3)
+    assert registry.ack(key, 2)  # backwards: ignored, not recorded
+    assert registry.ack(key, 5)
+    assert not registry.ack("hl_nobody", 9)  # an unknown key: nothing recorded
     history = registry.ack_history()
     assert {name: [v for v, _ in acks] for name, acks in history.items()} == {"car-1": [3, 5]}
     [consumer, _] = registry.all_consumers()
@@ -134,6 +134,19 @@ def test_acks_stamps_and_last_pulls(registry: PgRegistry) -> None:
     assert not stamps.due("car-2")
     stamps.stamp("car-2")  # within every_s of the last: not written again
     assert registry.last_pulls()["car-2"] == first
+
+
+def test_an_ack_counts_only_under_the_consumers_active_key(registry: PgRegistry) -> None:
+    """A replaced or revoked key cannot vouch for a copy, whichever replica it reaches."""
+    old = registry.add("car-1", "CA0190000", "Demo PD", CA)
+    assert registry.ack(old, 1)
+    new = registry.rotate("car-1")
+    assert not registry.ack(old, 2)
+    assert registry.ack(new, 2)
+    assert registry.ack(new, 1)  # backwards under the active key: no advance, no refusal
+    registry.revoke("car-1")
+    assert not registry.ack(new, 3)
+    assert {n: [v for v, _ in a] for n, a in registry.ack_history().items()} == {"car-1": [1, 2]}
 
 
 def test_the_key_cache_follows_changes_and_refuses_once_closed(registry: PgRegistry) -> None:

@@ -207,20 +207,26 @@ def by_key(data_dir: Path, key: str) -> Consumer | None:
     return None if row is None else row_consumer(row)
 
 
-def ack(data_dir: Path, name: str, version: int) -> None:
-    """A consumer confirms the version it now holds (never moves backwards). Each advance
-    is kept, so a report can tell when this copy dropped a given removal."""
+def ack(data_dir: Path, key: str, version: int) -> bool:
+    """The consumer whose active key is ``key`` confirms the version it now holds (never
+    moves backwards; each advance is kept, so a report can tell when this copy dropped a
+    given removal). False, and nothing recorded, when the key is no longer active: a
+    key revoked or replaced after the gate admitted the request cannot vouch for a copy."""
     now = now_iso()
     with registry(data_dir) as con:
         con.execute("BEGIN IMMEDIATE")
-        row = con.execute("SELECT acked_version FROM consumers WHERE name = ?", (name,)).fetchone()
-        if row is not None and (row[0] is None or version > int(row[0])):
+        row = con.execute(
+            "SELECT name, acked_version FROM consumers WHERE key_hash = ? AND revoked_at IS NULL",
+            (hash_key(key),),
+        ).fetchone()
+        if row is not None and (row[1] is None or version > int(row[1])):
             con.execute(
                 "UPDATE consumers SET acked_version = ?, acked_at = ? WHERE name = ?",
-                (version, now, name),
+                (version, now, row[0]),
             )
-            con.execute("INSERT INTO acks VALUES (?, ?, ?)", (name, version, now))
+            con.execute("INSERT INTO acks VALUES (?, ?, ?)", (row[0], version, now))
         con.execute("COMMIT")
+    return row is not None
 
 
 def ack_history(data_dir: Path) -> dict[str, list[tuple[int, str]]]:

@@ -50,8 +50,10 @@ class Registry(Protocol):
 
     def by_key(self, key: str) -> Consumer | None: ...
 
-    def ack(self, name: str, version: int) -> None:
-        """The consumer now holds ``version`` (never moves backwards; each advance kept)."""
+    def ack(self, key: str, version: int) -> bool:
+        """The consumer whose active key is ``key`` now holds ``version`` (never moves
+        backwards; each advance kept). False, nothing recorded, for a key revoked or
+        replaced meanwhile."""
         ...
 
     def ack_history(self) -> dict[str, list[tuple[int, str]]]:
@@ -98,8 +100,8 @@ class SqliteRegistry:
     def by_key(self, key: str) -> Consumer | None:
         return local.by_key(self.data_dir, key)
 
-    def ack(self, name: str, version: int) -> None:
-        local.ack(self.data_dir, name, version)
+    def ack(self, key: str, version: int) -> bool:
+        return local.ack(self.data_dir, key, version)
 
     def ack_history(self) -> dict[str, list[tuple[int, str]]]:
         return local.ack_history(self.data_dir)

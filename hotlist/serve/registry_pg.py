@@ -147,20 +147,30 @@ class PgRegistry:
             ).fetchone()
         return None if row is None else row_consumer(row)
 
-    def ack(self, name: str, version: int) -> None:
-        """One statement: the update takes the row lock and re-checks the version against
-        a concurrent ack's commit; the history row follows only an actual advance. Its time
-        is the database's, read once the row is locked: advances of a consumer are dated
-        in their order, whichever replica's clock runs ahead."""
+    def ack(self, key: str, version: int) -> bool:
+        """One statement: the update takes the row lock and re-checks the key and the
+        version against a concurrent revocation's or ack's commit; the history row follows
+        only an actual advance. Its time is the database's, read once the row is locked:
+        advances of a consumer are dated in their order, whichever replica's clock runs
+        ahead. Nothing advanced: whether the key is still active says why."""
+        where = {"v": version, "h": hash_key(key)}
         with self._connection() as con:
-            con.execute(
+            moved = con.execute(
                 "WITH moved AS ("  # noqa: S608 (DB_NOW is a constant; values are bound)
                 f" UPDATE consumers SET acked_version = %(v)s, acked_at = {DB_NOW}"
-                " WHERE name = %(name)s AND (acked_version IS NULL OR acked_version < %(v)s)"
+                " WHERE key_hash = %(h)s AND revoked_at IS NULL"
+                " AND (acked_version IS NULL OR acked_version < %(v)s)"
                 " RETURNING name, acked_at)"
-                " INSERT INTO acks (consumer, version, at) SELECT name, %(v)s, acked_at FROM moved",
-                {"v": version, "name": name},
-            )
+                " INSERT INTO acks (consumer, version, at) SELECT name, %(v)s, acked_at FROM moved"
+                " RETURNING consumer",
+                where,
+            ).fetchone()
+            if moved is not None:
+                return True
+            active = con.execute(
+                "SELECT 1 FROM consumers WHERE key_hash = %(h)s AND revoked_at IS NULL", where
+            ).fetchone()
+        return active is not None
 
     def ack_history(self) -> dict[str, list[tuple[int, str]]]:
         history: dict[str, list[tuple[int, str]]] = {}

@@ -242,6 +242,9 @@ async def ack(body: AckRequest, served: Served, who: Who, this: This) -> AckResp
             "Unknown version",
             f"version {body.version} is newer than the current {current}",
         )
-    await run_in_threadpool(served.consumers.ack, who.consumer.name, body.version)
+    if not await run_in_threadpool(served.consumers.ack, who.key, body.version):
+        raise Problem(
+            401, "Unauthorized", "this API key was revoked or replaced while the request waited"
+        )
     this.outcome = "granted"
     return AckResponse(consumer=who.consumer.name, acked_version=body.version)
