@@ -229,4 +229,35 @@ def test_a_content_file_holding_a_removed_records_entry_is_named_with_the_count(
     con.close()
     result = verify(settings.data_dir, None, [], pending_ok=True)
     problems = {str(f.place): f.problem for f in result.findings}
-    assert problems[str(second)] == "unverifiable: its entries cannot be read (CatalogException)"
+    assert problems[str(second)].startswith(
+        "unverifiable: its entries cannot be read (CatalogException; the tables it shows: "
+    )
+    assert "main.moved" in problems[str(second)]
+
+
+def test_a_content_file_whose_first_read_shows_an_empty_catalog_is_read_again(
+    settings: Settings, drop: Drop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What one loaded CI run saw: one read of the current content file found no tables
+    (so no ``entries``), where every other read found it whole. The file is read again on
+    a connection of its own; the second, complete read verifies it. A file that reads
+    wrong twice is still the finding (above)."""
+    lines = [ncic_line(f"V{i:09d}", f"7KEEP{i:03d}") for i in range(30)]
+    for stamp, kept in (("202611210800", lines), ("202611220800", lines[:29])):
+        drop.put("VEHEXTRT.txt", ncic_file(kept, stamp=stamp))
+        ingest_source(settings, "ncic")
+    first, second = sorted((settings.data_dir / "store" / "feeds" / "ncic").glob("v*.duckdb"))
+    real = duckdb.connect
+    reads: list[str] = []
+
+    def connect(database: str = ":memory:", **kwargs: object) -> duckdb.DuckDBPyConnection:
+        reads.append(database)
+        if database == str(second) and reads.count(database) == 1:
+            return real(":memory:")  # the empty catalog
+        return real(database, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(duckdb, "connect", connect)
+    result = verify(settings.data_dir, None, [], pending_ok=True, sources=frozenset([first]))
+    assert reads.count(str(second)) == 2
+    assert result.ok, result.findings
+    assert result.duckdb_files == 2  # the content file and the control database, each once
