@@ -301,9 +301,15 @@ def _check_file(
     try:
         _search_file(path, data_dir, kind, control, search, result)
     except Unverifiable as exc:
-        result.add(path, f"unverifiable: {exc}")
+        result.add(path, VANISHED if not path.exists() else f"unverifiable: {exc}")
     except (OSError, duckdb.Error, pl.exceptions.PolarsError) as exc:
-        result.add(path, f"unverifiable: cannot be read ({type(exc).__name__})")
+        result.add(path, _unreadable(path, exc))
+    if not result.ok and not path.exists():
+        # Whatever the read made of a file removed under it, the file is gone: the next
+        # walk finds where its content went, if anywhere.
+        vanished = Verification()
+        vanished.add(path, VANISHED)
+        return vanished
     return result
 
 
@@ -376,7 +382,7 @@ def _check_raw(paths: list[Path], search: ByteSearch) -> list[Verification]:
     parts = [Verification() for _ in paths]
     for path, part, found in zip(paths, parts, search.files(paths), strict=True):
         if isinstance(found, OSError):
-            part.add(path, f"unverifiable: cannot be read ({type(found).__name__})")
+            part.add(path, _unreadable(path, found))
         elif found:
             part.add(path, RAW_HIT)
     return parts
@@ -461,34 +467,102 @@ def _verify(
         transient.add(shared[0], "published_dir is not a directory: nothing there can be verified")
     tables = frozenset([data_dir, *shared])
     roots = [data_dir, *shared, *([prefect_home] if prefect_home else []), *(extra_roots or [])]
-    # Files are searched on a few threads: DuckDB and polars release the GIL, so one
-    # file's search, another's reads and the raw bytes' automaton overlap. The largest
-    # start first (the published CSV beside the content file, not beside the Parquet: two
-    # table searches at once would add their memory). Findings are merged in the order
-    # of the walk, whatever order the searches end in.
+    where = _Where(data_dir, tables, sources, control)
+    result.merge(transient)
+    # A file that vanished between the walk and its read (a SQLite ``-wal`` or ``-shm`` of
+    # a running server, a journal shipped and removed) held nothing any more; but what it
+    # held may now be under another name, or folded into a file read before. So the roots
+    # are walked again, and every file that is new or changed since its first stat is
+    # searched; only a file still vanishing after the last pass is a finding.
+    seen: dict[Path, tuple[int, int, int]] = {}
+    for attempt in range(1, PASSES + 1):
+        vanished = 0
+        for part in _search_pass(roots, where, search, result, seen, first=attempt == 1):
+            if attempt < PASSES and any(f.problem == VANISHED for f in part.findings):
+                vanished += 1
+                part.findings = [f for f in part.findings if f.problem != VANISHED]
+                part.ok = not part.findings
+            result.merge(part)
+        if not vanished:
+            break
+    if access_log_url is not None:
+        _check_database_log(access_log_url, search.access_log, result)
+    return result
+
+
+#: Walks of the roots at most, while files vanish between a walk and their read.
+PASSES = 3
+VANISHED = "unverifiable: it vanished while it was being verified, on every walk of its directory"
+
+
+@dataclass(frozen=True)
+class _Where:
+    """How a pass places each file: the roots' meaning for :func:`_route`."""
+
+    data_dir: Path
+    tables: frozenset[Path]
+    #: Superseded content files, the markers' source: not searched (see :func:`verify`).
+    sources: frozenset[Path]
+    #: The writer's control connection, used on the calling thread only.
+    control: duckdb.DuckDBPyConnection | None
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    info = path.stat()
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _search_pass(
+    roots: list[Path],
+    where: _Where,
+    search: _Search,
+    result: Verification,
+    seen: dict[Path, tuple[int, int, int]],
+    first: bool,
+) -> list[Verification]:
+    """One walk of the roots and the search of its files: every file on the first pass,
+    afterwards only those new or changed since ``seen`` (updated). The parts come back in
+    the order of the walk, whatever order the searches end in.
+
+    Files are searched on a few threads: DuckDB and polars release the GIL, so one
+    file's search, another's reads and the raw bytes' automaton overlap. The largest
+    start first (the published CSV beside the content file, not beside the Parquet: two
+    table searches at once would add their memory)."""
+    data_dir, control = where.data_dir, where.control
     parts: list[Verification | Future[Verification]] = []
     raw: list[tuple[Path, int]] = []
     searches: list[tuple[int, Path, Path, str, int]] = []  # size, path, root, kind, part
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="verify") as pool:
-        parts.append(transient)
         for root in roots:
             for path in _walk(root):
-                if path in sources:
+                if path in where.sources:
                     continue
                 part = Verification()
-                parts.append(part)
                 try:
-                    result.files += 1
-                    size = path.stat().st_size
-                    result.bytes += size
-                    kind = _route(path, root, data_dir, tables, part)
+                    stamp = _stamp(path)
+                except FileNotFoundError:
+                    part.add(path, VANISHED)
+                    parts.append(part)
+                    continue
                 except OSError as exc:
                     part.add(path, f"unverifiable: cannot be read ({type(exc).__name__})")
+                    parts.append(part)
+                    continue
+                if not first and seen.get(path) == stamp:
+                    continue
+                seen[path] = stamp
+                parts.append(part)
+                result.files += 1
+                result.bytes += stamp[1]
+                try:
+                    kind = _route(path, root, data_dir, where.tables, part)
+                except OSError as exc:
+                    part.add(path, _unreadable(path, exc))
                     continue
                 if kind == "raw":
                     raw.append((path, len(parts)))
                 elif kind is not None:
-                    searches.append((size, path, root, kind, len(parts)))
+                    searches.append((stamp[1], path, root, kind, len(parts)))
                 if kind is not None:
                     parts.append(Verification())  # replaced by the file's search
         for _, path, root, kind, at in sorted(searches, key=lambda s: -s[0]):
@@ -501,11 +575,14 @@ def _verify(
                 parts[at] = _check_file(path, root, data_dir, kind, control, search)
         for (_, at), found in zip(raw, raw_parts.result(), strict=True):
             parts[at] = found
-        for done in parts:
-            result.merge(done if isinstance(done, Verification) else done.result())
-    if access_log_url is not None:
-        _check_database_log(access_log_url, search.access_log, result)
-    return result
+        return [done if isinstance(done, Verification) else done.result() for done in parts]
+
+
+def _unreadable(path: Path, exc: BaseException) -> str:
+    """The finding for a file whose read failed: :data:`VANISHED` if it no longer exists."""
+    if isinstance(exc, FileNotFoundError) or not path.exists():
+        return VANISHED
+    return f"unverifiable: cannot be read ({type(exc).__name__})"
 
 
 def _check_database_log(url: str, search: AccessLogSearch, result: Verification) -> None:
