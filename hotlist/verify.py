@@ -304,9 +304,11 @@ def _check_file(
         result.add(path, VANISHED if not path.exists() else f"unverifiable: {exc}")
     except (OSError, duckdb.Error, pl.exceptions.PolarsError) as exc:
         result.add(path, _unreadable(path, exc))
-    if not result.ok and not path.exists():
-        # Whatever the read made of a file removed under it, the file is gone: the next
-        # walk finds where its content went, if anywhere.
+    unread = all(f.problem.startswith("unverifiable") for f in result.findings)
+    if not result.ok and unread and not path.exists():
+        # A file removed under its read is gone: the next walk finds where its content
+        # went, if anywhere. (Content the read did find stays a finding: a file merely
+        # unlinked leaves it in the disk's free blocks.)
         vanished = Verification()
         vanished.add(path, VANISHED)
         return vanished

@@ -6,8 +6,10 @@ vanish and move on disk; the walk is only wrapped to choose the moment."""
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,3 +102,24 @@ def test_a_file_that_vanishes_on_every_walk_is_a_finding(
     _after_walking_past(monkeypatch, churn, recreate_and_remove)
     result = verify(store.data_dir, None, [PLATE], pending_ok=True)
     assert [(f.place, f.problem) for f in result.findings] == [(str(churn), VANISHED)]
+
+
+def test_content_found_in_a_file_removed_after_its_read_stays_a_finding(
+    store: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file merely unlinked leaves its bytes in the disk's free blocks: what its read
+    found is still the finding, not a vanished file."""
+    packed = store.data_dir / "exports" / "batch.txt.gz"
+    packed.parent.mkdir()
+    packed.write_bytes(gzip.compress(f"stop {PLATE} on sight\n".encode()))
+    real = verify_module._search_file
+
+    def search_then_remove(path: Path, *args: Any) -> None:
+        real(path, *args)
+        if path == packed:
+            packed.unlink()
+
+    monkeypatch.setattr(verify_module, "_search_file", search_then_remove)
+    result = verify(store.data_dir, None, [PLATE], pending_ok=True)
+    assert [f.place for f in result.findings] == [str(packed)]
+    assert result.findings[0].problem != VANISHED
