@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from hotlist.config import Settings, load_settings
-from tests.builders import Drop
+from hotlist.ingest import ingest_source
+from tests.builders import Drop, ncic_file, ncic_line
 
 pytest_plugins = ["tests.real_components", "tests.pg_server"]
 
@@ -44,6 +45,14 @@ layout = "{layout}"
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings()
+
+
+@pytest.fixture
+def store(settings: Settings, drop: Drop) -> Settings:
+    """A data directory holding one ingested NCIC version of one line (plate 7KEEP001)."""
+    drop.put("VEHEXTRT.txt", ncic_file([ncic_line("V000000001", "7KEEP001")]))
+    ingest_source(settings, "ncic")
+    return settings
 
 
 @pytest.fixture(autouse=True)

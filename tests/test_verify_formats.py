@@ -18,19 +18,11 @@ from typer.testing import CliRunner
 
 from hotlist.cli import app
 from hotlist.config import Settings
-from hotlist.ingest import ingest_source
 from hotlist.verify import verify
-from tests.builders import Drop, ncic_file, ncic_line
+from tests.builders import ncic_line
 
 PLATE = "ZQXFMT42"
 LINE = ncic_line("F000000042", PLATE)
-
-
-@pytest.fixture
-def store(settings: Settings, drop: Drop) -> Settings:
-    drop.put("VEHEXTRT.txt", ncic_file([ncic_line("V000000001", "7KEEP001")]))
-    ingest_source(settings, "ncic")
-    return settings
 
 
 def _zipped(members: dict[str, bytes]) -> bytes:

@@ -26,13 +26,6 @@ from tests.builders import Drop, ncic_file, ncic_line
 PLATE = "ZQXFMT42"
 
 
-@pytest.fixture
-def store(settings: Settings, drop: Drop) -> Settings:
-    drop.put("VEHEXTRT.txt", ncic_file([ncic_line("V000000001", "7KEEP001")]))
-    ingest_source(settings, "ncic")
-    return settings
-
-
 def _as_text_everywhere(frame: pl.DataFrame, markers: pl.Series) -> dict[str, int]:
     """The plain search: every value written as text, compared with every marker."""
     row = frame.select(

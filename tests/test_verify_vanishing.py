@@ -15,19 +15,10 @@ import pytest
 
 from hotlist import verify as verify_module
 from hotlist.config import Settings
-from hotlist.ingest import ingest_source
 from hotlist.scan import RAW_HIT
 from hotlist.verify import VANISHED, verify
-from tests.builders import Drop, ncic_file, ncic_line
 
 PLATE = "ZQXFMT42"
-
-
-@pytest.fixture
-def store(settings: Settings, drop: Drop) -> Settings:
-    drop.put("VEHEXTRT.txt", ncic_file([ncic_line("V000000001", "7KEEP001")]))
-    ingest_source(settings, "ncic")
-    return settings
 
 
 def _after_walking_past(
