@@ -319,7 +319,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--followers", type=int, default=1)
     parser.add_argument("--ncic-rows", type=int, default=0)
-    parser.add_argument("--copy-format", choices=sorted(COPY_FORMATS), default="parquet")
+    parser.add_argument("--copy-format", choices=sorted(COPY_FORMATS), default="lines")
     parser.add_argument(
         "--followers-as",
         choices=("processes", "threads"),

@@ -14,9 +14,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from hotlist.serve.app import serving as running_api
+import polars as pl
 
-__all__ = ["ServerProcess", "raw_request", "running_api", "server_process"]
+from hotlist.serve.app import serving as running_api
+from hotlist.serve.copies import COPY_FILES
+from hotlist.serve.copy_lines import read_lines
+
+__all__ = ["ServerProcess", "local_copy", "raw_request", "running_api", "server_process"]
+
+
+def local_copy(out: Path) -> pl.DataFrame:
+    """The entries of the copy a pull keeps in ``out``, whichever its format."""
+    lines = out / COPY_FILES["lines"]
+    return read_lines(lines) if lines.exists() else pl.read_parquet(out / COPY_FILES["parquet"])
 
 
 @dataclass(frozen=True)

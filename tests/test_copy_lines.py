@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from hotlist.serve import client, copy_lines
 from hotlist.serve.client import PullError
-from hotlist.serve.copies import CopyUnreadable, ParquetCopy
+from hotlist.serve.copies import CopyUnreadable, ParquetCopy, format_in
 from hotlist.serve.copy_lines import LinesCopy, read_layout, read_lines, scan
 
 SCHEMA = {
@@ -312,3 +312,24 @@ def test_a_version_with_a_column_no_slot_can_hold_ends_the_pull_with_what_to_do(
     assert "armed" in str(raised.value)
     assert LinesCopy(copy.out).version == 1  # the copy keeps what it had
     assert held(copy) == sorted(VERSION_1.rows())
+
+
+def test_a_new_copy_is_kept_as_lines_and_an_existing_one_keeps_its_format(tmp_path: Path) -> None:
+    """The default format: lines for a directory without a copy (its apply follows the
+    delta); the file a directory already holds otherwise, so an integration that reads
+    an older client's ``hotlist.parquet`` keeps finding it."""
+    assert format_in(tmp_path / "new") == "lines"
+    older = tmp_path / "older"
+    ParquetCopy(older).apply_full(parquet(VERSION_1), 1)
+    (older / "state.json").write_text('{"version": 1, "acked": true}')  # no format named
+    assert format_in(older) == "parquet"
+    assert client.copy_class(older, None) is ParquetCopy
+    kept = tmp_path / "kept"
+    LinesCopy(kept).apply_full(parquet(VERSION_1), 1)
+    assert format_in(kept) == "lines"
+    # Both files (a change of format cut short): state.json names the one in progress.
+    (kept / "hotlist.parquet").write_bytes(parquet(VERSION_1))
+    assert format_in(kept) == "lines"
+    (kept / "state.json").write_text("not json")
+    assert format_in(kept) == "lines"
+    assert client.copy_class(kept, "parquet") is ParquetCopy  # asked for: as asked

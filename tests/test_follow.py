@@ -24,7 +24,7 @@ from hotlist.serve.client import Follower, PullResult, _ack, pull
 from hotlist.serve.copies import ParquetCopy
 from hotlist.testing.sshd import free_port
 from tests.builders import Drop, ncic_file, ncic_line
-from tests.serving import running_api, server_process
+from tests.serving import local_copy, running_api, server_process
 
 BASE = [ncic_line(f"V{i:09d}", f"7FOL{i:03d}") for i in range(40)]
 
@@ -60,7 +60,7 @@ def get(url: str, key: str, **params: str | int) -> httpx.Response:
 
 
 def plates(copy: Path) -> set[str]:
-    return set(pl.read_parquet(copy / "hotlist.parquet")["plate"])
+    return set(local_copy(copy)["plate"])
 
 
 # -- long-poll -------------------------------------------------------------------------------
@@ -192,7 +192,9 @@ def _following(
     url: str, key: str, out: Path
 ) -> tuple[Follower, threading.Thread, list[PullResult]]:
     seen: list[PullResult] = []
-    follower = Follower(url, key, "car12", "patrol", out, wait_s=30, on_pull=seen.append)
+    follower = Follower(
+        url, key, "car12", "patrol", out, wait_s=30, on_pull=seen.append, copy_format="parquet"
+    )
     thread = threading.Thread(target=follower.run)
     thread.start()
     return follower, thread, seen
@@ -289,7 +291,7 @@ def test_a_copy_killed_between_link_and_replace_keeps_its_content(
     between, the link is the copy itself and must not be scrubbed."""
     out = tmp_path / "copy"
     with running_api(settings) as url:
-        pull(url, key, "car12", "patrol", out)
+        pull(url, key, "car12", "patrol", out, copy_format="parquet")
     os.link(out / "hotlist.parquet", out / "hotlist.parquet.replaced")
     ParquetCopy(out)
     assert "7FOL000" in plates(out)
@@ -301,7 +303,7 @@ def test_a_stray_replaced_copy_or_half_written_copy_is_scrubbed(
 ) -> None:
     out = tmp_path / "copy"
     with running_api(settings) as url:
-        pull(url, key, "car12", "patrol", out)
+        pull(url, key, "car12", "patrol", out, copy_format="parquet")
     for name in ("hotlist.parquet.replaced", "hotlist.parquet.tmp"):
         (out / name).write_bytes((out / "hotlist.parquet").read_bytes())
     held = [

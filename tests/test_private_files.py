@@ -20,7 +20,7 @@ from hotlist.purge import purge
 from hotlist.serve import consumers as reg
 from tests.builders import Drop
 from tests.cli_support import config_of, load_sample
-from tests.serving import running_api
+from tests.serving import local_copy, running_api
 
 runner = CliRunner()
 
@@ -64,11 +64,12 @@ def test_a_patrol_copy_pulled_into_a_world_readable_directory_is_private(
         first = runner.invoke(app, args)
         assert first.exit_code == 0, first.output
         assert {p.name: mode(p) for p in out.iterdir()} == {
-            "hotlist.parquet": 0o600,
+            "hotlist.lines": 0o600,
             "state.json": 0o600,
         }
-        # a copy an older client left 0644 is made private even when the pull is refused
-        (out / "hotlist.parquet").chmod(0o644)
+        # a copy left 0644 (by an older client, an operator) is made private even when
+        # the pull is refused
+        (out / "hotlist.lines").chmod(0o644)
         reg.revoke(published.data_dir, "car-7")
         # The server's key cache trusts its last look for RECHECK_S (a revocation holds
         # within the second the API promises); a pull sooner could still be served.
@@ -76,7 +77,7 @@ def test_a_patrol_copy_pulled_into_a_world_readable_directory_is_private(
         refused = runner.invoke(app, args)
     assert refused.exit_code == 1
     assert "pull refused" in refused.stderr
-    assert mode(out / "hotlist.parquet") == 0o600
+    assert mode(out / "hotlist.lines") == 0o600
 
 
 def test_a_key_file_that_existed_world_readable_is_rewritten_private(
@@ -153,8 +154,6 @@ def test_two_pulls_into_one_directory_at_once_leave_one_whole_copy(
 ) -> None:
     import threading
 
-    import polars as pl
-
     from hotlist.serve.client import PullResult, pull
 
     key = reg.add(published.data_dir, "car-7", "CA0190000", "PD", reg.AgencyKind.CA_LOCAL)
@@ -175,8 +174,8 @@ def test_two_pulls_into_one_directory_at_once_leave_one_whole_copy(
             thread.join(timeout=120)
     assert all(isinstance(r, PullResult) for r in results), results
     assert len(results) == 4
-    assert sorted(p.name for p in out.iterdir()) == ["hotlist.parquet", "state.json"]
-    assert pl.read_parquet(out / "hotlist.parquet").height == 5  # 2 NCIC, 3 CLEW entries
+    assert sorted(p.name for p in out.iterdir()) == ["hotlist.lines", "state.json"]
+    assert local_copy(out).height == 5  # 2 NCIC, 3 CLEW entries
 
 
 def test_a_pull_on_behalf_of_a_utf8_user_is_logged_under_that_name(

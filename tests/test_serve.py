@@ -25,10 +25,11 @@ from hotlist.purge import purge
 from hotlist.reports import deletion_rows
 from hotlist.serve import consumers as reg
 from hotlist.serve.client import PullError, pull
+from hotlist.serve.copies import COPY_FILES
 from hotlist.serve.versions import HotlistCache
 from hotlist.store import control_path
 from tests.builders import Drop, ncic_file, ncic_line
-from tests.serving import running_api
+from tests.serving import local_copy, running_api
 
 BASE = [ncic_line(f"V{i:09d}", f"7API{i:03d}") for i in range(100)]
 
@@ -196,11 +197,12 @@ def _server_copy(url: str, key: str) -> pl.DataFrame:
     return pl.DataFrame(full["entries"]).select("entry_id", "plate").sort("entry_id")
 
 
+@pytest.mark.parametrize("copy_format", ["lines", "parquet"])
 def test_deltas_keep_a_client_copy_equal_to_the_server_over_several_versions(
-    api: str, key: str, settings: Settings, drop: Drop, tmp_path: Path
+    api: str, key: str, settings: Settings, drop: Drop, tmp_path: Path, copy_format: str
 ) -> None:
     out = tmp_path / "patrol-copy"
-    first = pull(api, key, "car12", "patrol", out)
+    first = pull(api, key, "car12", "patrol", out, copy_format=copy_format)
     assert (first.full, first.entries) == (True, 100)
     lines = list(BASE)
     for n in range(2, 5):
@@ -209,14 +211,13 @@ def test_deltas_keep_a_client_copy_equal_to_the_server_over_several_versions(
         ]
         lines = [ln.replace("BLK", "RED") if f"7API{10 + n:03d}" in ln else ln for ln in lines]
         _publish(settings, drop, lines, n)
-        result = pull(api, key, "car12", "patrol", out)
+        result = pull(api, key, "car12", "patrol", out, copy_format=copy_format)
         assert not result.full
         assert (result.upserts, result.removals) == (2, 1)
-        local = (
-            pl.read_parquet(out / "hotlist.parquet").select("entry_id", "plate").sort("entry_id")
-        )
+        local = local_copy(out).select("entry_id", "plate").sort("entry_id")
         assert local.equals(_server_copy(api, key))
-    local = pl.read_parquet(out / "hotlist.parquet")
+    assert sorted(p.name for p in out.iterdir()) == sorted([COPY_FILES[copy_format], "state.json"])
+    local = local_copy(out)
     assert "7API002" not in local["plate"].to_list()
     assert local.filter(pl.col("plate") == "7API013")["colour"].to_list() == ["RED"]
 
@@ -563,7 +564,7 @@ def test_a_delta_pull_is_answered_while_its_version_loads(
     gives."""
     out = tmp_path / "patrol-copy"
     pull(api, key, "car12", "patrol", out)  # version 1, loaded by the server
-    removed = pl.read_parquet(out / "hotlist.parquet").filter(pl.col("plate") == "7API002")
+    removed = local_copy(out).filter(pl.col("plate") == "7API002")
     lines = [ln for ln in BASE if "7API002" not in ln] + [ncic_line("P000000002", "8NEW002")]
     _publish(settings, drop, lines, 2)
     loading, release = threading.Event(), threading.Event()
@@ -591,5 +592,5 @@ def test_a_delta_pull_is_answered_while_its_version_loads(
     )
     result = pull(api, key, "car12", "patrol", out)  # the loaded version agrees
     assert (result.version, result.full, result.upserts, result.removals) == (2, False, 1, 1)
-    local = pl.read_parquet(out / "hotlist.parquet").select("entry_id", "plate").sort("entry_id")
+    local = local_copy(out).select("entry_id", "plate").sort("entry_id")
     assert local.equals(_server_copy(api, key))

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import polars as pl
 import pytest
 from typer.testing import CliRunner
 
@@ -26,9 +25,10 @@ from hotlist.ingest import ingest_source
 from hotlist.purge import purge
 from hotlist.serve import consumers as reg
 from hotlist.serve.client import Follower, PullError, PullResult, Transport
+from hotlist.serve.copies import COPY_FILES
 from hotlist.serve.tls import is_loopback, server_tls
 from tests.builders import Drop, ncic_file, ncic_line
-from tests.serving import running_api, server_process
+from tests.serving import local_copy, running_api, server_process
 
 BASE = [ncic_line(f"V{i:09d}", f"7TLS{i:03d}") for i in range(30)]
 runner = CliRunner()
@@ -133,7 +133,7 @@ def _pull(url: str, key_file: Path, out: Path, *more: str) -> tuple[int, str]:
 
 
 def _plates(out: Path) -> set[str]:
-    return set(pl.read_parquet(out / "hotlist.parquet")["plate"])
+    return set(local_copy(out)["plate"])
 
 
 # -- HTTPS -------------------------------------------------------------------------------
@@ -193,7 +193,7 @@ def test_a_server_whose_certificate_does_not_verify_is_refused_by_name(
     assert "unable to get local issuer certificate" in wrong_ca[1]
     assert system_store[0] == 1
     assert "did not verify against the system's trusted CAs" in system_store[1]
-    assert not (tmp_path / "copy" / "hotlist.parquet").exists()
+    assert not any((tmp_path / "copy" / name).exists() for name in COPY_FILES.values())
     assert not [r for r in audit.records(settings.data_dir) if r["channel"] == "api"]
 
 

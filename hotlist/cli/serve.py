@@ -130,13 +130,15 @@ def pull(
         int, typer.Option(min=1, max=60, help="With --follow: seconds per long-poll.")
     ] = 55,
     copy_format: Annotated[
-        CopyFormat,
+        CopyFormat | None,
         typer.Option(
-            help="parquet: OUT/hotlist.parquet, rewritten by each delta. lines:"
-            " OUT/hotlist.lines, fixed-width records each delta edits in place (its cost"
-            " follows the delta, not the copy; docs/api.md)."
+            help="lines: OUT/hotlist.lines, fixed-width records each delta edits in place"
+            " (its cost follows the delta, not the copy; docs/api.md). parquet:"
+            " OUT/hotlist.parquet, rewritten by each delta. Default: the format OUT"
+            " already holds; lines for a new copy.",
+            show_default=False,
         ),
-    ] = CopyFormat.parquet,
+    ] = None,
     ca_file: Annotated[
         Path | None,
         typer.Option(
@@ -176,10 +178,11 @@ def pull(
 
     transport = Transport(ca_file, client_cert, client_key, allow_plain_http)
     user = text_option(user, "--user")
+    chosen = None if copy_format is None else copy_format.value
     if follow:
-        _follow(server, key, user, purpose, out, wait, report, transport, copy_format.value)
+        _follow(server, key, user, purpose, out, wait, report, transport, chosen)
         return
-    report(run(server, key, user, purpose, out, transport=transport, copy_format=copy_format.value))
+    report(run(server, key, user, purpose, out, transport=transport, copy_format=chosen))
 
 
 def _follow(
@@ -191,7 +194,7 @@ def _follow(
     wait: int,
     report: Any,
     transport: Any,
-    copy_format: str,
+    copy_format: str | None,
 ) -> None:
     import logging
     import signal

@@ -1,9 +1,9 @@
 """The reference client: keep a local copy of the hotlist in sync, with deltas and acks.
 
 What a patrol integration runs (``hotlist pull``, or ``hotlist pull --follow`` to keep
-following). The copy (:mod:`hotlist.serve.copies`) is ``OUT/hotlist.parquet``, or
-``OUT/hotlist.lines`` with ``--copy-format lines``, with ``OUT/state.json`` naming its
-version; each pull asks for the delta since that version (or gets a full version when
+following). The copy (:mod:`hotlist.serve.copies`) is ``OUT/hotlist.lines`` or
+``OUT/hotlist.parquet`` (``--copy-format``; by default the format the directory already
+holds, lines for a new one), with ``OUT/state.json`` naming its version; each pull asks for the delta since that version (or gets a full version when
 too far behind), applies removals and upserts, then acknowledges the version so the
 deletion reports can count this copy as purged. Whatever held a removed record is
 overwritten before the acknowledgement: the replaced copy, or the record's own bytes.
@@ -37,7 +37,7 @@ import polars as pl
 
 from hotlist.config import ConfigError
 from hotlist.serve import tls
-from hotlist.serve.copies import Copy, CopyUnreadable, ParquetCopy
+from hotlist.serve.copies import Copy, CopyUnreadable, ParquetCopy, format_in
 from hotlist.serve.copy_lines import LinesCopy
 
 log = logging.getLogger("hotlist.pull")
@@ -48,6 +48,12 @@ FOLLOW_WAIT_S = 55
 COPY_FORMATS: dict[str, type[Copy]] = {"parquet": ParquetCopy, "lines": LinesCopy}
 #: Backoff between failed attempts: doubling from the first, capped at the last.
 BACKOFF_S = (1.0, 30.0)
+
+
+def copy_class(out: Path, copy_format: str | None) -> type[Copy]:
+    """The copy kept in ``out``: of ``copy_format``, or without one the format ``out``
+    already holds (lines for a new directory: :func:`~hotlist.serve.copies.format_in`)."""
+    return COPY_FORMATS[copy_format or format_in(out)]
 
 
 class PullError(Exception):
@@ -226,13 +232,15 @@ def pull(
     out: Path,
     timeout_s: float = 120.0,
     transport: Transport = Transport(),
-    copy_format: str = "parquet",
+    copy_format: str | None = None,
 ) -> PullResult:
-    """Bring the copy in ``out`` up to date once."""
+    """Bring the copy in ``out`` up to date once (``copy_format``: see :func:`copy_class`)."""
     http = transport.client(server, timeout_s)
     try:
         with http, _only_puller(out):
-            result = pull_once(http, _headers(key, user, purpose), COPY_FORMATS[copy_format](out))
+            result = pull_once(
+                http, _headers(key, user, purpose), copy_class(out, copy_format)(out)
+            )
     except httpx.TransportError as exc:
         refused = transport.refusal(exc, server)
         if refused is not None:
@@ -263,10 +271,10 @@ class Follower:
         wait_s: int = FOLLOW_WAIT_S,
         on_pull: Callable[[PullResult], None] | None = None,
         transport: Transport = Transport(),
-        copy_format: str = "parquet",
+        copy_format: str | None = None,
     ) -> None:
         self.server, self.out, self.wait_s = server, out, wait_s
-        self.copy_class = COPY_FORMATS[copy_format]
+        self.copy_class = copy_class(out, copy_format)
         self.transport, self._context = transport, transport.context(server)
         self.headers = _headers(key, user, purpose)
         self.on_pull = on_pull

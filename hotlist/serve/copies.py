@@ -37,6 +37,27 @@ from hotlist.scrub import scrub_unlink
 
 #: The file each copy format keeps in ``OUT``.
 COPY_FILES = {"parquet": "hotlist.parquet", "lines": "hotlist.lines"}
+#: The format of a new copy: the lines copy, whose apply follows the delta (a Parquet
+#: copy is rewritten whole by each delta: 53-59 s for fifty followers of the 2M-entry
+#: list against the 30 s goal, docs/freshness.md).
+NEW_COPY_FORMAT = "lines"
+
+
+def format_in(out: Path) -> str:
+    """The format of the copy ``out`` already holds, so that a directory an integration
+    reads keeps its file; :data:`NEW_COPY_FORMAT` where it holds none. The file there
+    decides; with both (a change of format cut short) ``state.json`` does, and a state
+    that names none is an older client's, which kept Parquet."""
+    held = [f for f, name in COPY_FILES.items() if (out / name).is_file()]
+    if len(held) == 1:
+        return held[0]
+    if not held:
+        return NEW_COPY_FORMAT
+    try:
+        named = json.loads((out / "state.json").read_text()).get("format", "parquet")
+    except (OSError, ValueError, AttributeError):
+        named = None
+    return named if named in COPY_FILES else NEW_COPY_FORMAT
 
 
 class CopyUnreadable(Exception):
