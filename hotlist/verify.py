@@ -26,6 +26,8 @@ bytes they would match by chance.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -125,10 +127,24 @@ class Verification:
 
 
 def _walk(root: Path) -> Iterator[Path]:
+    """The regular files under ``root`` (symbolic links neither followed nor named), in
+    path order. A directory that vanished while it was listed (a running Prefect server
+    removes its own) is named itself: its stat then fails or shows a directory, and the
+    verification walks again (:data:`VANISHED`)."""
+    found: list[Path] = []
+
+    def vanished(exc: OSError) -> None:
+        if not isinstance(exc, FileNotFoundError) or exc.filename is None:
+            raise exc
+        found.append(Path(exc.filename))
+
     if root.exists():
-        for path in sorted(root.rglob("*")):
-            if path.is_file() and not path.is_symlink():
-                yield path
+        for top, _, names in os.walk(root, onerror=vanished):
+            for name in names:
+                path = Path(top, name)
+                if path.is_file() and not path.is_symlink():
+                    found.append(path)
+    yield from sorted(found)
 
 
 def _string_columns(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
@@ -462,7 +478,8 @@ def _verify(
     transient = Verification()
     for rel in TRANSIENT_DIRS:
         for path in _walk(data_dir / rel):
-            transient.add(path, "leftover in a transient area (content must not rest here)")
+            if path.is_file():  # not a directory that vanished while it was listed
+                transient.add(path, "leftover in a transient area (content must not rest here)")
     # Published files outside data_dir (a shared filesystem) are content like data_dir's.
     shared = [published] if published and not published.is_relative_to(data_dir) else []
     if shared and shared[0].exists() and not shared[0].is_dir():
@@ -510,7 +527,9 @@ class _Where:
 
 
 def _stamp(path: Path) -> tuple[int, int, int]:
-    info = path.stat()
+    info = path.stat(follow_symlinks=False)
+    if stat.S_ISDIR(info.st_mode):  # named by the walk: it vanished while it was listed
+        raise FileNotFoundError(path)
     return (info.st_ino, info.st_size, info.st_mtime_ns)
 
 

@@ -7,6 +7,7 @@ vanish and move on disk; the walk is only wrapped to choose the moment."""
 from __future__ import annotations
 
 import gzip
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -114,3 +115,30 @@ def test_content_found_in_a_file_removed_after_its_read_stays_a_finding(
     result = verify(store.data_dir, None, [PLATE], pending_ok=True)
     assert [f.place for f in result.findings] == [str(packed)]
     assert result.findings[0].problem != VANISHED
+
+
+def test_a_directory_removed_while_the_walk_lists_it_is_walked_for_again(
+    store: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A running Prefect server removes directories of its own under PREFECT_HOME: one
+    gone between its parent's listing and its own is no error, and the roots are walked
+    again; content moved out of it is found where it went."""
+    home = store.data_dir.parent / "prefect-home"
+    scratch = home / "storage" / "scratch"
+    scratch.mkdir(parents=True)
+    (scratch / "result.txt").write_text(f"stop {PLATE} on sight\n")
+    kept = home / "storage" / "kept.txt"
+    real = os.scandir
+    listings: list[str] = []
+
+    def scandir(path: Any = ".") -> Any:
+        listings.append(str(path))
+        if str(path) == str(scratch) and scratch.exists():
+            (scratch / "result.txt").rename(kept)
+            scratch.rmdir()
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    result = verify(store.data_dir, home, [PLATE], pending_ok=True)
+    assert [(f.place, f.problem) for f in result.findings] == [(str(kept), RAW_HIT)]
+    assert listings.count(str(home)) == 2  # walked again
