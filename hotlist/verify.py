@@ -134,7 +134,8 @@ def _walk(root: Path) -> Iterator[Path]:
     found: list[Path] = []
 
     def vanished(exc: OSError) -> None:
-        if not isinstance(exc, FileNotFoundError) or exc.filename is None:
+        # Gone, or replaced by a file, between its parent's listing and its own.
+        if not isinstance(exc, FileNotFoundError | NotADirectoryError) or exc.filename is None:
             raise exc
         found.append(Path(exc.filename))
 
@@ -493,11 +494,14 @@ def _verify(
     # held may now be under another name, or folded into a file read before. So the roots
     # are walked again, and every file that is new or changed since its first stat is
     # searched; only a file still vanishing after the last pass is a finding.
-    seen: dict[Path, tuple[int, int, int]] = {}
+    seen: dict[Path, tuple[int, int, int, int]] = {}
     for attempt in range(1, PASSES + 1):
         vanished = 0
         for part in _search_pass(roots, where, search, result, seen, first=attempt == 1):
-            if attempt < PASSES and any(f.problem == VANISHED for f in part.findings):
+            lost = [Path(f.place) for f in part.findings if f.problem == VANISHED]
+            for path in lost:  # searched afresh wherever it is found again
+                seen.pop(path, None)
+            if attempt < PASSES and lost:
                 vanished += 1
                 part.findings = [f for f in part.findings if f.problem != VANISHED]
                 part.ok = not part.findings
@@ -526,11 +530,14 @@ class _Where:
     control: duckdb.DuckDBPyConnection | None
 
 
-def _stamp(path: Path) -> tuple[int, int, int]:
+def _stamp(path: Path) -> tuple[int, int, int, int]:
+    """What tells a file changed since a walk: its inode, size and times. The change time
+    too: a rename or a write with its size and mtime put back (``cp -p``, ``os.utime``)
+    leaves the others as they were, and nothing can set it back."""
     info = path.stat(follow_symlinks=False)
     if stat.S_ISDIR(info.st_mode):  # named by the walk: it vanished while it was listed
         raise FileNotFoundError(path)
-    return (info.st_ino, info.st_size, info.st_mtime_ns)
+    return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
 def _search_pass(
@@ -538,7 +545,7 @@ def _search_pass(
     where: _Where,
     search: _Search,
     result: Verification,
-    seen: dict[Path, tuple[int, int, int]],
+    seen: dict[Path, tuple[int, int, int, int]],
     first: bool,
 ) -> list[Verification]:
     """One walk of the roots and the search of its files: every file on the first pass,

@@ -37,7 +37,7 @@ import polars as pl
 
 from hotlist.config import ConfigError
 from hotlist.serve import tls
-from hotlist.serve.copies import Copy, CopyUnreadable, ParquetCopy, format_in
+from hotlist.serve.copies import Copy, CopyUnreadable, ParquetCopy, UnknownCopyFormat, format_in
 from hotlist.serve.copy_lines import LinesCopy
 
 log = logging.getLogger("hotlist.pull")
@@ -52,8 +52,14 @@ BACKOFF_S = (1.0, 30.0)
 
 def copy_class(out: Path, copy_format: str | None) -> type[Copy]:
     """The copy kept in ``out``: of ``copy_format``, or without one the format ``out``
-    already holds (lines for a new directory: :func:`~hotlist.serve.copies.format_in`)."""
-    return COPY_FORMATS[copy_format or format_in(out)]
+    already holds (lines for a new directory: :func:`~hotlist.serve.copies.format_in`).
+    A directory holding a copy of a format this client does not keep is refused either
+    way: a second copy beside it would leave that one stale."""
+    try:
+        held = format_in(out)
+    except UnknownCopyFormat as exc:
+        raise PullError(str(exc)) from None
+    return COPY_FORMATS[copy_format or held]
 
 
 class PullError(Exception):
@@ -274,7 +280,7 @@ class Follower:
         copy_format: str | None = None,
     ) -> None:
         self.server, self.out, self.wait_s = server, out, wait_s
-        self.copy_class = copy_class(out, copy_format)
+        self.copy_format = copy_format
         self.transport, self._context = transport, transport.context(server)
         self.headers = _headers(key, user, purpose)
         self.on_pull = on_pull
@@ -304,7 +310,9 @@ class Follower:
             self._run()
 
     def _run(self) -> None:
-        copy = self.copy_class(self.out)
+        # The format is read under the directory's lock, as pull() reads it: a pull that
+        # changed the directory's format before this follower started is seen.
+        copy = copy_class(self.out, self.copy_format)(self.out)
         delay = BACKOFF_S[0]
         self._runner = threading.get_ident()
         try:

@@ -48,20 +48,41 @@ def format_in(out: Path) -> str:
     reads keeps its file; :data:`NEW_COPY_FORMAT` where it holds none. The file there
     decides; with both (a change of format cut short) ``state.json`` does, and a state
     that names none is an older client's, which kept Parquet."""
+    state = _state(out)
+    # A state written by an older client names no format (it kept Parquet); one that is
+    # missing or unreadable tells nothing.
+    named = state.get("format", "parquet") if state else None
+    if isinstance(named, str) and named not in COPY_FILES:
+        raise UnknownCopyFormat(
+            f"{out} holds a copy of format {named[:40]!r}, which this client does not keep:"
+            " pull it with the client that wrote it, or scrub that directory first"
+        )
     held = [f for f, name in COPY_FILES.items() if (out / name).is_file()]
     if len(held) == 1:
         return held[0]
     if not held:
         return NEW_COPY_FORMAT
+    return named if isinstance(named, str) and named in COPY_FILES else NEW_COPY_FORMAT
+
+
+def _state(out: Path) -> dict[str, Any]:
+    """``out/state.json`` as written by :meth:`Copy.save`; empty when it is missing or is
+    not such an object (torn, garbled, hostile): the copy then has no version to build on,
+    and the next pull brings a full version."""
     try:
-        named = json.loads((out / "state.json").read_text()).get("format", "parquet")
-    except (OSError, ValueError, AttributeError):
-        named = None
-    return named if named in COPY_FILES else NEW_COPY_FORMAT
+        state = json.loads((out / "state.json").read_text())
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return state if isinstance(state, dict) else {}
 
 
 class CopyUnreadable(Exception):
     """A copy file that is not whole (the message says what, never what it holds)."""
+
+
+class UnknownCopyFormat(Exception):
+    """``state.json`` names a copy format this client does not keep (a newer client's):
+    keeping another copy beside it would leave that one stale, with removed records."""
 
 
 class Copy:
@@ -82,7 +103,7 @@ class Copy:
         self._finish_replacement()
         scrub_unlink(temporary_path(self.path))  # a new copy a killed run left half-written
         exists = self.state_file.exists() and self.path.exists()
-        state: dict[str, Any] = json.loads(self.state_file.read_text()) if exists else {}
+        state = _state(out) if exists else {}
         # A copy of another format, or one an apply was editing when it was stopped, has
         # no version this format can build on: the next pull brings a full version.
         if state.get("format", "parquet") != self.format or "applying" in state:
@@ -146,10 +167,13 @@ class Copy:
         return entries
 
     def _scrub_other_formats(self) -> None:
+        """The other format's copy, its link aside and its half-written file (a directory
+        of such a name is not a copy, and is left)."""
         for name in COPY_FILES.values():
             if name != self.path.name:
                 for path in (self.out / name, self.out / f"{name}.replaced"):
-                    scrub_unlink(path)
+                    if path.is_symlink() or not path.is_dir():
+                        scrub_unlink(path)
                 scrub_unlink(temporary_path(self.out / name))
 
     def save(self, version: int, acked: bool, applying: int | None = None) -> None:
