@@ -162,6 +162,33 @@ def test_concurrent_acks_racing_a_revocation_record_only_what_the_registry_accep
         assert 200 in answers
 
 
+def test_concurrent_acks_of_one_key_are_dated_in_the_order_of_their_versions(
+    settings: Settings,
+) -> None:
+    """The local registry dates an advance under its write lock: an advance recorded
+    later never carries an earlier time (the report reads when a copy dropped a removal
+    from these times)."""
+    key = reg.add(settings.data_dir, "car-9", "CA0190000", "Demo PD", reg.AgencyKind.CA_LOCAL)
+    versions = sorted(range(1, 121), key=lambda v: (v * 37) % 121)  # out of order
+    start = threading.Barrier(6)
+
+    def acker(mine: list[int]) -> None:
+        start.wait()
+        for version in mine:
+            assert reg.ack(settings.data_dir, key, version)
+
+    threads = [threading.Thread(target=acker, args=(versions[i::6],)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    history = reg.ack_history(settings.data_dir)["car-9"]
+    assert [v for v, _ in history] == sorted({v for v, _ in history})
+    assert history[-1][0] == 120
+    times = [at for _, at in history]
+    assert times == sorted(times)
+
+
 def test_the_deletion_report_counts_a_copy_purged_only_when_its_active_key_acked(
     api: str, settings: Settings
 ) -> None:

@@ -212,9 +212,9 @@ def ack(data_dir: Path, key: str, version: int) -> bool:
     moves backwards; each advance is kept, so a report can tell when this copy dropped a
     given removal). False, and nothing recorded, when the key is no longer active: a
     key revoked or replaced after the gate admitted the request cannot vouch for a copy."""
-    now = now_iso()
     with registry(data_dir) as con:
         con.execute("BEGIN IMMEDIATE")
+        now = now_iso()  # read under the write lock: advances are dated in their order
         row = con.execute(
             "SELECT name, acked_version FROM consumers WHERE key_hash = ? AND revoked_at IS NULL",
             (hash_key(key),),
