@@ -16,7 +16,7 @@ demo's two days (~300 NCIC lines); a number uses the benchmark's generated extra
 that many lines (1 % removed on day 2).
 
 Prints p50, p95 and max over every follower of every run, and writes them to
-``bench/out/freshness.json``. Beside them, where the time went: when the final version
+``bench/out/freshness.json`` (the server's and watcher's logs of each run in ``bench/out/freshness-logs/``). Beside them, where the time went: when the final version
 was first named in ``CURRENT.json`` (published), when each follower's answer arrived, and
 how long each follower took to apply it (read its copy, merge the delta, write, fsync,
 scrub the old copy). The followers share this machine's cores with the server and the
@@ -342,6 +342,11 @@ def main() -> None:
                 args.copy_format,
                 args.followers_as == "processes",
             )
+            kept = OUT / "freshness-logs" / f"run-{n}"  # the server's and watcher's logs
+            shutil.rmtree(kept, ignore_errors=True)
+            kept.mkdir(parents=True)
+            for name in ("serve.log", "watch.log"):
+                shutil.copyfile(Path(tmp) / f"run-{n}" / name, kept / name)
             latencies += run.applied
             arrivals += run.arrived
             apply_s += run.apply_s

@@ -26,6 +26,7 @@ bytes they would match by chance.
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from collections.abc import Iterator
@@ -508,10 +509,18 @@ def _verify(
             result.merge(part)
         if not vanished:
             break
+        if attempt < PASSES:
+            log.info(
+                "%d files vanished while they were verified: walking again for what is new"
+                " or changed (walk %d of at most %d)",
+                vanished, attempt + 1, PASSES,
+            )  # fmt: skip
     if access_log_url is not None:
         _check_database_log(access_log_url, search.access_log, result)
     return result
 
+
+log = logging.getLogger(__name__)
 
 #: Walks of the roots at most, while files vanish between a walk and their read.
 PASSES = 3

@@ -11,7 +11,10 @@ The purge follows once per round of checks, after the ingests of every source th
 changed in it: when CLEW and NCIC publish together, one purge publishes, erases and
 verifies both sources' removals, where a purge per source would publish the whole
 hotlist and read every file of the store twice before the second source's removals
-reached a patrol copy (``docs/freshness.md`` has the figures).
+reached a patrol copy (``docs/freshness.md`` has the figures). A round that ingested
+something checks the other sources once more before its purge, so a file that lands
+while an ingest runs (CLEW's tables a second before NCIC's 125 MB extract is complete)
+joins that purge.
 
 A check that cannot reach the server, or an ingest that failed on a dropped connection,
 leaves the marks as they were: the next check tries again. A file that was refused
@@ -117,12 +120,7 @@ class Watcher:
             for w in self.watched:
                 stack.enter_context(w.prober)
             while not self._stop.is_set():
-                for w in self.watched:
-                    if self._stop.is_set():
-                        break
-                    if self.clock() >= w.due:
-                        self.check(w, settle=False)
-                        w.due = self.clock() + w.every_s
+                self._round()
                 self.settle()
                 now = self.clock()
                 if ends is not None and now >= ends:
@@ -131,6 +129,26 @@ class Watcher:
                 if ends is not None:
                     wake = min(wake, ends)
                 self._stop.wait(max(0.0, wake - now))
+
+    def _round(self) -> None:
+        """Check each source that is due. Once one was ingested, every other source is
+        checked again before the purge, and ingested if it changed meanwhile (a stat
+        each): a file that lands while another source's ingest runs joins this round's
+        purge instead of waiting a whole purge for the next one. Each source is ingested
+        at most once a round, so the purge always follows."""
+        ingested: set[str] = set()
+        again = True
+        while again and not self._stop.is_set():
+            again = False
+            for w in self.watched:
+                if self._stop.is_set():
+                    break
+                if w.name in ingested or (not ingested and self.clock() < w.due):
+                    continue
+                if self.check(w, settle=False):
+                    ingested.add(w.name)
+                    again = True
+                w.due = self.clock() + w.every_s
 
     def check(self, w: Watched, settle: bool = True) -> bool:
         """One check of one source; True when its ingest ran. With ``settle`` the purge

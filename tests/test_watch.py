@@ -101,6 +101,38 @@ def test_sources_that_change_together_share_one_purge(settings: Settings, drop: 
     assert ran == ["ncic", "svs", "purge"]  # nothing changed: no ingest, no purge
 
 
+def test_a_file_that_lands_while_another_source_ingests_joins_that_purge(
+    settings: Settings, drop: Drop
+) -> None:
+    """CLEW's tables land a second before NCIC's extract is complete: the round that
+    ingests CLEW checks NCIC again before its purge, so NCIC's removals are published by
+    the same purge instead of waiting a whole purge (~10 s at 2M lines) for the next
+    round."""
+    _day1(drop)
+    watcher, ran = _watcher(settings)
+    _round(watcher)
+    ran.clear()
+    real_ingest = watcher.ingest
+
+    def ingest(name: str) -> Ingested:
+        done = real_ingest(name)
+        if name == "svs":  # NCIC's extract completes while CLEW's ingest runs
+            drop.put("VEHEXTRT.txt", ncic_file(NCIC_DAY1[2:], "202611230800"))
+        return done
+
+    watcher.ingest = ingest
+    drop.put(
+        "svs.tbl",
+        clew_file([clew_line(f"SV{i:04d}") for i in range(2, 40)], "DATE11/23/2026 08:00"),
+    )
+    _round(watcher)
+    assert ran == ["svs", "ncic", "purge"]
+    assert not find_hits(settings.data_dir, "1AAA001")
+    assert not find_hits(settings.data_dir, "SV0001")
+    _round(watcher)
+    assert ran == ["svs", "ncic", "purge"]  # nothing changed since: no ingest, no purge
+
+
 def test_work_a_killed_run_left_is_purged_though_nothing_new_arrived(
     settings: Settings, drop: Drop
 ) -> None:
