@@ -65,6 +65,11 @@ LEFTOVER_SUFFIXES = (".wal", ".tmp", ".part", ".dupes")
 #: Files searched at once: on two cores, one file's DuckDB or polars search overlaps
 #: another's reads and Python work (more threads only add memory).
 WORKERS = 2
+#: Walks of the roots at most, while files vanish between a walk and their read.
+PASSES = 3
+VANISHED = "unverifiable: it vanished while it was being verified, on every walk of its directory"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -319,11 +324,10 @@ def _check_file(
     try:
         _search_file(path, data_dir, kind, control, search, result)
     except Unverifiable as exc:
-        result.add(path, VANISHED if not path.exists() else f"unverifiable: {exc}")
+        result.add(path, f"unverifiable: {exc}")
     except (OSError, duckdb.Error, pl.exceptions.PolarsError) as exc:
-        result.add(path, _unreadable(path, exc))
-    unread = all(f.problem.startswith("unverifiable") for f in result.findings)
-    if not result.ok and unread and not path.exists():
+        result.add(path, f"unverifiable: cannot be read ({type(exc).__name__})")
+    if _unread(result) and not path.exists():
         # A file removed under its read is gone: the next walk finds where its content
         # went, if anywhere. (Content the read did find stays a finding: a file merely
         # unlinked leaves it in the disk's free blocks.)
@@ -356,14 +360,10 @@ def _search_file(
         # ``entries`` missing) that every other read of the same file found whole. A
         # second complete read that finds the file clean verifies it; two failed reads
         # are the finding, as before.
-        for attempt in (1, 2):
+        for _ in range(2):
             part = Verification()
             _search_duckdb(path, data_dir, path != control_file, search, part)
-            if (
-                attempt == 2
-                or not part.findings
-                or not all(f.problem.startswith("unverifiable") for f in part.findings)
-            ):
+            if not _unread(part):
                 break
         result.merge(part)
         return
@@ -520,13 +520,6 @@ def _verify(
     return result
 
 
-log = logging.getLogger(__name__)
-
-#: Walks of the roots at most, while files vanish between a walk and their read.
-PASSES = 3
-VANISHED = "unverifiable: it vanished while it was being verified, on every walk of its directory"
-
-
 @dataclass(frozen=True)
 class _Where:
     """How a pass places each file: the roots' meaning for :func:`_route`."""
@@ -613,6 +606,12 @@ def _search_pass(
         for (_, at), found in zip(raw, raw_parts.result(), strict=True):
             parts[at] = found
         return [done if isinstance(done, Verification) else done.result() for done in parts]
+
+
+def _unread(part: Verification) -> bool:
+    """Whether every finding of a file's search says it could not be read (none says
+    what it holds)."""
+    return bool(part.findings) and all(f.problem.startswith("unverifiable") for f in part.findings)
 
 
 def _unreadable(path: Path, exc: BaseException) -> str:

@@ -132,20 +132,15 @@ def test_the_command_line_default_keeps_the_directorys_format(
     _older_client_copy(api, key, out)
     key_file = tmp_path / "key"
     key_file.write_text(key)
-    run = CliRunner().invoke(
-        app,
-        ["pull", "--server", api, "--key-file", str(key_file), "--user", "car1",
-         "--purpose", "patrol", "--out", str(out)],
-    )  # fmt: skip
-    assert run.exit_code == 0, run.output
-    assert _names(out) == ["hotlist.parquet", "state.json"]
     fresh = tmp_path / "cli-new"
-    run = CliRunner().invoke(
-        app,
-        ["pull", "--server", api, "--key-file", str(key_file), "--user", "car1",
-         "--purpose", "patrol", "--out", str(fresh)],
-    )  # fmt: skip
-    assert run.exit_code == 0, run.output
+    for into in (out, fresh):
+        run = CliRunner().invoke(
+            app,
+            ["pull", "--server", api, "--key-file", str(key_file), "--user", "car1",
+             "--purpose", "patrol", "--out", str(into)],
+        )  # fmt: skip
+        assert run.exit_code == 0, run.output
+    assert _names(out) == ["hotlist.parquet", "state.json"]
     assert _names(fresh) == ["hotlist.lines", "state.json"]
 
 

@@ -3,8 +3,8 @@
 What a patrol integration runs (``hotlist pull``, or ``hotlist pull --follow`` to keep
 following). The copy (:mod:`hotlist.serve.copies`) is ``OUT/hotlist.lines`` or
 ``OUT/hotlist.parquet`` (``--copy-format``; by default the format the directory already
-holds, lines for a new one), with ``OUT/state.json`` naming its version; each pull asks for the delta since that version (or gets a full version when
-too far behind), applies removals and upserts, then acknowledges the version so the
+holds, lines for a new one), with ``OUT/state.json`` naming its version; each pull asks
+for the delta since that version (or gets a full version when too far behind), applies removals and upserts, then acknowledges the version so the
 deletion reports can count this copy as purged. Whatever held a removed record is
 overwritten before the acknowledgement: the replaced copy, or the record's own bytes.
 

@@ -445,7 +445,7 @@ class LinesCopy(Copy):
     ) -> None:
         """Each record into its slot, each freed slot blanked, all fsynced. Through a
         shared mapping of the file: a page fault per page written, where a ``pwrite`` per
-        slot cost 4-5 times the CPU (docs/freshness.md, 2026-12-03)."""
+        slot cost 4-5 times the CPU (docs/freshness.md, 2026-12-03 (late morning))."""
         size, at = layout.record_bytes, layout.header_bytes
         end = at + slots * size
         fd = os.open(self.path, os.O_RDWR | os.O_NOFOLLOW)
