@@ -114,31 +114,35 @@ def _read_only(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=30)
 
 
-def stored(data_dir: Path) -> list[Anchor]:
-    """Every anchor in the anchors database, oldest first (none if it does not exist)."""
+def _rows(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of a query on the anchors database; none while it does not exist, or while
+    the process creating it has not created its table yet (another writer's first
+    append: its file exists a moment before its schema)."""
     path = store_path(data_dir)
     if not path.exists():
         return []
     con = _read_only(path)
     try:
-        rows = con.execute(
-            "SELECT at, segment, seq, hmac, kind, place, mac FROM anchors ORDER BY id"
-        ).fetchall()
+        made = con.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'anchors'"
+        ).fetchone()
+        return con.execute(sql).fetchall() if made else []
     finally:
         con.close()
+
+
+def stored(data_dir: Path) -> list[Anchor]:
+    """Every anchor in the anchors database, oldest first (none if it does not exist)."""
+    rows = _rows(
+        data_dir, "SELECT at, segment, seq, hmac, kind, place, mac FROM anchors ORDER BY id"
+    )
     return [Anchor(*row) for row in rows]
 
 
 def last_anchored(data_dir: Path) -> dt.datetime | None:
     """When the head was last anchored (None: never)."""
-    path = store_path(data_dir)
-    if not path.exists():
-        return None
-    con = _read_only(path)
-    try:
-        [[at]] = con.execute("SELECT max(at) FROM anchors WHERE kind = 'anchor'").fetchall()
-    finally:
-        con.close()
+    rows = _rows(data_dir, "SELECT max(at) FROM anchors WHERE kind = 'anchor'")
+    at = rows[0][0] if rows else None
     return dt.datetime.fromisoformat(at) if at else None
 
 
