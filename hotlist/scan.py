@@ -11,6 +11,7 @@ the caller reports it, never passes it as clean.
 from __future__ import annotations
 
 import bz2
+import functools
 import gzip
 import io
 import lzma
@@ -34,6 +35,8 @@ FREE_TEXT = frozenset({"raw_line"})
 BATCH = 2 * BLOCK
 #: Text encodings a marker is searched in, in raw bytes.
 ENCODINGS = ("utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
+#: Bytes of the widest character of :data:`ENCODINGS` (UTF-32).
+EDGE = 4
 
 PARQUET = b"PAR1"
 DUCKDB = b"DUCK"  # at offset 8 of a DuckDB database file
@@ -78,12 +81,98 @@ def sniff(head: bytes) -> str:
     return "raw"
 
 
+#: Digits and lowercase hexadecimal letters: the characters numbers, hashes and UUIDs are
+#: written in. A plate of digits only with one of them beside it is that value's digits.
+NUMBER_CHARS = frozenset("0123456789abcdef")
+DIGITS = frozenset("0123456789")
+#: Strings (or their bytes in an encoding) that make an occurrence beside them a chance one.
+Edge = frozenset[str] | frozenset[bytes]
+#: A decimal point with a digit on its far side: ``0.3456789`` and ``3456789.5`` are numbers.
+_POINT_BEFORE = frozenset(d + "." for d in DIGITS)
+_POINT_AFTER = frozenset("." + d for d in DIGITS)
+
+
+def edges(marker: str) -> tuple[frozenset[str], frozenset[str]]:
+    """What, just before or just after an occurrence of ``marker`` in text (one character,
+    or two: a decimal point and a digit), makes it the digits of something else (a
+    number, a NIC, a hash) and not the plate.
+
+    * A plate of digits only (``3456789``) stands where no digit, lowercase hexadecimal
+      letter or decimal point before a digit touches it: inside ``V123456789`` (a NIC in
+      a deletion report), a time, a count, a fraction or a UUID it is that value's
+      digits, and those fill every file.
+    * A plate ending in a digit (``V12345``) stands where no digit follows it: followed by
+      one it is the start of a longer number (the NIC ``V123456789``), or a longer plate.
+    * Otherwise any occurrence stands (``CA7ABC123``: a key built of state and plate).
+    """
+    if marker.isascii() and marker.isdigit():
+        return NUMBER_CHARS | _POINT_BEFORE, NUMBER_CHARS | _POINT_AFTER
+    if marker[-1:] in DIGITS:
+        return frozenset(), DIGITS
+    return frozenset(), frozenset()
+
+
+def _clear(text: str | bytes, start: int, end: int, width: int, before: Edge, after: Edge) -> bool:
+    """Whether nothing of ``before`` (strings of one or two characters, each ``width``
+    units wide) ends at ``start`` and nothing of ``after`` starts at ``end``. What
+    ``text`` does not show (before its start, after its end) is clear."""
+    return not (
+        text[max(start - width, 0) : start] in before
+        or text[max(start - 2 * width, 0) : start] in before
+        or text[end : end + width] in after
+        or text[end : end + 2 * width] in after
+    )
+
+
+def _standing(text: str, needle: str, before: Edge, after: Edge) -> bool:
+    """Whether ``needle`` occurs in ``text`` clear of ``before`` and ``after``."""
+    start = text.find(needle)
+    while start >= 0:
+        if _clear(text, start, start + len(needle), 1, before, after):
+            return True
+        start = text.find(needle, start + 1)
+    return False
+
+
+def stands(text: str, marker: str) -> bool:
+    """Whether ``marker`` occurs in ``text`` where it can be a plate (:func:`edges`)."""
+    before, after = edges(marker)
+    if not (before or after):
+        return marker in text
+    return _standing(text, marker, before, after)
+
+
+def _encoded_edges(pattern: bytes) -> tuple[int, Edge, Edge] | None:
+    """For a marker's bytes in one of :data:`ENCODINGS`: the width of a character and
+    the strings of :func:`edges` in that encoding; None where any occurrence stands."""
+    for encoding in ENCODINGS:
+        try:
+            marker = pattern.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if marker.isascii() and marker.isprintable() and marker.encode(encoding) == pattern:
+            before, after = edges(marker)
+            if not (before or after):
+                return None
+            width = len("0".encode(encoding))
+
+            def shown(chars: frozenset[str], encoding: str = encoding) -> frozenset[bytes]:
+                return frozenset(c.encode(encoding) for c in chars)
+
+            return width, shown(before), shown(after)
+    return None
+
+
 class ByteSearch:
-    """Streams of bytes searched for any of a set of patterns (Aho-Corasick, in polars)."""
+    """Streams of bytes searched for any of a set of patterns (Aho-Corasick, in polars).
+
+    A block that holds a pattern where it cannot be a plate only (:func:`edges`: a plate of
+    digits inside a longer number, say) does not hit."""
 
     def __init__(self, patterns: list[bytes]) -> None:
         self.patterns = [p.decode("latin-1") for p in patterns]
         self.overlap = max((len(p) for p in patterns), default=0)
+        self._edges = {p.decode("latin-1"): found for p in patterns if (found := _encoded_edges(p))}
 
     def hit(self, data: bytes) -> bool:
         return bool(data) and self.hits([data])[0]
@@ -94,7 +183,32 @@ class ByteSearch:
         if not self.patterns:
             return [False] * len(texts)
         series = pl.Series([t.decode("latin-1") for t in texts], dtype=pl.String)
-        return [bool(v) for v in series.str.contains_any(self.patterns).to_list()]
+        if not self._edges:
+            return [bool(v) for v in series.str.contains_any(self.patterns).to_list()]
+        # Every occurrence, judged by what stands beside it. Offsets are those of the
+        # text's UTF-8 (polars' own): a byte above 0x7f takes two there, but the patterns
+        # judged and what is judged beside them are ASCII-range bytes, the same in both.
+        found = pl.DataFrame({"t": series}).select(
+            pl.col("t").str.extract_many(self.patterns, overlapping=True).alias("needle"),
+            pl.col("t").str.find_many(self.patterns, overlapping=True).alias("start"),
+        )
+        return [
+            bool(needles) and self._stands(text, needles, starts)
+            for text, needles, starts in zip(
+                texts, found["needle"].to_list(), found["start"].to_list(), strict=True
+            )
+        ]
+
+    def _stands(self, text: bytes, needles: list[str], starts: list[int]) -> bool:
+        """Whether one of the occurrences (``needles`` at ``starts``) can be a plate."""
+        if all(n not in self._edges for n in needles):
+            return True
+        view = text if text.isascii() else text.decode("latin-1").encode()
+        for needle, start in zip(needles, starts, strict=True):
+            edge = self._edges.get(needle)
+            if edge is None or _clear(view, start, start + len(needle), *edge):
+                return True
+        return False
 
     def files(self, paths: list[Path]) -> list[bool | OSError]:
         """Which files hold a pattern (or the error that kept one from being read), all
@@ -110,7 +224,7 @@ class ByteSearch:
                     while block := fh.read(BLOCK):
                         batch.append((i, tail + block))
                         size += len(block)
-                        tail = block[-self.overlap :] if self.overlap else b""
+                        tail = self._tail(block)
                         if size >= BATCH:
                             self._mark(batch, found)
                             batch, size = [], 0
@@ -118,6 +232,11 @@ class ByteSearch:
                 found[i] = exc
         self._mark(batch, found)
         return found
+
+    def _tail(self, block: bytes) -> bytes:
+        """The end of a block carried into the next: a pattern across the cut, and the
+        two characters before it (:func:`edges`), are searched whole."""
+        return block[-(self.overlap + 2 * EDGE) :] if self.overlap else b""
 
     def _mark(self, batch: list[tuple[int, bytes]], found: list[bool | OSError]) -> None:
         for (i, _), hit in zip(batch, self.hits([text for _, text in batch]), strict=True):
@@ -130,7 +249,7 @@ class ByteSearch:
         while block := fh.read(BLOCK):
             if self.hit(tail + block):
                 return True
-            tail = block[-self.overlap :] if self.overlap else b""
+            tail = self._tail(block)
         return False
 
 
@@ -207,15 +326,37 @@ def scan_file(path: Path, search: ByteSearch, markers: pl.Series) -> Hits:
 
 
 def found_expr(values: pl.Expr, markers: pl.Series, long_markers: list[str], free: bool) -> pl.Expr:
-    """How many values equal a marker; in free text (a raw line), also how many contain one.
+    """How many values equal a marker; in free text (a raw line), also how many contain one
+    where it can be a plate (:func:`stands`).
 
     A field such as ``plate`` holds one value: ``7ABC123`` is no trace of a removed
     ``ABC12``, so structured fields are matched whole.
     """
     found = values.is_in(markers.implode()).sum()
     if free and long_markers:
-        found = found + values.str.contains_any(long_markers).sum()
+        found = (
+            found
+            + values.map_batches(
+                functools.partial(holding, long_markers),
+                return_dtype=pl.Boolean,
+                is_elementwise=True,
+            ).sum()
+        )
     return found
+
+
+def holding(markers: list[str], values: pl.Series) -> pl.Series:
+    """Which text values hold one of ``markers`` where it can be a plate (:func:`stands`)."""
+    candidates = values.str.contains_any(markers).fill_null(False)
+    if not candidates.any():
+        return candidates
+    found = candidates.to_list()
+    texts = values.filter(candidates)
+    matched = texts.str.extract_many(markers, overlapping=True).to_list()
+    at = [i for i, hit in enumerate(found) if hit]
+    for i, text, inside in zip(at, texts.to_list(), matched, strict=True):
+        found[i] = any(stands(text, m) for m in set(inside))
+    return pl.Series(values.name, found, dtype=pl.Boolean)
 
 
 def _column_expr(

@@ -31,6 +31,7 @@ from hotlist.scan import (
     Unverifiable,
     open_decoded,
     raw_patterns,
+    stands,
 )
 
 #: The fields of an access record that record what was queried (SB 34's data element).
@@ -97,8 +98,9 @@ class AccessLogSearch:
             return self._any
 
     def _holds(self, text: str, markers: list[str]) -> bool:
-        """A marker as the whole value, or (long enough not to match by chance) inside it."""
-        return any(m == text or (len(m) >= MIN_SCAN_LEN and m in text) for m in markers)
+        """A marker as the whole value, or (long enough not to match by chance) inside it
+        where it can be a plate (:func:`~hotlist.scan.stands`)."""
+        return any(m == text or (len(m) >= MIN_SCAN_LEN and stands(text, m)) for m in markers)
 
     def _record(self, record: dict[str, Any]) -> list[str]:
         """The fields of one parsed record that hold content of a removed record."""
