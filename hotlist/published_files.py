@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import IO, cast
@@ -84,11 +85,19 @@ class HashedFile:
         self.close()
 
 
+def _csv_batch(out: IO[bytes], batch: pa.RecordBatch | pa.Table, header: bool) -> None:
+    csvsafe.frame(pl.DataFrame(batch)).write_csv(out, include_header=header)
+
+
 def write_version_files(
     con: duckdb.DuckDBPyConnection, query: str, directory: Path
 ) -> tuple[int, dict[str, str]]:
     """Write ``query``'s rows (in its order) to ``directory``'s ``hotlist.parquet``
-    and ``hotlist.csv``; return the row count and each file's SHA-256."""
+    and ``hotlist.csv``; return the row count and each file's SHA-256.
+
+    The CSV of a batch is written on a thread of its own while the Parquet writer takes
+    the same batch (both release the GIL for most of their work); one batch at a time is
+    in flight, and the thread writes them in their order."""
     reader = con.sql(query).to_arrow_reader(BATCH_ROWS)
     dictionary = [name for name in reader.schema.names if name not in NO_DICTIONARY]
     rows = 0
@@ -101,16 +110,20 @@ def write_version_files(
             compression=COMPRESSION,
             use_dictionary=dictionary,
         ) as parquet,
+        ThreadPoolExecutor(1, thread_name_prefix="csv") as csv_thread,
     ):
         csv_out = cast(IO[bytes], csv_file)  # polars only calls write()
-        header = True
+        in_flight: Future[None] | None = None
         for batch in reader:
+            written = csv_thread.submit(_csv_batch, csv_out, batch, rows == 0)
             parquet.write_batch(batch)
-            csvsafe.frame(pl.DataFrame(batch)).write_csv(csv_out, include_header=header)
-            header = False
+            if in_flight is not None:
+                in_flight.result()
+            in_flight = written
             rows += batch.num_rows
-        if header:  # no entries: the CSV still has its header
-            empty = pl.DataFrame(reader.schema.empty_table())
-            csvsafe.frame(empty).write_csv(csv_out)
+        if in_flight is not None:
+            in_flight.result()
+        if rows == 0:  # no entries: the CSV still has its header
+            _csv_batch(csv_out, reader.schema.empty_table(), True)
     hashes = {"hotlist.parquet": parquet_file.hexdigest(), "hotlist.csv": csv_file.hexdigest()}
     return rows, hashes

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 import pytest
 
-from hotlist import csvsafe
+from hotlist import csvsafe, published_files
 from hotlist.published_files import write_version_files
 
 
@@ -87,3 +88,23 @@ def test_a_file_left_in_the_directory_is_never_written_through(
     with pytest.raises(FileExistsError):
         write_version_files(con, "SELECT * FROM entries", tmp_path)
     assert (tmp_path / "hotlist.parquet").read_bytes() == b"left over"
+
+
+def test_a_csv_write_that_fails_midway_fails_the_whole_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CSV is written on a thread of its own: its error still ends the write (and no
+    batch after it is written)."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE entries AS SELECT range AS entry_id FROM range(3 * 262_144)")
+    written: list[int] = []
+
+    def full_disk(out: object, batch: pa.RecordBatch, header: bool) -> None:
+        if written:
+            raise OSError(28, "No space left on device")
+        written.append(batch.num_rows)
+
+    monkeypatch.setattr(published_files, "_csv_batch", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        write_version_files(con, "SELECT * FROM entries ORDER BY entry_id", tmp_path)
+    assert len(written) == 1
