@@ -154,13 +154,22 @@ def _encoded_edges(pattern: bytes) -> tuple[int, Edge, Edge] | None:
             before, after = edges(marker)
             if not (before or after):
                 return None
-            width = len("0".encode(encoding))
-
-            def shown(chars: frozenset[str], encoding: str = encoding) -> frozenset[bytes]:
-                return frozenset(c.encode(encoding) for c in chars)
-
-            return width, shown(before), shown(after)
+            return _in_encoding(before, after, encoding)
     return None
+
+
+@functools.cache
+def _in_encoding(
+    before: frozenset[str], after: frozenset[str], encoding: str
+) -> tuple[int, Edge, Edge]:
+    """:func:`edges`' strings as bytes of ``encoding``, and the width of its characters
+    (a few kinds of edges in a few encodings: made once each)."""
+    width = len("0".encode(encoding))
+    return (
+        width,
+        frozenset(c.encode(encoding) for c in before),
+        frozenset(c.encode(encoding) for c in after),
+    )
 
 
 class ByteSearch:
@@ -172,42 +181,49 @@ class ByteSearch:
     def __init__(self, patterns: list[bytes]) -> None:
         self.patterns = [p.decode("latin-1") for p in patterns]
         self.overlap = max((len(p) for p in patterns), default=0)
-        self._edges = {p.decode("latin-1"): found for p in patterns if (found := _encoded_edges(p))}
+        # Each pattern as polars holds it: the UTF-8 of its latin-1 text, in which its
+        # occurrences' offsets are counted. How an occurrence is judged is worked out for
+        # the patterns that occur, when they do.
+        self._views = frozenset(p.encode() for p in self.patterns)
+        self._lengths = sorted({len(v) for v in self._views})
+        self._edges: dict[bytes, tuple[int, Edge, Edge] | None] = {}
 
     def hit(self, data: bytes) -> bool:
         return bool(data) and self.hits([data])[0]
 
     def hits(self, texts: list[bytes]) -> list[bool]:
-        """Which of several byte strings hold a pattern: one search (the automaton over
-        every marker in every encoding is built once per call, not once per text)."""
+        """Which of several byte strings hold a pattern where it can be a plate: one
+        search (the automaton over every marker in every encoding is built once per
+        call, not once per text), every occurrence judged by what stands beside it."""
         if not self.patterns:
             return [False] * len(texts)
         series = pl.Series([t.decode("latin-1") for t in texts], dtype=pl.String)
-        if not self._edges:
-            return [bool(v) for v in series.str.contains_any(self.patterns).to_list()]
-        # Every occurrence, judged by what stands beside it. Offsets are those of the
-        # text's UTF-8 (polars' own): a byte above 0x7f takes two there, but the patterns
-        # judged and what is judged beside them are ASCII-range bytes, the same in both.
-        found = pl.DataFrame({"t": series}).select(
-            pl.col("t").str.extract_many(self.patterns, overlapping=True).alias("needle"),
-            pl.col("t").str.find_many(self.patterns, overlapping=True).alias("start"),
-        )
-        return [
-            bool(needles) and self._stands(text, needles, starts)
-            for text, needles, starts in zip(
-                texts, found["needle"].to_list(), found["start"].to_list(), strict=True
-            )
-        ]
+        starts = series.str.find_many(self.patterns, overlapping=True).to_list()
+        return [bool(at) and self._stands(t, at) for t, at in zip(texts, starts, strict=True)]
 
-    def _stands(self, text: bytes, needles: list[str], starts: list[int]) -> bool:
-        """Whether one of the occurrences (``needles`` at ``starts``) can be a plate."""
-        if all(n not in self._edges for n in needles):
-            return True
+    def _edge(self, view: bytes) -> tuple[int, Edge, Edge] | None:
+        if view not in self._edges:
+            self._edges[view] = _encoded_edges(view.decode().encode("latin-1"))
+        return self._edges[view]
+
+    def _stands(self, text: bytes, starts: list[int]) -> bool:
+        """Whether a pattern occurring at one of ``starts`` can be a plate there.
+
+        The offsets are those of the text's UTF-8 (polars' own), where a byte above 0x7f
+        takes two; the text is judged in that form."""
         view = text if text.isascii() else text.decode("latin-1").encode()
-        for needle, start in zip(needles, starts, strict=True):
-            edge = self._edges.get(needle)
-            if edge is None or _clear(view, start, start + len(needle), *edge):
+        for start in sorted(set(starts)):
+            found = [
+                view[start : start + length]
+                for length in self._lengths
+                if view[start : start + length] in self._views
+            ]
+            if not found:  # no pattern read back at the offset: nothing proves it chance
                 return True
+            for needle in found:
+                edge = self._edge(needle)
+                if edge is None or _clear(view, start, start + len(needle), *edge):
+                    return True
         return False
 
     def files(self, paths: list[Path]) -> list[bool | OSError]:

@@ -39,6 +39,7 @@ import duckdb
 import polars as pl
 
 from hotlist.scan import (
+    BATCH,
     FREE_TEXT,
     MIN_SCAN_LEN,
     RAW_HIT,
@@ -560,7 +561,7 @@ def _search_pass(
     table searches at once would add their memory)."""
     data_dir, control = where.data_dir, where.control
     parts: list[Verification | Future[Verification]] = []
-    raw: list[tuple[Path, int]] = []
+    raw: list[tuple[Path, int, int]] = []  # path, part, size
     searches: list[tuple[int, Path, Path, str, int]] = []  # size, path, root, kind, part
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="verify") as pool:
         for root in roots:
@@ -590,7 +591,7 @@ def _search_pass(
                     part.add(path, _unreadable(path, exc))
                     continue
                 if kind == "raw":
-                    raw.append((path, len(parts)))
+                    raw.append((path, len(parts), stamp[1]))
                 elif kind is not None:
                     searches.append((stamp[1], path, root, kind, len(parts)))
                 if kind is not None:
@@ -599,13 +600,33 @@ def _search_pass(
             if path == control_path(data_dir) and control is not None:
                 continue  # the caller's connection: used on this thread only, below
             parts[at] = pool.submit(_check_file, path, root, data_dir, kind, None, search)
-        raw_parts = pool.submit(_check_raw, [path for path, _ in raw], search.raw)
+        raw_groups = [
+            (group, pool.submit(_check_raw, [path for path, _, _ in group], search.raw))
+            for group in _shares(raw)
+        ]
         for _, path, root, kind, at in searches:
             if path == control_path(data_dir) and control is not None:
                 parts[at] = _check_file(path, root, data_dir, kind, control, search)
-        for (_, at), found in zip(raw, raw_parts.result(), strict=True):
-            parts[at] = found
+        for group, raw_parts in raw_groups:
+            for (_, at, _), found in zip(group, raw_parts.result(), strict=True):
+                parts[at] = found
         return [done if isinstance(done, Verification) else done.result() for done in parts]
+
+
+def _shares(raw: list[tuple[Path, int, int]]) -> list[list[tuple[Path, int, int]]]:
+    """The raw files in one group per worker, of about equal bytes (largest first, each to
+    the group with the fewest), when they are more than one batch of the search: deletion
+    reports accumulate, and one thread searching them all takes twice as long. Each group
+    keeps the order of the walk."""
+    if sum(size for _, _, size in raw) <= BATCH:
+        return [raw] if raw else []
+    groups: list[list[tuple[Path, int, int]]] = [[] for _ in range(WORKERS)]
+    load = [0] * WORKERS
+    for item in sorted(raw, key=lambda r: -r[2]):
+        least = load.index(min(load))
+        groups[least].append(item)
+        load[least] += item[2]
+    return [sorted(group, key=lambda r: r[1]) for group in groups if group]
 
 
 def _unread(part: Verification) -> bool:

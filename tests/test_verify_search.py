@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hotlist import scan, verify_access
+from hotlist import verify as verify_module
 from hotlist.config import Settings
 from hotlist.ingest import ingest_source
 from hotlist.scan import ByteSearch, raw_patterns, scan_table
@@ -254,3 +255,30 @@ def test_a_content_file_whose_first_read_shows_an_empty_catalog_is_read_again(
     assert reads.count(str(second)) == 2
     assert result.ok, result.findings
     assert result.duckdb_files == 2  # the content file and the control database, each once
+
+
+def test_raw_files_of_more_than_a_batch_are_shared_by_the_workers_in_the_walks_order(
+    store: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deletion reports accumulate: their bytes are split between the search's threads,
+    and each file is still answered for itself, in the order of the walk."""
+    monkeypatch.setattr(verify_module, "BATCH", 4096)
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    planted = []
+    for i in range(12):
+        path = reports / f"deletions-run{i:06d}.html"
+        body = b"<tr><td>NIC V000000001</td></tr>\n" * (50 * (i % 4 + 1))
+        if i in (2, 7, 11):
+            body += f"<td>{PLATE}</td>".encode("utf-16-le" if i == 7 else "utf-8")
+            planted.append(str(path))
+        path.write_bytes(body)
+    shares = verify_module._shares(
+        [(p, i, p.stat().st_size) for i, p in enumerate(sorted(reports.iterdir()))]
+    )
+    assert len(shares) == verify_module.WORKERS
+    assert all(group == sorted(group, key=lambda r: r[1]) for group in shares)
+    sizes = [sum(size for _, _, size in group) for group in shares]
+    assert max(sizes) - min(sizes) <= max(p.stat().st_size for p in reports.iterdir())
+    result = verify(store.data_dir, None, [PLATE], extra_roots=[reports])
+    assert [f.place for f in result.findings] == planted
