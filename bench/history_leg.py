@@ -1,0 +1,132 @@
+"""What the purge's verification costs as deletion reports accumulate.
+
+    .venv/bin/python -m bench.history_leg [--lines 2000000] [--days 0,30,90,180]
+
+Every purge writes a deletion report (JSON and HTML, about 11 MB for a day of the 2M-line
+NCIC extract: 16.8k removals), reports are kept, and every later verification searches
+every file, reports included. So the verification grows with the days the store has
+run, not only with the store and the change.
+
+Day 1 and day 2 of the cycle data set go in through ``hotlist ingest ncic`` (the day-2
+purge writes a real report); then the report of that purge is copied as the reports of
+N earlier days, and the verification a purge runs is timed (in this process, three
+times each, median) with the plates day 2 removed as the records awaiting purge: they
+are gone from every file, so what is measured is the search, and any finding is a chance
+match (the reports name every removed NIC). The generated extract has no plates of digits
+only, which real NCIC extracts carry (whole states issue them), so ``--digit-share`` of
+the markers (default 3 %) are such plates, 5 to 7 digits, none of them on the list.
+N = 0 is the baseline of the same run. Results go to ``bench/out/history.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import polars as pl
+
+from bench.cycle_days import cycle_days
+from bench.cycle_leg import HOTLIST, OUT, clean_env, hotlist_store, stage
+from hotlist.verify import verify
+
+REPEATS = 3
+
+
+def _plates(data_dir: Path) -> set[str]:
+    current = json.loads((data_dir / "published" / "CURRENT.json").read_text())
+    frame = pl.read_parquet(data_dir / "published" / current["dir"] / "hotlist.parquet")
+    return set(frame["plate"].to_list())
+
+
+def _set_history(reports: Path, source: list[Path], days: int) -> int:
+    """Make the copies of ``source`` (one purge's report files) number ``days``; return
+    the bytes of every file under ``reports``."""
+    for old in reports.glob("deletions-run9*"):
+        old.unlink()
+    for day in range(days):
+        for path in source:
+            shutil.copyfile(path, reports / f"deletions-run9{day:05d}{path.suffix}")
+    return sum(p.stat().st_size for p in reports.iterdir())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--lines", type=int, default=2_000_000)
+    parser.add_argument("--days", default="0,30,90,180")
+    parser.add_argument("--digit-share", type=float, default=0.03)
+    args = parser.parse_args()
+    history = [int(d) for d in args.days.split(",")]
+    days = cycle_days(OUT, args.lines, "shipped")
+    root = OUT / "history-work"
+    config = hotlist_store(root)
+    env = clean_env(root / "prefect-home")
+    data_dir = root / "data"
+    run = [str(HOTLIST), "ingest", "ncic", "-c", str(config)]
+    stage(days.day1, root / "drop")
+    subprocess.run(run, env=env, check=True, capture_output=True, cwd=root)
+    day1 = _plates(data_dir)
+    stage(days.day2, root / "drop")
+    subprocess.run(run, env=env, check=True, capture_output=True, cwd=root)
+    removed = day1 - _plates(data_dir)
+    draw = random.Random(0)  # noqa: S311 (a repeatable sample, not a secret)
+    digits: set[str] = set()
+    while len(digits) < args.digit_share * len(removed):
+        plate = "".join(draw.choices("0123456789", k=draw.randint(5, 7)))
+        if plate not in day1:
+            digits.add(plate)
+    markers = sorted(removed | digits)
+    reports = data_dir / "reports"
+    source = sorted(p for p in reports.iterdir() if p.stat().st_size > 1_000_000)
+    rows = []
+    for n in history:
+        report_bytes = _set_history(reports, source, n)
+        seconds, cpu = [], []
+        for _ in range(REPEATS):
+            started, cpu_started = time.perf_counter(), time.process_time()
+            result = verify(data_dir, root / "prefect-home", markers)
+            seconds.append(time.perf_counter() - started)
+            cpu.append(time.process_time() - cpu_started)
+        rows.append(
+            {
+                "days_of_reports": n,
+                "report_mb": round(report_bytes / 1e6, 1),
+                "verified_mb": round(result.bytes / 1e6, 1),
+                "seconds": round(statistics.median(seconds), 2),
+                "cpu_seconds": round(statistics.median(cpu), 2),
+                "findings": len(result.findings),
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    base = rows[0]["seconds"]
+    for row in rows:
+        row["ratio_to_no_history"] = round(row["seconds"] / base, 2)
+    longest = rows[-1]
+    per_30 = (longest["seconds"] - base) / max(longest["days_of_reports"], 1) * 30
+    out = {
+        "lines": days.lines_day2,
+        "markers": len(markers),
+        "digit_only_markers": sum(m.isdigit() for m in markers),
+        "load_average": os.getloadavg()[0],
+        "rows": rows,
+        "seconds_per_30_days": round(per_30, 2),
+    }
+    (OUT / "history.json").write_text(json.dumps(out, indent=2))
+    print(f"{'days':>5} {'reports MB':>11} {'verified MB':>12} {'s':>6} {'CPU s':>6} {'x':>5}")
+    for row in rows:
+        print(
+            f"{row['days_of_reports']:>5} {row['report_mb']:>11} {row['verified_mb']:>12}"
+            f" {row['seconds']:>6} {row['cpu_seconds']:>6} {row['ratio_to_no_history']:>5}"
+        )
+    print(f"verification grows {per_30:.2f} s per 30 days of reports; {len(markers)} markers")
+    shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
