@@ -16,7 +16,7 @@ import gzip
 import io
 import lzma
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -37,6 +37,10 @@ BATCH = 2 * BLOCK
 ENCODINGS = ("utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
 #: Bytes of the widest character of :data:`ENCODINGS` (UTF-32).
 EDGE = 4
+#: Bytes of context an occurrence is judged with (:func:`edges`), before and after it: two
+#: characters of the widest encoding each side.
+BEFORE = 2 * EDGE
+AFTER = 2 * EDGE
 
 PARQUET = b"PAR1"
 DUCKDB = b"DUCK"  # at offset 8 of a DuckDB database file
@@ -191,28 +195,45 @@ class ByteSearch:
     def hit(self, data: bytes) -> bool:
         return bool(data) and self.hits([data])[0]
 
-    def hits(self, texts: list[bytes]) -> list[bool]:
+    def hits(self, texts: list[bytes], bounds: list[tuple[int, int]] | None = None) -> list[bool]:
         """Which of several byte strings hold a pattern where it can be a plate: one
         search (the automaton over every marker in every encoding is built once per
-        call, not once per text), every occurrence judged by what stands beside it."""
+        call, not once per text), every occurrence judged by what stands beside it.
+
+        ``bounds`` (a text's ``lo, hi``; default: the whole text): only occurrences that
+        start at or after ``lo`` and end at or before ``hi`` count, the others are judged
+        in the neighbouring block, which holds their context (:func:`blocks`)."""
         if not self.patterns:
             return [False] * len(texts)
         series = pl.Series([t.decode("latin-1") for t in texts], dtype=pl.String)
         starts = series.str.find_many(self.patterns, overlapping=True).to_list()
-        return [bool(at) and self._stands(t, at) for t, at in zip(texts, starts, strict=True)]
+        edges = bounds or [(0, len(t)) for t in texts]
+        return [
+            bool(at) and self._stands(t, at, *within)
+            for t, at, within in zip(texts, starts, edges, strict=True)
+        ]
 
     def _edge(self, view: bytes) -> tuple[int, Edge, Edge] | None:
         if view not in self._edges:
             self._edges[view] = _encoded_edges(view.decode().encode("latin-1"))
         return self._edges[view]
 
-    def _stands(self, text: bytes, starts: list[int]) -> bool:
-        """Whether a pattern occurring at one of ``starts`` can be a plate there.
+    def _stands(self, text: bytes, starts: list[int], lo: int = 0, hi: int | None = None) -> bool:
+        """Whether a pattern occurring at one of ``starts``, within ``lo, hi`` (bytes of
+        ``text``), can be a plate there.
 
         The offsets are those of the text's UTF-8 (polars' own), where a byte above 0x7f
         takes two; the text is judged in that form."""
-        view = text if text.isascii() else text.decode("latin-1").encode()
+        hi = len(text) if hi is None else hi
+        if text.isascii():
+            view = text
+        else:
+            view = text.decode("latin-1").encode()
+            lo = len(text[:lo].decode("latin-1").encode())
+            hi = len(view) - len(text[hi:].decode("latin-1").encode())
         for start in sorted(set(starts)):
+            if start < lo:
+                continue
             found = [
                 view[start : start + length]
                 for length in self._lengths
@@ -221,6 +242,8 @@ class ByteSearch:
             if not found:  # no pattern read back at the offset: nothing proves it chance
                 return True
             for needle in found:
+                if start + len(needle) > hi:
+                    continue
                 edge = self._edge(needle)
                 if edge is None or _clear(view, start, start + len(needle), *edge):
                     return True
@@ -231,16 +254,14 @@ class ByteSearch:
         searched together: their bytes in overlapping blocks, searched in batches of up
         to :data:`BATCH` bytes, so the automaton is built once per batch, not per file."""
         found: list[bool | OSError] = [False] * len(paths)
-        batch: list[tuple[int, bytes]] = []
+        batch: list[tuple[int, bytes, tuple[int, int]]] = []
         size = 0
         for i, path in enumerate(paths):
             try:
                 with open(path, "rb") as fh:
-                    tail = b""
-                    while block := fh.read(BLOCK):
-                        batch.append((i, tail + block))
-                        size += len(block)
-                        tail = self._tail(block)
+                    for _, text, lo, hi in blocks(fh, self.overlap):
+                        batch.append((i, text, (lo, hi)))
+                        size += len(text)
                         if size >= BATCH:
                             self._mark(batch, found)
                             batch, size = [], 0
@@ -249,24 +270,55 @@ class ByteSearch:
         self._mark(batch, found)
         return found
 
-    def _tail(self, block: bytes) -> bytes:
-        """The end of a block carried into the next: a pattern across the cut, and the
-        two characters before it (:func:`edges`), are searched whole."""
-        return block[-(self.overlap + 2 * EDGE) :] if self.overlap else b""
-
-    def _mark(self, batch: list[tuple[int, bytes]], found: list[bool | OSError]) -> None:
-        for (i, _), hit in zip(batch, self.hits([text for _, text in batch]), strict=True):
+    def _mark(
+        self, batch: list[tuple[int, bytes, tuple[int, int]]], found: list[bool | OSError]
+    ) -> None:
+        texts = [text for _, text, _ in batch]
+        for (i, _, _), hit in zip(batch, self.hits(texts, [b for _, _, b in batch]), strict=True):
             if hit and found[i] is False:
                 found[i] = True
 
     def stream(self, fh: IO[bytes]) -> bool:
         """Whether any pattern occurs in the stream (read in overlapping blocks)."""
-        tail = b""
-        while block := fh.read(BLOCK):
-            if self.hit(tail + block):
-                return True
-            tail = self._tail(block)
-        return False
+        return any(self.hits([text], [(lo, hi)])[0] for _, text, lo, hi in blocks(fh, self.overlap))
+
+    def standing(self, text: bytes, lo: int, hi: int) -> list[int]:
+        """The offsets in ``text`` (within ``lo, hi`` as in :meth:`hits`) where a pattern
+        occurs where it can be a plate: each occurrence judged as :meth:`hits` judges it."""
+        found: list[int] = []
+        for pattern in {p.encode("latin-1") for p in self.patterns}:
+            edge = _encoded_edges(pattern)
+            at = text.find(pattern, lo)
+            while at >= 0 and at + len(pattern) <= hi:
+                if edge is None or _clear(text, at, at + len(pattern), *edge):
+                    found.append(at)
+                at = text.find(pattern, at + 1)
+        return sorted(found)
+
+
+def blocks(fh: IO[bytes], overlap: int) -> Iterator[tuple[int, bytes, int, int]]:
+    """A stream in overlapping blocks of about :data:`BLOCK` bytes, each with where it
+    starts in the stream and the bounds ``lo, hi`` of :meth:`ByteSearch.hits`.
+
+    Each block carries the end of the bytes before it: a pattern (up to ``overlap``
+    bytes) across the cut, and its context (:data:`BEFORE`, :data:`AFTER`), are searched
+    whole. An occurrence counts in the block that shows its context on both sides (or the
+    stream's edge): one whose context a cut hides (the digit before a plate at the start
+    of the carried end, the one after a plate at a block's end) counts in the neighbour,
+    never as if nothing stood there."""
+    carry = overlap + BEFORE + AFTER if overlap else 0
+    tail = b""
+    origin = 0  # where the block (its carried tail included) starts in the stream
+    block = fh.read(BLOCK)
+    while block:
+        following = fh.read(BLOCK)
+        text = tail + block
+        lo = BEFORE if origin else 0
+        hi = len(text) - AFTER if following else len(text)
+        yield origin, text, lo, hi
+        tail = text[-carry:] if carry else b""
+        origin += len(text) - len(tail)
+        block = following
 
 
 def open_decoded(fh: IO[bytes], depth: int = 0) -> tuple[str, IO[bytes]]:

@@ -1,0 +1,65 @@
+"""The chance rule (``hotlist.scan.edges``) attacked from both sides: copies of a removed
+plate it must still find, and content the system writes itself that it must not take for
+one. Real files on disk, real searches."""
+
+from __future__ import annotations
+
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+
+from hotlist.config import Settings
+from hotlist.scan import BLOCK, ByteSearch, raw_patterns
+from hotlist.verify import verify
+
+NIC = "V123456789"  # the NIC an earlier deletion report names, kept forever
+DIGITS = "3456789"  # a removed plate of digits only, inside that NIC by chance
+
+
+def _around_a_cut(unit: str, phase: int, encoding: str = "utf-8") -> bytes:
+    """A stream of one block and a little more, ``unit`` repeated from a little before the
+    block's end to a little after it, starting ``phase`` characters later: across the
+    phases, every occurrence of a plate inside ``unit`` stands at every position around
+    the cut, the start of the carried tail included."""
+    width = len("x".encode(encoding))
+    start = BLOCK - 160 * width + phase * width
+    units = unit.encode(encoding) * (320 // len(unit))
+    return b"x" * start + units + " ".encode(encoding) * 64
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-32-be"])
+def test_a_digit_plate_inside_a_nic_or_a_number_at_a_block_cut_is_no_finding(
+    encoding: str,
+) -> None:
+    """Blocks are searched with the end of the previous one carried over. An occurrence
+    wholly inside that carried end was judged again there without the digit before it,
+    and one at a block's very end without the digit after it: both stood, so a NIC of a
+    deletion report or a number in Prefect's database that happened to lie at a cut
+    failed the purge, every time (the file does not change)."""
+    search = ByteSearch(raw_patterns([DIGITS]))
+    for phase in range(11):
+        assert not search.stream(BytesIO(_around_a_cut(f"{NIC} ", phase, encoding))), phase
+    for phase in range(10):
+        assert not search.stream(BytesIO(_around_a_cut("0123456789", phase, encoding))), phase
+    for phase in range(9):  # and a plate standing there is found wherever the cut falls
+        assert search.stream(BytesIO(_around_a_cut(f"<{DIGITS}> ", phase, encoding))), phase
+
+
+def test_a_deletion_report_with_a_nic_at_a_block_cut_does_not_fail_verification(
+    store: Settings, tmp_path: Path
+) -> None:
+    """Two files of just over a block, on disk: the removed plate's digits inside a NIC
+    where the carried end of the first block starts, and at the very end of a block."""
+    root = tmp_path / "reports"
+    root.mkdir()
+    search = ByteSearch(raw_patterns([DIGITS]))
+    carried = search.overlap + 8  # what was carried before: the plate and two characters
+    at = BLOCK - carried  # where the plate's digits start
+    (root / "nic.json").write_bytes(b" " * (at - 3) + f'"{NIC}"'.encode()[1:] + b'"' * 64)
+    (root / "count.txt").write_bytes(b" " * (BLOCK - 7) + b"34567890123 seconds\n")
+    result = verify(store.data_dir, None, [DIGITS], extra_roots=[root])
+    assert result.ok, result.findings
+    (root / "note.txt").write_bytes(b" " * (at - 3) + f"CA {DIGITS} stolen".encode())
+    found = verify(store.data_dir, None, [DIGITS], extra_roots=[root])
+    assert [Path(f.place).name for f in found.findings] == ["note.txt"]
