@@ -18,7 +18,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from hotlist.scan import BLOCK, ByteSearch, raw_patterns
+from hotlist.scan import ByteSearch, blocks, raw_patterns
 
 _FS_IOC_FIEMAP = 0xC020660B
 _FIEMAP_FLAG_SYNC = 0x1
@@ -73,37 +73,23 @@ def excluded_ranges(paths: list[Path]) -> list[tuple[int, int]]:
 
 
 def scan_device(device: Path, markers: list[str], exclude: list[tuple[int, int]]) -> list[RawHit]:
-    """Offsets on ``device`` where a marker occurs outside the ``exclude`` ranges."""
+    """Offsets on ``device`` where a marker occurs outside the ``exclude`` ranges, where it
+    can be a plate (:func:`hotlist.scan.edges`: the digits of a NIC or a UUID elsewhere
+    on the device are no hit, as in a file)."""
     patterns = raw_patterns(markers)
     search = ByteSearch(patterns)
     if not patterns:
         return []
-    overlap = search.overlap
     hits: list[RawHit] = []
     with open(device, "rb", buffering=0) as fh:
-        base, tail = 0, b""
-        while block := fh.read(BLOCK):
-            data = tail + block
-            origin = base - len(tail)
-            if search.hit(data):
+        for origin, data, lo, hi in blocks(fh, search.overlap):
+            if search.hits([data], [(lo, hi)])[0]:
                 hits += [
                     RawHit(origin + at)
-                    for at in _offsets(data, patterns)
+                    for at in search.standing(data, lo, hi)
                     if not _inside(origin + at, exclude)
                 ]
-            base += len(block)
-            tail = block[-overlap:]
     return sorted(set(hits), key=lambda h: h.offset)
-
-
-def _offsets(data: bytes, patterns: list[bytes]) -> list[int]:
-    found: list[int] = []
-    for pattern in patterns:
-        at = data.find(pattern)
-        while at >= 0:
-            found.append(at)
-            at = data.find(pattern, at + 1)
-    return found
 
 
 def _inside(offset: int, ranges: list[tuple[int, int]]) -> bool:

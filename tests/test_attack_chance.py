@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from hotlist.config import Settings
+from hotlist.raw_device import RawHit, scan_device
 from hotlist.scan import BLOCK, ByteSearch, raw_patterns
 from hotlist.verify import verify
 
@@ -63,3 +64,29 @@ def test_a_deletion_report_with_a_nic_at_a_block_cut_does_not_fail_verification(
     (root / "note.txt").write_bytes(b" " * (at - 3) + f"CA {DIGITS} stolen".encode())
     found = verify(store.data_dir, None, [DIGITS], extra_roots=[root])
     assert [Path(f.place).name for f in found.findings] == ["note.txt"]
+
+
+def test_the_raw_device_reports_only_occurrences_that_can_be_plates(tmp_path: Path) -> None:
+    """The device search judged a block by the chance rule, then listed every occurrence
+    in it: a removed digit plate where it stands in the markers' source (left out of the
+    search: it is scrubbed next) made the digits of every NIC near it on the device (the
+    deletion reports, the control database) findings. Nor may a NIC at a read block's
+    cut stand for want of the digit before it."""
+    image = tmp_path / "disk.img"
+    source = (1 << 20, (1 << 20) + 4096)  # the superseded content file's extent
+    carried = ByteSearch(raw_patterns([DIGITS])).overlap  # what a block carried before
+    # Reports naming the NIC: its digits at 5 MB, and where the carried end of the first
+    # read block starts (so in the second block nothing showed before them).
+    nics = [5 << 20, (16 << 20) - carried - len('"nic": "V12')]
+    with open(image, "wb") as fh:
+        fh.truncate(40 << 20)
+        fh.seek(source[0] + 100)
+        fh.write(f"\x07{DIGITS}\x00".encode())  # the plate, in the excluded source
+        for at in nics:
+            fh.seek(at)
+            fh.write(f'"nic": "{NIC}"'.encode())
+    assert scan_device(image, [DIGITS], [source]) == []
+    with open(image, "r+b") as fh:  # a copy outside the source is still found, exactly
+        fh.seek(7 << 20)
+        fh.write(f"plate={DIGITS};".encode())
+    assert scan_device(image, [DIGITS], [source]) == [RawHit((7 << 20) + len("plate="))]
