@@ -15,6 +15,8 @@ import functools
 import gzip
 import io
 import lzma
+import re
+import string
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,9 +39,11 @@ BATCH = 2 * BLOCK
 ENCODINGS = ("utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
 #: Bytes of the widest character of :data:`ENCODINGS` (UTF-32).
 EDGE = 4
-#: Bytes of context an occurrence is judged with (:func:`edges`), before and after it: two
-#: characters of the widest encoding each side.
-BEFORE = 2 * EDGE
+#: The longest escape that writes one character before a plate (``\U0001f600``).
+ESCAPE_CHARS = 10
+#: Bytes of context an occurrence is judged with (:func:`edges`), before and after it, in
+#: the widest encoding: an escape before it, two characters after it.
+BEFORE = ESCAPE_CHARS * EDGE
 AFTER = 2 * EDGE
 
 PARQUET = b"PAR1"
@@ -116,23 +120,64 @@ def edges(marker: str) -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(), frozenset()
 
 
-def _clear(text: str | bytes, start: int, end: int, width: int, before: Edge, after: Edge) -> bool:
+#: An escape that writes one character by its code: ``\u00b0`` (JSON, which writes every
+#: character outside ASCII so), ``\xa0`` (a Python repr, ``backslashreplace``), ``%20``
+#: (a URL). What stands before a plate written after one is that character, not the
+#: escape's last hexadecimal digit: ``N\u00b03456789`` is ``N°3456789``.
+_ESCAPE = r"(?:\\u[0-9A-Fa-f]{4}|\\U[0-9A-Fa-f]{8}|\\x[0-9A-Fa-f]{2}|%[0-9A-Fa-f]{2})\Z"
+#: :data:`_ESCAPE` in text, and the encoding of the bytes it is searched in ("" for text).
+Escape = tuple["re.Pattern[str] | re.Pattern[bytes]", str]
+_TEXT_ESCAPE: Escape = (re.compile(_ESCAPE), "")
+
+
+def _escaped(window: str | bytes, escape: Escape) -> bool:
+    """Whether ``window`` (what stands before an occurrence) ends with an escape of a
+    character that is no digit or lowercase hexadecimal letter (:data:`_ESCAPE`)."""
+    pattern, encoding = escape
+    if isinstance(window, str) and isinstance(pattern.pattern, str):
+        found = pattern.search(window)
+        code = found.group() if found else ""
+    elif isinstance(window, bytes) and isinstance(pattern.pattern, bytes):
+        match = pattern.search(window)
+        code = match.group().decode(encoding) if match else ""
+    else:
+        return False
+    if not code:
+        return False
+    value = int(code[1:] if code.startswith("%") else code[2:], 16)
+    return value > 0x10FFFF or chr(value) not in NUMBER_CHARS
+
+
+def _clear(
+    text: str | bytes,
+    start: int,
+    end: int,
+    width: int,
+    before: Edge,
+    after: Edge,
+    escape: Escape | None = None,
+) -> bool:
     """Whether nothing of ``before`` (strings of one or two characters, each ``width``
     units wide) ends at ``start`` and nothing of ``after`` starts at ``end``. What
-    ``text`` does not show (before its start, after its end) is clear."""
-    return not (
+    ``text`` does not show (before its start, after its end) is clear. Where ``escape``
+    is given, a character written as an escape (:data:`_ESCAPE`) ending at ``start`` is
+    judged as the character it writes."""
+    if text[end : end + width] in after or text[end : end + 2 * width] in after:
+        return False
+    if (
         text[max(start - width, 0) : start] in before
         or text[max(start - 2 * width, 0) : start] in before
-        or text[end : end + width] in after
-        or text[end : end + 2 * width] in after
-    )
+    ):
+        window = text[max(start - ESCAPE_CHARS * width, 0) : start]
+        return escape is not None and _escaped(window, escape)
+    return True
 
 
 def _standing(text: str, needle: str, before: Edge, after: Edge) -> bool:
     """Whether ``needle`` occurs in ``text`` clear of ``before`` and ``after``."""
     start = text.find(needle)
     while start >= 0:
-        if _clear(text, start, start + len(needle), 1, before, after):
+        if _clear(text, start, start + len(needle), 1, before, after, _TEXT_ESCAPE):
             return True
         start = text.find(needle, start + 1)
     return False
@@ -146,7 +191,7 @@ def stands(text: str, marker: str) -> bool:
     return _standing(text, marker, before, after)
 
 
-def _encoded_edges(pattern: bytes) -> tuple[int, Edge, Edge] | None:
+def _encoded_edges(pattern: bytes) -> tuple[int, Edge, Edge, Escape] | None:
     """For a marker's bytes in one of :data:`ENCODINGS`: the width of a character and
     the strings of :func:`edges` in that encoding; None where any occurrence stands."""
     for encoding in ENCODINGS:
@@ -165,14 +210,26 @@ def _encoded_edges(pattern: bytes) -> tuple[int, Edge, Edge] | None:
 @functools.cache
 def _in_encoding(
     before: frozenset[str], after: frozenset[str], encoding: str
-) -> tuple[int, Edge, Edge]:
-    """:func:`edges`' strings as bytes of ``encoding``, and the width of its characters
-    (a few kinds of edges in a few encodings: made once each)."""
+) -> tuple[int, Edge, Edge, Escape]:
+    """:func:`edges`' strings as bytes of ``encoding``, the width of its characters, and
+    :data:`_ESCAPE` in its bytes (a few kinds of edges in a few encodings: made once each)."""
     width = len("0".encode(encoding))
+
+    def char(c: str) -> bytes:
+        return re.escape(c.encode(encoding))
+
+    digit = b"(?:" + b"|".join(char(c) for c in string.hexdigits) + b")"
+    escapes = [
+        char("\\") + char("u") + digit + b"{4}",
+        char("\\") + char("U") + digit + b"{8}",
+        char("\\") + char("x") + digit + b"{2}",
+        char("%") + digit + b"{2}",
+    ]
     return (
         width,
         frozenset(c.encode(encoding) for c in before),
         frozenset(c.encode(encoding) for c in after),
+        (re.compile(b"(?:" + b"|".join(escapes) + b")\\Z"), encoding),
     )
 
 
@@ -190,7 +247,7 @@ class ByteSearch:
         # the patterns that occur, when they do.
         self._views = frozenset(p.encode() for p in self.patterns)
         self._lengths = sorted({len(v) for v in self._views})
-        self._edges: dict[bytes, tuple[int, Edge, Edge] | None] = {}
+        self._edges: dict[bytes, tuple[int, Edge, Edge, Escape] | None] = {}
 
     def hit(self, data: bytes) -> bool:
         return bool(data) and self.hits([data])[0]
@@ -213,7 +270,7 @@ class ByteSearch:
             for t, at, within in zip(texts, starts, edges, strict=True)
         ]
 
-    def _edge(self, view: bytes) -> tuple[int, Edge, Edge] | None:
+    def _edge(self, view: bytes) -> tuple[int, Edge, Edge, Escape] | None:
         if view not in self._edges:
             self._edges[view] = _encoded_edges(view.decode().encode("latin-1"))
         return self._edges[view]

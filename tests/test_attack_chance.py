@@ -4,15 +4,23 @@ one. Real files on disk, real searches."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from hotlist import audit
+from hotlist.cli import app
 from hotlist.config import Settings
+from hotlist.ingest import ingest_source
+from hotlist.purge import PurgeIncomplete, purge
 from hotlist.raw_device import RawHit, scan_device
-from hotlist.scan import BLOCK, ByteSearch, raw_patterns
+from hotlist.scan import BLOCK, ENCODINGS, ByteSearch, raw_patterns
 from hotlist.verify import verify
+from tests.builders import Drop, ncic_file, ncic_line
 
 NIC = "V123456789"  # the NIC an earlier deletion report names, kept forever
 DIGITS = "3456789"  # a removed plate of digits only, inside that NIC by chance
@@ -90,3 +98,65 @@ def test_the_raw_device_reports_only_occurrences_that_can_be_plates(tmp_path: Pa
         fh.seek(7 << 20)
         fh.write(f"plate={DIGITS};".encode())
     assert scan_device(image, [DIGITS], [source]) == [RawHit((7 << 20) + len("plate="))]
+
+
+KEEP = [ncic_line(f"V{i:09d}", f"7KEEP{i:03d}") for i in range(60)]
+
+
+@pytest.fixture
+def relaxed(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings("guards = {max_removal_share = 0.5}")
+
+
+def test_a_removed_digit_plate_after_a_character_json_escapes_is_found_in_the_access_log(
+    relaxed: Settings, drop: Drop
+) -> None:
+    """The access log is JSON written in ASCII: a purpose typed as ``N°3456789`` is
+    logged ``N\\u00b03456789``. Its raw bytes showed the digit ``0`` before the plate,
+    so the line was passed over as a NIC's digits and the plate outside the queried
+    element was never seen: the purge passed."""
+    drop.put("VEHEXTRT.txt", ncic_file([*KEEP, ncic_line("F000000007", DIGITS)]))
+    ingest_source(relaxed, "ncic")
+    config = str(relaxed.data_dir.parent / "hotlist.toml")
+    for purpose in (f"vol N°{DIGITS}", f"stolen\u00a0{DIGITS}"):  # refused, and logged
+        CliRunner().invoke(
+            app,
+            [
+                *("lookup", "7KEEP001", "--user", "ofc.lee", "--org", "CA0190000"),
+                *("--purpose", purpose, "-c", config),
+            ],
+        )
+    log = audit.log_path(relaxed.data_dir).read_bytes()
+    assert b"\\u00b0" + DIGITS.encode() in log and b"\\u00a0" + DIGITS.encode() in log
+    drop.put("VEHEXTRT.txt", ncic_file(KEEP, stamp="202611221800"))
+    ingest_source(relaxed, "ncic")
+    with pytest.raises(PurgeIncomplete) as failed:
+        purge(relaxed, None)
+    places = [f.place.rsplit(":", 1)[-1] for f in failed.value.verification.findings]
+    assert places == ["purpose", "purpose"]
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_a_digit_plate_written_after_an_escape_is_found_in_raw_bytes(
+    store: Settings, tmp_path: Path, encoding: str
+) -> None:
+    """JSON in ASCII, a Python repr and a URL write a character as its code; the code's
+    last hexadecimal digit is no digit beside the plate. The digits of a NIC, a count or
+    a UUID stay no finding, escapes or not."""
+    root = tmp_path / "copies"
+    root.mkdir()
+    leaks = {
+        "prefect.json": json.dumps({"note": f"plaque N°{DIGITS}"}),
+        "nbsp.json": json.dumps({"note": f"stolen\u00a0{DIGITS}"}),
+        "repr.log": repr({"note": f"\xa0{DIGITS}"}),
+        "url.log": f"GET /lookup?q=CA%20{DIGITS} 200",
+        "emoji.json": json.dumps(f"\U0001f697{DIGITS}"),
+    }
+    noise = {
+        "report.json": json.dumps({"nic": f"N°{NIC}", "took": f"\u00a00.{DIGITS}1 s"}),
+        "url.txt": f"GET /runs/%2012{DIGITS}0 and %20{DIGITS}a HTTP/1.1",
+    }
+    for name, text in {**leaks, **noise}.items():
+        (root / name).write_bytes(text.encode(encoding))
+    result = verify(store.data_dir, None, [DIGITS], extra_roots=[root])
+    assert {Path(f.place).name for f in result.findings} == set(leaks)
