@@ -161,13 +161,20 @@ def _clear(
     units wide) ends at ``start`` and nothing of ``after`` starts at ``end``. What
     ``text`` does not show (before its start, after its end) is clear. Where ``escape``
     is given, a character written as an escape (:data:`_ESCAPE`) ending at ``start`` is
-    judged as the character it writes."""
-    if text[end : end + width] in after or text[end : end + 2 * width] in after:
+    judged as the character it writes.
+
+    A character cut short by the text's edge (a pattern read one byte off its text's
+    alignment: a UTF-16-LE plate inside UTF-16-BE text ends one byte into the next
+    character) is judged by what it can be the part of."""
+    following = text[end : end + width]
+    if following in after or text[end : end + 2 * width] in after:
         return False
-    if (
-        text[max(start - width, 0) : start] in before
-        or text[max(start - 2 * width, 0) : start] in before
-    ):
+    if 0 < len(following) < width and any(a.startswith(following) for a in after):  # type: ignore[arg-type]
+        return False
+    preceding = text[max(start - width, 0) : start]
+    if 0 < len(preceding) < width and any(b.endswith(preceding) for b in before):  # type: ignore[arg-type]
+        return False
+    if preceding in before or text[max(start - 2 * width, 0) : start] in before:
         window = text[max(start - ESCAPE_CHARS * width, 0) : start]
         return escape is not None and _escaped(window, escape)
     return True

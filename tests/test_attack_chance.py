@@ -160,3 +160,20 @@ def test_a_digit_plate_written_after_an_escape_is_found_in_raw_bytes(
         (root / name).write_bytes(text.encode(encoding))
     result = verify(store.data_dir, None, [DIGITS], extra_roots=[root])
     assert {Path(f.place).name for f in result.findings} == set(leaks)
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_a_plate_read_one_byte_off_at_the_end_of_a_file_is_judged_by_the_half_character(
+    store: Settings, tmp_path: Path, encoding: str
+) -> None:
+    """A plate's UTF-16-LE bytes also occur one byte into its UTF-16-BE text, and end one
+    byte into the character after it: at the end of a file only that byte is left, and
+    the hexadecimal ``a`` after a digit plate was taken for nothing at all."""
+    root = tmp_path / "copies"
+    root.mkdir()
+    noise = {"ids.txt": f"run 12-{DIGITS}a", "url.txt": f"GET /x/%20{DIGITS}0"}
+    leaks = {"end.txt": f"plate {DIGITS}", "alone.txt": DIGITS, "bom.txt": f"\ufeff{DIGITS}"}
+    for name, text in {**noise, **leaks}.items():
+        (root / name).write_bytes(text.encode(encoding))
+    result = verify(store.data_dir, None, [DIGITS], extra_roots=[root])
+    assert {Path(f.place).name for f in result.findings} == set(leaks)
