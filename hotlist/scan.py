@@ -16,11 +16,13 @@ import gzip
 import io
 import lzma
 import re
+import sqlite3
 import string
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, cast
+from urllib.parse import quote
 
 import polars as pl
 
@@ -259,22 +261,30 @@ class ByteSearch:
     def hit(self, data: bytes) -> bool:
         return bool(data) and self.hits([data])[0]
 
-    def hits(self, texts: list[bytes], bounds: list[tuple[int, int]] | None = None) -> list[bool]:
+    def hits(
+        self,
+        texts: list[bytes],
+        bounds: list[tuple[int, int]] | None = None,
+        schemas: list[Schema] | None = None,
+    ) -> list[bool]:
         """Which of several byte strings hold a pattern where it can be a plate: one
         search (the automaton over every marker in every encoding is built once per
         call, not once per text), every occurrence judged by what stands beside it.
 
         ``bounds`` (a text's ``lo, hi``; default: the whole text): only occurrences that
         start at or after ``lo`` and end at or before ``hi`` count, the others are judged
-        in the neighbouring block, which holds their context (:func:`blocks`)."""
+        in the neighbouring block, which holds their context (:func:`blocks`).
+        ``schemas`` (a text's; default: none): an occurrence inside the whole text of one
+        of its statements is that statement's word (:func:`sqlite_schema`)."""
         if not self.patterns:
             return [False] * len(texts)
         series = pl.Series([t.decode("latin-1") for t in texts], dtype=pl.String)
         starts = series.str.find_many(self.patterns, overlapping=True).to_list()
         edges = bounds or [(0, len(t)) for t in texts]
+        words = schemas or [()] * len(texts)
         return [
-            bool(at) and self._stands(t, at, *within)
-            for t, at, within in zip(texts, starts, edges, strict=True)
+            bool(at) and self._stands(t, at, *within, schema)
+            for t, at, within, schema in zip(texts, starts, edges, words, strict=True)
         ]
 
     def _edge(self, view: bytes) -> tuple[int, Edge, Edge, Escape] | None:
@@ -282,9 +292,17 @@ class ByteSearch:
             self._edges[view] = _encoded_edges(view.decode().encode("latin-1"))
         return self._edges[view]
 
-    def _stands(self, text: bytes, starts: list[int], lo: int = 0, hi: int | None = None) -> bool:
+    def _stands(
+        self,
+        text: bytes,
+        starts: list[int],
+        lo: int = 0,
+        hi: int | None = None,
+        schema: Schema = (),
+    ) -> bool:
         """Whether a pattern occurring at one of ``starts``, within ``lo, hi`` (bytes of
-        ``text``), can be a plate there.
+        ``text``), can be a plate there, and stands outside the text of the statements of
+        ``schema``.
 
         The offsets are those of the text's UTF-8 (polars' own), where a byte above 0x7f
         takes two; the text is judged in that form."""
@@ -295,6 +313,8 @@ class ByteSearch:
             view = text.decode("latin-1").encode()
             lo = len(text[:lo].decode("latin-1").encode())
             hi = len(view) - len(text[hi:].decode("latin-1").encode())
+            schema = tuple(statement.decode("latin-1").encode() for statement in schema)
+        spans: list[tuple[int, int]] | None = None
         for start in sorted(set(starts)):
             if start < lo:
                 continue
@@ -310,21 +330,28 @@ class ByteSearch:
                     continue
                 edge = self._edge(needle)
                 if edge is None or _clear(view, start, start + len(needle), *edge):
-                    return True
+                    if schema and spans is None:
+                        spans = _spans(view, schema)
+                    if not _within(start, start + len(needle), spans or []):
+                        return True
         return False
 
     def files(self, paths: list[Path]) -> list[bool | OSError]:
         """Which files hold a pattern (or the error that kept one from being read), all
         searched together: their bytes in overlapping blocks, searched in batches of up
-        to :data:`BATCH` bytes, so the automaton is built once per batch, not per file."""
+        to :data:`BATCH` bytes, so the automaton is built once per batch, not per file.
+
+        A SQLite database (its write-ahead log and journal too) is searched outside the
+        text of its schema's statements (:func:`sqlite_schema`)."""
         found: list[bool | OSError] = [False] * len(paths)
-        batch: list[tuple[int, bytes, tuple[int, int]]] = []
+        batch: list[tuple[int, bytes, tuple[int, int], Schema]] = []
         size = 0
         for i, path in enumerate(paths):
             try:
+                schema = sqlite_schema(path) if self.patterns else ()
                 with open(path, "rb") as fh:
                     for _, text, lo, hi in blocks(fh, self.overlap):
-                        batch.append((i, text, (lo, hi)))
+                        batch.append((i, text, (lo, hi), schema))
                         size += len(text)
                         if size >= BATCH:
                             self._mark(batch, found)
@@ -335,10 +362,13 @@ class ByteSearch:
         return found
 
     def _mark(
-        self, batch: list[tuple[int, bytes, tuple[int, int]]], found: list[bool | OSError]
+        self,
+        batch: list[tuple[int, bytes, tuple[int, int], Schema]],
+        found: list[bool | OSError],
     ) -> None:
-        texts = [text for _, text, _ in batch]
-        for (i, _, _), hit in zip(batch, self.hits(texts, [b for _, _, b in batch]), strict=True):
+        texts = [text for _, text, _, _ in batch]
+        hits = self.hits(texts, [b for _, _, b, _ in batch], [s for _, _, _, s in batch])
+        for (i, _, _, _), hit in zip(batch, hits, strict=True):
             if hit and found[i] is False:
                 found[i] = True
 
@@ -346,18 +376,78 @@ class ByteSearch:
         """Whether any pattern occurs in the stream (read in overlapping blocks)."""
         return any(self.hits([text], [(lo, hi)])[0] for _, text, lo, hi in blocks(fh, self.overlap))
 
-    def standing(self, text: bytes, lo: int, hi: int) -> list[int]:
+    def standing(self, text: bytes, lo: int, hi: int, schema: Schema = ()) -> list[int]:
         """The offsets in ``text`` (within ``lo, hi`` as in :meth:`hits`) where a pattern
         occurs where it can be a plate: each occurrence judged as :meth:`hits` judges it."""
         found: list[int] = []
+        spans = _spans(text, schema)
         for pattern in {p.encode("latin-1") for p in self.patterns}:
             edge = _encoded_edges(pattern)
             at = text.find(pattern, lo)
             while at >= 0 and at + len(pattern) <= hi:
-                if edge is None or _clear(text, at, at + len(pattern), *edge):
+                judged = edge is None or _clear(text, at, at + len(pattern), *edge)
+                if judged and not _within(at, at + len(pattern), spans):
                     found.append(at)
                 at = text.find(pattern, at + 1)
         return sorted(found)
+
+
+#: The statements of a SQLite database's schema, as its file stores them (:func:`sqlite_schema`).
+Schema = tuple[bytes, ...]
+SQLITE = b"SQLite format 3\x00"
+#: Files beside a SQLite database that hold its pages: its write-ahead log, its journal.
+SQLITE_COMPANIONS = ("-wal", "-journal")
+_SQLITE_ENCODINGS = {"UTF-8": "utf-8", "UTF-16le": "utf-16-le", "UTF-16be": "utf-16-be"}
+
+
+def sqlite_schema(path: Path) -> Schema:
+    """The text of every statement of the schema (``sqlite_master.sql``) of the SQLite
+    database at ``path``, or of the database whose write-ahead log or journal ``path``
+    is, in the database's encoding; ``()`` for any other file, or one SQLite cannot read.
+
+    A SQLite file holds its schema as text: ``CREATE TABLE anchors (... INTEGER PRIMARY
+    KEY ...)``. A removed vanity plate ``PRIMARY`` inside that text is the statement's
+    word, written by the software that made the database, not a copy of a record: an
+    occurrence inside the whole text of one of the database's own statements is no
+    finding. Anywhere else in the file (a value, a deleted row's bytes, free pages) it
+    is. The database is read as it is on disk (``immutable``: no lock taken, nothing
+    written, its write-ahead log not applied); a statement only in the log is not
+    known, and its words stay findings."""
+    db = path
+    for suffix in SQLITE_COMPANIONS:
+        if path.name.endswith(suffix):
+            db = path.with_name(path.name[: -len(suffix)])
+    try:
+        with open(db, "rb") as fh:
+            if fh.read(len(SQLITE)) != SQLITE:
+                return ()
+        con = sqlite3.connect(f"file:{quote(str(db))}?mode=ro&immutable=1", uri=True)
+        try:
+            [(encoding,)] = con.execute("PRAGMA encoding").fetchall()
+            rows = con.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL").fetchall()
+        finally:
+            con.close()
+    except (OSError, sqlite3.Error, ValueError):
+        return ()
+    codec = _SQLITE_ENCODINGS.get(str(encoding))
+    if codec is None:
+        return ()
+    return tuple(sorted({sql.encode(codec) for (sql,) in rows if isinstance(sql, str) and sql}))
+
+
+def _spans(text: bytes, statements: Schema) -> list[tuple[int, int]]:
+    """Where in ``text`` each of ``statements`` occurs whole."""
+    spans: list[tuple[int, int]] = []
+    for statement in statements:
+        at = text.find(statement)
+        while at >= 0:
+            spans.append((at, at + len(statement)))
+            at = text.find(statement, at + 1)
+    return spans
+
+
+def _within(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
+    return any(a <= start and end <= b for a, b in spans)
 
 
 def blocks(fh: IO[bytes], overlap: int) -> Iterator[tuple[int, bytes, int, int]]:

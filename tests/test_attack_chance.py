@@ -5,6 +5,7 @@ one. Real files on disk, real searches."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
@@ -177,3 +178,65 @@ def test_a_plate_read_one_byte_off_at_the_end_of_a_file_is_judged_by_the_half_ch
         (root / name).write_bytes(text.encode(encoding))
     result = verify(store.data_dir, None, [DIGITS], extra_roots=[root])
     assert {Path(f.place).name for f in result.findings} == set(leaks)
+
+
+def _look_up(settings: Settings, plate: str) -> None:
+    done = CliRunner().invoke(
+        app,
+        [
+            *("lookup", plate, "--user", "ofc.lee", "--org", "CA0190000"),
+            *("--purpose", "patrol", "-c", str(settings.data_dir.parent / "hotlist.toml")),
+        ],
+    )
+    assert done.exit_code == 0, done.stderr
+
+
+@pytest.mark.parametrize("vanity", ["PRIMARY", "INTEGER", "CREATE", "TABLE"])
+def test_a_removed_vanity_plate_spelling_a_word_of_a_sqlite_schema_does_not_fail_the_purge(
+    relaxed: Settings, drop: Drop, vanity: str
+) -> None:
+    """The access log's anchors (``audit-anchors/anchors.sqlite``, made by the first
+    lookup and kept) hold their schema as text: ``CREATE TABLE anchors (... INTEGER
+    PRIMARY KEY ...)``. A removed vanity plate spelling one of its words stood in those
+    raw bytes, and every later purge failed, for good."""
+    drop.put("VEHEXTRT.txt", ncic_file([*KEEP, ncic_line("F000000007", vanity)]))
+    ingest_source(relaxed, "ncic")
+    _look_up(relaxed, "7KEEP001")
+    anchors = relaxed.data_dir / "audit-anchors" / "anchors.sqlite"
+    assert vanity.encode() in anchors.read_bytes()
+    drop.put("VEHEXTRT.txt", ncic_file(KEEP, stamp="202611221800"))
+    ingest_source(relaxed, "ncic")
+    result = purge(relaxed, None)
+    assert result.verification.ok, result.verification.findings
+    assert result.purged == 1
+
+
+def test_a_vanity_plate_in_a_sqlite_file_outside_its_schema_text_is_still_found(
+    store: Settings, tmp_path: Path
+) -> None:
+    """Only the whole text of the database's own statements is left out: the plate as a
+    value, as a deleted row's bytes, or in a statement of some other database is found."""
+    root = tmp_path / "copies"
+    root.mkdir()
+    ddl = "CREATE TABLE notes (id INTEGER PRIMARY KEY, note TEXT)"
+
+    def database(name: str, notes: list[str], delete: bool = False) -> None:
+        con = sqlite3.connect(root / name)
+        con.execute("PRAGMA secure_delete = OFF")
+        con.execute(ddl)
+        con.executemany("INSERT INTO notes (note) VALUES (?)", [(n,) for n in notes])
+        if delete:
+            con.execute("DELETE FROM notes")
+        con.commit()
+        con.close()
+
+    database("clean.sqlite", ["7KEEP001", "plate 3456789 of a kept record"])
+    database("value.sqlite", ["7KEEP001", "seen PRIMARY at 10:02"])
+    database("deleted.sqlite", ["seen PRIMARY at 10:02", "x" * 200], delete=True)
+    (root / "ddl.txt").write_text(ddl)  # no database of its own: its words are a text's
+    result = verify(store.data_dir, None, ["PRIMARY", "INTEGER"], extra_roots=[root])
+    assert {Path(f.place).name for f in result.findings} == {
+        "value.sqlite",
+        "deleted.sqlite",
+        "ddl.txt",
+    }
