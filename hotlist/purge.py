@@ -156,7 +156,8 @@ def purge(
                 confirm_replicas(replicas, settings.purge.replica_wait_s, verification)
             if verification.ok and device is not None and plates:
                 log_files = sorted(p for p in (data_dir / "audit").rglob("*") if p.is_file())
-                scan_raw_device(verification, Path(device), plates, [*superseded, *log_files])
+                keep = [*superseded, *log_files]
+                scan_raw_device(verification, Path(device), plates, keep, data_dir)
             # A server's lookups look at CURRENT.json at most every RECHECK_S: nothing is
             # marked purged until every server has looked since the erasure (the
             # verification takes longer as a rule; this makes it a rule).

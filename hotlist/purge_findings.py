@@ -30,15 +30,16 @@ def unsearchable(
 
 
 def scan_raw_device(
-    verification: Verification, device: Path, plates: list[str], keep: list[Path]
+    verification: Verification, device: Path, plates: list[str], keep: list[Path], data_dir: Path
 ) -> None:
     """Search the device under data_dir for the plates, outside the files that may hold
     them at this moment: the markers' source (scrubbed next) and the access log (which
-    keeps queried plates by law, and is verified field by field)."""
-    from hotlist.raw_device import excluded_ranges, scan_device
+    keeps queried plates by law, and is verified field by field). The text of the schemas
+    of the SQLite databases under ``data_dir`` is no finding there, as in their files."""
+    from hotlist.raw_device import excluded_ranges, scan_device, schemas_under
 
     try:
-        hits = scan_device(device, plates, excluded_ranges(keep))
+        hits = scan_device(device, plates, excluded_ranges(keep), schemas_under(data_dir))
     except OSError as exc:
         verification.add(device, f"unverifiable: cannot be read ({exc.strerror})")
         return

@@ -18,7 +18,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from hotlist.scan import ByteSearch, blocks, raw_patterns
+from hotlist.scan import ByteSearch, Schema, blocks, raw_patterns, sqlite_schema
 
 _FS_IOC_FIEMAP = 0xC020660B
 _FIEMAP_FLAG_SYNC = 0x1
@@ -72,10 +72,14 @@ def excluded_ranges(paths: list[Path]) -> list[tuple[int, int]]:
     return sorted(ranges)
 
 
-def scan_device(device: Path, markers: list[str], exclude: list[tuple[int, int]]) -> list[RawHit]:
+def scan_device(
+    device: Path, markers: list[str], exclude: list[tuple[int, int]], schema: Schema = ()
+) -> list[RawHit]:
     """Offsets on ``device`` where a marker occurs outside the ``exclude`` ranges, where it
     can be a plate (:func:`hotlist.scan.edges`: the digits of a NIC or a UUID elsewhere
-    on the device are no hit, as in a file)."""
+    on the device are no hit, as in a file), and outside the whole text of a statement
+    of ``schema`` (the schemas of the SQLite databases under ``data_dir``: their words
+    are no copy of a record, on the device as in the file, :func:`hotlist.scan.sqlite_schema`)."""
     patterns = raw_patterns(markers)
     search = ByteSearch(patterns)
     if not patterns:
@@ -83,13 +87,22 @@ def scan_device(device: Path, markers: list[str], exclude: list[tuple[int, int]]
     hits: list[RawHit] = []
     with open(device, "rb", buffering=0) as fh:
         for origin, data, lo, hi in blocks(fh, search.overlap):
-            if search.hits([data], [(lo, hi)])[0]:
+            if search.hits([data], [(lo, hi)], [schema])[0]:
                 hits += [
                     RawHit(origin + at)
-                    for at in search.standing(data, lo, hi)
+                    for at in search.standing(data, lo, hi, schema)
                     if not _inside(origin + at, exclude)
                 ]
     return sorted(set(hits), key=lambda h: h.offset)
+
+
+def schemas_under(root: Path) -> Schema:
+    """The schema statements of every SQLite database under ``root``."""
+    found: set[bytes] = set()
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            found.update(sqlite_schema(path))
+    return tuple(sorted(found))
 
 
 def _inside(offset: int, ranges: list[tuple[int, int]]) -> bool:

@@ -5,8 +5,11 @@ one. Real files on disk, real searches."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sqlite3
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Iterator
 from io import BytesIO
 from pathlib import Path
 
@@ -15,10 +18,10 @@ from typer.testing import CliRunner
 
 from hotlist import audit
 from hotlist.cli import app
-from hotlist.config import Settings
+from hotlist.config import Settings, load_settings
 from hotlist.ingest import ingest_source
 from hotlist.purge import PurgeIncomplete, purge
-from hotlist.raw_device import RawHit, scan_device
+from hotlist.raw_device import RawHit, scan_device, schemas_under
 from hotlist.scan import BLOCK, ENCODINGS, ByteSearch, raw_patterns
 from hotlist.verify import verify
 from tests.builders import Drop, ncic_file, ncic_line
@@ -240,3 +243,57 @@ def test_a_vanity_plate_in_a_sqlite_file_outside_its_schema_text_is_still_found(
         "deleted.sqlite",
         "ddl.txt",
     }
+
+
+@pytest.fixture
+def ext4(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """An ext4 filesystem in an image file, mounted; yields (mount point, image)."""
+    if os.geteuid() != 0 or not shutil.which("mkfs.ext4"):
+        if os.environ.get("CI") == "true":
+            pytest.fail("mounting an ext4 image needs root and mkfs.ext4")
+        pytest.skip("mounting an ext4 image needs root and mkfs.ext4")
+    image, mount = tmp_path / "disk.img", tmp_path / "mnt"
+    with open(image, "wb") as fh:
+        fh.truncate(64 << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True, capture_output=True)
+    mount.mkdir()
+    done = subprocess.run(["mount", "-o", "loop", str(image), str(mount)], capture_output=True)
+    if done.returncode != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"mount -o loop failed: {done.stderr!r}")
+        pytest.skip(f"mount -o loop failed: {done.stderr!r}")
+    try:
+        yield mount, image
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+def test_a_removed_vanity_plate_spelling_a_schema_word_passes_the_raw_device_search(
+    ext4: tuple[Path, Path], drop: Drop
+) -> None:
+    """``[purge] raw_device`` reads the device under data_dir whole: the anchors' schema
+    text is on it, so a removed ``PRIMARY`` failed every purge there too."""
+    mount, image = ext4
+    config = mount / "hotlist.toml"
+    config.write_text(
+        f'data_dir = "data"\n[purge]\nraw_device = "{image}"\n'
+        f'[sources.ncic]\nurl = "file://{drop.root}"\nguards = {{max_removal_share = 0.5}}\n'
+    )
+    settings = load_settings(config, environ={})
+    drop.put("VEHEXTRT.txt", ncic_file([*KEEP, ncic_line("F000000007", "PRIMARY")]))
+    ingest_source(settings, "ncic")
+    _look_up(settings, "7KEEP001")
+    drop.put("VEHEXTRT.txt", ncic_file(KEEP, stamp="202611221800"))
+    ingest_source(settings, "ncic")
+    subprocess.run(["sync"], check=True)
+    result = purge(settings, None)
+    assert result.verification.ok, result.verification.findings
+    assert result.purged == 1
+    # A copy beside the schema's text is still found on the device.
+    assert scan_device(image, ["PRIMARY"], [], schemas_under(settings.data_dir)) == []
+    (mount / "note.txt").write_text("stolen: PRIMARY\n")
+    subprocess.run(["sync"], check=True)
+    [hit] = scan_device(image, ["PRIMARY"], [], schemas_under(settings.data_dir))
+    with open(image, "rb") as fh:
+        fh.seek(hit.offset - len("stolen: "))
+        assert fh.read(32).startswith(b"stolen: PRIMARY\n")
