@@ -1,0 +1,64 @@
+"""A removed vanity plate that spells a word Prefect writes into its own database for
+every flow run (``RUNNING``): every purge that searches ``PREFECT_HOME`` fails, for good.
+
+Left open (docs/inventory.md, "Words of a SQLite schema"): Prefect's database holds such
+words as values (state types, its block types' descriptions), not as schema text, and
+leaving them out soundly needs that database read record by record. This test records
+the break against a real Prefect API; it is expected to fail until that reader exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hotlist.config import load_settings
+from hotlist.ingest import ingest_source
+from hotlist.purge import PurgeIncomplete, purge
+from tests.builders import Drop, ncic_file, ncic_line
+
+KEEP = [ncic_line(f"V{i:09d}", f"7KEEP{i:03d}") for i in range(60)]
+
+
+@pytest.fixture
+def prefect_db(tmp_path: Path) -> Iterator[Path]:
+    """A real Prefect API; yields the directory of its database (which the harness keeps
+    outside PREFECT_HOME; in a deployment it is PREFECT_HOME, which every purge searches)."""
+    import prefect.settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    home = tmp_path / "prefect-home"
+    with (
+        prefect.settings.temporary_settings(updates={prefect.settings.PREFECT_HOME: home}),
+        prefect_test_harness(server_startup_timeout=240),
+    ):
+        url = prefect.settings.PREFECT_SERVER_DATABASE_CONNECTION_URL.value()
+        yield Path(url.split("///", 1)[1]).parent
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=PurgeIncomplete,
+    reason="Prefect's database holds RUNNING as the state type of every flow run (open break)",
+)
+def test_a_removed_vanity_plate_running_does_not_fail_every_purge(
+    prefect_db: Path, drop: Drop, tmp_path: Path
+) -> None:
+    from flows.ingest_then_purge import ingest_then_purge
+
+    config = tmp_path / "hotlist.toml"
+    config.write_text(
+        f'data_dir = "data"\n[sources.ncic]\nurl = "file://{drop.root}"\n'
+        "guards = {max_removal_share = 0.5}\n"
+    )
+    drop.put("VEHEXTRT.txt", ncic_file([*KEEP, ncic_line("F000000007", "RUNNING")]))
+    _, purged = ingest_then_purge("ncic", str(config))  # flow runs: Prefect writes RUNNING
+    assert purged is not None and purged.result()["verified"] is True
+    assert any(b"RUNNING" in p.read_bytes() for p in prefect_db.iterdir() if p.is_file())
+    settings = load_settings(config, environ={})
+    drop.put("VEHEXTRT.txt", ncic_file(KEEP, stamp="202611221800"))
+    ingest_source(settings, "ncic")
+    result = purge(settings, prefect_db)
+    assert result.verification.ok and result.purged == 1
