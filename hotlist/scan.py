@@ -124,9 +124,10 @@ def edges(marker: str) -> tuple[frozenset[str], frozenset[str]]:
 
 #: An escape that writes one character by its code: ``\u00b0`` (JSON, which writes every
 #: character outside ASCII so), ``\xa0`` (a Python repr, ``backslashreplace``), ``%20``
-#: (a URL). What stands before a plate written after one is that character, not the
-#: escape's last hexadecimal digit: ``N\u00b03456789`` is ``N°3456789``.
-_ESCAPE = r"(?:\\u[0-9A-Fa-f]{4}|\\U[0-9A-Fa-f]{8}|\\x[0-9A-Fa-f]{2}|%[0-9A-Fa-f]{2})\Z"
+#: (a URL), ``\b`` and ``\f`` (JSON's backspace and form feed). What stands before a
+#: plate written after one is that character, not the escape's last hexadecimal digit or
+#: letter: ``N\u00b03456789`` is ``N°3456789``.
+_ESCAPE = r"(?:\\u[0-9A-Fa-f]{4}|\\U[0-9A-Fa-f]{8}|\\x[0-9A-Fa-f]{2}|%[0-9A-Fa-f]{2}|\\[bf])\Z"
 #: :data:`_ESCAPE` in text, and the encoding of the bytes it is searched in ("" for text).
 Escape = tuple["re.Pattern[str] | re.Pattern[bytes]", str]
 _TEXT_ESCAPE: Escape = (re.compile(_ESCAPE), "")
@@ -146,6 +147,8 @@ def _escaped(window: str | bytes, escape: Escape) -> bool:
         return False
     if not code:
         return False
+    if code[1:] in ("b", "f"):  # JSON's backspace and form feed
+        return True
     value = int(code[1:] if code.startswith("%") else code[2:], 16)
     return value > 0x10FFFF or chr(value) not in NUMBER_CHARS
 
@@ -233,6 +236,7 @@ def _in_encoding(
         char("\\") + char("U") + digit + b"{8}",
         char("\\") + char("x") + digit + b"{2}",
         char("%") + digit + b"{2}",
+        char("\\") + b"(?:" + char("b") + b"|" + char("f") + b")",
     ]
     return (
         width,

@@ -24,6 +24,7 @@ from hotlist.purge import PurgeIncomplete, purge
 from hotlist.raw_device import RawHit, scan_device, schemas_under
 from hotlist.scan import BLOCK, ENCODINGS, ByteSearch, raw_patterns
 from hotlist.verify import verify
+from hotlist.verify_access import AccessLogSearch
 from tests.builders import Drop, ncic_file, ncic_line
 
 NIC = "V123456789"  # the NIC an earlier deletion report names, kept forever
@@ -297,3 +298,16 @@ def test_a_removed_vanity_plate_spelling_a_schema_word_passes_the_raw_device_sea
     with open(image, "rb") as fh:
         fh.seek(hit.offset - len("stolen: "))
         assert fh.read(32).startswith(b"stolen: PRIMARY\n")
+
+
+@pytest.mark.parametrize("control", ["\f", "\b"])
+def test_a_digit_plate_after_a_json_form_feed_or_backspace_is_found_in_the_access_log(
+    tmp_path: Path, control: str
+) -> None:
+    """JSON writes a form feed ``\\f`` and a backspace ``\\b``: hexadecimal letters in
+    the raw bytes, the line passed over, the plate in the parsed field never looked at."""
+    log = tmp_path / "access-2026-12.jsonl"
+    record = {"seq": 3, "data_element": "7KEEP001", "purpose": f"stolen{control}{DIGITS}"}
+    log.write_text(json.dumps(record) + "\n")
+    found = AccessLogSearch([DIGITS], []).scan(log)
+    assert [where for where, _ in found] == ["line 1:purpose"]
