@@ -15,7 +15,13 @@ are gone from every file, so what is measured is the search, and any finding is 
 match (the reports name every removed NIC). The generated extract has no plates of digits
 only, which real NCIC extracts carry (whole states issue them), so ``--digit-share`` of
 the markers (default 3 %) are such plates, 5 to 7 digits, none of them on the list.
-N = 0 is the baseline of the same run. Results go to ``bench/out/history.json``.
+N = 0 is the baseline of the same run.
+
+Then, without those reports, the access log: ``--access-records`` lookups (the records
+``hotlist serve`` writes), one in 25 of a plate day 2 removed (queried lawfully before
+its removal: the plate stays in the record's queried element, by law) and the rest of
+plates still listed, and the same verification timed again. Results go to
+``bench/out/history.json``.
 """
 
 from __future__ import annotations
@@ -29,11 +35,15 @@ import statistics
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from bench.cycle_days import cycle_days
 from bench.cycle_leg import HOTLIST, OUT, clean_env, hotlist_store, stage
+from hotlist.audit.log import append_many
+from hotlist.audit.record import AccessRecord
+from hotlist.audit.segments import segment_paths
 from hotlist.verify import verify
 
 REPEATS = 3
@@ -56,11 +66,36 @@ def _set_history(reports: Path, source: list[Path], days: int) -> int:
     return sum(p.stat().st_size for p in reports.iterdir())
 
 
+def _access_log(data_dir: Path, removed: list[str], kept: list[str], count: int) -> dict[str, Any]:
+    """Append ``count`` lookups to the access log of ``data_dir``: one in 25 of a removed
+    plate, the others of listed plates."""
+    draw = random.Random(1)  # noqa: S311 (a repeatable sample, not a secret)
+    queried = 0
+    for start in range(0, count, 50_000):
+        batch = []
+        for i in range(start, min(start + 50_000, count)):
+            removed_one = i % 25 == 0
+            queried += removed_one
+            plate = draw.choice(removed if removed_one else kept)
+            batch.append(
+                AccessRecord(
+                    user="officer j. smith", organization="CA0190000",
+                    purpose="stolen vehicle investigation", data_element=f"plate {plate}",
+                    outcome="granted: 1 hit" if removed_one else "granted: no hit",
+                    channel="api", client="patrol-17",
+                )
+            )  # fmt: skip
+        append_many(data_dir, batch, sync=False)
+    size = sum(p.stat().st_size for p in segment_paths(data_dir))
+    return {"records": count, "mb": round(size / 1e6, 1), "removed_queried": queried}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--lines", type=int, default=2_000_000)
     parser.add_argument("--days", default="0,30,90,180")
     parser.add_argument("--digit-share", type=float, default=0.03)
+    parser.add_argument("--access-records", type=int, default=200_000)
     args = parser.parse_args()
     history = [int(d) for d in args.days.split(",")]
     days = cycle_days(OUT, args.lines, "shipped")
@@ -104,6 +139,15 @@ def main() -> None:
             }
         )
         print(json.dumps(rows[-1]), flush=True)
+    _set_history(reports, source, 0)
+    access = _access_log(data_dir, sorted(removed), sorted(day1 - removed), args.access_records)
+    seconds = []
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        result = verify(data_dir, root / "prefect-home", markers)
+        seconds.append(time.perf_counter() - started)
+    access |= {"seconds": round(statistics.median(seconds), 2), "findings": len(result.findings)}
+    print(json.dumps(access), flush=True)
     base = rows[0]["seconds"]
     for row in rows:
         row["ratio_to_no_history"] = round(row["seconds"] / base, 2)
@@ -116,6 +160,7 @@ def main() -> None:
         "load_average": os.getloadavg()[0],
         "rows": rows,
         "seconds_per_30_days": round(per_30, 2),
+        "access_log": access,
     }
     (OUT / "history.json").write_text(json.dumps(out, indent=2))
     print(f"{'days':>5} {'reports MB':>11} {'verified MB':>12} {'s':>6} {'CPU s':>6} {'x':>5}")
@@ -125,6 +170,11 @@ def main() -> None:
             f" {row['seconds']:>6} {row['cpu_seconds']:>6} {row['ratio_to_no_history']:>5}"
         )
     print(f"verification grows {per_30:.2f} s per 30 days of reports; {len(markers)} markers")
+    print(
+        f"with an access log of {access['records']:,} records ({access['mb']} MB,"
+        f" {access['removed_queried']:,} queries of removed plates): {access['seconds']} s"
+        f" ({access['seconds'] / base:.2f}x no history), {access['findings']} findings"
+    )
     shutil.rmtree(root, ignore_errors=True)
 
 

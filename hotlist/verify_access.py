@@ -36,6 +36,9 @@ from hotlist.scan import (
 
 #: The fields of an access record that record what was queried (SB 34's data element).
 QUERIED_FIELDS = frozenset({"element", "data_element"})
+#: Numbers the log writes of its own: the chain's sequence number. A removed plate of
+#: digits equal to one (``12345``, once the log has that many records) is that number.
+LOG_NUMBERS = frozenset({"seq"})
 
 _OUTSIDE = "holds content of a removed record (only the queried element may hold its plate)"
 _NOT_JSON = "raw bytes (not a JSON record) hold content of a removed record"
@@ -55,6 +58,20 @@ def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
             yield from _strings(inner, f"{path}[{i}]")
 
 
+def _numbers(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Every number in a JSON value, as JSON writes it, with where it sits."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int | float):
+        yield path, json.dumps(value)
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            yield from _numbers(inner, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for i, inner in enumerate(value):
+            yield from _numbers(inner, f"{path}[{i}]")
+
+
 def _lines(fh: IO[bytes]) -> Iterator[tuple[int, bytes]]:
     """Blocks of whole lines with the number of the first; the last may be torn."""
     number, carry = 1, b""
@@ -69,6 +86,27 @@ def _lines(fh: IO[bytes]) -> Iterator[tuple[int, bytes]]:
         yield number, carry
 
 
+class _Markers:
+    """Markers looked up by what a string holds, not the string by every marker: a line
+    that hits is judged in time that follows its length, however many records await
+    purge (looking each of 16,000 markers up in every field of every line that hit took
+    hours once removed plates had been queried tens of thousands of times)."""
+
+    def __init__(self, markers: list[str]) -> None:
+        self.whole = frozenset(markers)
+        self.long = frozenset(m for m in markers if len(m) >= MIN_SCAN_LEN)
+        self.lengths = sorted({len(m) for m in self.long})
+
+    def inside(self, text: str) -> set[str]:
+        """The markers long enough to be searched inside text that ``text`` contains."""
+        return {
+            text[i : i + n]
+            for n in self.lengths
+            for i in range(len(text) - n + 1)
+            if text[i : i + n] in self.long
+        }
+
+
 class AccessLogSearch:
     """Searches access log files for plates (outside the queried field) and record ids."""
 
@@ -78,6 +116,8 @@ class AccessLogSearch:
         """``plate_patterns``: ``raw_patterns(plates)``, when the caller has them already."""
         self.plates = sorted({p for p in plates if p})
         self.record_ids = sorted({r for r in record_ids if r})
+        self._plate_set = _Markers(self.plates)
+        self._id_set = _Markers(self.record_ids)
         self._plate_patterns = plate_patterns
         self._any: ByteSearch | None = None
         self._building = threading.Lock()  # log files may be searched on several threads
@@ -97,18 +137,26 @@ class AccessLogSearch:
                 self._any = ByteSearch(sorted(patterns))
             return self._any
 
-    def _holds(self, text: str, markers: list[str]) -> bool:
+    @staticmethod
+    def _holds(text: str, markers: _Markers) -> bool:
         """A marker as the whole value, or (long enough not to match by chance) inside it
         where it can be a plate (:func:`~hotlist.scan.stands`)."""
-        return any(m == text or (len(m) >= MIN_SCAN_LEN and stands(text, m)) for m in markers)
+        return text in markers.whole or any(stands(text, m) for m in markers.inside(text))
 
     def _record(self, record: dict[str, Any]) -> list[str]:
-        """The fields of one parsed record that hold content of a removed record."""
+        """The fields of one parsed record that hold content of a removed record: text
+        that holds it, or a number (other than the log's own) that is a removed plate or
+        NIC written as a number."""
         return [
             where
             for where, text in _strings(record, "")
-            if self._holds(text, self.record_ids)
-            or (where not in QUERIED_FIELDS and self._holds(text, self.plates))
+            if self._holds(text, self._id_set)
+            or (where not in QUERIED_FIELDS and self._holds(text, self._plate_set))
+        ] + [
+            where
+            for where, text in _numbers(record, "")
+            if where not in LOG_NUMBERS
+            and (text in self._id_set.whole or text in self._plate_set.whole)
         ]
 
     def scan(self, path: Path) -> Hits:
@@ -174,7 +222,7 @@ class AccessLogSearch:
             where = f"record {record.get('seq', '?')}"
             places = self._record(record)
             found += [(f"{where}:{field}", _OUTSIDE) for field in places]
-            if not places and not self._lawful(record):
+            if not places and not self._explained(record):
                 found.append((where, "holds content of a removed record"))
         return found
 
@@ -194,14 +242,18 @@ class AccessLogSearch:
                 continue
             places = self._record(record)
             found += [(f"line {number}:{where}", _OUTSIDE) for where in places]
-            if not places and not self._lawful(record):
+            if not places and not self._explained(record):
                 found.append((f"line {number}", "raw bytes hold content of a removed record"))
         return found
 
-    def _lawful(self, record: dict[str, Any]) -> bool:
+    def _explained(self, record: dict[str, Any]) -> bool:
         """A line whose raw bytes hit but whose fields are clean: the hit must be a plate in
-        the queried field (the only place it is allowed)."""
+        the queried field (the only place it is allowed), or digits of a number (the log's
+        sequence number, a count: numbers that are no marker)."""
         return any(
-            isinstance(record.get(f), str) and self._holds(record[f], self.plates)
+            isinstance(record.get(f), str) and self._holds(record[f], self._plate_set)
             for f in QUERIED_FIELDS
+        ) or any(
+            self._holds(text, self._plate_set) or self._holds(text, self._id_set)
+            for _, text in _numbers(record, "")
         )

@@ -17,6 +17,7 @@ from hotlist.cli import app
 from hotlist.config import Settings
 from hotlist.ingest import ingest_source
 from hotlist.purge import PurgeIncomplete, purge
+from hotlist.scan import MIN_SCAN_LEN, stands
 from hotlist.verify_access import AccessLogSearch
 from tests.builders import Drop, ncic_file, ncic_line
 
@@ -164,3 +165,60 @@ def test_only_the_queried_field_may_hold_a_removed_plate(
     lawful = {"seq": 1, "element": f"plate {plate} state CA", "outcome": "granted: 1 hits"}
     path.write_text(json.dumps(lawful) + "\n" + json.dumps({"seq": 2, other: plate}) + "\n")
     assert [where for where, _ in search.scan(path)] == [f"line 2:{other}"]
+
+
+_TEXT = st.text('AB7890 ._-"', max_size=24)
+
+
+@given(
+    markers=st.lists(st.text("AB7890", min_size=1, max_size=8), max_size=12),
+    text=_TEXT,
+)
+def test_a_field_is_judged_by_the_markers_it_holds_as_by_trying_every_marker(
+    markers: list[str], text: str
+) -> None:
+    """Looking up what a field holds (not the field by every marker, which took hours on a
+    log where removed plates had been queried) gives the same answer as trying each."""
+    search = AccessLogSearch(markers, [])
+    tried = any(m == text or (len(m) >= MIN_SCAN_LEN and stands(text, m)) for m in markers)
+    assert search._holds(text, search._plate_set) == tried
+
+
+def test_lines_where_removed_plates_were_queried_many_times_are_judged_each_by_its_fields(
+    tmp_path: Path,
+) -> None:
+    """Thousands of lawful lines (a removed plate queried) among thousands of markers: each
+    line hits the raw search and is judged by its fields; only the unlawful one is named."""
+    plates = [f"ZQ{i:05d}" for i in range(4000)]
+    lines = [
+        {"seq": i, "data_element": f"plate {plates[i % 4000]} state CA", "outcome": "granted"}
+        for i in range(8000)
+    ]
+    lines.append({"seq": 8000, "data_element": "plate 7KEEP001", "outcome": f"hit {plates[7]}"})
+    log = tmp_path / "access-2026-12.jsonl"
+    log.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    search = AccessLogSearch(plates + [f"ZX{i:05d}" for i in range(12000)], [])
+    assert search.scan(log) == [
+        (
+            "line 8001:outcome",
+            "holds content of a removed record (only the queried element may hold its plate)",
+        )
+    ]
+
+
+def test_a_removed_digit_plate_equal_to_a_records_sequence_number_is_that_number(
+    tmp_path: Path,
+) -> None:
+    """Once the log holds 12,345 records, a removed plate 12345 is in its raw bytes: as
+    the sequence number of one of them, which is no content. Written as a number in any
+    other field, it is a plate written as a number: named."""
+    log = tmp_path / "access-2026-12.jsonl"
+    records = [
+        {"seq": 12345, "data_element": "plate 7KEEP001", "outcome": "granted"},
+        {"seq": 12346, "data_element": "plate 7KEEP001", "outcome": "granted", "hits": 12345},
+        {"seq": 12347, "data_element": "plate 7KEEP001", "took_s": 0.12345},
+    ]
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    search = AccessLogSearch(["12345"], [])
+    assert [where for where, _ in search.scan(log)] == ["line 2:hits"]
+    assert [where for where, _ in search.scan_records(records)] == ["record 12346:hits"]
