@@ -518,8 +518,15 @@ def _scan_zip(fh: IO[bytes], search: ByteSearch, markers: pl.Series, depth: int)
     if depth >= MAX_DEPTH:
         raise Unverifiable(f"archives nested more than {MAX_DEPTH} levels deep")
     found: Hits = []
+    long_markers = markers.filter(markers.str.len_chars() >= MIN_SCAN_LEN).to_list()
     with zipfile.ZipFile(fh) as archive:
-        for info in archive.infolist():
+        members = archive.infolist()
+        names = pl.Series([info.filename for info in members], dtype=pl.String)
+        named = holding(long_markers, names).to_list() if long_markers else [False] * len(members)
+        for info, hit in zip(members, named, strict=True):
+            if hit:  # its name, in the archive's directory (the finding does not repeat it)
+                found.append((info.filename, "a member's name holds content of a removed record"))
+        for info in members:
             if info.is_dir():
                 continue
             try:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import stat
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -46,10 +47,12 @@ from hotlist.scan import (
     ByteSearch,
     Unverifiable,
     found_expr,
+    holding,
     raw_patterns,
     scan_csv,
     scan_file,
     sniff,
+    stands,
 )
 from hotlist.sql import identifier
 from hotlist.store import control as ctl
@@ -518,7 +521,61 @@ def _verify(
             )  # fmt: skip
     if access_log_url is not None:
         _check_database_log(access_log_url, search.access_log, result)
+    long_markers = [m for m in series.to_list() if len(m) >= MIN_SCAN_LEN]
+    _check_names(roots, sorted(seen), long_markers, result)
+    _redact(result, long_markers)
     return result
+
+
+#: How a place is named whose name holds content of a removed record (never the name).
+UNNAMED = "<a name holding content of a removed record>"
+
+
+def _check_names(
+    roots: list[Path], paths: list[Path], markers: list[str], result: Verification
+) -> None:
+    """The names of the files under the roots (their path below the root) are content
+    too: a file named after a removed plate (an export, a result keyed by a task's
+    parameter) holds it in its directory, whatever its bytes hold. Judged as free text
+    (:func:`~hotlist.scan.holding`: the chance rule); a finding does not repeat the name."""
+    if not markers or not paths:
+        return
+    names: list[tuple[Path, str]] = []
+    for path in paths:
+        root = next((r for r in roots if path.is_relative_to(r)), None)
+        if root is not None:
+            names.append((root, str(path.relative_to(root))))
+    # A name need not be UTF-8 (its undecodable bytes arrive as surrogates): read as text
+    # with those bytes replaced, as no plate is made of them.
+    texts = [os.fsencode(name).decode("utf-8", "replace") for _, name in names]
+    found = holding(markers, pl.Series(texts, dtype=pl.String))
+    for (root, name), hit in zip(names, found.to_list(), strict=True):
+        if hit:  # named without the name (:func:`_redact`)
+            result.add(root / name, "a file's name holds content of a removed record")
+
+
+def _redact(result: Verification, markers: list[str]) -> None:
+    """Findings never name content of a removed record: a place whose text holds a
+    marker (a path, a zip member's name) is cut before the part that holds it. The
+    findings go into exception texts, the control database and Prefect's state messages,
+    which are searched in turn."""
+    if not markers:
+        return
+    for i, finding in enumerate(result.findings):
+        if any(stands(finding.place, m) for m in markers):
+            parts = re.split(r"(?<=[/:])", finding.place)  # each part ends in its separator
+            kept = ""
+            for part in parts:
+                if any(stands(kept + part, m) for m in markers):
+                    break
+                kept += part
+            result.findings[i] = Finding(kept + UNNAMED, finding.problem)
+    for i, finding in enumerate(result.findings):
+        if any(stands(finding.problem, m) for m in markers):
+            problem = finding.problem
+            for m in markers:
+                problem = problem.replace(m, UNNAMED)
+            result.findings[i] = Finding(finding.place, problem)
 
 
 @dataclass(frozen=True)

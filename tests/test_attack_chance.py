@@ -9,6 +9,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import zipfile
 from collections.abc import Callable, Iterator
 from io import BytesIO
 from pathlib import Path
@@ -22,13 +23,15 @@ from hotlist.config import Settings, load_settings
 from hotlist.ingest import ingest_source
 from hotlist.purge import PurgeIncomplete, purge
 from hotlist.raw_device import RawHit, scan_device, schemas_under
-from hotlist.scan import BLOCK, ENCODINGS, ByteSearch, raw_patterns
+from hotlist.scan import BLOCK, ENCODINGS, RAW_HIT, ByteSearch, raw_patterns
 from hotlist.verify import verify
 from hotlist.verify_access import AccessLogSearch
 from tests.builders import Drop, ncic_file, ncic_line
 
 NIC = "V123456789"  # the NIC an earlier deletion report names, kept forever
 DIGITS = "3456789"  # a removed plate of digits only, inside that NIC by chance
+NAME_HIT = "a file's name holds content of a removed record"
+MEMBER_HIT = "a member's name holds content of a removed record"
 
 
 def _around_a_cut(unit: str, phase: int, encoding: str = "utf-8") -> bytes:
@@ -311,3 +314,38 @@ def test_a_digit_plate_after_a_json_form_feed_or_backspace_is_found_in_the_acces
     log.write_text(json.dumps(record) + "\n")
     found = AccessLogSearch([DIGITS], []).scan(log)
     assert [where for where, _ in found] == ["line 1:purpose"]
+
+
+def test_a_file_or_zip_member_named_after_a_removed_plate_is_a_finding_that_does_not_name_it(
+    relaxed: Settings, drop: Drop
+) -> None:
+    """Only the bytes of files were searched: a file named after a removed plate (an
+    export, a result stored under a key made of a task's parameter) and a zip member so
+    named passed, whatever their bytes. And a finding named its path: the plate went into
+    the purge's exception text, which Prefect keeps as the flow run's state message (and
+    every later purge would find it there)."""
+    drop.put("VEHEXTRT.txt", ncic_file([*KEEP, ncic_line("F000000007", DIGITS)]))
+    ingest_source(relaxed, "ncic")
+    exports = relaxed.data_dir / "exports"
+    exports.mkdir()
+    (exports / f"stolen-{DIGITS}.txt").write_text("see the hotlist\n")
+    (exports / f"CA{DIGITS}").mkdir()
+    (exports / f"CA{DIGITS}" / "notes.txt").write_text(f"plate {DIGITS}\n")
+    with zipfile.ZipFile(exports / "evidence.zip", "w") as archive:
+        archive.writestr(f"lookups/{DIGITS}.csv", "nothing of it here\n")
+        archive.writestr("kept.csv", f"plate,{DIGITS}\n")
+    (exports / "run-V123456789.log").write_text("the NIC's digits are no plate\n")
+    drop.put("VEHEXTRT.txt", ncic_file(KEEP, stamp="202611221800"))
+    ingest_source(relaxed, "ncic")
+    with pytest.raises(PurgeIncomplete) as failed:
+        purge(relaxed, None)
+    assert DIGITS not in str(failed.value)
+    findings = failed.value.verification.findings
+    assert all(DIGITS not in f.place + f.problem for f in findings)
+    assert sorted((f.place.removeprefix(str(exports)), f.problem) for f in findings) == [
+        ("/<a name holding content of a removed record>", NAME_HIT),  # stolen-...txt
+        ("/<a name holding content of a removed record>", NAME_HIT),  # CA.../notes.txt
+        ("/<a name holding content of a removed record>", RAW_HIT),  # and what it holds
+        ("/evidence.zip:kept.csv", RAW_HIT),
+        ("/evidence.zip:lookups/<a name holding content of a removed record>", MEMBER_HIT),
+    ]
