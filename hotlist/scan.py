@@ -479,16 +479,41 @@ def blocks(fh: IO[bytes], overlap: int) -> Iterator[tuple[int, bytes, int, int]]
         block = following
 
 
-def open_decoded(fh: IO[bytes], depth: int = 0) -> tuple[str, IO[bytes]]:
-    """Peel compression layers off a stream: the innermost kind and a stream of its bytes."""
+def open_decoded(
+    fh: IO[bytes], depth: int = 0, headers: list[bytes] | None = None
+) -> tuple[str, IO[bytes]]:
+    """Peel compression layers off a stream: the innermost kind and a stream of its bytes.
+    ``headers`` gathers what the layers' headers keep besides the bytes they compress
+    (:func:`gzip_header_text`)."""
     reader = fh if isinstance(fh, io.BufferedReader) else io.BufferedReader(cast(Any, fh))
     kind = sniff(reader.peek(16)[:16])
     if kind in {name for name, _ in _COMPRESSED.values()}:
         if depth >= MAX_DEPTH:
             raise Unverifiable(f"compressed more than {MAX_DEPTH} levels deep")
+        if kind == "gzip" and headers is not None:
+            headers.append(gzip_header_text(reader.peek(1 << 16)))
         [wrap] = [w for name, w in _COMPRESSED.values() if name == kind]
-        return open_decoded(cast(IO[bytes], wrap(reader)), depth + 1)
+        return open_decoded(cast(IO[bytes], wrap(reader)), depth + 1, headers)
     return kind, reader
+
+
+def gzip_header_text(head: bytes) -> bytes:
+    """The name of the original file and the comment a gzip header keeps (``FNAME``,
+    ``FCOMMENT``: ``gzip export.csv`` keeps the name, whatever the ``.gz`` is renamed
+    to), from the first bytes of the stream; what a cut header shows, if cut."""
+    if len(head) < 10:
+        return b""
+    flags, at = head[3], 10
+    if flags & 0x04:  # FEXTRA: two bytes of length, then that many
+        at += 2 + int.from_bytes(head[at : at + 2], "little")
+    kept: list[bytes] = []
+    for flag in (0x08, 0x10):  # FNAME, FCOMMENT: each ends with a zero byte
+        if flags & flag:
+            end = head.find(b"\x00", at)
+            end = len(head) if end < 0 else end
+            kept.append(head[at:end])
+            at = end + 1
+    return b"\x00".join(kept)
 
 
 #: Where in a file content was found (``""``: the file itself; a column; a zip member)
@@ -500,14 +525,24 @@ RAW_HIT = "raw bytes hold content of a removed record"
 def scan_stream(fh: IO[bytes], search: ByteSearch, markers: pl.Series, depth: int = 0) -> Hits:
     """Where in a stream the markers occur; empty when clean."""
     try:
-        kind, reader = open_decoded(fh, depth)
+        headers: list[bytes] = []
+        kind, reader = open_decoded(fh, depth, headers)
+        found: Hits = []
+        if any(search.hit(header) for header in headers):
+            found.append(
+                (
+                    "gzip header",
+                    "the original name or comment a gzip header keeps"
+                    " holds content of a removed record",
+                )
+            )
         if kind in _UNDECODED.values():
             raise Unverifiable(f"{kind}-compressed, which this system cannot decode")
         if kind == "zip":
-            return _scan_zip(io.BytesIO(reader.read()), search, markers, depth)
+            return found + _scan_zip(io.BytesIO(reader.read()), search, markers, depth)
         if kind == "parquet":
-            return scan_table(pl.scan_parquet(io.BytesIO(reader.read())), markers)
-        return [("", RAW_HIT)] if search.stream(reader) else []
+            return found + scan_table(pl.scan_parquet(io.BytesIO(reader.read())), markers)
+        return found + ([("", RAW_HIT)] if search.stream(reader) else [])
     except (OSError, EOFError, lzma.LZMAError, zipfile.BadZipFile) as exc:
         raise Unverifiable(f"cannot be decoded ({type(exc).__name__}: {exc})") from None
     except pl.exceptions.PolarsError as exc:

@@ -4,6 +4,7 @@ one. Real files on disk, real searches."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -348,4 +349,23 @@ def test_a_file_or_zip_member_named_after_a_removed_plate_is_a_finding_that_does
         ("/<a name holding content of a removed record>", RAW_HIT),  # and what it holds
         ("/evidence.zip:kept.csv", RAW_HIT),
         ("/evidence.zip:lookups/<a name holding content of a removed record>", MEMBER_HIT),
+    ]
+
+
+def test_the_original_name_a_gzip_header_keeps_is_searched(store: Settings, tmp_path: Path) -> None:
+    """``gzip`` keeps the name of the file it compressed in its header, outside the bytes
+    it compresses: an export named after a removed plate, renamed once compressed,
+    passed."""
+    root = tmp_path / "copies"
+    root.mkdir()
+    for name, original in (("export.gz", f"stolen-{DIGITS}.csv"), ("kept.gz", "kept.csv")):
+        with open(root / name, "wb") as raw, gzip.GzipFile(original, "wb", fileobj=raw) as fh:
+            fh.write(b"nothing of it here\n")
+    assert f"stolen-{DIGITS}.csv".encode() in (root / "export.gz").read_bytes()
+    result = verify(store.data_dir, None, [DIGITS], extra_roots=[root])
+    assert [(Path(f.place).name, f.problem) for f in result.findings] == [
+        (
+            "export.gz:gzip header",
+            "the original name or comment a gzip header keeps holds content of a removed record",
+        )
     ]
