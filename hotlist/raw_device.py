@@ -76,7 +76,7 @@ def scan_device(
     device: Path, markers: list[str], exclude: list[tuple[int, int]], schema: Schema = ()
 ) -> list[RawHit]:
     """Offsets on ``device`` where a marker occurs outside the ``exclude`` ranges, where it
-    can be a plate (:func:`hotlist.scan.edges`: the digits of a NIC or a UUID elsewhere
+    can be a plate (:func:`hotlist.chance.edges`: the digits of a NIC or a UUID elsewhere
     on the device are no hit, as in a file), and outside the whole text of a statement
     of ``schema`` (the schemas of the SQLite databases under ``data_dir``: their words
     are no copy of a record, on the device as in the file, :func:`hotlist.scan.sqlite_schema`)."""

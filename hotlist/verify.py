@@ -39,6 +39,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from hotlist.chance import stands
 from hotlist.scan import (
     BATCH,
     FREE_TEXT,
@@ -52,7 +53,6 @@ from hotlist.scan import (
     scan_csv,
     scan_file,
     sniff,
-    stands,
 )
 from hotlist.sql import identifier
 from hotlist.store import control as ctl

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from hotlist.audit.keys import canonical
+from hotlist.chance import stands
 from hotlist.scan import (
     BATCH,
     BLOCK,
@@ -31,7 +32,6 @@ from hotlist.scan import (
     Unverifiable,
     open_decoded,
     raw_patterns,
-    stands,
 )
 
 #: The fields of an access record that record what was queried (SB 34's data element).
@@ -140,7 +140,7 @@ class AccessLogSearch:
     @staticmethod
     def _holds(text: str, markers: _Markers) -> bool:
         """A marker as the whole value, or (long enough not to match by chance) inside it
-        where it can be a plate (:func:`~hotlist.scan.stands`)."""
+        where it can be a plate (:func:`~hotlist.chance.stands`)."""
         return text in markers.whole or any(stands(text, m) for m in markers.inside(text))
 
     def _record(self, record: dict[str, Any]) -> list[str]:

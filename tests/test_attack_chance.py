@@ -1,4 +1,4 @@
-"""The chance rule (``hotlist.scan.edges``) attacked from both sides: copies of a removed
+"""The chance rule (``hotlist.chance.edges``) attacked from both sides: copies of a removed
 plate it must still find, and content the system writes itself that it must not take for
 one. Real files on disk, real searches."""
 
@@ -19,12 +19,13 @@ import pytest
 from typer.testing import CliRunner
 
 from hotlist import audit
+from hotlist.chance import ENCODINGS
 from hotlist.cli import app
 from hotlist.config import Settings, load_settings
 from hotlist.ingest import ingest_source
 from hotlist.purge import PurgeIncomplete, purge
 from hotlist.raw_device import RawHit, scan_device, schemas_under
-from hotlist.scan import BLOCK, ENCODINGS, RAW_HIT, ByteSearch, raw_patterns
+from hotlist.scan import BLOCK, RAW_HIT, ByteSearch, raw_patterns
 from hotlist.verify import verify
 from hotlist.verify_access import AccessLogSearch
 from tests.builders import Drop, ncic_file, ncic_line

@@ -13,11 +13,12 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from hotlist import audit
+from hotlist.chance import stands
 from hotlist.cli import app
 from hotlist.config import Settings
 from hotlist.ingest import ingest_source
 from hotlist.purge import PurgeIncomplete, purge
-from hotlist.scan import MIN_SCAN_LEN, stands
+from hotlist.scan import MIN_SCAN_LEN
 from hotlist.verify_access import AccessLogSearch
 from tests.builders import Drop, ncic_file, ncic_line
 

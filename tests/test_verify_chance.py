@@ -21,10 +21,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hotlist.chance import ENCODINGS, stands
 from hotlist.config import Settings
 from hotlist.ingest import ingest_source
 from hotlist.purge import purge
-from hotlist.scan import ENCODINGS, ByteSearch, holding, raw_patterns, scan_table, stands
+from hotlist.scan import ByteSearch, holding, raw_patterns, scan_table
 from hotlist.verify import verify
 from hotlist.verify_access import AccessLogSearch
 from tests.builders import Drop, clew_line, ncic_file, ncic_line
