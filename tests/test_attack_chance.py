@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import shutil
 import sqlite3
 import subprocess
 import zipfile
-from collections.abc import Callable, Iterator
 from io import BytesIO
 from pathlib import Path
 
@@ -111,11 +108,6 @@ def test_the_raw_device_reports_only_occurrences_that_can_be_plates(tmp_path: Pa
 
 
 KEEP = [ncic_line(f"V{i:09d}", f"7KEEP{i:03d}") for i in range(60)]
-
-
-@pytest.fixture
-def relaxed(make_settings: Callable[..., Settings]) -> Settings:
-    return make_settings("guards = {max_removal_share = 0.5}")
 
 
 def test_a_removed_digit_plate_after_a_character_json_escapes_is_found_in_the_access_log(
@@ -249,29 +241,6 @@ def test_a_vanity_plate_in_a_sqlite_file_outside_its_schema_text_is_still_found(
         "deleted.sqlite",
         "ddl.txt",
     }
-
-
-@pytest.fixture
-def ext4(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
-    """An ext4 filesystem in an image file, mounted; yields (mount point, image)."""
-    if os.geteuid() != 0 or not shutil.which("mkfs.ext4"):
-        if os.environ.get("CI") == "true":
-            pytest.fail("mounting an ext4 image needs root and mkfs.ext4")
-        pytest.skip("mounting an ext4 image needs root and mkfs.ext4")
-    image, mount = tmp_path / "disk.img", tmp_path / "mnt"
-    with open(image, "wb") as fh:
-        fh.truncate(64 << 20)
-    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True, capture_output=True)
-    mount.mkdir()
-    done = subprocess.run(["mount", "-o", "loop", str(image), str(mount)], capture_output=True)
-    if done.returncode != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"mount -o loop failed: {done.stderr!r}")
-        pytest.skip(f"mount -o loop failed: {done.stderr!r}")
-    try:
-        yield mount, image
-    finally:
-        subprocess.run(["umount", str(mount)], capture_output=True)
 
 
 def test_a_removed_vanity_plate_spelling_a_schema_word_passes_the_raw_device_search(

@@ -5,10 +5,8 @@ missing one, listing what that run purged and how it was verified."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 
 import duckdb
-import pytest
 
 from hotlist.config import Settings
 from hotlist.ingest import ingest_source
@@ -19,11 +17,6 @@ from tests.builders import Drop, clew_file, clew_line, ncic_file, ncic_line
 
 KEEP = [ncic_line(f"V{i:09d}", f"7KEEP{i:03d}") for i in range(60)]
 GONE = [ncic_line(f"F{i:09d}", f"ZQXMRK0{i}") for i in range(3)]
-
-
-@pytest.fixture
-def relaxed(make_settings: Callable[..., Settings]) -> Settings:
-    return make_settings("guards = {max_removal_share = 0.5}")
 
 
 def _runs(settings: Settings) -> dict[int, str | None]:

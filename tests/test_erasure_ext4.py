@@ -9,13 +9,9 @@ mount, the test skips saying why, and under CI=true that skip is a failure.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from hotlist.config import load_settings
 from hotlist.ingest import ingest_source
@@ -24,35 +20,6 @@ from hotlist.samples import write_bench_dataset
 
 NCIC_ROWS = 20_000
 FILES = ("VEHEXTRT.txt", "svs.tbl", "sfr.tbl", "slr.tbl")
-
-
-def _cannot(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the ext4 erasure test cannot run here: {reason}")
-    pytest.skip(reason)
-
-
-@pytest.fixture
-def ext4(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
-    """An ext4 filesystem in an image file, mounted; yields (mount point, image)."""
-    if os.geteuid() != 0:
-        _cannot("mounting a loop device needs root")
-    if not shutil.which("mkfs.ext4") or not shutil.which("mount"):
-        _cannot("mkfs.ext4 or mount is not installed")
-    image, mount = tmp_path / "disk.img", tmp_path / "mnt"
-    with open(image, "wb") as fh:
-        fh.truncate(160 << 20)
-    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True, capture_output=True)
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-o", "loop", str(image), str(mount)], capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        _cannot(f"mount -o loop failed: {done.stderr.strip()}")
-    try:
-        yield mount, image
-    finally:
-        subprocess.run(["umount", str(mount)], capture_output=True)
 
 
 def _records(path: Path) -> list[str]:

@@ -4,9 +4,7 @@ content of the records it is about to mark purged, and fails on a hit naming whe
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,11 +17,6 @@ from tests.builders import Drop, ncic_file, ncic_line
 
 KEEP = [ncic_line(f"V{i:09d}", f"7KEEP{i:03d}") for i in range(40)]
 REMOVED = "ZQXRAW01"
-
-
-@pytest.fixture
-def relaxed(make_settings: Callable[..., Settings]) -> Settings:
-    return make_settings("guards = {max_removal_share = 0.5}")
 
 
 def _day1_day2(settings: Settings, drop: Drop) -> None:
@@ -62,28 +55,6 @@ def test_a_removed_plate_in_the_raw_device_fails_the_purge_naming_the_offset(
         [finding] = failed.value.verification.findings
         assert finding.place == str(image)
         assert f"at 1 offsets (first: {offset + len('deleted long ago: ')})" in finding.problem
-
-
-@pytest.fixture
-def ext4(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
-    if os.geteuid() != 0 or not shutil.which("mkfs.ext4"):
-        if os.environ.get("CI") == "true":
-            pytest.fail("mounting an ext4 image needs root and mkfs.ext4")
-        pytest.skip("mounting an ext4 image needs root and mkfs.ext4")
-    image, mount = tmp_path / "disk.img", tmp_path / "mnt"
-    with open(image, "wb") as fh:
-        fh.truncate(64 << 20)
-    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True, capture_output=True)
-    mount.mkdir()
-    done = subprocess.run(["mount", "-o", "loop", str(image), str(mount)], capture_output=True)
-    if done.returncode != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"mount -o loop failed: {done.stderr!r}")
-        pytest.skip(f"mount -o loop failed: {done.stderr!r}")
-    try:
-        yield mount, image
-    finally:
-        subprocess.run(["umount", str(mount)], capture_output=True)
 
 
 def test_the_extents_left_out_of_the_search_are_where_the_file_really_is(

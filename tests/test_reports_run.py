@@ -4,10 +4,8 @@ database, and applies the access log's retention (real ingest, real purge)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 
 import duckdb
-import pytest
 
 from hotlist import audit
 from hotlist.config import Settings
@@ -17,11 +15,6 @@ from hotlist.store import control_path
 from tests.builders import Drop, ncic_file, ncic_line
 
 KEEP = [ncic_line(f"V{i:09d}", f"7KEEP{i:03d}") for i in range(40)]
-
-
-@pytest.fixture
-def relaxed(make_settings: Callable[..., Settings]) -> Settings:
-    return make_settings("guards = {max_removal_share = 0.5}")
 
 
 def test_a_purge_run_report_carries_the_anchor_also_kept_in_the_control_database(

@@ -4,7 +4,6 @@ record: verification is precise about which field may hold a removed plate."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,11 +23,6 @@ from tests.builders import Drop, ncic_file, ncic_line
 
 KEEP = [ncic_line(f"V{i:09d}", f"7KEEP{i:03d}") for i in range(60)]
 REMOVED = ncic_line("F000000007", "ZQXLOOK7")
-
-
-@pytest.fixture
-def relaxed(make_settings: Callable[..., Settings]) -> Settings:
-    return make_settings("guards = {max_removal_share = 0.5}")
 
 
 def _config(settings: Settings) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import string
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -31,11 +30,6 @@ from hotlist.verify_access import AccessLogSearch
 from tests.builders import Drop, clew_line, ncic_file, ncic_line
 
 KEEP = [ncic_line(f"V{i:09d}", f"7KEEP{i:03d}") for i in range(60)]
-
-
-@pytest.fixture
-def relaxed(make_settings: Callable[..., Settings]) -> Settings:
-    return make_settings("guards = {max_removal_share = 0.5}")
 
 
 def test_a_digit_plate_inside_a_nic_of_an_earlier_deletion_report_does_not_fail_the_purge(
