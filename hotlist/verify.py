@@ -59,11 +59,14 @@ from hotlist.store import control as ctl
 from hotlist.store import control_path
 from hotlist.store.spill import no_spill
 from hotlist.verify_access import AccessLogSearch
+from hotlist.verify_reports import is_run_report, scan_report
 
 #: Where content may rest only while a writer works; anything left there is a finding.
 TRANSIENT_DIRS = ("landing", "store/spill")
 #: The SB 34 access log (segments too) under ``data_dir``.
 AUDIT_DIR = "audit"
+#: The purge runs' deletion reports under ``data_dir`` (:mod:`hotlist.verify_reports`).
+REPORTS_DIR = "reports"
 #: Names of files (or directories) a killed write leaves behind.
 LEFTOVER_SUFFIXES = (".wal", ".tmp", ".part", ".dupes")
 #: Files searched at once: on two cores, one file's DuckDB or polars search overlaps
@@ -280,6 +283,8 @@ class _Search:
     """What one verification searches every file for."""
 
     markers: pl.Series
+    #: The markers long enough to be searched for inside text and raw bytes.
+    long_markers: list[str]
     raw: ByteSearch
     access_log: AccessLogSearch
     #: Tombstoned entry ids (:func:`gone_ids`): no content file may hold one.
@@ -304,6 +309,8 @@ def _route(
         return None
     if root == data_dir and path.is_relative_to(data_dir / AUDIT_DIR):
         return "access log"
+    if root == data_dir and is_run_report(path, data_dir / REPORTS_DIR):
+        return "report"
     with open(path, "rb") as fh:
         head = fh.read(16)
     if path.name.endswith(".duckdb") or sniff(head) == "duckdb":
@@ -373,6 +380,9 @@ def _search_file(
         return
     if kind == "table":
         hits = scan_csv(path, search.raw, search.markers)
+    elif kind == "report":  # read as written, or else searched as raw bytes
+        report = scan_report(path, search.long_markers)
+        hits = scan_file(path, search.raw, search.markers) if report is None else report
     else:
         hits = scan_file(path, search.raw, search.markers)
     for where, problem in hits:
@@ -475,8 +485,10 @@ def _verify(
             result.add(f"feed {feed}", f"{count} removed records not purged yet")
     series = pl.Series("m", sorted(set(markers)), dtype=pl.String)
     patterns = raw_patterns(series.to_list())
+    long_markers = [m for m in series.to_list() if len(m) >= MIN_SCAN_LEN]
     search = _Search(
         series,
+        long_markers,
         ByteSearch(patterns),
         AccessLogSearch(markers, record_ids or [], patterns),
         gone,
@@ -521,7 +533,6 @@ def _verify(
             )  # fmt: skip
     if access_log_url is not None:
         _check_database_log(access_log_url, search.access_log, result)
-    long_markers = [m for m in series.to_list() if len(m) >= MIN_SCAN_LEN]
     _check_names(roots, sorted(seen), long_markers, result)
     _redact(result, long_markers)
     return result

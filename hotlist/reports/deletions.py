@@ -165,21 +165,28 @@ def verifications(con: duckdb.DuckDBPyConnection, run_ids: list[int]) -> list[di
     for run_id, finished, kind, ok, raw in found:
         checked = json.loads(raw)
         files, dbs = int(checked.get("files", 0)), int(checked.get("duckdb_files", 0))
-        findings = len(checked.get("findings", []))
-        searched = int(checked.get("markers", 0))
-        statement = (
-            f"{'PASS' if ok else 'FAIL'}: the content of {searched} removed records searched"
-            f" for in {files + dbs} places ({files} files, {dbs} DuckDB databases,"
-            f" {int(checked.get('bytes', 0)) / 1e6:,.1f} MB); {findings} findings"
-        ) + _replicas_statement(checked.get("replicas", []))
-        out.append({
+        entry = {
             "purge_run": int(run_id), "finished_at": iso(finished), "kind": kind,
-            "result": "PASS" if ok else "FAIL", "records_searched_for": searched,
+            "result": "PASS" if ok else "FAIL",
+            "records_searched_for": int(checked.get("markers", 0)),
             "places_searched": files + dbs, "files": files, "duckdb_files": dbs,
-            "bytes": int(checked.get("bytes", 0)), "findings": findings,
-            "statement": statement, "replicas": checked.get("replicas", []),
-        })  # fmt: skip
+            "bytes": int(checked.get("bytes", 0)), "findings": len(checked.get("findings", [])),
+            "statement": "", "replicas": checked.get("replicas", []),
+        }  # fmt: skip
+        entry["statement"] = statement(entry)
+        out.append(entry)
     return out
+
+
+def statement(entry: dict[str, Any]) -> str:
+    """A purge run's verification in a line, written from its figures alone (so the
+    verification of a kept report can tell the line from content: :mod:`hotlist.verify_reports`)."""
+    return (
+        f"{entry['result']}: the content of {entry['records_searched_for']} removed records"
+        f" searched for in {entry['places_searched']} places ({entry['files']} files,"
+        f" {entry['duckdb_files']} DuckDB databases, {entry['bytes'] / 1e6:,.1f} MB);"
+        f" {entry['findings']} findings"
+    ) + _replicas_statement(entry["replicas"])
 
 
 def _replicas_statement(replicas: list[dict[str, Any]]) -> str:
@@ -253,7 +260,7 @@ def deletion_report(
     summary = summarize(rows, settings.purge.sla_hours, now, settings.purge.consumer_sla_hours)
     summary["verifications"] = checked
     summary["copies_behind"] = _copies_behind(settings, now)
-    summary["verification"] = _overall(checked)
+    summary["verification"] = overall(checked)
     anchor = audit.anchor(settings, anchor_place, con=None if own else con)
     summary["access_log_anchor"] = anchor.as_dict()
     return rows, summary
@@ -270,7 +277,8 @@ def _copies_behind(settings: Settings, now: dt.datetime) -> str:
     return describe(copy_states(pulls, consumers, current, settings.purge.consumer_sla_hours, now))
 
 
-def _overall(checked: list[dict[str, Any]]) -> str:
+def overall(checked: list[dict[str, Any]]) -> str:
+    """The verifications of the purge runs a report covers, in a line."""
     if not checked:
         return "no purge run verified these removals yet"
     if len(checked) == 1:
