@@ -29,6 +29,10 @@ Edge = frozenset[str] | frozenset[bytes]
 #: A decimal point with a digit on its far side: ``0.3456789`` and ``3456789.5`` are numbers.
 _POINT_BEFORE = frozenset(d + "." for d in DIGITS)
 _POINT_AFTER = frozenset("." + d for d in DIGITS)
+#: A time as the system writes one (ISO 8601, to the second or finer, in UTC or with its
+#: offset): where a field or report value holds a time, ``04T14`` in it is a day and an
+#: hour, not a plate.
+ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)")
 
 
 def edges(marker: str) -> tuple[frozenset[str], frozenset[str]]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from hotlist.audit.keys import canonical
-from hotlist.chance import stands
+from hotlist.chance import ISO_TIME, stands
 from hotlist.scan import (
     BATCH,
     BLOCK,
@@ -39,6 +39,9 @@ QUERIED_FIELDS = frozenset({"element", "data_element"})
 #: Numbers the log writes of its own: the chain's sequence number. A removed plate of
 #: digits equal to one (``12345``, once the log has that many records) is that number.
 LOG_NUMBERS = frozenset({"seq"})
+#: The field the log writes the time of each access in: written as a time
+#: (:data:`~hotlist.chance.ISO_TIME`), a removed ``04T14`` in it is a day and an hour.
+LOG_TIMES = frozenset({"time"})
 
 _OUTSIDE = "holds content of a removed record (only the queried element may hold its plate)"
 _NOT_JSON = "raw bytes (not a JSON record) hold content of a removed record"
@@ -150,8 +153,11 @@ class AccessLogSearch:
         return [
             where
             for where, text in _strings(record, "")
-            if self._holds(text, self._id_set)
-            or (where not in QUERIED_FIELDS and self._holds(text, self._plate_set))
+            if not (where in LOG_TIMES and ISO_TIME.fullmatch(text))
+            and (
+                self._holds(text, self._id_set)
+                or (where not in QUERIED_FIELDS and self._holds(text, self._plate_set))
+            )
         ] + [
             where
             for where, text in _numbers(record, "")
@@ -250,10 +256,19 @@ class AccessLogSearch:
         """A line whose raw bytes hit but whose fields are clean: the hit must be a plate in
         the queried field (the only place it is allowed), or digits of a number (the log's
         sequence number, a count: numbers that are no marker)."""
-        return any(
-            isinstance(record.get(f), str) and self._holds(record[f], self._plate_set)
-            for f in QUERIED_FIELDS
-        ) or any(
-            self._holds(text, self._plate_set) or self._holds(text, self._id_set)
-            for _, text in _numbers(record, "")
+        return (
+            any(
+                isinstance(record.get(f), str) and self._holds(record[f], self._plate_set)
+                for f in QUERIED_FIELDS
+            )
+            or any(
+                isinstance(record.get(f), str)
+                and ISO_TIME.fullmatch(record[f]) is not None
+                and self._holds(record[f], self._plate_set)
+                for f in LOG_TIMES
+            )
+            or any(
+                self._holds(text, self._plate_set) or self._holds(text, self._id_set)
+                for _, text in _numbers(record, "")
+            )
         )

@@ -40,6 +40,7 @@ from typing import Any
 
 import polars as pl
 
+from hotlist.chance import ISO_TIME
 from hotlist.scan import holding
 
 #: A purge run's report files, under ``data_dir/reports``.
@@ -58,8 +59,7 @@ COUNTED = frozenset({"by_source"})
 TIMES = frozenset(
     {"generated_at", "finished_at", "at", "detected_at", "purged_at", "last_heartbeat"}
 )
-_ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)"
-ISO_TIME = re.compile(_ISO)
+_ISO = ISO_TIME.pattern
 _ANCHOR_PLACE = re.compile(r"purge run \d+(?:, its report written late)?")
 #: The records' fields and types, in the order the report writes them.
 RECORD_SCHEMA = {

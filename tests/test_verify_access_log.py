@@ -217,3 +217,25 @@ def test_a_removed_digit_plate_equal_to_a_records_sequence_number_is_that_number
     search = AccessLogSearch(["12345"], [])
     assert [where for where, _ in search.scan(log)] == ["line 2:hits"]
     assert [where for where, _ in search.scan_records(records)] == ["record 12346:hits"]
+
+
+def test_a_removed_plate_equal_to_the_day_and_hour_of_an_access_time_is_that_time(
+    tmp_path: Path,
+) -> None:
+    """Every record's time, ``2026-12-04T14:47:02.007976+00:00``, holds ``04T14`` where a
+    plate could stand: in the time field, as the log writes it, it is a day and an hour.
+    The same text in any other field, or a time field not written as a time, is named."""
+    log = tmp_path / "access-2026-12.jsonl"
+    records = [
+        {"seq": 1, "time": "2026-12-04T14:47:02.007976+00:00", "data_element": "plate 7KEEP001"},
+        {"seq": 2, "time": "2026-12-04T14:48:00Z", "data_element": "plate 7KEEP001"},
+        {"seq": 3, "time": "2026-12-04T14:49:00Z", "user": "2026-12-04T14:49:00Z"},
+        {"seq": 4, "time": "04T14", "data_element": "plate 7KEEP001"},
+    ]
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    search = AccessLogSearch(["04T14"], [])
+    assert [where for where, _ in search.scan(log)] == ["line 3:user", "line 4:time"]
+    assert [where for where, _ in search.scan_records(records)] == [
+        "record 3:user",
+        "record 4:time",
+    ]
