@@ -50,13 +50,16 @@ from hotlist.faults import crash_point
 from hotlist.markers import collect_markers, still_listed
 from hotlist.purge_findings import scan_raw_device, unsearchable
 from hotlist.purge_replicas import announce_version, confirm_replicas
+from hotlist.scan import MIN_SCAN_LEN
 from hotlist.scrub import scrub_tree, scrub_unlink
 from hotlist.serve import versions as served
 from hotlist.store import control as ctl
+from hotlist.store import control_path
 from hotlist.store.content import recover
 from hotlist.store.lock import writer_lock
 from hotlist.store.state import write_state
 from hotlist.verify import Verification, gone_ids, verify
+from hotlist.verify_reports import clean_reports
 
 
 class PurgeIncomplete(Exception):
@@ -156,7 +159,14 @@ def purge(
                 confirm_replicas(replicas, settings.purge.replica_wait_s, verification)
             if verification.ok and device is not None and plates:
                 log_files = sorted(p for p in (data_dir / "audit").rglob("*") if p.is_file())
-                keep = [*superseded, *log_files]
+                # Verified value by value where they lie: the control database (ids,
+                # counts and times, its every text column searched by whole value) and
+                # the run reports read as written; on the device their blocks hold what
+                # their files hold.
+                reports = clean_reports(
+                    data_dir / "reports", [p for p in plates if len(p) >= MIN_SCAN_LEN]
+                )
+                keep = [*superseded, *log_files, control_path(data_dir), *reports]
                 scan_raw_device(verification, Path(device), plates, keep, data_dir)
             # A server's lookups look at CURRENT.json at most every RECHECK_S: nothing is
             # marked purged until every server has looked since the erasure (the

@@ -309,8 +309,6 @@ def _route(
         return None
     if root == data_dir and path.is_relative_to(data_dir / AUDIT_DIR):
         return "access log"
-    if root == data_dir and is_run_report(path, data_dir / REPORTS_DIR):
-        return "report"
     with open(path, "rb") as fh:
         head = fh.read(16)
     if path.name.endswith(".duckdb") or sniff(head) == "duckdb":
@@ -380,9 +378,6 @@ def _search_file(
         return
     if kind == "table":
         hits = scan_csv(path, search.raw, search.markers)
-    elif kind == "report":  # read as written, or else searched as raw bytes
-        report = scan_report(path, search.long_markers)
-        hits = scan_file(path, search.raw, search.markers) if report is None else report
     else:
         hits = scan_file(path, search.raw, search.markers)
     for where, problem in hits:
@@ -410,13 +405,23 @@ def _search_duckdb(
         con.close()
 
 
-def _check_raw(paths: list[Path], search: ByteSearch) -> list[Verification]:
+def _check_raw(paths: list[Path], search: _Search, reports: Path) -> list[Verification]:
     """Files searched as raw bytes, all together (:meth:`ByteSearch.files`): one
-    automaton per batch of bytes, not one per file."""
+    automaton per batch of bytes, not one per file. A purge run's report whose bytes hit
+    is then read as the report it is (:mod:`hotlist.verify_reports`): its counts and
+    times are no plate."""
     parts = [Verification() for _ in paths]
-    for path, part, found in zip(paths, parts, search.files(paths), strict=True):
+    for path, part, found in zip(paths, parts, search.raw.files(paths), strict=True):
         if isinstance(found, OSError):
             part.add(path, _unreadable(path, found))
+        elif found and is_run_report(path, reports):
+            try:
+                judged = scan_report(path, search.long_markers)
+            except OSError as exc:
+                part.add(path, _unreadable(path, exc))
+                continue
+            for where, problem in [(None, RAW_HIT)] if judged is None else judged:
+                part.add(f"{path}:{where}" if where else path, problem)
         elif found:
             part.add(path, RAW_HIT)
     return parts
@@ -628,6 +633,7 @@ def _search_pass(
     start first (the published CSV beside the content file, not beside the Parquet: two
     table searches at once would add their memory)."""
     data_dir, control = where.data_dir, where.control
+    reports = data_dir / REPORTS_DIR
     parts: list[Verification | Future[Verification]] = []
     raw: list[tuple[Path, int, int]] = []  # path, part, size
     searches: list[tuple[int, Path, Path, str, int]] = []  # size, path, root, kind, part
@@ -669,7 +675,7 @@ def _search_pass(
                 continue  # the caller's connection: used on this thread only, below
             parts[at] = pool.submit(_check_file, path, root, data_dir, kind, None, search)
         raw_groups = [
-            (group, pool.submit(_check_raw, [path for path, _, _ in group], search.raw))
+            (group, pool.submit(_check_raw, [p for p, _, _ in group], search, reports))
             for group in _shares(raw)
         ]
         for _, path, root, kind, at in searches:

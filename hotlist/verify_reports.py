@@ -98,6 +98,23 @@ def scan_report(path: Path, markers: list[str]) -> Hits | None:
     return judge(summary, records, markers)
 
 
+def clean_reports(reports: Path, markers: list[str]) -> list[Path]:
+    """The run reports in ``reports`` that are exactly as written and hold none of
+    ``markers``: verified value by value, their blocks on a raw device hold only what
+    they hold (:mod:`hotlist.raw_device`)."""
+    if not reports.is_dir():
+        return []
+    clean = []
+    for path in sorted(reports.iterdir()):
+        if is_run_report(path, reports) and path.is_file() and not path.is_symlink():
+            try:
+                if scan_report(path, markers) == []:
+                    clean.append(path)
+            except OSError:
+                continue  # not left out of the device's search
+    return clean
+
+
 def read_report(data: bytes) -> tuple[dict[str, Any], pl.DataFrame] | None:
     """The summary and records of a run report's JSON, if the bytes are exactly what the
     report writes for them; otherwise ``None``."""

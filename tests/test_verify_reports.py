@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +19,15 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hotlist.config import Settings
+from hotlist.config import Settings, load_settings
 from hotlist.ingest import ingest_source
 from hotlist.purge import purge
+from hotlist.raw_device import excluded_ranges, scan_device
 from hotlist.reports.deletions import overall, statement
 from hotlist.reports.render import render_html, render_json
 from hotlist.scan import holding
 from hotlist.verify import verify
-from hotlist.verify_reports import read_report, scan_report
+from hotlist.verify_reports import clean_reports, read_report, scan_report
 from tests.builders import Drop, ncic_file, ncic_line
 
 KEEP = [ncic_line(f"V{i:09d}", f"7KEEP{i:03d}") for i in range(60)]
@@ -65,6 +67,34 @@ def test_a_digit_plate_equal_to_a_count_of_a_kept_report_does_not_fail_the_purge
     (relaxed.data_dir / "reports" / "note.txt").write_text(f"removed: {count}\n")
     found = verify(relaxed.data_dir, None, [count])
     assert [Path(f.place).name for f in found.findings] == ["note.txt"]
+
+
+def test_a_kept_reports_blocks_are_left_out_of_the_raw_device_search(
+    ext4: tuple[Path, Path], drop: Drop
+) -> None:
+    """``[purge] raw_device`` reads the device under data_dir whole, the reports' blocks
+    included: a report read as written and clean leaves its blocks out of that search, as
+    the access log does; one edited by hand does not."""
+    mount, image = ext4
+    config = mount / "hotlist.toml"
+    config.write_text(
+        f'data_dir = "data"\n[purge]\nraw_device = "{image}"\n'
+        f'[sources.ncic]\nurl = "file://{drop.root}"\nguards = {{max_removal_share = 0.5}}\n'
+    )
+    settings = load_settings(config, environ={})
+    report = _day_two(settings, drop, [ncic_line("V000000901", "ZQX9001")])
+    count = str(json.loads(report.read_bytes().partition(b',\n"records"')[0][11:])["verifications"][0]["bytes"])  # fmt: skip
+    subprocess.run(["sync"], check=True)
+    extents = excluded_ranges([report])
+    in_report = [
+        h for h in scan_device(image, [count], []) if any(a <= h.offset < b for a, b in extents)
+    ]
+    assert in_report, "the count is on the device, in the report's blocks"
+    kept = clean_reports(settings.data_dir / "reports", [count])
+    assert report in kept
+    assert not set(scan_device(image, [count], excluded_ranges(kept))) & set(in_report)
+    report.write_text(report.read_text() + f"{count}\n")
+    assert report not in clean_reports(settings.data_dir / "reports", [count])
 
 
 def _rewrite(report: Path, summary: dict[str, Any], rows: pl.DataFrame) -> None:
