@@ -22,6 +22,7 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.events import emit_event
 from prefect.tasks import Task
 
+from hotlist.chance import grouped
 from hotlist.config import load_settings
 from hotlist.ingest import IngestFailed, Outcome, Rejection, acquire, apply_landed, describe
 from hotlist.sources import FetchError, LandedFile, Unchanged
@@ -55,11 +56,10 @@ def fetch_files(config: str | None, source: str) -> list[LandedFile | Unchanged]
             logger.info("%s/%s unchanged upstream", item.feed, item.name)
         else:
             logger.info(
-                "%s/%s landed: %d bytes, sha256 %s",
-                item.feed,
-                item.name,
-                item.size,
-                item.sha256[:12],
+                "%s",
+                grouped(
+                    f"{item.feed}/{item.name} landed: {item.size} bytes, sha256={item.sha256[:12]}"
+                ),
             )
     return fetched
 
@@ -72,9 +72,9 @@ def apply_file(
     outcome = apply_landed(settings, source, landed, approve_mass_removal)
     logger = get_run_logger()
     if isinstance(outcome, Rejection):
-        logger.error("%s", describe(outcome))
+        logger.error("%s", grouped(describe(outcome)))
     else:
-        logger.info("%s", describe(outcome))
+        logger.info("%s", grouped(describe(outcome)))
     return outcome
 
 
@@ -126,7 +126,7 @@ def announce_stale_feeds(config: str | None, source: str) -> list[str]:
     logger = get_run_logger()
     for status in stale:
         reasons = "; ".join(status.stale_because)
-        logger.warning("%s/%s is stale: %s", source, status.feed, reasons)
+        logger.warning("%s", grouped(f"{source}/{status.feed} is stale: {reasons}"))
         emit_event(
             STALE_EVENT,
             resource={"prefect.resource.id": f"hotlist.feed.{status.feed}"},

@@ -15,6 +15,7 @@ import prefect.settings
 from prefect import flow, get_run_logger, task
 
 from hotlist import audit
+from hotlist.chance import grouped
 from hotlist.config import load_settings
 from hotlist.purge import purge as run_purge
 
@@ -25,11 +26,14 @@ def purge_and_verify(config: str | None) -> dict[str, Any]:
     home = Path(prefect.settings.PREFECT_HOME.value())
     result = run_purge(settings, home, list(settings.purge.scan_paths))
     # The access log's head, copied outside this machine's disk (SB 34 tamper evidence).
-    audit.publish_artifact(audit.anchor(settings, f"purge flow, run {result.run_id}"))
+    audit.publish_artifact(audit.anchor(settings, f"purge flow, run {result.run_id:,}"))
     get_run_logger().info(
-        "purge run %d: %d records purged, %d files erased; %s",
-        result.run_id, result.purged, result.files_erased, result.verification.summary(),
-    )  # fmt: skip
+        "%s",
+        grouped(
+            f"purge run {result.run_id}: {result.purged} records purged,"
+            f" {result.files_erased} files erased; {result.verification.summary()}"
+        ),
+    )
     return {
         "run_id": result.run_id,
         "purged": result.purged,

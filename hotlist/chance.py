@@ -177,3 +177,19 @@ def _in_encoding(
         frozenset(c.encode(encoding) for c in after),
         (re.compile(b"(?:" + b"|".join(escapes) + b")\\Z"), encoding),
     )
+
+
+#: A whole number written on its own in a sentence (not part of a word, NIC, hash, time,
+#: decimal, path or ``key=value``), of four digits or more.
+_NUMBER = re.compile(r"(?<![\w.:/=])(?<!\w[+-])\d{4,}(?![\w./-])")
+
+
+def grouped(text: str) -> str:
+    """``text`` with its whole numbers in groups of three digits (``16,817``).
+
+    For what the system writes where it is kept and searched as raw bytes but not read
+    as a structure: the messages, logs and artifacts of its flow runs in Prefect's
+    database. There a count written ``16817`` is where a removed plate ``16817`` can
+    stand, and it stays as long as Prefect keeps the run; written ``16,817`` no plate of
+    :data:`~hotlist.scan.MIN_SCAN_LEN` digits stands in it."""
+    return _NUMBER.sub(lambda m: f"{int(m.group()):,}", text)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 
+from hotlist.chance import grouped
 from hotlist.codes import hit_type_lists
 from hotlist.config import Settings
 from hotlist.keyed import local_key
@@ -53,9 +54,12 @@ class IngestFailed(Exception):
     def __init__(self, outcomes: list[Outcome]) -> None:
         self.outcomes = outcomes
         self.rejections = [o for o in outcomes if isinstance(o, Rejection)]
+        # Grouped (16,817): the message is kept in Prefect's database with the flow run.
         super().__init__(
-            "; ".join(
-                f"{r.feed}/{r.name} rejected [{r.rule}]: {r.message}" for r in self.rejections
+            grouped(
+                "; ".join(
+                    f"{r.feed}/{r.name} rejected [{r.rule}]: {r.message}" for r in self.rejections
+                )
             )
         )
 

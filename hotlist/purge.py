@@ -43,6 +43,7 @@ from pathlib import Path
 import polars as pl
 
 from hotlist import audit
+from hotlist.chance import grouped
 from hotlist.config import Settings
 from hotlist.drop_records import drop_records
 from hotlist.erase import erase_transients, needs_rewrite, rewrite_fresh, scrub_unreferenced
@@ -67,7 +68,10 @@ class PurgeIncomplete(Exception):
 
     def __init__(self, verification: Verification) -> None:
         places = "; ".join(f"{f.place}: {f.problem}" for f in verification.findings[:20])
-        super().__init__(f"purge not verified, {len(verification.findings)} findings: {places}")
+        # Grouped (16,817): the message is kept in Prefect's database with the flow run.
+        super().__init__(
+            grouped(f"purge not verified, {len(verification.findings)} findings: {places}")
+        )
         self.verification = verification
 
 

@@ -60,7 +60,7 @@ TIMES = frozenset(
     {"generated_at", "finished_at", "at", "detected_at", "purged_at", "last_heartbeat"}
 )
 _ISO = ISO_TIME.pattern
-_ANCHOR_PLACE = re.compile(r"purge run \d+(?:, its report written late)?")
+_ANCHOR_PLACE = re.compile(r"purge run [\d,]+(?:, its report written late)?")
 #: The records' fields and types, in the order the report writes them.
 RECORD_SCHEMA = {
     "source": pl.String, "feed": pl.String, "list": pl.String, "record": pl.String,

@@ -32,6 +32,7 @@ import duckdb
 
 from hotlist.audit.keys import load_key, mac, same
 from hotlist.audit.segments import append_lock, head_of, segment_paths
+from hotlist.chance import grouped
 from hotlist.store import private_dir
 from hotlist.timefmt import iso
 
@@ -214,6 +215,6 @@ def publish_artifact(anchor: Anchor) -> Any:
 
     return create_markdown_artifact(
         key="access-log-anchor",
-        markdown=artifact_markdown(anchor),
-        description=f"SB 34 access log head: record {anchor.seq}",
+        markdown=grouped(artifact_markdown(anchor)),
+        description=grouped(f"SB 34 access log head: record {anchor.seq}"),
     )

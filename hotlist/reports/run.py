@@ -27,8 +27,8 @@ def write_run_report(con: duckdb.DuckDBPyConnection, settings: Settings, run_id:
         [run_id],
     ).fetchall()
     for (earlier,) in unreported:
-        _write(con, settings, int(earlier), f"purge run {earlier}, its report written late")
-    return _write(con, settings, run_id, f"purge run {run_id}")
+        _write(con, settings, int(earlier), f"purge run {earlier:,}, its report written late")
+    return _write(con, settings, run_id, f"purge run {run_id:,}")
 
 
 def _write(
