@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 
 from bench.cycle_days import cycle_days
@@ -44,6 +45,8 @@ from bench.cycle_leg import HOTLIST, OUT, clean_env, hotlist_store, stage
 from hotlist.audit.log import append_many
 from hotlist.audit.record import AccessRecord
 from hotlist.audit.segments import segment_paths
+from hotlist.report_seals import seal
+from hotlist.store import control_path
 from hotlist.verify import verify
 
 REPEATS = 3
@@ -56,14 +59,53 @@ def _plates(data_dir: Path) -> set[str]:
 
 
 def _set_history(reports: Path, source: list[Path], days: int) -> int:
-    """Make the copies of ``source`` (one purge's report files) number ``days``; return
-    the bytes of every file under ``reports``."""
+    """Make the copies of ``source`` (one purge's report files) number ``days``, each
+    sealed as the purge seals the report it writes (:mod:`hotlist.report_seals`: its
+    files' SHA-256 and its texts, the source's); return the bytes of every file under
+    ``reports``."""
     for old in reports.glob("deletions-run9*"):
         old.unlink()
-    for day in range(days):
-        for path in source:
-            shutil.copyfile(path, reports / f"deletions-run9{day:05d}{path.suffix}")
+    with duckdb.connect(str(control_path(reports.parent))) as con:
+        _drop_copies(con, "report_seals")
+        _drop_copies(con, "report_texts")
+        [texts] = con.execute(
+            "SELECT list(report_text) FROM report_texts WHERE report = ?", [source[0].stem]
+        ).fetchone() or [[]]
+        for day in range(days):
+            copies = [reports / f"deletions-run9{day:05d}{path.suffix}" for path in source]
+            for path, copy in zip(source, copies, strict=True):
+                shutil.copyfile(path, copy)
+            seal(con, copies, texts or [])
+        con.execute("CHECKPOINT")
     return sum(p.stat().st_size for p in reports.iterdir())
+
+
+def _unseal_copies(data_dir: Path) -> None:
+    """The copies' seals removed: their reports are searched as raw bytes, as an older
+    release's are."""
+    with duckdb.connect(str(control_path(data_dir))) as con:
+        _drop_copies(con, "report_seals")
+        con.execute("CHECKPOINT")
+
+
+def _drop_copies(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """The copies' rows out of ``table``, the table written anew (rows deleted in place
+    stay in the file, which the verification reports)."""
+    con.execute(
+        f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {table}"  # noqa: S608 (a constant name)
+        " WHERE report NOT LIKE 'deletions-run9%'"
+    )
+
+
+def _timed(data_dir: Path, home: Path, markers: list[str]) -> tuple[float, float, int, int]:
+    """Median wall and CPU seconds of the verification, its bytes and findings."""
+    seconds, cpu = [], []
+    for _ in range(REPEATS):
+        started, cpu_started = time.perf_counter(), time.process_time()
+        result = verify(data_dir, home, markers)
+        seconds.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - cpu_started)
+    return statistics.median(seconds), statistics.median(cpu), result.bytes, len(result.findings)
 
 
 def _access_log(data_dir: Path, removed: list[str], kept: list[str], count: int) -> dict[str, Any]:
@@ -119,26 +161,25 @@ def main() -> None:
     markers = sorted(removed | digits)
     reports = data_dir / "reports"
     source = sorted(p for p in reports.iterdir() if p.stat().st_size > 1_000_000)
-    rows = []
+    rows: list[dict[str, Any]] = []
+    unsealed: list[dict[str, Any]] = []
     for n in history:
         report_bytes = _set_history(reports, source, n)
-        seconds, cpu = [], []
-        for _ in range(REPEATS):
-            started, cpu_started = time.perf_counter(), time.process_time()
-            result = verify(data_dir, root / "prefect-home", markers)
-            seconds.append(time.perf_counter() - started)
-            cpu.append(time.process_time() - cpu_started)
-        rows.append(
-            {
+        for sealed in (True, False):
+            if not sealed:
+                _unseal_copies(data_dir)
+            wall, cpu, verified, findings = _timed(data_dir, root / "prefect-home", markers)
+            row = {
                 "days_of_reports": n,
+                "sealed": sealed,
                 "report_mb": round(report_bytes / 1e6, 1),
-                "verified_mb": round(result.bytes / 1e6, 1),
-                "seconds": round(statistics.median(seconds), 2),
-                "cpu_seconds": round(statistics.median(cpu), 2),
-                "findings": len(result.findings),
+                "verified_mb": round(verified / 1e6, 1),
+                "seconds": round(wall, 2),
+                "cpu_seconds": round(cpu, 2),
+                "findings": findings,
             }
-        )
-        print(json.dumps(rows[-1]), flush=True)
+            (rows if sealed else unsealed).append(row)
+            print(json.dumps(row), flush=True)
     _set_history(reports, source, 0)
     access = _access_log(data_dir, sorted(removed), sorted(day1 - removed), args.access_records)
     seconds = []
@@ -149,27 +190,37 @@ def main() -> None:
     access |= {"seconds": round(statistics.median(seconds), 2), "findings": len(result.findings)}
     print(json.dumps(access), flush=True)
     base = rows[0]["seconds"]
-    for row in rows:
+    for row in rows + unsealed:
         row["ratio_to_no_history"] = round(row["seconds"] / base, 2)
     longest = rows[-1]
     per_30 = (longest["seconds"] - base) / max(longest["days_of_reports"], 1) * 30
+    per_30_raw = (unsealed[-1]["seconds"] - base) / max(longest["days_of_reports"], 1) * 30
     out = {
         "lines": days.lines_day2,
         "markers": len(markers),
         "digit_only_markers": sum(m.isdigit() for m in markers),
         "load_average": os.getloadavg()[0],
         "rows": rows,
+        "unsealed_rows": unsealed,
         "seconds_per_30_days": round(per_30, 2),
+        "seconds_per_30_days_unsealed": round(per_30_raw, 2),
         "access_log": access,
     }
     (OUT / "history.json").write_text(json.dumps(out, indent=2))
-    print(f"{'days':>5} {'reports MB':>11} {'verified MB':>12} {'s':>6} {'CPU s':>6} {'x':>5}")
-    for row in rows:
+    print(
+        f"{'days':>5} {'sealed':>6} {'reports MB':>11} {'verified MB':>12} {'s':>6}"
+        f" {'CPU s':>6} {'x':>5}"
+    )
+    for row in [r for pair in zip(rows, unsealed, strict=True) for r in pair]:
         print(
-            f"{row['days_of_reports']:>5} {row['report_mb']:>11} {row['verified_mb']:>12}"
-            f" {row['seconds']:>6} {row['cpu_seconds']:>6} {row['ratio_to_no_history']:>5}"
+            f"{row['days_of_reports']:>5} {'yes' if row['sealed'] else 'no':>6}"
+            f" {row['report_mb']:>11} {row['verified_mb']:>12} {row['seconds']:>6}"
+            f" {row['cpu_seconds']:>6} {row['ratio_to_no_history']:>5}"
         )
-    print(f"verification grows {per_30:.2f} s per 30 days of reports; {len(markers)} markers")
+    print(
+        f"verification grows {per_30:.2f} s per 30 days of sealed reports"
+        f" ({per_30_raw:.2f} s searched as raw bytes); {len(markers)} markers"
+    )
     print(
         f"with an access log of {access['records']:,} records ({access['mb']} MB,"
         f" {access['removed_queried']:,} queries of removed plates): {access['seconds']} s"

@@ -31,8 +31,9 @@ from hotlist.chance import ENCODINGS, ESCAPE_CHARS, Edge, Escape, clear, encoded
 MIN_SCAN_LEN = 5
 #: Raw bytes are searched in blocks of this size, overlapping by the longest pattern.
 BLOCK = 16 << 20
-#: Columns that hold free text (a whole upstream line): searched for markers inside.
-FREE_TEXT = frozenset({"raw_line"})
+#: Columns that hold free text (a whole upstream line, a deletion report's sealed texts:
+#: :mod:`hotlist.report_seals`): searched for markers inside.
+FREE_TEXT = frozenset({"raw_line", "report_text"})
 #: Raw bytes of many files are searched together in batches of about this size: building
 #: the automaton (every marker in every encoding) costs more than searching 16 MB with it,
 #: and polars builds it anew for each search.

@@ -39,6 +39,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from hotlist import report_seals
 from hotlist.chance import stands
 from hotlist.scan import (
     BATCH,
@@ -289,6 +290,8 @@ class _Search:
     access_log: AccessLogSearch
     #: Tombstoned entry ids (:func:`gone_ids`): no content file may hold one.
     gone: pl.DataFrame
+    #: Sealed report files' names and SHA-256 (:mod:`hotlist.report_seals`).
+    seals: dict[str, str] = field(default_factory=dict)
 
 
 def _leftover(path: Path, root: Path) -> bool:
@@ -296,7 +299,12 @@ def _leftover(path: Path, root: Path) -> bool:
 
 
 def _route(
-    path: Path, root: Path, data_dir: Path, tables: frozenset[Path], part: Verification
+    path: Path,
+    root: Path,
+    data_dir: Path,
+    tables: frozenset[Path],
+    seals: dict[str, str],
+    part: Verification,
 ) -> str | None:
     """How a file's content is searched (``None``: it is not); a leftover name is a
     finding in ``part``. Only the first bytes are read: the search itself may run on a
@@ -309,6 +317,8 @@ def _route(
         return None
     if root == data_dir and path.is_relative_to(data_dir / AUDIT_DIR):
         return "access log"
+    if root == data_dir and path.name in seals and is_run_report(path, data_dir / REPORTS_DIR):
+        return "sealed report"
     with open(path, "rb") as fh:
         head = fh.read(16)
     if path.name.endswith(".duckdb") or sniff(head) == "duckdb":
@@ -357,6 +367,11 @@ def _search_file(
     if kind == "access log":
         for where, problem in search.access_log.scan(path):
             result.add(f"{path}:{where}", problem)
+        return
+    if kind == "sealed report":
+        # Its bytes as sealed: it holds the sealed texts, judged in the control database.
+        if report_seals.digest(path) != search.seals[path.name]:
+            result.merge(_check_raw([path], search, data_dir / REPORTS_DIR)[0])
         return
     control_file = control_path(data_dir)
     if kind == "duckdb":
@@ -497,6 +512,7 @@ def _verify(
         ByteSearch(patterns),
         AccessLogSearch(markers, record_ids or [], patterns),
         gone,
+        report_seals.seals(control) if control is not None else {},
     )
     transient = Verification()
     for rel in TRANSIENT_DIRS:
@@ -660,7 +676,7 @@ def _search_pass(
                 result.files += 1
                 result.bytes += stamp[1]
                 try:
-                    kind = _route(path, root, data_dir, where.tables, part)
+                    kind = _route(path, root, data_dir, where.tables, search.seals, part)
                 except OSError as exc:
                     part.add(path, _unreadable(path, exc))
                     continue

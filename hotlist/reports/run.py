@@ -10,6 +10,7 @@ import duckdb
 
 from hotlist import audit
 from hotlist.config import Settings
+from hotlist.report_seals import seal, texts_of
 from hotlist.reports.deletions import deletion_report
 from hotlist.reports.render import render
 from hotlist.store import private_dir
@@ -38,11 +39,13 @@ def _write(
     summary["purge_run"] = run_id
     folder = private_dir(settings.data_dir / "reports")
     base = folder / f"deletions-run{run_id:06d}"
-    for fmt in ("html", "json"):
-        path = base.with_suffix(f".{fmt}")
+    files = [base.with_suffix(f".{fmt}") for fmt in ("html", "json")]
+    for path in files:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(render(rows, summary, fmt, f"Deletion report, purge run {run_id}"))
+            fh.write(render(rows, summary, path.suffix[1:], f"Deletion report, purge run {run_id}"))
+    # Later verifications read the sealed texts, not every report's bytes again.
+    seal(con, files, texts_of(summary, rows))
     con.execute(
         "UPDATE purge_runs SET report = ? WHERE run_id = ?",
         [str(base.with_suffix(".html")), run_id],

@@ -1,0 +1,88 @@
+"""Seals of the purge runs' deletion reports: what each purge's verification of them reads.
+
+Reports are kept, one pair a purge run (about 11 MB a day of the 2M-line NCIC extract),
+and every purge must show that none holds a removed plate. Searched as raw bytes, that
+cost grew with every day the store had run (1.2-1.5 s more per 30 days). Yet a report's
+bytes never change once written, and what in them can hold a plate is a small part of
+them: its texts (a record's name and reason, the copies' and replicas' names), not its
+counts and times (:mod:`hotlist.verify_reports`).
+
+So when the purge writes a report it seals it in the control database: the SHA-256 of
+each of its files (``report_seals``), and its texts (``report_texts``, each text once,
+times taken out). A later verification hashes each sealed file: one whose bytes are
+still the sealed ones holds exactly those texts, and they are judged where they are kept,
+in the control database, as free text (:data:`hotlist.scan.FREE_TEXT`: searched inside
+by the chance rule). A file whose bytes changed, or that was never sealed (written by an
+older release), is searched as raw bytes, as before. Texts are never deleted: a report
+written again (late) adds its texts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from hotlist.chance import ISO_TIME
+
+#: The control database's tables of seals (created with its schema).
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS report_seals (report VARCHAR NOT NULL, sha256 VARCHAR NOT NULL);
+CREATE TABLE IF NOT EXISTS report_texts (report VARCHAR NOT NULL, report_text VARCHAR NOT NULL);
+"""
+#: Bytes hashed at a time.
+CHUNK = 4 << 20
+
+
+def digest(path: Path) -> str:
+    """The SHA-256 of a file, read in chunks."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            sha.update(chunk)
+    return sha.hexdigest()
+
+
+def texts_of(summary: dict[str, Any], rows: pl.DataFrame) -> list[str]:
+    """Every text of a report that can hold content: the summary's keys and texts and
+    its records' text fields, times taken out, each once (what
+    :func:`hotlist.verify_reports.judge` judges)."""
+    from hotlist.verify_reports import _texts
+
+    found = {ISO_TIME.sub(" ", text) for _, text in _texts(summary, "summary")}
+    for column in rows.columns:
+        if rows[column].dtype == pl.String:
+            values = rows[column].drop_nulls().str.replace_all(ISO_TIME.pattern, " ")
+            found.update(values.unique().to_list())
+    found.discard("")
+    return sorted(found)
+
+
+def seal(con: duckdb.DuckDBPyConnection, files: list[Path], texts: list[str]) -> None:
+    """Seal a report's files (named in ``report_seals`` by file name) with its texts."""
+    con.execute(SCHEMA)
+    names = [f.name for f in files]
+    con.execute("DELETE FROM report_seals WHERE list_contains(?, report)", [names])
+    con.executemany("INSERT INTO report_seals VALUES (?, ?)", [[f.name, digest(f)] for f in files])
+    report = files[0].stem
+    con.register("_texts", pl.DataFrame({"t": texts}, schema={"t": pl.String}).to_arrow())
+    try:
+        con.execute(
+            "INSERT INTO report_texts SELECT ?, t FROM _texts WHERE t NOT IN"
+            " (SELECT report_text FROM report_texts WHERE report = ?)",
+            [report, report],
+        )
+    finally:
+        con.unregister("_texts")
+
+
+def seals(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Each sealed report file's name and SHA-256 (none in a control database written by
+    a release before seals)."""
+    try:
+        return dict(con.execute("SELECT report, sha256 FROM report_seals").fetchall())
+    except duckdb.CatalogException:
+        return {}

@@ -1,0 +1,81 @@
+"""A purge run's report is sealed when written: later verifications read its texts, not
+its bytes, while its bytes are the sealed ones.
+
+Reports are kept (about 11 MB a day of the 2M-line extract), and searching every one as
+raw bytes made each purge's verification grow with the days the store had run. A sealed
+report's texts (each once) are in the control database, judged there as free text; a
+report whose bytes changed, or that was never sealed, is searched as raw bytes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from hotlist.config import Settings
+from hotlist.ingest import ingest_source
+from hotlist.purge import manual_purge
+from hotlist.report_seals import digest
+from hotlist.store import control_path
+from hotlist.verify import verify
+from tests.builders import Drop, ncic_file, ncic_line
+
+KEEP = [ncic_line(f"V{i:09d}", f"7KEEP{i:03d}") for i in range(60)]
+REASON = "court order 2026-117; the owner's other car, ABC1234, stays listed"
+
+
+def _purged_with_reason(settings: Settings, drop: Drop) -> list[Path]:
+    drop.put("VEHEXTRT.txt", ncic_file([*KEEP, ncic_line("V000000901", "ZQX9001")]))
+    ingest_source(settings, "ncic")
+    result = manual_purge(settings, ["V000000901"], REASON, "ofc.lee")
+    assert result.verification.ok, result.verification.findings
+    return sorted((settings.data_dir / "reports").glob("deletions-run*"))
+
+
+def _places(settings: Settings, marker: str) -> list[str]:
+    found = verify(settings.data_dir, None, [marker])
+    return [str(Path(f.place).relative_to(settings.data_dir)) for f in found.findings]
+
+
+def test_a_purge_seals_its_report_with_its_texts(relaxed: Settings, drop: Drop) -> None:
+    files = _purged_with_reason(relaxed, drop)
+    assert [f.suffix for f in files] == [".html", ".json"]
+    with duckdb.connect(str(control_path(relaxed.data_dir)), read_only=True) as con:
+        sealed = dict(con.execute("SELECT report, sha256 FROM report_seals").fetchall())
+        texts = {t for (t,) in con.execute("SELECT report_text FROM report_texts").fetchall()}
+    assert sealed == {f.name: digest(f) for f in files}
+    assert {"NIC V000000901", f"manual purge by ofc.lee: {REASON}"} <= texts
+    assert not any("2026-12" in t for t in texts), "times are taken out of the texts"
+
+
+def test_a_plate_in_a_sealed_reports_text_is_found_where_the_texts_are_judged(
+    relaxed: Settings, drop: Drop
+) -> None:
+    """The operator's reason names a plate: it is found in the sealed texts (the report's
+    bytes, unchanged since sealed, are not searched again)."""
+    _purged_with_reason(relaxed, drop)
+    assert _places(relaxed, "ABC1234") == ["store/control.duckdb:report_texts.report_text"]
+
+
+def test_a_sealed_report_whose_bytes_changed_is_searched_as_raw_bytes(
+    relaxed: Settings, drop: Drop
+) -> None:
+    files = _purged_with_reason(relaxed, drop)
+    page = files[0]
+    page.write_bytes(page.read_bytes().replace(b"</body>", b"<p>ZQX9001</p></body>"))
+    assert _places(relaxed, "ZQX9001") == [str(page.relative_to(relaxed.data_dir))]
+
+
+def test_reports_of_a_control_database_without_seals_are_searched_as_raw_bytes(
+    relaxed: Settings, drop: Drop
+) -> None:
+    """A store written by a release before seals: its reports are searched as before."""
+    files = _purged_with_reason(relaxed, drop)
+    with duckdb.connect(str(control_path(relaxed.data_dir))) as con:
+        con.execute("DROP TABLE report_seals")
+        con.execute("DROP TABLE report_texts")
+        con.execute("CHECKPOINT")
+    assert _places(relaxed, "ABC1234") == [
+        f"{f.relative_to(relaxed.data_dir)}:records.reason" for f in files
+    ]
