@@ -45,16 +45,24 @@ from hotlist.scan import holding
 
 #: A purge run's report files, under ``data_dir/reports``.
 RUN_REPORT = re.compile(r"deletions-run(\d{6,})\.(json|html)")
-#: Keys under which a report writes numbers it computed: counts, sizes, durations, limits.
+#: Where a report writes a number it computed (a count, a size, a duration, a limit): the
+#: place of the number in the summary, by its keys, a list's items as ``0``; the counts per
+#: source (``by_source``) whatever their names. A number anywhere else, under whatever key
+#: (``"x": {"bytes": 16817}``), is judged as its text.
 COUNTS = frozenset({
-    "removed_records", "plates", "purged", "outstanding", "median_detection_to_purge_s",
-    "max_detection_to_purge_s", "sla_hours", "past_sla", "consumer_sla_hours",
-    "copies_outstanding", "copies_overdue", "purge_run", "records_searched_for",
-    "places_searched", "files", "duckdb_files", "bytes", "findings", "seq",
-    "serving_version", "latency_s",
+    *((k,) for k in (
+        "removed_records", "plates", "purged", "outstanding", "median_detection_to_purge_s",
+        "max_detection_to_purge_s", "sla_hours", "past_sla", "consumer_sla_hours",
+        "copies_outstanding", "copies_overdue", "purge_run",
+    )),
+    ("by_source", "*"),
+    *(("verifications", 0, k) for k in (
+        "purge_run", "records_searched_for", "places_searched", "files", "duckdb_files",
+        "bytes", "findings",
+    )),
+    ("verifications", 0, "replicas", 0, "serving_version"),
+    ("access_log_anchor", "seq"),
 })  # fmt: skip
-#: Keys whose values are counts whatever their own names (``by_source``: a count per source).
-COUNTED = frozenset({"by_source"})
 #: Keys under which a report writes a time, always as ISO 8601 UTC to the second.
 TIMES = frozenset(
     {"generated_at", "finished_at", "at", "detected_at", "purged_at", "last_heartbeat"}
@@ -199,17 +207,23 @@ def judge(summary: dict[str, Any], records: pl.DataFrame, markers: list[str]) ->
     return hits
 
 
-def _texts(value: Any, place: str, key: str = "") -> Iterator[tuple[str, str]]:
+def _texts(summary: Any, place: str) -> Iterator[tuple[str, str]]:
     """Every text of the summary to be judged, with where it stands: its keys, strings,
-    and numbers that are no count; lines written from figures alone are checked against
-    those figures instead."""
+    and numbers that are no count (:data:`COUNTS`); lines written from figures alone are
+    checked against those figures instead."""
+    return _values(summary, place, ())
+
+
+Shape = tuple[str | int, ...]
+
+
+def _values(value: Any, place: str, shape: Shape) -> Iterator[tuple[str, str]]:
+    """:func:`_texts` of a value at ``place``, whose keys from the summary are ``shape``."""
     from hotlist.reports.deletions import overall, statement
 
     if isinstance(value, dict):
         for k, v in value.items():
             yield f"{place}.{k}", str(k)
-            if key in COUNTED and isinstance(v, int | float):
-                continue
             if k == "statement" and isinstance(v, str) and _written(statement, value, v):
                 continue
             if (
@@ -220,16 +234,19 @@ def _texts(value: Any, place: str, key: str = "") -> Iterator[tuple[str, str]]:
                 continue
             if k == "place" and isinstance(v, str) and _ANCHOR_PLACE.fullmatch(v):
                 continue
-            yield from _texts(v, f"{place}.{k}", str(k))
+            at = (*shape, "*" if shape == ("by_source",) else str(k))
+            yield from _values(v, f"{place}.{k}", at)
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            yield from _texts(item, f"{place}[{i}]", key)
+            yield from _values(item, f"{place}[{i}]", (*shape, 0))
     elif isinstance(value, bool) or value is None:
         return
     elif isinstance(value, int | float):
-        if key not in COUNTS:
+        if shape not in COUNTS:
             yield place, json.dumps(value)
-    elif isinstance(value, str) and not (key in TIMES and ISO_TIME.fullmatch(value)):
+    elif isinstance(value, str) and not (
+        shape and shape[-1] in TIMES and ISO_TIME.fullmatch(value)
+    ):
         yield place, value
 
 

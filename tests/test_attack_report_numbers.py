@@ -1,0 +1,56 @@
+"""Attacks on the reading of a purge run's kept report as written (``hotlist/verify_reports.py``),
+on the times taken out of texts (``hotlist/chance.py`` ``ISO_TIME``) and on the access
+log's time field (``hotlist/verify_access.py``).
+
+A report read as written is judged value by value, and what it passes over (a count, a
+time, a line written from figures) is no copy of a removed plate only where the report
+itself writes such a value. Anywhere else the same value is judged as its text, as the raw
+bytes of any other file would be.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hotlist.config import Settings
+from hotlist.reports.deletions import overall, statement
+from tests.builders import Drop, ncic_line
+from tests.test_verify_reports import _day_two, _hits, _parsed, _rewrite
+
+PLATE = "4417712"
+
+
+def test_a_number_under_a_count_key_is_a_count_only_where_the_report_writes_that_count(
+    relaxed: Settings, drop: Drop
+) -> None:
+    """``bytes``, ``seq``, ``files`` are counts where the report writes them (a
+    verification's bytes, the anchor's record, a verification's files). The same key
+    anywhere else (an added field, the summary's top, a list under it) holds no count the
+    report computed: the number there is judged as its text, and a removed plate of those
+    digits is found."""
+    report = _day_two(relaxed, drop, [ncic_line("V000000901", "ZQX9001")])
+    summary, rows = _parsed(report)
+    entry = summary["verifications"][0]
+    entry["bytes"], summary["access_log_anchor"]["seq"] = int(PLATE), int(PLATE)
+    entry["statement"] = statement(entry)
+    summary["verification"] = overall(summary["verifications"])
+    _rewrite(report, summary, rows)
+    assert _hits(report, PLATE) == {".json": [], ".html": []}, "counts where they are written"
+
+    edits: list[tuple[str, list[Any], str, Any]] = [
+        ("summary.notes.bytes", [], "notes", {"bytes": int(PLATE)}),
+        ("summary.seq", [], "seq", int(PLATE)),
+        ("summary.verifications[0].files[0]", ["verifications", 0], "files", [int(PLATE)]),
+        ("summary.access_log_anchor.findings", ["access_log_anchor"], "findings", int(PLATE)),
+    ]
+    for place, at, key, value in edits:
+        changed, _ = _parsed(report)
+        target: Any = changed
+        for step in at:
+            target = target[step]
+        target[key] = value
+        first = changed["verifications"][0]
+        first["statement"] = statement(first)
+        changed["verification"] = overall(changed["verifications"])
+        _rewrite(report, changed, rows)
+        assert place in _hits(report, PLATE)[".json"], place
