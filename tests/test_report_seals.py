@@ -79,3 +79,22 @@ def test_reports_of_a_control_database_without_seals_are_searched_as_raw_bytes(
     assert _places(relaxed, "ABC1234") == [
         f"{f.relative_to(relaxed.data_dir)}:records.reason" for f in files
     ]
+
+
+def test_a_report_written_again_is_sealed_again_and_leaves_no_deleted_rows(
+    relaxed: Settings, drop: Drop
+) -> None:
+    """A purge killed after it sealed its report but before it recorded it writes the
+    report again on the next run: the new files are sealed, and the control database
+    still verifies clean (no deleted rows left in it)."""
+    from hotlist.reports.run import write_run_report
+    from hotlist.store import control as ctl
+
+    files = _purged_with_reason(relaxed, drop)
+    with ctl.connect(relaxed.data_dir) as con:
+        [[run_id]] = con.execute("SELECT max(run_id) FROM purge_runs").fetchall()
+        write_run_report(con, relaxed, int(run_id))
+        sealed = dict(con.execute("SELECT report, sha256 FROM report_seals").fetchall())
+    assert sealed == {f.name: digest(f) for f in files}
+    result = verify(relaxed.data_dir, None, ["ZQX9001"])
+    assert result.ok, result.findings
