@@ -68,7 +68,6 @@ TIMES = frozenset(
     {"generated_at", "finished_at", "at", "detected_at", "purged_at", "last_heartbeat"}
 )
 _ISO = ISO_TIME.pattern
-_ANCHOR_PLACE = re.compile(r"purge run [\d,]+(?:, its report written late)?")
 #: The records' fields and types, in the order the report writes them.
 RECORD_SCHEMA = {
     "source": pl.String, "feed": pl.String, "list": pl.String, "record": pl.String,
@@ -106,17 +105,26 @@ def scan_report(path: Path, markers: list[str]) -> Hits | None:
     return judge(summary, records, markers)
 
 
-def clean_reports(reports: Path, markers: list[str]) -> list[Path]:
-    """The run reports in ``reports`` that are exactly as written and hold none of
-    ``markers``: verified value by value, their blocks on a raw device hold only what
+def clean_reports(
+    reports: Path, markers: list[str], seals: dict[str, str] | None = None
+) -> list[Path]:
+    """The run reports in ``reports`` whose content is verified where it lies: their
+    bytes still the sealed ones (``seals``, :mod:`hotlist.report_seals`: their texts are
+    judged in the control database), or exactly as written and holding none of
+    ``markers``, verified value by value. Their blocks on a raw device hold only what
     they hold (:mod:`hotlist.raw_device`)."""
+    from hotlist.report_seals import digest
+
     if not reports.is_dir():
         return []
     clean = []
     for path in sorted(reports.iterdir()):
         if is_run_report(path, reports) and path.is_file() and not path.is_symlink():
             try:
-                if scan_report(path, markers) == []:
+                sealed = (seals or {}).get(path.name)
+                if (sealed is not None and digest(path) == sealed) or scan_report(
+                    path, markers
+                ) == []:
                     clean.append(path)
             except OSError:
                 continue  # not left out of the device's search
@@ -211,14 +219,30 @@ def _texts(summary: Any, place: str) -> Iterator[tuple[str, str]]:
     """Every text of the summary to be judged, with where it stands: its keys, strings,
     and numbers that are no count (:data:`COUNTS`); lines written from figures alone are
     checked against those figures instead."""
-    return _values(summary, place, ())
+    run = summary.get("purge_run") if isinstance(summary, dict) else None
+    return _values(summary, place, (), _anchor_places(run))
+
+
+def _anchor_places(run: Any) -> frozenset[str]:
+    """What a run's report writes as its access log anchor's place: the run's number
+    (grouped; before 2026-12-04 as it was), its report written then or late."""
+    if not isinstance(run, int) or isinstance(run, bool):
+        return frozenset()
+    return frozenset(
+        f"purge run {number}{late}"
+        for number in (f"{run:,}", str(run))
+        for late in ("", ", its report written late")
+    )
 
 
 Shape = tuple[str | int, ...]
 
 
-def _values(value: Any, place: str, shape: Shape) -> Iterator[tuple[str, str]]:
-    """:func:`_texts` of a value at ``place``, whose keys from the summary are ``shape``."""
+def _values(
+    value: Any, place: str, shape: Shape, anchor_places: frozenset[str]
+) -> Iterator[tuple[str, str]]:
+    """:func:`_texts` of a value at ``place``, whose keys from the summary are ``shape``;
+    the anchor's place is no text where it is one of ``anchor_places``."""
     from hotlist.reports.deletions import overall, statement
 
     if isinstance(value, dict):
@@ -232,13 +256,13 @@ def _values(value: Any, place: str, shape: Shape) -> Iterator[tuple[str, str]]:
                 and _written(overall, value.get("verifications"), v)
             ):
                 continue
-            if k == "place" and isinstance(v, str) and _ANCHOR_PLACE.fullmatch(v):
-                continue
             at = (*shape, "*" if shape == ("by_source",) else str(k))
-            yield from _values(v, f"{place}.{k}", at)
+            if at == ("access_log_anchor", "place") and v in anchor_places:
+                continue
+            yield from _values(v, f"{place}.{k}", at, anchor_places)
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            yield from _values(item, f"{place}[{i}]", (*shape, 0))
+            yield from _values(item, f"{place}[{i}]", (*shape, 0), anchor_places)
     elif isinstance(value, bool) or value is None:
         return
     elif isinstance(value, int | float):

@@ -54,3 +54,28 @@ def test_a_number_under_a_count_key_is_a_count_only_where_the_report_writes_that
         changed["verification"] = overall(changed["verifications"])
         _rewrite(report, changed, rows)
         assert place in _hits(report, PLATE)[".json"], place
+
+
+def test_the_anchors_place_is_passed_over_only_where_it_names_the_reports_own_run(
+    relaxed: Settings, drop: Drop
+) -> None:
+    """The anchor's place is written from the run's number alone (``purge run 44,177``,
+    as written before grouping ``purge run 44177``, or ``..., its report written late``).
+    A place naming another number, or a ``place`` anywhere else, is text: a removed plate
+    of those digits in it is found."""
+    report = _day_two(relaxed, drop, [ncic_line("V000000901", "ZQX9001")])
+    summary, rows = _parsed(report)
+    assert summary["access_log_anchor"]["place"] == f"purge run {summary['purge_run']:,}"
+    summary["purge_run"] = int(PLATE)
+    for written in (f"purge run {int(PLATE):,}", f"purge run {PLATE}, its report written late"):
+        summary["access_log_anchor"]["place"] = written
+        _rewrite(report, summary, rows)
+        assert _hits(report, PLATE) == {".json": [], ".html": []}, written
+
+    summary["purge_run"] = 2
+    _rewrite(report, summary, rows)
+    assert _hits(report, PLATE)[".json"] == ["summary.access_log_anchor.place"]
+    summary["access_log_anchor"]["place"] = "purge run 2"
+    summary["notes"] = {"place": f"purge run {PLATE}"}
+    _rewrite(report, summary, rows)
+    assert _hits(report, PLATE)[".json"] == ["summary.notes.place"]
