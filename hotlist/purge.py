@@ -42,7 +42,7 @@ from pathlib import Path
 
 import polars as pl
 
-from hotlist import audit
+from hotlist import audit, report_seals
 from hotlist.chance import grouped
 from hotlist.config import Settings
 from hotlist.drop_records import drop_records
@@ -163,12 +163,13 @@ def purge(
                 confirm_replicas(replicas, settings.purge.replica_wait_s, verification)
             if verification.ok and device is not None and plates:
                 log_files = sorted(p for p in (data_dir / "audit").rglob("*") if p.is_file())
-                # Verified value by value where they lie: the control database (ids,
-                # counts and times, its every text column searched by whole value) and
-                # the run reports read as written; on the device their blocks hold what
-                # their files hold.
+                # Verified where they lie: the control database (every text column
+                # searched, the reports' sealed texts inside) and the run reports, sealed
+                # or read as written; on the device their blocks hold what their files do.
                 reports = clean_reports(
-                    data_dir / "reports", [p for p in plates if len(p) >= MIN_SCAN_LEN]
+                    data_dir / "reports",
+                    [p for p in plates if len(p) >= MIN_SCAN_LEN],
+                    report_seals.seals(con),
                 )
                 keep = [*superseded, *log_files, control_path(data_dir), *reports]
                 scan_raw_device(verification, Path(device), plates, keep, data_dir)

@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,9 +24,11 @@ from hotlist.config import Settings, load_settings
 from hotlist.ingest import ingest_source
 from hotlist.purge import purge
 from hotlist.raw_device import excluded_ranges, scan_device
+from hotlist.report_seals import seals
 from hotlist.reports.deletions import overall, statement
 from hotlist.reports.render import render_html, render_json
 from hotlist.scan import holding
+from hotlist.store import control_path
 from hotlist.verify import verify
 from hotlist.verify_reports import clean_reports, read_report, scan_report
 from tests.builders import Drop, ncic_file, ncic_line
@@ -93,8 +96,12 @@ def test_a_kept_reports_blocks_are_left_out_of_the_raw_device_search(
     kept = clean_reports(settings.data_dir / "reports", [count])
     assert report in kept
     assert not set(scan_device(image, [count], excluded_ranges(kept))) & set(in_report)
+    with duckdb.connect(str(control_path(settings.data_dir)), read_only=True) as con:
+        sealed = seals(con)
+    assert report in clean_reports(settings.data_dir / "reports", [count], sealed)
     report.write_text(report.read_text() + f"{count}\n")
     assert report not in clean_reports(settings.data_dir / "reports", [count])
+    assert report not in clean_reports(settings.data_dir / "reports", [count], sealed)
 
 
 def _rewrite(report: Path, summary: dict[str, Any], rows: pl.DataFrame) -> None:
