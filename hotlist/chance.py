@@ -31,8 +31,9 @@ _POINT_BEFORE = frozenset(d + "." for d in DIGITS)
 _POINT_AFTER = frozenset("." + d for d in DIGITS)
 #: A time as the system writes one (ISO 8601, to the second or finer, in UTC or with its
 #: offset): where a field or report value holds a time, ``04T14`` in it is a day and an
-#: hour, not a plate.
-ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)")
+#: hour, not a plate. Only a time on its own (no letter or digit touching it): in
+#: ``ABC2026-12-04T15:14:18Z`` the ``2026`` may end a plate, and is no year taken out.
+ISO_TIME = re.compile(r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)\b")
 
 
 def edges(marker: str) -> tuple[frozenset[str], frozenset[str]]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import polars as pl
+
 from hotlist.config import Settings
 from hotlist.reports.deletions import overall, statement
 from tests.builders import Drop, ncic_line
@@ -79,3 +81,28 @@ def test_the_anchors_place_is_passed_over_only_where_it_names_the_reports_own_ru
     summary["notes"] = {"place": f"purge run {PLATE}"}
     _rewrite(report, summary, rows)
     assert _hits(report, PLATE)[".json"] == ["summary.notes.place"]
+
+
+def test_a_time_is_taken_out_of_a_text_only_where_it_stands_on_its_own(
+    relaxed: Settings, drop: Drop
+) -> None:
+    """Times inside a text (the copies that purged a record, and when) are no plate:
+    ``04T15`` in ``patrol 2026-12-04T15:14:18Z`` is a day and an hour. But a time touching
+    a letter or digit is no time taken out whole: in ``ABC2026-12-04T15:14:18Z`` the
+    ``2026`` ends the plate ``ABC2026``, and ``ZQX99`` after ``...:18`` starts with the
+    ``Z``; both stand, as they do in the raw bytes."""
+    report = _day_two(relaxed, drop, [ncic_line("V000000901", "ZQX9001")])
+    summary, rows = _parsed(report)
+    written = "patrol 2026-12-04T15:14:18Z; relay 2026-12-05T16:00:00Z"
+    rows = rows.with_columns(pl.lit(written).alias("copies_purged"))
+    _rewrite(report, summary, rows)
+    assert _hits(report, "04T15") == {".json": [], ".html": []}
+
+    rows = rows.with_columns(
+        pl.lit("seen ABC2026-12-04T15:14:18Z").alias("reason"),
+        pl.lit(f"{written}; patrol 2026-12-06T01:02:03ZQX99").alias("copies_purged"),
+    )
+    summary["copies_behind"] = "patrol: stopped polling (last pull 2026-12-04T15:14:18ZQX99)"
+    _rewrite(report, summary, rows)
+    assert _hits(report, "ABC2026")[".json"] == ["records.reason"]
+    assert _hits(report, "ZQX99")[".json"] == ["summary.copies_behind", "records.copies_purged"]
