@@ -96,13 +96,16 @@ def scan_report(path: Path, markers: list[str]) -> Hits | None:
     if not markers:  # nothing a raw search would look for either
         return []
     json_path = path.with_suffix(".json")
-    parsed = read_report(json_path.read_bytes()) if json_path.exists() else None
-    if parsed is None:
+    try:
+        parsed = read_report(json_path.read_bytes()) if json_path.exists() else None
+        if parsed is None:
+            return None
+        summary, records = parsed
+        if name.group(2) == "html" and not _rendered(path, summary, records):
+            return None
+        return judge(summary, records, markers)
+    except RecursionError:  # nested deeper than the report's writer writes: no run report
         return None
-    summary, records = parsed
-    if name.group(2) == "html" and not _rendered(path, summary, records):
-        return None
-    return judge(summary, records, markers)
 
 
 def clean_reports(

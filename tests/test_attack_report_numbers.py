@@ -10,12 +10,15 @@ bytes of any other file would be.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from hotlist.config import Settings
 from hotlist.reports.deletions import overall, statement
+from hotlist.verify import verify
+from hotlist.verify_reports import clean_reports, scan_report
 from tests.builders import Drop, ncic_line
 from tests.test_verify_reports import _day_two, _hits, _parsed, _rewrite
 
@@ -106,3 +109,21 @@ def test_a_time_is_taken_out_of_a_text_only_where_it_stands_on_its_own(
     _rewrite(report, summary, rows)
     assert _hits(report, "ABC2026")[".json"] == ["records.reason"]
     assert _hits(report, "ZQX99")[".json"] == ["summary.copies_behind", "records.copies_purged"]
+
+
+def test_a_report_nested_deeper_than_any_report_is_searched_as_raw_bytes(
+    relaxed: Settings, drop: Drop
+) -> None:
+    """A report whose summary nests values thousands deep (beyond what the JSON reader
+    and writer follow) is no run report: the verification does not stop on it, it
+    searches the file's bytes and finds the plate in them."""
+    report = _day_two(relaxed, drop, [ncic_line("V000000901", "ZQX9001")])
+    deep = "[" * 50_000 + f'"{PLATE}"' + "]" * 50_000
+    report.write_text(
+        report.read_text().replace('{"summary": {', f'{{"summary": {{"x": {deep}, ', 1)
+    )
+    for path in (report, report.with_suffix(".html")):
+        assert scan_report(path, [PLATE]) is None
+    found = verify(relaxed.data_dir, None, [PLATE])
+    assert [Path(f.place).name for f in found.findings] == [report.name]
+    assert report not in clean_reports(report.parent, [PLATE])
