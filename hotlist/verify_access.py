@@ -47,6 +47,16 @@ _OUTSIDE = "holds content of a removed record (only the queried element may hold
 _NOT_JSON = "raw bytes (not a JSON record) hold content of a removed record"
 
 
+def _once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object of a log line, each key once: the log never repeats one, and a value
+    hidden behind a repeated key (JSON keeps the last) is not in the record judged, though
+    its bytes hit and a field written as the log writes it (a time) may explain them."""
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        raise ValueError("a key repeated in a log line")
+    return record
+
+
 def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
     """Every string in a JSON value (keys included), with where it sits."""
     if isinstance(value, str):
@@ -240,7 +250,7 @@ class AccessLogSearch:
                 continue
             number = first + offset
             try:
-                record = json.loads(line)
+                record = json.loads(line, object_pairs_hook=_once)
             except ValueError:
                 record = None
             if not isinstance(record, dict):

@@ -18,6 +18,7 @@ import polars as pl
 from hotlist.config import Settings
 from hotlist.reports.deletions import overall, statement
 from hotlist.verify import verify
+from hotlist.verify_access import AccessLogSearch
 from hotlist.verify_reports import clean_reports, scan_report
 from tests.builders import Drop, ncic_line
 from tests.test_verify_reports import _day_two, _hits, _parsed, _rewrite
@@ -127,3 +128,20 @@ def test_a_report_nested_deeper_than_any_report_is_searched_as_raw_bytes(
     found = verify(relaxed.data_dir, None, [PLATE])
     assert [Path(f.place).name for f in found.findings] == [report.name]
     assert report not in clean_reports(report.parent, [PLATE])
+
+
+def test_a_plate_behind_a_repeated_key_of_an_access_log_line_is_not_explained_by_its_time(
+    tmp_path: Path,
+) -> None:
+    """The log writes each key once. A line whose ``user`` is repeated holds the first
+    value in its bytes though JSON keeps the last: a removed ``04T14`` there is not the
+    day and hour of the line's time (which holds ``04T14`` too), and such a line is
+    named, as raw bytes that are no record of the log."""
+    log = tmp_path / "access-2026-12.jsonl"
+    log.write_text(
+        '{"seq": 1, "time": "2026-12-04T14:47:02Z", "user": "bob"}\n'
+        '{"seq": 2, "time": "2026-12-04T14:47:02Z", "user": "04T14", "user": "bob"}\n'
+    )
+    assert AccessLogSearch(["04T14"], []).scan(log) == [
+        ("line 2", "raw bytes (not a JSON record) hold content of a removed record")
+    ]
