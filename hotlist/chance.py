@@ -182,7 +182,7 @@ def _in_encoding(
 
 #: A whole number written on its own in a sentence (not part of a word, NIC, hash, time,
 #: decimal, path or ``key=value``), of four digits or more.
-_NUMBER = re.compile(r"(?<![\w.:/=])(?<!\w[+-])\d{4,}(?![\w./-])")
+_NUMBER = re.compile(r"(?<![\w.:/=])(?<!\w[+-])[0-9]{4,}(?![\w./-])")
 
 
 def grouped(text: str) -> str:
@@ -193,4 +193,11 @@ def grouped(text: str) -> str:
     database. There a count written ``16817`` is where a removed plate ``16817`` can
     stand, and it stays as long as Prefect keeps the run; written ``16,817`` no plate of
     :data:`~hotlist.scan.MIN_SCAN_LEN` digits stands in it."""
-    return _NUMBER.sub(lambda m: f"{int(m.group()):,}", text)
+    return _NUMBER.sub(lambda m: _in_groups(m.group()), text)
+
+
+def _in_groups(digits: str) -> str:
+    """``digits`` in groups of three from the right, as written (``0012345``:
+    ``0,012,345``; a number of any length: no conversion to ``int``)."""
+    head = len(digits) % 3 or 3
+    return ",".join([digits[:head], *(digits[i : i + 3] for i in range(head, len(digits), 3))])

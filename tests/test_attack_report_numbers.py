@@ -15,6 +15,7 @@ from typing import Any
 
 import polars as pl
 
+from hotlist.chance import grouped, stands
 from hotlist.config import Settings
 from hotlist.reports.deletions import overall, statement
 from hotlist.verify import verify
@@ -145,3 +146,19 @@ def test_a_plate_behind_a_repeated_key_of_an_access_log_line_is_not_explained_by
     assert AccessLogSearch(["04T14"], []).scan(log) == [
         ("line 2", "raw bytes (not a JSON record) hold content of a removed record")
     ]
+
+
+def test_grouped_writes_the_digits_as_they_were_of_any_number_of_any_length() -> None:
+    """Grouping changes nothing but the commas it adds: a number written with leading
+    zeros keeps them (``0012345`` is not ``12,345``), a number longer than Python reads
+    as an ``int`` (4,300 digits) is grouped rather than failing the message it is in
+    (an ingest's or purge's failure, a flow's log line), and digits of another script
+    are left as they are."""
+    assert grouped("entries 0012345 kept") == "entries 0,012,345 kept"
+    long = "9" * 5000
+    out = grouped(f"size {long} bytes")
+    assert out.replace(",", "") == f"size {long} bytes"
+    assert not stands(out, "99999")
+    assert grouped("n \u0664\u0664\u0661\u0667\u0667\u0661\u0662 ok") == (
+        "n \u0664\u0664\u0661\u0667\u0667\u0661\u0662 ok"
+    )
