@@ -33,7 +33,13 @@ _POINT_AFTER = frozenset("." + d for d in DIGITS)
 #: offset): where a field or report value holds a time, ``04T14`` in it is a day and an
 #: hour, not a plate. Only a time on its own (no letter or digit touching it): in
 #: ``ABC2026-12-04T15:14:18Z`` the ``2026`` may end a plate, and is no year taken out.
-ISO_TIME = re.compile(r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)\b")
+#: Only a time of a real month, day, hour and minute: ``2026-12-12T45:00:00Z`` is no
+#: time, and ``12T45`` in it no day and hour.
+ISO_TIME = re.compile(
+    r"\b[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?"
+    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])\b"
+)
 
 
 def edges(marker: str) -> tuple[frozenset[str], frozenset[str]]:

@@ -162,3 +162,26 @@ def test_grouped_writes_the_digits_as_they_were_of_any_number_of_any_length() ->
     assert grouped("n \u0664\u0664\u0661\u0667\u0667\u0661\u0662 ok") == (
         "n \u0664\u0664\u0661\u0667\u0667\u0661\u0662 ok"
     )
+
+
+def test_a_time_that_names_no_real_day_and_hour_is_judged_as_text(
+    tmp_path: Path, relaxed: Settings, drop: Drop
+) -> None:
+    """``04T14`` in ``2026-12-04T14:47:02Z`` is the 4th day at 14 h. ``12T45`` in
+    ``2026-12-12T45:00:00Z`` is no day and hour (there is no 45th hour): written in the
+    access log's time field or under a report's time key, it is judged as text."""
+    log = tmp_path / "access-2026-12.jsonl"
+    log.write_text(
+        '{"seq": 1, "time": "2026-12-04T14:47:02Z", "user": "bob"}\n'
+        '{"seq": 2, "time": "2026-12-12T45:00:00Z", "user": "bob"}\n'
+    )
+    assert AccessLogSearch(["04T14"], []).scan(log) == []
+    assert [where for where, _ in AccessLogSearch(["12T45"], []).scan(log)] == ["line 2:time"]
+
+    report = _day_two(relaxed, drop, [ncic_line("V000000901", "ZQX9001")])
+    summary, rows = _parsed(report)
+    summary["generated_at"] = "2026-12-12T45:00:00Z"
+    summary["access_log_anchor"]["at"] = "2026-12-04T14:47:02Z"
+    _rewrite(report, summary, rows)
+    assert _hits(report, "04T14") == {".json": [], ".html": []}
+    assert _hits(report, "12T45")[".json"] == ["summary.generated_at"]
