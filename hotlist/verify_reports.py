@@ -97,7 +97,8 @@ def scan_report(path: Path, markers: list[str]) -> Hits | None:
         return []
     json_path = path.with_suffix(".json")
     try:
-        parsed = read_report(json_path.read_bytes()) if json_path.exists() else None
+        # A regular file only: a FIFO or a link to a device there would never end.
+        parsed = read_report(json_path.read_bytes()) if json_path.is_file() else None
         if parsed is None:
             return None
         summary, records = parsed

@@ -10,6 +10,7 @@ bytes of any other file would be.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import polars as pl
 from hotlist.chance import grouped, stands
 from hotlist.config import Settings
 from hotlist.reports.deletions import overall, statement
+from hotlist.scan import RAW_HIT
 from hotlist.verify import verify
 from hotlist.verify_access import AccessLogSearch
 from hotlist.verify_reports import clean_reports, scan_report
@@ -185,3 +187,24 @@ def test_a_time_that_names_no_real_day_and_hour_is_judged_as_text(
     _rewrite(report, summary, rows)
     assert _hits(report, "04T14") == {".json": [], ".html": []}
     assert _hits(report, "12T45")[".json"] == ["summary.generated_at"]
+
+
+def test_a_page_whose_json_is_no_regular_file_is_searched_as_raw_bytes(
+    relaxed: Settings, drop: Drop
+) -> None:
+    """A page is read as written only beside its JSON. Where a directory or a FIFO
+    stands in the JSON's place, the page is no run report: its bytes are searched (a
+    plate in them is found), and the verification neither fails to read it nor waits on
+    the FIFO for ever."""
+    report = _day_two(relaxed, drop, [ncic_line("V000000901", "ZQX9001")])
+    summary, rows = _parsed(report)
+    _rewrite(report, summary, rows.with_columns(pl.lit(f"plate {PLATE} returned").alias("reason")))
+    page = report.with_suffix(".html")
+    report.unlink()
+    report.mkdir()
+    assert scan_report(page, [PLATE]) is None
+    found = verify(relaxed.data_dir, None, [PLATE])
+    assert [(Path(f.place).name, f.problem) for f in found.findings] == [(page.name, RAW_HIT)]
+    report.rmdir()
+    os.mkfifo(report)
+    assert scan_report(page, [PLATE]) is None
