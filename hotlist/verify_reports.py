@@ -105,7 +105,9 @@ def scan_report(path: Path, markers: list[str]) -> Hits | None:
         if name.group(2) == "html" and not _rendered(path, summary, records):
             return None
         return judge(summary, records, markers)
-    except RecursionError:  # nested deeper than the report's writer writes: no run report
+    except (RecursionError, UnicodeEncodeError):
+        # Nested deeper than the report's writer writes, or a text no UTF-8 can hold
+        # (a lone surrogate, written ``\ud800``): no run report.
         return None
 
 

@@ -19,6 +19,7 @@ import polars as pl
 from hotlist.chance import grouped, stands
 from hotlist.config import Settings
 from hotlist.reports.deletions import overall, statement
+from hotlist.reports.render import render_json
 from hotlist.scan import RAW_HIT
 from hotlist.verify import verify
 from hotlist.verify_access import AccessLogSearch
@@ -208,3 +209,19 @@ def test_a_page_whose_json_is_no_regular_file_is_searched_as_raw_bytes(
     report.rmdir()
     os.mkfifo(report)
     assert scan_report(page, [PLATE]) is None
+
+
+def test_a_report_holding_a_text_no_utf8_can_hold_is_searched_as_raw_bytes(
+    relaxed: Settings, drop: Drop
+) -> None:
+    """JSON can write a lone surrogate (``\\ud800``), which is no character UTF-8 can
+    hold: a report holding one beside a plate is no run report as written, and the
+    verification searches its bytes (finding the plate) rather than failing on it."""
+    report = _day_two(relaxed, drop, [ncic_line("V000000901", "ZQX9001")])
+    summary, rows = _parsed(report)
+    summary["note"] = "\ud800" + PLATE
+    report.write_text(render_json(rows, summary))
+    assert "\\ud800" + PLATE in report.read_text()
+    assert scan_report(report, [PLATE]) is None
+    found = verify(relaxed.data_dir, None, [PLATE])
+    assert [Path(f.place).name for f in found.findings] == [report.name]
