@@ -263,7 +263,7 @@ def _values(
             ):
                 continue
             at = (*shape, "*" if shape == ("by_source",) else str(k))
-            if at == ("access_log_anchor", "place") and v in anchor_places:
+            if at == ("access_log_anchor", "place") and isinstance(v, str) and v in anchor_places:
                 continue
             yield from _values(v, f"{place}.{k}", at, anchor_places)
     elif isinstance(value, list):

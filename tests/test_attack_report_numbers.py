@@ -71,8 +71,9 @@ def test_the_anchors_place_is_passed_over_only_where_it_names_the_reports_own_ru
 ) -> None:
     """The anchor's place is written from the run's number alone (``purge run 44,177``,
     as written before grouping ``purge run 44177``, or ``..., its report written late``).
-    A place naming another number, or a ``place`` anywhere else, is text: a removed plate
-    of those digits in it is found."""
+    A place naming another number, a place that is no text at all, or a ``place``
+    anywhere else, is judged as what it is: a removed plate of those digits in it is
+    found."""
     report = _day_two(relaxed, drop, [ncic_line("V000000901", "ZQX9001")])
     summary, rows = _parsed(report)
     assert summary["access_log_anchor"]["place"] == f"purge run {summary['purge_run']:,}"
@@ -85,6 +86,9 @@ def test_the_anchors_place_is_passed_over_only_where_it_names_the_reports_own_ru
     summary["purge_run"] = 2
     _rewrite(report, summary, rows)
     assert _hits(report, PLATE)[".json"] == ["summary.access_log_anchor.place"]
+    summary["access_log_anchor"]["place"] = ["purge run 2", {"x": PLATE}]
+    _rewrite(report, summary, rows)
+    assert _hits(report, PLATE)[".json"] == ["summary.access_log_anchor.place[1].x"]
     summary["access_log_anchor"]["place"] = "purge run 2"
     summary["notes"] = {"place": f"purge run {PLATE}"}
     _rewrite(report, summary, rows)
