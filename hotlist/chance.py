@@ -187,8 +187,9 @@ def _in_encoding(
 
 
 #: A whole number written on its own in a sentence (not part of a word, NIC, hash, time,
-#: decimal, path or ``key=value``), of four digits or more.
-_NUMBER = re.compile(r"(?<![\w.:/=])(?<!\w[+-])[0-9]{4,}(?![\w./-])")
+#: decimal, path or ``key=value``), of five digits or more: a shorter one holds no plate
+#: the raw search looks for (:data:`~hotlist.scan.MIN_SCAN_LEN`), and years stay as written.
+_NUMBER = re.compile(r"(?<![\w.:/=])(?<!\w[+-])[0-9]{5,}(?![\w./-])")
 
 
 def grouped(text: str) -> str:

@@ -172,7 +172,9 @@ class AccessLogSearch:
             where
             for where, text in _numbers(record, "")
             if where not in LOG_NUMBERS
-            and (text in self._id_set.whole or text in self._plate_set.whole)
+            and (
+                text.lstrip("-") in self._id_set.whole or text.lstrip("-") in self._plate_set.whole
+            )
         ]
 
     def scan(self, path: Path) -> Hits:

@@ -239,3 +239,11 @@ def test_a_removed_plate_equal_to_the_day_and_hour_of_an_access_time_is_that_tim
         "record 3:user",
         "record 4:time",
     ]
+
+
+def test_a_removed_digit_plate_written_as_a_negative_number_is_named() -> None:
+    """A number is judged by its digits: ``-4417712`` in a field other than the sequence
+    number is the plate 4417712 written as a number, named as any other."""
+    search = AccessLogSearch(["4417712"], [])
+    record = {"seq": 1, "data_element": "plate 7KEEP001", "n": -4417712}
+    assert [where for where, _ in search.scan_records([record])] == ["record 1:n"]
