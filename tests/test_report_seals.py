@@ -98,3 +98,33 @@ def test_a_report_written_again_is_sealed_again_and_leaves_no_deleted_rows(
     assert sealed == {f.name: digest(f) for f in files}
     result = verify(relaxed.data_dir, None, ["ZQX9001"])
     assert result.ok, result.findings
+
+
+def test_reports_of_an_older_release_are_sealed_by_the_next_purge_if_they_read_as_written(
+    relaxed: Settings, drop: Drop
+) -> None:
+    """A store upgraded from a release before seals: the next purge that writes a report
+    seals the older ones that read as written (their texts are then what their structure
+    holds), not one edited since."""
+    files = _purged_with_reason(relaxed, drop)
+    with duckdb.connect(str(control_path(relaxed.data_dir))) as con:
+        con.execute("DROP TABLE report_seals")
+        con.execute("DROP TABLE report_texts")
+    edited = files[0].with_name("deletions-run000099.html")
+    edited.write_bytes(files[0].read_bytes() + b"<!-- edited -->")
+    files[1].with_name("deletions-run000099.json").write_bytes(files[1].read_bytes())
+
+    drop.put("VEHEXTRT.txt", ncic_file([*KEEP, ncic_line("V000000902", "ZQX9002")], stamp="202611230800"))  # fmt: skip
+    ingest_source(relaxed, "ncic")
+    manual_purge(relaxed, ["V000000902"], "entered in error", "ofc.lee")
+    with duckdb.connect(str(control_path(relaxed.data_dir)), read_only=True) as con:
+        sealed = dict(con.execute("SELECT report, sha256 FROM report_seals").fetchall())
+        texts = {t for (t,) in con.execute("SELECT report_text FROM report_texts").fetchall()}
+    assert {f.name for f in files} <= set(sealed)
+    assert "deletions-run000099.json" not in sealed and edited.name not in sealed
+    assert f"manual purge by ofc.lee: {REASON}" in texts
+    assert _places(relaxed, "ABC1234") == [
+        "reports/deletions-run000099.html",
+        "reports/deletions-run000099.json:records.reason",
+        "store/control.duckdb:report_texts.report_text",
+    ]

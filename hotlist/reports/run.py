@@ -10,7 +10,7 @@ import duckdb
 
 from hotlist import audit
 from hotlist.config import Settings
-from hotlist.report_seals import seal, texts_of
+from hotlist.report_seals import seal, seal_backlog, texts_of
 from hotlist.reports.deletions import deletion_report
 from hotlist.reports.render import render
 from hotlist.store import private_dir
@@ -44,8 +44,10 @@ def _write(
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(render(rows, summary, path.suffix[1:], f"Deletion report, purge run {run_id}"))
-    # Later verifications read the sealed texts, not every report's bytes again.
+    # Later verifications read the sealed texts, not every report's bytes again; reports
+    # an older release wrote are sealed a few at a time.
     seal(con, files, texts_of(summary, rows))
+    seal_backlog(con, folder)
     con.execute(
         "UPDATE purge_runs SET report = ? WHERE run_id = ?",
         [str(base.with_suffix(".html")), run_id],
