@@ -13,8 +13,9 @@ times taken out). A later verification hashes each sealed file: one whose bytes 
 still the sealed ones holds exactly those texts, and they are judged where they are kept,
 in the control database, as free text (:data:`hotlist.scan.FREE_TEXT`: searched inside
 by the chance rule). A file whose bytes changed, or that was never sealed (written by an
-older release), is searched as raw bytes, as before. Texts are never deleted: a report
-written again (late) adds its texts.
+older release), is searched as raw bytes, as before. A report written again (late) adds
+its texts; the texts of a report whose files were all removed are dropped with its seals
+when the next report is written (:func:`forget_removed`).
 """
 
 from __future__ import annotations
@@ -116,3 +117,28 @@ def seal_backlog(con: duckdb.DuckDBPyConnection, reports: Path, limit: int = BAC
         seal(con, [page, data], texts)
         count += 1
     return count
+
+
+def forget_removed(con: duckdb.DuckDBPyConnection, reports: Path) -> int:
+    """Drop the seals and texts of reports whose files are all gone: the control database
+    keeps texts only of reports still on disk, so an operator who removes a report (its
+    reason named a plate removed since, say) removes its texts with it at the next report
+    written. The tables are written anew (a row deleted in place stays in the file).
+    Returns how many reports were forgotten."""
+    sealed = seals(con)
+    present = {name for name in sealed if (reports / name).exists()}
+    stems = {Path(name).stem for name in sealed}
+    gone = sorted(stems - {Path(name).stem for name in present})
+    if not gone:
+        return 0
+    con.execute(
+        "CREATE OR REPLACE TABLE report_seals AS SELECT * FROM report_seals"
+        " WHERE list_contains(?, report)",
+        [sorted(present)],
+    )
+    con.execute(
+        "CREATE OR REPLACE TABLE report_texts AS SELECT * FROM report_texts"
+        " WHERE NOT list_contains(?, report)",
+        [gone],
+    )
+    return len(gone)

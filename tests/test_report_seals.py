@@ -128,3 +128,24 @@ def test_reports_of_an_older_release_are_sealed_by_the_next_purge_if_they_read_a
         "reports/deletions-run000099.json:records.reason",
         "store/control.duckdb:report_texts.report_text",
     ]
+
+
+def test_an_operator_who_removes_a_report_removes_its_texts_with_the_next_report(
+    relaxed: Settings, drop: Drop
+) -> None:
+    """The reason of a drop named a plate: the texts kept for its report hold it. The
+    operator removes that report (the reviewers keep their copy elsewhere); the next
+    report written drops its seals and texts, and the control database verifies clean."""
+    files = _purged_with_reason(relaxed, drop)
+    assert _places(relaxed, "ABC1234") == ["store/control.duckdb:report_texts.report_text"]
+    for path in files:
+        path.unlink()
+    drop.put("VEHEXTRT.txt", ncic_file([*KEEP, ncic_line("V000000902", "ZQX9002")], stamp="202611230800"))  # fmt: skip
+    ingest_source(relaxed, "ncic")
+    manual_purge(relaxed, ["V000000902"], "entered in error", "ofc.lee")
+    assert _places(relaxed, "ABC1234") == []
+    with duckdb.connect(str(control_path(relaxed.data_dir)), read_only=True) as con:
+        reports = {r for (r,) in con.execute("SELECT DISTINCT report FROM report_texts").fetchall()}
+    assert reports == {"deletions-run000002"}
+    result = verify(relaxed.data_dir, None, ["ZQX9001", "ZQX9002"])
+    assert result.ok, result.findings

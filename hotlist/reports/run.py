@@ -10,7 +10,7 @@ import duckdb
 
 from hotlist import audit
 from hotlist.config import Settings
-from hotlist.report_seals import seal, seal_backlog, texts_of
+from hotlist.report_seals import forget_removed, seal, seal_backlog, texts_of
 from hotlist.reports.deletions import deletion_report
 from hotlist.reports.render import render
 from hotlist.store import private_dir
@@ -48,6 +48,7 @@ def _write(
     # an older release wrote are sealed a few at a time.
     seal(con, files, texts_of(summary, rows))
     seal_backlog(con, folder)
+    forget_removed(con, folder)
     con.execute(
         "UPDATE purge_runs SET report = ? WHERE run_id = ?",
         [str(base.with_suffix(".html")), run_id],
