@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from hotlist.audit.keys import canonical
-from hotlist.chance import ISO_TIME, stands
+from hotlist.chance import ISO_TIME, NUMBER_CHARS, stands
 from hotlist.scan import (
     BATCH,
     BLOCK,
@@ -42,6 +42,9 @@ LOG_NUMBERS = frozenset({"seq"})
 #: The field the log writes the time of each access in: written as a time
 #: (:data:`~hotlist.chance.ISO_TIME`), a removed ``04T14`` in it is a day and an hour.
 LOG_TIMES = frozenset({"time"})
+
+#: Texts whose markers are remembered per search (each a few dozen bytes).
+SEEN_TEXTS = 100_000
 
 _OUTSIDE = "holds content of a removed record (only the queried element may hold its plate)"
 _NOT_JSON = "raw bytes (not a JSON record) hold content of a removed record"
@@ -109,15 +112,31 @@ class _Markers:
         self.whole = frozenset(markers)
         self.long = frozenset(m for m in markers if len(m) >= MIN_SCAN_LEN)
         self.lengths = sorted({len(m) for m in self.long})
+        #: No marker has a lowercase letter (plates and NICs never do): inside a text of
+        #: digits and lowercase hexadecimal letters (the chain's HMACs) longer than every
+        #: marker, only a marker of digits can occur, and it always has such a character
+        #: beside it: by the chance rule (:func:`~hotlist.chance.edges`) it is no plate.
+        self._hex_clear = not any(c.islower() for m in self.long for c in m)
+        self._longest = max(self.lengths, default=0)
+        #: What strings that recur on every line (keys, users, purposes) hold, once each.
+        self._seen: dict[str, frozenset[str]] = {}
 
-    def inside(self, text: str) -> set[str]:
+    def inside(self, text: str) -> frozenset[str]:
         """The markers long enough to be searched inside text that ``text`` contains."""
-        return {
+        known = self._seen.get(text)
+        if known is not None:
+            return known
+        if self._hex_clear and len(text) > self._longest and set(text) <= NUMBER_CHARS:
+            return frozenset()
+        found = frozenset(
             text[i : i + n]
             for n in self.lengths
             for i in range(len(text) - n + 1)
             if text[i : i + n] in self.long
-        }
+        )
+        if len(self._seen) < SEEN_TEXTS:
+            self._seen[text] = found
+        return found
 
 
 class AccessLogSearch:
@@ -204,10 +223,19 @@ class AccessLogSearch:
         return found
 
     def _blocks(self, batch: list[tuple[int, bytes]]) -> Hits:
+        """The lines of a batch of blocks, searched in one call (one automaton: building
+        it costs more than searching a block, and a block with one lawful query of a
+        removed plate in it, as most have, was searched a second time line by line)."""
+        numbers: list[int] = []
+        lines: list[bytes] = []
+        for first, chunk in batch:
+            parts = chunk.split(b"\n")
+            numbers += range(first, first + len(parts))
+            lines += parts
         found: Hits = []
-        for (first, chunk), hit in zip(batch, self.any.hits([c for _, c in batch]), strict=True):
+        for number, line, hit in zip(numbers, lines, self.any.hits(lines), strict=True):
             if hit:
-                found += self._chunk(first, chunk)
+                found += self._line(number, line)
         return found
 
     def scan_records(self, records: Iterable[dict[str, Any]]) -> Hits:
@@ -244,24 +272,18 @@ class AccessLogSearch:
                 found.append((where, "holds content of a removed record"))
         return found
 
-    def _chunk(self, first: int, chunk: bytes) -> Hits:
-        found: Hits = []
-        lines = chunk.split(b"\n")
-        for offset, (line, hit) in enumerate(zip(lines, self.any.hits(lines), strict=True)):
-            if not hit:
-                continue
-            number = first + offset
-            try:
-                record = json.loads(line, object_pairs_hook=_once)
-            except ValueError:
-                record = None
-            if not isinstance(record, dict):
-                found.append((f"line {number}", _NOT_JSON))
-                continue
-            places = self._record(record)
-            found += [(f"line {number}:{where}", _OUTSIDE) for where in places]
-            if not places and not self._explained(record):
-                found.append((f"line {number}", "raw bytes hold content of a removed record"))
+    def _line(self, number: int, line: bytes) -> Hits:
+        """The places of one line whose raw bytes hit."""
+        try:
+            record = json.loads(line, object_pairs_hook=_once)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            return [(f"line {number}", _NOT_JSON)]
+        places = self._record(record)
+        found = [(f"line {number}:{where}", _OUTSIDE) for where in places]
+        if not places and not self._explained(record):
+            found.append((f"line {number}", "raw bytes hold content of a removed record"))
         return found
 
     def _explained(self, record: dict[str, Any]) -> bool:

@@ -247,3 +247,17 @@ def test_a_removed_digit_plate_written_as_a_negative_number_is_named() -> None:
     search = AccessLogSearch(["4417712"], [])
     record = {"seq": 1, "data_element": "plate 7KEEP001", "n": -4417712}
     assert [where for where, _ in search.scan_records([record])] == ["record 1:n"]
+
+
+def test_a_digit_plate_inside_the_chains_hmac_is_no_finding_but_any_other_marker_is() -> None:
+    """The chain's HMACs are lowercase hexadecimal: a removed plate of digits inside one
+    always has a digit or a hexadecimal letter beside it (the chance rule), and no plate
+    with an uppercase letter can occur in one. A marker with a lowercase letter (none is,
+    but the search does not assume it) is still found there."""
+    hmac = "0a1b2c3d" + "4417712" + "e" * 49
+    record = {"seq": 7, "hash": hmac, "data_element": "plate 7KEEP001"}
+    assert AccessLogSearch(["4417712"], []).scan_records([record]) == []
+    assert [w for w, _ in AccessLogSearch(["b2c3d4417"], []).scan_records([record])] == []
+    assert [w for w, _ in AccessLogSearch(["d4417712e"], []).scan_records([record])] == [
+        "record 7:hash"
+    ]
