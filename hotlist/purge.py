@@ -60,7 +60,6 @@ from hotlist.store.content import recover
 from hotlist.store.lock import writer_lock
 from hotlist.store.state import write_state
 from hotlist.verify import Verification, gone_ids, verify
-from hotlist.verify_reports import clean_reports
 
 
 class PurgeIncomplete(Exception):
@@ -166,7 +165,7 @@ def purge(
                 # Verified where they lie: the control database (every text column
                 # searched, the reports' sealed texts inside) and the run reports, sealed
                 # or read as written; on the device their blocks hold what their files do.
-                reports = clean_reports(
+                reports = report_seals.clean_reports(
                     data_dir / "reports",
                     [p for p in plates if len(p) >= MIN_SCAN_LEN],
                     report_seals.seals(con),

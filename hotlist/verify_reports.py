@@ -111,32 +111,6 @@ def scan_report(path: Path, markers: list[str]) -> Hits | None:
         return None
 
 
-def clean_reports(
-    reports: Path, markers: list[str], seals: dict[str, str] | None = None
-) -> list[Path]:
-    """The run reports in ``reports`` whose content is verified where it lies: their
-    bytes still the sealed ones (``seals``, :mod:`hotlist.report_seals`: their texts are
-    judged in the control database), or exactly as written and holding none of
-    ``markers``, verified value by value. Their blocks on a raw device hold only what
-    they hold (:mod:`hotlist.raw_device`)."""
-    from hotlist.report_seals import digest
-
-    if not reports.is_dir():
-        return []
-    clean = []
-    for path in sorted(reports.iterdir()):
-        if is_run_report(path, reports) and path.is_file() and not path.is_symlink():
-            try:
-                sealed = (seals or {}).get(path.name)
-                if (sealed is not None and digest(path) == sealed) or scan_report(
-                    path, markers
-                ) == []:
-                    clean.append(path)
-            except OSError:
-                continue  # not left out of the device's search
-    return clean
-
-
 def read_report(data: bytes) -> tuple[dict[str, Any], pl.DataFrame] | None:
     """The summary and records of a run report's JSON, if the bytes are exactly what the
     report writes for them; otherwise ``None``."""

@@ -18,12 +18,13 @@ import polars as pl
 
 from hotlist.chance import grouped, stands
 from hotlist.config import Settings
+from hotlist.report_seals import clean_reports
 from hotlist.reports.deletions import overall, statement
 from hotlist.reports.render import render_json
 from hotlist.scan import RAW_HIT
 from hotlist.verify import verify
 from hotlist.verify_access import AccessLogSearch
-from hotlist.verify_reports import clean_reports, scan_report
+from hotlist.verify_reports import scan_report
 from tests.builders import Drop, ncic_line
 from tests.test_verify_reports import _day_two, _hits, _parsed, _rewrite
 

@@ -24,13 +24,13 @@ from hotlist.config import Settings, load_settings
 from hotlist.ingest import ingest_source
 from hotlist.purge import purge
 from hotlist.raw_device import excluded_ranges, scan_device
-from hotlist.report_seals import seals
+from hotlist.report_seals import clean_reports, seals
 from hotlist.reports.deletions import overall, statement
 from hotlist.reports.render import render_html, render_json
 from hotlist.scan import holding
 from hotlist.store import control_path
 from hotlist.verify import verify
-from hotlist.verify_reports import clean_reports, read_report, scan_report
+from hotlist.verify_reports import read_report, scan_report
 from tests.builders import Drop, ncic_file, ncic_line
 
 KEEP = [ncic_line(f"V{i:09d}", f"7KEEP{i:03d}") for i in range(60)]
