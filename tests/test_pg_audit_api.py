@@ -107,7 +107,8 @@ def test_no_answer_without_its_record_while_the_database_is_away(
     """PostgreSQL unreachable: once the server knows it (its next statement fails),
     requests are refused (503, naming why), never answered unlogged; a request answered
     in the moment before is in the journal and reaches the log when the database is
-    back. In the end every answered request has its record, once, in one chain."""
+    back. In the end every answered request has its record, once, in one chain (a
+    request refused while the key registry is away may have its record too)."""
     import psycopg
 
     settings = _published(make_settings, drop, pg_url)
@@ -147,6 +148,10 @@ def test_no_answer_without_its_record_while_the_database_is_away(
         while (answer := ask()).status_code != 200:
             assert answer.status_code == 503 and time.monotonic() < deadline, answer.text
             time.sleep(0.1)
-    assert len(list(audit.records(settings))) == answered
+    # A refusal is logged too when the log can take it (the key registry away while the
+    # journal takes the record: "failed: 503"); every answer is granted and logged once.
+    outcomes = [r["outcome"] for r in audit.records(settings)]
+    assert sum(o.startswith("granted") for o in outcomes) == answered
+    assert all(o.startswith("granted") or o == "failed: 503" for o in outcomes), outcomes
     check = audit.verify_chain(settings)
     assert check.ok, check.problems
