@@ -33,11 +33,14 @@ from hotlist.chance import ISO_TIME
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS report_seals (report VARCHAR NOT NULL, sha256 VARCHAR NOT NULL);
 CREATE TABLE IF NOT EXISTS report_texts (report VARCHAR NOT NULL, report_text VARCHAR NOT NULL);
+CREATE TABLE IF NOT EXISTS report_unsealed (report VARCHAR NOT NULL);
 """
 #: Bytes hashed at a time.
 CHUNK = 4 << 20
-#: Reports of an older release sealed at most per report written: each is read value by
-#: value first (about 0.27 CPU-s for a day of the 2M-line extract).
+#: Reports of an older release tried at most per report written: each is read value by
+#: value first (about 0.27 CPU-s for a day of the 2M-line extract). One that does not read
+#: as written is noted (``report_unsealed``) and not tried again: it stays searched as raw
+#: bytes, and later purges do not read it value by value each time.
 BACKLOG = 30
 
 
@@ -94,29 +97,33 @@ def seals(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
 
 def seal_backlog(con: duckdb.DuckDBPyConnection, reports: Path, limit: int = BACKLOG) -> int:
     """Seal up to ``limit`` run reports no seal covers (written by a release before
-    seals), oldest first, each only if it reads as written
+    seals) and none tried before, oldest first, each only if it reads as written
     (:func:`hotlist.verify_reports.read_report`, its page rendered from it): its texts are
     then the ones its structure holds. Returns how many were sealed."""
     from hotlist.verify_reports import RUN_REPORT, _rendered, _rows, read_report
 
-    done = seals(con)
-    count = 0
+    con.execute(SCHEMA)
+    done = set(seals(con)) | {r for (r,) in con.execute("SELECT report FROM report_unsealed").fetchall()}  # fmt: skip
+    tried = sealed = 0
     for data in sorted(reports.glob("deletions-run*.json")) if reports.is_dir() else []:
         page = data.with_suffix(".html")
-        if count >= limit or not RUN_REPORT.fullmatch(data.name) or data.name in done:
+        if tried >= limit or not RUN_REPORT.fullmatch(data.name) or data.name in done:
             continue
         if not (data.is_file() and page.is_file()) or data.is_symlink() or page.is_symlink():
             continue
+        tried += 1
         try:
             parsed = read_report(data.read_bytes())
-            if parsed is None or not _rendered(page, *parsed):
-                continue  # not as written: searched as raw bytes, as before
-            texts = texts_of(parsed[0], _rows(parsed[1]))
+            ok = parsed is not None and _rendered(page, *parsed)
+            texts = texts_of(parsed[0], _rows(parsed[1])) if parsed is not None and ok else []
         except (OSError, RecursionError, UnicodeEncodeError):
+            ok = False
+        if not ok:  # not as written: searched as raw bytes, as before, and not tried again
+            con.execute("INSERT INTO report_unsealed VALUES (?)", [data.name])
             continue
         seal(con, [page, data], texts)
-        count += 1
-    return count
+        sealed += 1
+    return sealed
 
 
 def forget_removed(con: duckdb.DuckDBPyConnection, reports: Path) -> int:

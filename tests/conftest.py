@@ -99,3 +99,32 @@ def ext4(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
         yield mount, image
     finally:
         subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+@pytest.fixture
+def on_device(ext4: tuple[Path, Path], drop: Drop) -> tuple[Settings, Path]:
+    """A store on the ext4 image whose purges search that image (``[purge] raw_device``),
+    its NCIC source the drop folder with relaxed guards; returns (settings, image)."""
+    mount, image = ext4
+    config = mount / "hotlist.toml"
+    config.write_text(
+        f'data_dir = "data"\n[purge]\nraw_device = "{image}"\n'
+        f'[sources.ncic]\nurl = "file://{drop.root}"\nguards = {{max_removal_share = 0.5}}\n'
+    )
+    return load_settings(config, environ={}), image
+
+
+@pytest.fixture
+def prefect_db(tmp_path: Path) -> Iterator[Path]:
+    """A real Prefect API; yields the directory of its database (which the harness keeps
+    outside PREFECT_HOME; in a deployment it is PREFECT_HOME, which every purge searches)."""
+    import prefect.settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    home = tmp_path / "prefect-home"
+    with (
+        prefect.settings.temporary_settings(updates={prefect.settings.PREFECT_HOME: home}),
+        prefect_test_harness(server_startup_timeout=240),
+    ):
+        url = prefect.settings.PREFECT_SERVER_DATABASE_CONNECTION_URL.value()
+        yield Path(url.split("///", 1)[1]).parent

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from hotlist import audit
 from hotlist.chance import ENCODINGS
 from hotlist.cli import app
-from hotlist.config import Settings, load_settings
+from hotlist.config import Settings
 from hotlist.ingest import ingest_source
 from hotlist.purge import PurgeIncomplete, purge
 from hotlist.raw_device import RawHit, scan_device, schemas_under
@@ -244,17 +244,12 @@ def test_a_vanity_plate_in_a_sqlite_file_outside_its_schema_text_is_still_found(
 
 
 def test_a_removed_vanity_plate_spelling_a_schema_word_passes_the_raw_device_search(
-    ext4: tuple[Path, Path], drop: Drop
+    on_device: tuple[Settings, Path], drop: Drop
 ) -> None:
     """``[purge] raw_device`` reads the device under data_dir whole: the anchors' schema
     text is on it, so a removed ``PRIMARY`` failed every purge there too."""
-    mount, image = ext4
-    config = mount / "hotlist.toml"
-    config.write_text(
-        f'data_dir = "data"\n[purge]\nraw_device = "{image}"\n'
-        f'[sources.ncic]\nurl = "file://{drop.root}"\nguards = {{max_removal_share = 0.5}}\n'
-    )
-    settings = load_settings(config, environ={})
+    settings, image = on_device
+    mount = settings.data_dir.parent
     drop.put("VEHEXTRT.txt", ncic_file([*KEEP, ncic_line("F000000007", "PRIMARY")]))
     ingest_source(settings, "ncic")
     _look_up(settings, "7KEEP001")

@@ -9,7 +9,6 @@ the break against a real Prefect API; it is expected to fail until that reader e
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,22 +19,6 @@ from hotlist.purge import PurgeIncomplete, purge
 from tests.builders import Drop, ncic_file, ncic_line
 
 KEEP = [ncic_line(f"V{i:09d}", f"7KEEP{i:03d}") for i in range(60)]
-
-
-@pytest.fixture
-def prefect_db(tmp_path: Path) -> Iterator[Path]:
-    """A real Prefect API; yields the directory of its database (which the harness keeps
-    outside PREFECT_HOME; in a deployment it is PREFECT_HOME, which every purge searches)."""
-    import prefect.settings
-    from prefect.testing.utilities import prefect_test_harness
-
-    home = tmp_path / "prefect-home"
-    with (
-        prefect.settings.temporary_settings(updates={prefect.settings.PREFECT_HOME: home}),
-        prefect_test_harness(server_startup_timeout=240),
-    ):
-        url = prefect.settings.PREFECT_SERVER_DATABASE_CONNECTION_URL.value()
-        yield Path(url.split("///", 1)[1]).parent
 
 
 @pytest.mark.xfail(

@@ -10,7 +10,6 @@ purge. Written ``186,030``, no plate of five or more digits stands in it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,21 +21,6 @@ from hotlist.config import load_settings
 from hotlist.ingest import ingest_source
 from hotlist.purge import purge
 from tests.builders import Drop, ncic_file, ncic_line
-
-
-@pytest.fixture
-def prefect_db(tmp_path: Path) -> Iterator[Path]:
-    """A real Prefect API; yields the directory of its database."""
-    import prefect.settings
-    from prefect.testing.utilities import prefect_test_harness
-
-    home = tmp_path / "prefect-home"
-    with (
-        prefect.settings.temporary_settings(updates={prefect.settings.PREFECT_HOME: home}),
-        prefect_test_harness(server_startup_timeout=240),
-    ):
-        url = prefect.settings.PREFECT_SERVER_DATABASE_CONNECTION_URL.value()
-        yield Path(url.split("///", 1)[1]).parent
 
 
 def test_a_removed_plate_equal_to_a_landed_files_byte_count_does_not_fail_the_purge(

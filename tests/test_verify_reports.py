@@ -20,7 +20,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hotlist.config import Settings, load_settings
+from hotlist.config import Settings
 from hotlist.ingest import ingest_source
 from hotlist.purge import purge
 from hotlist.raw_device import excluded_ranges, scan_device
@@ -73,18 +73,12 @@ def test_a_digit_plate_equal_to_a_count_of_a_kept_report_does_not_fail_the_purge
 
 
 def test_a_kept_reports_blocks_are_left_out_of_the_raw_device_search(
-    ext4: tuple[Path, Path], drop: Drop
+    on_device: tuple[Settings, Path], drop: Drop
 ) -> None:
     """``[purge] raw_device`` reads the device under data_dir whole, the reports' blocks
     included: a report read as written and clean leaves its blocks out of that search, as
     the access log does; one edited by hand does not."""
-    mount, image = ext4
-    config = mount / "hotlist.toml"
-    config.write_text(
-        f'data_dir = "data"\n[purge]\nraw_device = "{image}"\n'
-        f'[sources.ncic]\nurl = "file://{drop.root}"\nguards = {{max_removal_share = 0.5}}\n'
-    )
-    settings = load_settings(config, environ={})
+    settings, image = on_device
     report = _day_two(settings, drop, [ncic_line("V000000901", "ZQX9001")])
     count = str(json.loads(report.read_bytes().partition(b',\n"records"')[0][11:])["verifications"][0]["bytes"])  # fmt: skip
     subprocess.run(["sync"], check=True)
