@@ -24,7 +24,9 @@ from urllib.parse import quote
 
 import polars as pl
 
+from hotlist import sqlite_cells
 from hotlist.chance import ENCODINGS, ESCAPE_CHARS, Edge, Escape, clear, encoded_edges, stands
+from hotlist.prefect_words import PrefectStates
 
 #: Plates shorter than this are matched in structured fields only: in raw bytes and free
 #: text they would match by chance.
@@ -205,7 +207,28 @@ class ByteSearch:
             except OSError as exc:
                 found[i] = exc
         self._mark(batch, found)
+        for i, path in enumerate(paths):
+            if found[i] is True and self._prefects_own(path):
+                found[i] = False
         return found
+
+    def _prefects_own(self, path: Path) -> bool:
+        """Whether every occurrence in a SQLite database (or its write-ahead log) lies in
+        a value of Prefect's state types (:mod:`hotlist.prefect_words`)."""
+        try:
+            with open(path, "rb") as fh:
+                if fh.read(len(SQLITE)) != SQLITE and not path.name.endswith("-wal"):
+                    return False
+                fh.seek(0)
+                schema = sqlite_schema(path)
+                spans = [
+                    (origin + start, origin + end)
+                    for origin, text, lo, hi in blocks(fh, self.overlap)
+                    for start, end in self.standing_spans(text, lo, hi, schema)
+                ]
+        except OSError:
+            return False
+        return bool(spans) and sqlite_cells.excused(path, spans, PrefectStates())
 
     def _mark(
         self,
@@ -225,7 +248,13 @@ class ByteSearch:
     def standing(self, text: bytes, lo: int, hi: int, schema: Schema = ()) -> list[int]:
         """The offsets in ``text`` (within ``lo, hi`` as in :meth:`hits`) where a pattern
         occurs where it can be a plate: each occurrence judged as :meth:`hits` judges it."""
-        found: list[int] = []
+        return sorted({start for start, _ in self.standing_spans(text, lo, hi, schema)})
+
+    def standing_spans(
+        self, text: bytes, lo: int, hi: int, schema: Schema = ()
+    ) -> list[tuple[int, int]]:
+        """:meth:`standing`, each occurrence with where it ends."""
+        found: list[tuple[int, int]] = []
         spans = _spans(text, schema)
         for pattern in {p.encode("latin-1") for p in self.patterns}:
             edge = encoded_edges(pattern)
@@ -233,7 +262,7 @@ class ByteSearch:
             while at >= 0 and at + len(pattern) <= hi:
                 judged = edge is None or clear(text, at, at + len(pattern), *edge)
                 if judged and not _within(at, at + len(pattern), spans):
-                    found.append(at)
+                    found.append((at, at + len(pattern)))
                 at = text.find(pattern, at + 1)
         return sorted(found)
 

@@ -1,0 +1,652 @@
+"""Which value of which table and column of a SQLite database a byte of its file (or of
+its write-ahead log) is part of.
+
+The verification searches a SQLite file's raw bytes for removed plates, as it searches
+every file. Some databases it does not write hold words as values that a vanity plate
+may spell: Prefect's holds ``RUNNING`` as the state type of every flow run. To tell such
+a value from a copy of a record, an occurrence is placed here: the page it lies in is
+read as a b-tree page of the SQLite file format (https://sqlite.org/fileformat2.html),
+the cell it lies in is read as a record, and the page is attributed to its table (or
+index) by walking every b-tree of the database from its root. An occurrence is placed
+only if it lies wholly inside one value stored in a live cell of a page of a known
+b-tree; anywhere else (a freed cell's bytes, a free page, an overflow page, a page that
+does not read as a b-tree page, a journal) it is not placed, and stays a finding.
+
+Nothing here trusts the file: every offset and length read from it is bounded, and a
+page that does not read consistently places nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import struct
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+HEADER = b"SQLite format 3\x00"
+WAL_MAGIC = (0x377F0682, 0x377F0683)
+WAL_HEADER = 32
+FRAME_HEADER = 24
+_ENCODINGS = {1: "utf-8", 2: "utf-16-le", 3: "utf-16-be"}
+TABLE_LEAF, TABLE_INTERIOR, INDEX_LEAF, INDEX_INTERIOR = 13, 5, 10, 2
+#: The deepest b-tree walked (a real one of a billion rows is under 10 levels deep).
+MAX_DEPTH = 40
+#: Serial types of an integer (1 to 8 bytes, or the constants 0 and 1).
+INTEGER_SERIALS = frozenset({1, 2, 3, 4, 5, 6, 8, 9})
+#: How far before a freed value its record's header is looked for.
+CARVE_WINDOW = 512
+
+
+@dataclass(frozen=True)
+class Value:
+    """A text value of a live cell, and where its bytes are in the file searched."""
+
+    table: str
+    column: str
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class _Tree:
+    name: str
+    table: str
+    columns: tuple[str, ...]
+    is_index: bool
+
+
+class _Unreadable(Exception):
+    """A page or cell that does not read as the file format says."""
+
+
+def _varint(data: bytes, at: int, end: int) -> tuple[int, int]:
+    value = 0
+    for i in range(9):
+        if at + i >= end:
+            raise _Unreadable
+        byte = data[at + i]
+        if i == 8:
+            return (value << 8) | byte, at + 9
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            return value, at + i + 1
+    raise _Unreadable  # pragma: no cover - the loop returns by its ninth byte
+
+
+def _serial_size(kind: int) -> int:
+    if kind >= 12:
+        return (kind - 12) // 2
+    return (0, 1, 2, 3, 4, 6, 8, 8, 0, 0, -1, -1)[kind]
+
+
+class Database:
+    """A SQLite database as its file and write-ahead log hold it, for placing bytes."""
+
+    def __init__(self, main: bytes, wal: bytes = b"") -> None:
+        if not main.startswith(HEADER) or len(main) < 100:
+            raise _Unreadable
+        size = struct.unpack(">H", main[16:18])[0]
+        self.page_size = 65536 if size == 1 else size
+        if self.page_size < 512 or self.page_size & (self.page_size - 1):
+            raise _Unreadable
+        self.usable = self.page_size - main[20]
+        self.encoding = _ENCODINGS.get(struct.unpack(">I", main[56:60])[0] or 1, "")
+        if not self.encoding or self.usable < 480:
+            raise _Unreadable
+        self.main = main
+        self.wal = wal
+        self.frames = self._frames(wal)
+        latest: dict[int, int] = {}
+        for number, (page, start) in enumerate(self.frames):
+            if number <= self._last_commit:
+                latest[page] = start
+        self._latest = latest
+        self.trees = self._trees()
+        self._by_count: dict[frozenset[str], dict[int, list[_Tree]]] = {}
+
+    # -- pages ------------------------------------------------------------------
+
+    def _frames(self, wal: bytes) -> list[tuple[int, int]]:
+        """(page number, offset of the page image in the log) of each frame whose salts
+        are the log header's; and the last frame that ends a transaction."""
+        self._last_commit = -1
+        if len(wal) < WAL_HEADER or struct.unpack(">I", wal[:4])[0] not in WAL_MAGIC:
+            return []
+        if struct.unpack(">I", wal[8:12])[0] != self.page_size:
+            return []
+        salts = wal[16:24]
+        frames: list[tuple[int, int]] = []
+        at = WAL_HEADER
+        while at + FRAME_HEADER + self.page_size <= len(wal):
+            page, commit = struct.unpack(">II", wal[at : at + 8])
+            if wal[at + 8 : at + 16] != salts or page == 0:
+                break
+            frames.append((page, at + FRAME_HEADER))
+            if commit:
+                self._last_commit = len(frames) - 1
+            at += FRAME_HEADER + self.page_size
+        return frames
+
+    def _page(self, number: int) -> tuple[bytes, int]:
+        """The latest committed image of page ``number``: (the bytes holding it, its offset)."""
+        if number in self._latest:
+            return self.wal, self._latest[number]
+        start = (number - 1) * self.page_size
+        if number < 1 or start + self.page_size > len(self.main):
+            raise _Unreadable
+        return self.main, start
+
+    # -- cells --------------------------------------------------------------------
+
+    def _cells(self, data: bytes, start: int, number: int) -> Iterator[tuple[int, int, int]]:
+        """(page type, offset of a cell, end of the page) of every cell of a b-tree page
+        image starting at ``start`` in ``data``; the page header follows the file header
+        on page 1."""
+        head = start + (100 if number == 1 else 0)
+        end = start + self.usable
+        if head + 8 > end:
+            raise _Unreadable
+        kind = data[head]
+        if kind not in (TABLE_LEAF, TABLE_INTERIOR, INDEX_LEAF, INDEX_INTERIOR):
+            raise _Unreadable
+        count = struct.unpack(">H", data[head + 3 : head + 5])[0]
+        pointers = head + (8 if kind in (TABLE_LEAF, INDEX_LEAF) else 12)
+        if pointers + 2 * count > end:
+            raise _Unreadable
+        for i in range(count):
+            cell = start + struct.unpack(">H", data[pointers + 2 * i : pointers + 2 * i + 2])[0]
+            if not pointers + 2 * count <= cell < end:
+                raise _Unreadable
+            yield kind, cell, end
+
+    def _children(self, number: int) -> list[int]:
+        data, start = self._page(number)
+        head = start + (100 if number == 1 else 0)
+        children: list[int] = []
+        kinds: set[int] = set()
+        for kind, cell, end in self._cells(data, start, number):
+            kinds.add(kind)
+            if kind in (TABLE_INTERIOR, INDEX_INTERIOR):
+                if cell + 4 > end:
+                    raise _Unreadable
+                children.append(struct.unpack(">I", data[cell : cell + 4])[0])
+        if data[head] in (TABLE_INTERIOR, INDEX_INTERIOR):
+            children.append(struct.unpack(">I", data[head + 8 : head + 12])[0])
+        return children
+
+    def _payload(self, kind: int, data: bytes, cell: int, end: int) -> tuple[int, int, int]:
+        """(start, local length, total length) of a cell's payload."""
+        at = cell + (4 if kind == INDEX_INTERIOR else 0)
+        total, at = _varint(data, at, end)
+        if kind == TABLE_LEAF:
+            _, at = _varint(data, at, end)
+        usable = self.usable
+        most = usable - 35 if kind == TABLE_LEAF else (usable - 12) * 64 // 255 - 23
+        if total <= most:
+            local = total
+        else:
+            least = (usable - 12) * 32 // 255 - 23
+            local = least + (total - least) % (usable - 4)
+            if local > most:
+                local = least
+        if at + local > end:
+            raise _Unreadable
+        return at, local, total
+
+    def _values(self, data: bytes, at: int, local: int) -> Iterator[tuple[int, int, int, int]]:
+        """(column number, serial type, start, end) of each value of a record whose
+        bytes stored in the page are ``data[at:at + local]`` (a value running past them,
+        into an overflow page, ends the record here)."""
+        limit = at + local
+        size, cursor = _varint(data, at, limit)
+        header_end = at + size
+        if header_end > limit or size < 1:
+            raise _Unreadable
+        body = header_end
+        column = 0
+        while cursor < header_end:
+            kind, cursor = _varint(data, cursor, header_end)
+            width = _serial_size(kind)
+            if width < 0:
+                raise _Unreadable
+            if body + width > limit:
+                return
+            yield column, kind, body, body + width
+            body += width
+            column += 1
+
+    # -- the schema -----------------------------------------------------------------
+
+    def _walk(self, root: int) -> Iterator[tuple[int, bytes, int]]:
+        """Every page of the b-tree rooted at ``root``: (number, bytes, offset)."""
+        seen: set[int] = set()
+        level = [root]
+        for _ in range(MAX_DEPTH):
+            if not level:
+                return
+            following: list[int] = []
+            for number in level:
+                if number in seen:
+                    raise _Unreadable
+                seen.add(number)
+                data, start = self._page(number)
+                yield number, data, start
+                following.extend(self._children(number))
+            level = following
+        raise _Unreadable
+
+    def _schema_rows(self) -> list[tuple[str, str, str, int, str | None]]:
+        rows: list[tuple[str, str, str, int, str | None]] = []
+        for number, data, start in self._walk(1):
+            for kind, cell, end in self._cells(data, start, number):
+                if kind != TABLE_LEAF:
+                    continue
+                at, local, total = self._payload(kind, data, cell, end)
+                if local != total:
+                    raise _Unreadable  # a schema statement in an overflow page: not read
+                fields = [
+                    self._decode(data, k, s, e) for _, k, s, e in self._values(data, at, local)
+                ]
+                if len(fields) != 5:
+                    raise _Unreadable
+                kind_, name, table, root, sql = fields
+                if not (
+                    isinstance(kind_, str) and isinstance(name, str) and isinstance(table, str)
+                ):
+                    raise _Unreadable
+                rows.append(
+                    (
+                        kind_,
+                        name,
+                        table,
+                        root if isinstance(root, int) else 0,
+                        sql if isinstance(sql, str) else None,
+                    )
+                )
+        return rows
+
+    def _decode(self, data: bytes, kind: int, start: int, end: int) -> str | int | None:
+        if kind >= 13 and kind % 2:
+            return data[start:end].decode(self.encoding, errors="strict")
+        if 1 <= kind <= 6:
+            return int.from_bytes(data[start:end], "big", signed=True)
+        if kind in (8, 9):
+            return kind - 8
+        return None
+
+    def _trees(self) -> dict[int, _Tree]:
+        """Every page of every table and index b-tree: which table, which columns."""
+        rows = self._schema_rows()
+        memory = sqlite3.connect(":memory:")
+        try:
+            for kind, _, _, _, sql in rows:
+                if kind in ("table", "index") and sql:
+                    with contextlib.suppress(sqlite3.Error):
+                        memory.execute(sql)
+            pages: dict[int, _Tree] = {}
+            for kind, name, table, root, _ in rows:
+                if kind not in ("table", "index") or root <= 0:
+                    continue
+                tree = self._tree(memory, kind, name, table)
+                if tree is None:
+                    continue
+                for number, _, _ in self._walk(root):
+                    if number in pages:
+                        raise _Unreadable
+                    pages[number] = tree
+            return pages
+        finally:
+            memory.close()
+
+    @staticmethod
+    def _tree(memory: sqlite3.Connection, kind: str, name: str, table: str) -> _Tree | None:
+        quoted = '"' + name.replace('"', '""') + '"'
+        with contextlib.suppress(sqlite3.Error):
+            if kind == "table":
+                info = memory.execute(f"PRAGMA table_info({quoted})").fetchall()
+                return _Tree(name, table, tuple(str(r[1]) for r in info), False) if info else None
+            info = memory.execute(f"PRAGMA index_xinfo({quoted})").fetchall()
+            columns = tuple(str(r[2]) if r[2] is not None else "" for r in info)
+            return _Tree(name, table, columns, True) if info else None
+        return None
+
+    # -- placing ----------------------------------------------------------------------
+
+    def excused(self, in_wal: bool, start: int, end: int, rule: Rule) -> bool:
+        """Whether bytes ``start:end`` of the database file (or, with ``in_wal``, of
+        its log) lie wholly inside one text value that ``rule`` says is no copy of a
+        record:
+
+        * a value of a live cell of a page of a known b-tree (in a page image the
+          database no longer reads, a stale frame of the log, the cell's record must
+          read as a whole record of one of the rule's b-trees, all its columns);
+        * in a page's free space, a freed cell's value that :meth:`Rule.anchors` points
+          at and that reads back as the value of a whole record of one of them."""
+        with contextlib.suppress(_Unreadable, UnicodeDecodeError):
+            located = self._locate(in_wal, start)
+            if located is None:
+                return False
+            data, page_start, number, valid = located
+            if end > page_start + self.usable:
+                return False
+            cell = self._in_cell(data, page_start, number, start, end)
+            if cell is False:
+                return False
+            if cell is not None:
+                index, count, column, text, value_start, value_end = cell
+                tree = self.trees.get(number) if valid else None
+                if tree is not None:
+                    candidates = (
+                        [tree] if tree.is_index == index and column < len(tree.columns) else []
+                    )
+                else:
+                    candidates = [
+                        t for t in self._signatures(rule).get(count, []) if t.is_index == index
+                    ]
+                return any(
+                    rule(
+                        Value(t.table, t.columns[column], text, value_start, value_end), start, end
+                    )
+                    for t in candidates
+                )
+            return self._carved(data, page_start, number, valid, start, end, rule)
+        return False
+
+    def _locate(self, in_wal: bool, start: int) -> tuple[bytes, int, int, bool] | None:
+        """The page image holding byte ``start``: (the bytes, its offset, its page number,
+        whether it is one the database reads). A frame of the log past its valid ones (a
+        log restarted after a checkpoint leaves its older frames after the new) is a
+        page image the database no longer reads."""
+        if in_wal:
+            frame = FRAME_HEADER + self.page_size
+            index = (start - WAL_HEADER) // frame if start >= WAL_HEADER else -1
+            at = WAL_HEADER + index * frame + FRAME_HEADER
+            if index < 0 or start < at or at + self.page_size > len(self.wal):
+                return None
+            if index < len(self.frames):
+                return self.wal, at, self.frames[index][0], True
+            header = self.wal[at - FRAME_HEADER : at - FRAME_HEADER + 4]
+            return self.wal, at, struct.unpack(">I", header)[0], False
+        number = start // self.page_size + 1
+        return self.main, (number - 1) * self.page_size, number, True
+
+    def _in_cell(
+        self, data: bytes, page_start: int, number: int, start: int, end: int
+    ) -> tuple[bool, int, int, str, int, int] | Literal[False] | None:
+        """The record of the cell (by the page image's own cell pointers) that the bytes
+        lie in: (of an index, its number of values, the column of the text value holding
+        the bytes, its text, its start and end). False: they lie in a cell, not wholly in
+        a text value of it; None: in no cell, or the page does not read as a b-tree page."""
+        try:
+            cells = list(self._cells(data, page_start, number))
+        except _Unreadable:
+            return None
+        for kind, cell, page_end in cells:
+            if kind == TABLE_INTERIOR:
+                if cell <= start < cell + 13:
+                    return False
+                continue
+            at, local, total = self._payload(kind, data, cell, page_end)
+            if not cell <= start < at + local:
+                continue
+            values = list(self._values(data, at, local))
+            for column, serial, value_start, value_end in values:
+                if value_start <= start and end <= value_end:
+                    if serial < 13 or serial % 2 == 0:
+                        return False
+                    text = data[value_start:value_end].decode(self.encoding, errors="strict")
+                    index = kind in (INDEX_LEAF, INDEX_INTERIOR)
+                    count = len(values) if local == total else -1
+                    return index, count, column, text, value_start, value_end
+            return False
+        return None
+
+    def _carved(
+        self,
+        data: bytes,
+        page_start: int,
+        number: int,
+        valid: bool,
+        start: int,
+        end: int,
+        rule: Rule,
+    ) -> bool:
+        """Whether the bytes lie, outside the page's live cells, in a value of a freed
+        cell, at a value the rule points at (:meth:`Rule.anchors`):
+
+        * one that reads back as a whole record of one of the rule's b-trees;
+        * in a page of an index of the rule's (its image, if the database no longer
+          reads it, an image of that index: :meth:`_image_of`), the index's first key:
+          right after the last serial type of its record's header, the rowid's (an
+          integer's: a text's bytes never hold one), or, where the cell pointers
+          overwrote that too, the next cell of the index right after the rowid; or
+          anywhere in a freeblock's body (a freeblock holds
+          the bytes of its own b-tree's freed cells, its header over their first four);
+        * in a page of a table of the rule's (the same), a value of a record of that
+          table whose header lost its first bytes (:meth:`_freed_record`)."""
+        signatures = self._signatures(rule)
+        limit = page_start + self.usable
+        tree = self.trees.get(number)
+        if tree is not None and (not tree.columns or tree.table not in rule.tables):
+            tree = None
+        if tree is not None and not valid and not self._image_of(tree, data, page_start, number):
+            tree = None
+        blocks = self._freeblocks(data, page_start, number) if tree is not None else []
+        for value_start, value_end in rule.anchors(data, start, end):
+            low = max(page_start, value_start - CARVE_WINDOW)
+            for header in range(value_start - 1, low - 1, -1):
+                read = self._record_at(data, header, limit, value_start, value_end)
+                if read is None:
+                    continue
+                count, column, text = read
+                for candidate in signatures.get(count, []):
+                    value = Value(
+                        candidate.table, candidate.columns[column], text, value_start, value_end
+                    )
+                    if rule(value, start, end):
+                        return True
+            if tree is None:
+                continue
+            text = data[value_start:value_end].decode(self.encoding, errors="strict")
+            if tree.is_index:
+                value = Value(tree.table, tree.columns[0], text, value_start, value_end)
+                freed = any(a + 4 <= value_start and value_end <= b for a, b in blocks)
+                shaped = freed or data[value_start - 1] in INTEGER_SERIALS
+                if not shaped:  # the next cell of the index right after its rowid
+                    shaped = any(
+                        self._index_cell_at(data, value_end + width, limit, tree, rule)
+                        for width in (0, 1, 2, 3, 4, 6, 8)
+                    )
+                if shaped and rule(value, start, end):
+                    return True
+                continue
+            for cell in range(value_start - 4, low - 1, -1):
+                for lost in (0, 1):
+                    at = self._freed_record(
+                        data, cell, limit, lost, len(tree.columns), value_start, value_end
+                    )
+                    if at is not None:
+                        value = Value(tree.table, tree.columns[at], text, value_start, value_end)
+                        if rule(value, start, end):
+                            return True
+        return False
+
+    def _index_cell_at(self, data: bytes, cell: int, limit: int, tree: _Tree, rule: Rule) -> bool:
+        """Whether a whole cell of index ``tree`` starts at ``cell``, its first key a
+        value the rule says is no copy."""
+        try:
+            at, local, total = self._payload(INDEX_LEAF, data, cell, limit)
+            values = list(self._values(data, at, local))
+            if local != total or len(values) != len(tree.columns):
+                return False
+            _, serial, first, after = values[0]
+            if serial < 13 or serial % 2 == 0:
+                return False
+            text = data[first:after].decode(self.encoding, errors="strict")
+            return rule(Value(tree.table, tree.columns[0], text, first, after), first, after)
+        except (_Unreadable, UnicodeDecodeError):
+            return False
+
+    def _image_of(self, tree: _Tree, data: bytes, page_start: int, number: int) -> bool:
+        """Whether a page image the database no longer reads (a stale frame of its log)
+        was a page of ``tree``: a b-tree page of its kind, with live cells, every one
+        a whole record of exactly its columns."""
+        try:
+            cells = list(self._cells(data, page_start, number))
+            leaf = INDEX_LEAF if tree.is_index else TABLE_LEAF
+            records = [c for c in cells if c[0] != TABLE_INTERIOR]
+            if not records or any(
+                kind not in (leaf, INDEX_INTERIOR if tree.is_index else -1)
+                for kind, _, _ in records
+            ):
+                return False
+            for kind, cell, page_end in records:
+                at, local, total = self._payload(kind, data, cell, page_end)
+                if local != total or len(list(self._values(data, at, local))) != len(tree.columns):
+                    return False
+            return True
+        except _Unreadable:
+            return False
+
+    def _freed_record(
+        self,
+        data: bytes,
+        cell: int,
+        limit: int,
+        lost: int,
+        count: int,
+        value_start: int,
+        value_end: int,
+    ) -> int | None:
+        """The column of a text value exactly at ``value_start:value_end`` of a table
+        record of ``count`` columns freed from a cell at ``cell``, read back though the
+        freeblock header SQLite writes over a freed cell's first four bytes took its
+        payload size and rowid (a byte each at least), its header's size, and ``lost``
+        (0 or 1) serial types of a byte: the serial types after them read, a lost one's
+        width the one that puts a known text value exactly there, the record ending
+        before ``limit``; None if none reads so."""
+        header = cell + 3 - lost
+        cursor = cell + 4
+        known: list[int] = []
+        with contextlib.suppress(_Unreadable):
+            while len(known) < count - lost:
+                serial, cursor = _varint(data, cursor, value_start)
+                known.append(serial)
+        widths = [_serial_size(k) for k in known]
+        if len(known) != count - lost or min(widths, default=0) < 0 or cursor - header > 127:
+            return None
+        offset = cursor
+        for column, (serial, width) in enumerate(zip(known, widths, strict=True), start=lost):
+            if offset > value_start:
+                return None
+            if serial >= 13 and serial % 2 and value_end - value_start == width:
+                lost_width = value_start - offset
+                fits = cursor + sum(widths) + lost_width <= limit
+                if fits and (lost_width == 0 or (lost and 0 < lost_width <= 57)):
+                    return column
+            offset += width
+        return None
+
+    def _freeblocks(self, data: bytes, page_start: int, number: int) -> list[tuple[int, int]]:
+        """(start, end) of each freeblock of a b-tree page: a chain in ascending order."""
+        head = page_start + (100 if number == 1 else 0)
+        at = struct.unpack(">H", data[head + 1 : head + 3])[0]
+        blocks: list[tuple[int, int]] = []
+        while at and len(blocks) < self.usable // 4:
+            block = page_start + at
+            if block + 4 > page_start + self.usable or (blocks and block < blocks[-1][1]):
+                return []
+            following, size = struct.unpack(">HH", data[block : block + 4])
+            if size < 4 or block + size > page_start + self.usable:
+                return []
+            blocks.append((block, block + size))
+            at = following
+        return blocks
+
+    def _record_at(
+        self,
+        data: bytes,
+        header: int,
+        limit: int,
+        value_start: int,
+        value_end: int,
+    ) -> tuple[int, int, str] | None:
+        """(number of values, column, text) of a record whose header starts at
+        ``header``, read whole before ``limit``, with a text value exactly at
+        ``value_start:value_end``; None if none reads so."""
+        try:
+            size, cursor = _varint(data, header, limit)
+            if size < 2 or header + size > value_start:
+                return None
+            body = header + size
+            column = count = 0
+            found = -1
+            while cursor < header + size:
+                serial, cursor = _varint(data, cursor, header + size)
+                width = _serial_size(serial)
+                if width < 0 or body + width > limit:
+                    return None
+                if (body, body + width) == (value_start, value_end) and serial >= 13 and serial % 2:
+                    found = column
+                body += width
+                column += 1
+                count += 1
+            if cursor != header + size or found < 0:
+                return None
+            return count, found, data[value_start:value_end].decode(self.encoding, errors="strict")
+        except (_Unreadable, UnicodeDecodeError):
+            return None
+
+    def _signatures(self, rule: Rule) -> dict[int, list[_Tree]]:
+        """The b-trees (tables and their indexes) of the rule's tables, by their number
+        of columns (a record of one holds exactly that many values)."""
+        if rule.tables not in self._by_count:
+            by_count: dict[int, list[_Tree]] = {}
+            for tree in self._tables(rule.tables):
+                by_count.setdefault(len(tree.columns), []).append(tree)
+            self._by_count[rule.tables] = by_count
+        return self._by_count[rule.tables]
+
+    def _tables(self, names: frozenset[str]) -> list[_Tree]:
+        """The b-trees (tables and their indexes) of the tables named."""
+        trees = {t.name: t for t in self.trees.values() if t.table in names}
+        return [trees[name] for name in sorted(trees)]
+
+
+def open_database(path: Path) -> tuple[Database, bool] | None:
+    """The database a file is (or is the write-ahead log of), and whether it is the log;
+    None if it is neither, or does not read as one."""
+    in_wal = path.name.endswith("-wal")
+    main = path.with_name(path.name[: -len("-wal")]) if in_wal else path
+    try:
+        main_bytes = main.read_bytes()
+        wal_path = main.with_name(main.name + "-wal")
+        wal_bytes = wal_path.read_bytes() if wal_path.is_file() else b""
+        return Database(main_bytes, wal_bytes), in_wal
+    except (OSError, _Unreadable, UnicodeDecodeError, struct.error):
+        return None
+
+
+class Rule(Protocol):
+    """Which values of a database are no copy of a record, and where in a page's free
+    space such a value may start and end (for a freed cell's, read back)."""
+
+    tables: frozenset[str]
+
+    def __call__(self, value: Value, start: int, end: int) -> bool: ...
+
+    def anchors(self, data: bytes, start: int, end: int) -> list[tuple[int, int]]: ...
+
+
+def excused(path: Path, spans: Iterable[tuple[int, int]], rule: Rule) -> bool:
+    """Whether every span of ``path`` (a SQLite database or its write-ahead log) lies
+    in a value ``rule`` says is no copy of a record (:meth:`Database.excused`)."""
+    opened = open_database(path)
+    if opened is None:
+        return False
+    database, in_wal = opened
+    return all(database.excused(in_wal, start, end, rule) for start, end in spans)

@@ -1,0 +1,208 @@
+"""An occurrence in a SQLite file is Prefect's state type only where it is placed wholly
+inside a value of a state-type column (live, or freed and read back as a whole record),
+or inside a JSON string under a state key of Prefect's events; a log line, a message, a
+value of any other table, stays a finding.
+
+The databases here are real SQLite files, written by SQLite, with the tables and columns
+of Prefect's schema that the rule names (and others it does not)."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hotlist.prefect_words import STATE_TYPES, PrefectStates
+from hotlist.scan import ByteSearch, raw_patterns
+from hotlist.sqlite_cells import excused, open_database
+
+RULE = PrefectStates()
+SCHEMA = """
+CREATE TABLE task_run_state (id TEXT PRIMARY KEY, created TEXT, updated TEXT, type TEXT,
+    timestamp TEXT, name TEXT, message TEXT);
+CREATE INDEX ix_task_run_state__type ON task_run_state (type);
+CREATE TABLE log (id TEXT PRIMARY KEY, name TEXT, level INTEGER, message TEXT);
+CREATE TABLE events (id TEXT PRIMARY KEY, occurred TEXT, event TEXT, resource TEXT,
+    payload TEXT);
+CREATE TABLE notes (id TEXT PRIMARY KEY, type TEXT);
+"""
+
+
+def _database(path: Path, wal: bool = False) -> sqlite3.Connection:
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("PRAGMA secure_delete = OFF")
+    if wal:
+        con.execute("PRAGMA journal_mode = WAL")
+        con.execute("PRAGMA wal_autocheckpoint = 0")
+    con.executescript(SCHEMA)
+    return con
+
+
+def _state(con: sqlite3.Connection, i: int, kind: str, message: str = "") -> None:
+    con.execute(
+        "INSERT INTO task_run_state VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            f"{i:08d}-0000-4000-8000-000000000000",
+            "2026-12-04T10:00:00Z",
+            "2026-12-04T10:00:00Z",
+            kind,
+            "2026-12-04T10:00:00Z",
+            kind.title(),
+            message,
+        ),
+    )
+
+
+def _spans(path: Path, word: bytes) -> list[tuple[int, int]]:
+    return [(m.start(), m.end()) for m in re.finditer(re.escape(word), path.read_bytes())]
+
+
+def _judged(path: Path, word: bytes) -> tuple[int, int]:
+    """(excused, not excused) occurrences of ``word`` in the file."""
+    opened = open_database(path)
+    assert opened is not None
+    database, in_wal = opened
+    spans = _spans(path, word)
+    ok = sum(database.excused(in_wal, s, e, RULE) for s, e in spans)
+    return ok, len(spans) - ok
+
+
+def test_state_type_values_and_their_index_are_prefects_words(tmp_path: Path) -> None:
+    path = tmp_path / "prefect.db"
+    con = _database(path)
+    for i in range(50):
+        _state(con, i, "RUNNING")
+    con.close()
+    ok, found = _judged(path, b"RUNNING")
+    assert found == 0
+    assert ok >= 100, "50 values, their 50 index entries (and the cells a page split left)"
+    assert excused(path, _spans(path, b"UNNING"), RULE), "a part of the word: the same value"
+
+
+def test_a_plate_in_a_message_a_log_line_or_another_table_stays_a_finding(tmp_path: Path) -> None:
+    path = tmp_path / "prefect.db"
+    con = _database(path)
+    _state(con, 1, "RUNNING", message="stopped RUNNING at the gate")
+    con.execute("INSERT INTO log VALUES ('a', 'flow', 20, 'RUNNING')")
+    con.execute("INSERT INTO notes VALUES ('b', 'RUNNING')")
+    _state(con, 2, "RUNNINGX")
+    con.close()
+    data = path.read_bytes()
+    judged = {
+        data[start - 8 : end + 8]: excused(path, [(start, end)], RULE)
+        for start, end in _spans(path, b"RUNNING")
+    }
+    findings = [context for context, ok in judged.items() if not ok]
+    assert len(judged) == 7 and len(findings) == 5, judged
+    for context in findings:  # the message, the log line, notes' "type", the longer value twice
+        assert any(w in context for w in (b"stopped", b"\x14", b"b", b"RUNNINGX")), context
+
+
+def test_deleted_rows_state_types_are_read_back_and_their_messages_stay_findings(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "prefect.db"
+    con = _database(path)
+    for i in range(200):
+        _state(con, i, "RUNNING", message=f"plate RUNNING {i}" if i % 10 == 0 else "")
+    con.execute("DELETE FROM task_run_state WHERE CAST(substr(id, 1, 8) AS INTEGER) % 2 = 0")
+    con.close()
+    data = path.read_bytes()
+    spans = _spans(path, b"RUNNING")
+    messages = [s for s in spans if data[s[0] - 6 : s[0]] == b"plate "]
+    assert len(messages) >= 20, "the deleted rows' messages are still in the file"
+    for span in messages:
+        assert not excused(path, [span], RULE)
+    others = [s for s in spans if s not in messages]
+    assert len(others) > 200, "deleted state types are still in the file"
+    assert excused(path, others, RULE)
+
+
+def test_the_write_ahead_log_live_and_stale_frames(tmp_path: Path) -> None:
+    path = tmp_path / "prefect.db"
+    con = _database(path, wal=True)
+    for i in range(300):
+        _state(con, i, "PENDING", message="PENDING here" if i == 7 else "")
+    con.execute("PRAGMA wal_checkpoint(RESTART)")
+    _state(con, 1000, "PENDING")  # the log restarts: older frames stay after the new
+    wal = tmp_path / "prefect.db-wal"
+    held = wal.read_bytes()
+    spans = _spans(wal, b"PENDING")
+    messages = [s for s in spans if held[s[1] : s[1] + 5] == b" here"]
+    assert messages and len(spans) > 300
+    assert all(not excused(wal, [span], RULE) for span in messages)
+    assert excused(wal, [s for s in spans if s not in messages], RULE)
+    con.close()
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ('{"intended": {"from": "PENDING", "to": "RUNNING"}}', [True]),
+        ('{"prefect.state-type": "RUNNING", "prefect.state-name": "Running"}', [True]),
+        ('{"to": "RUNNING", "note": "RUNNING"}', [True, False]),
+        ('{"message": "RUNNING"}', [False]),
+        ('{"to": ["RUNNING"]}', [False]),
+        ('{"to": "RUNNING plate"}', [False]),
+        ('{"a\\": \\"to": "RUNNING"}', [False]),
+        ('{"to": "RUNNING"', [False]),
+    ],
+)
+def test_event_json_state_keys(tmp_path: Path, payload: str, expected: list[bool]) -> None:
+    path = tmp_path / "prefect.db"
+    con = _database(path)
+    con.execute(
+        "INSERT INTO events VALUES ('e', '2026-12-04', 'prefect.flow-run.Running', '{}', ?)",
+        (payload,),
+    )
+    con.close()
+    assert [excused(path, [span], RULE) for span in _spans(path, b"RUNNING")] == expected
+
+
+def test_the_verifications_raw_search_passes_prefects_words_and_finds_a_log_line(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "prefect.db"
+    con = _database(path)
+    _state(con, 1, "RUNNING")
+    con.close()
+    search = ByteSearch(raw_patterns(["RUNNING"]))
+    assert search.files([path]) == [False]
+    con = sqlite3.connect(path)
+    con.execute("INSERT INTO log VALUES ('a', 'flow', 20, 'seen RUNNING')")
+    con.commit()
+    con.close()
+    assert search.files([path]) == [True]
+
+
+def test_the_state_types_are_prefects() -> None:
+    from prefect.client.schemas.objects import StateType
+
+    assert {s.value for s in StateType} == STATE_TYPES
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(flips=st.lists(st.tuples(st.integers(0, 2**20), st.integers(0, 255)), max_size=40))
+def test_a_damaged_file_places_nothing_it_cannot_read_and_never_fails(
+    tmp_path_factory: pytest.TempPathFactory, flips: list[tuple[int, int]]
+) -> None:
+    root = tmp_path_factory.mktemp("damaged")
+    path = root / "prefect.db"
+    con = _database(path)
+    for i in range(40):
+        _state(con, i, "RUNNING", message="x RUNNING" if i == 3 else "")
+    con.close()
+    data = bytearray(path.read_bytes())
+    for at, byte in flips:
+        data[at % len(data)] = byte
+    path.write_bytes(bytes(data))
+    assert excused(path, _spans(path, b"RUNNING"), RULE) in (True, False)
+    assert excused(root / "missing.db", [(0, 7)], RULE) is False
+    (root / "short.db").write_bytes(bytes(data[:150]))
+    assert excused(root / "short.db", _spans(root / "short.db", b"RUNNING"), RULE) in (True, False)
