@@ -62,6 +62,26 @@ EVENT_COLUMNS = frozenset(
     }
 )
 STATE_KEYS = frozenset({"from", "to", "type", "prefect.state-type"})
+#: Columns of definitions, never data: the block types Prefect registers with every new
+#: database, its own and its collections' (descriptions, code examples with
+#: ``POSTGRESQL``, ``SELECT``, ``123456789``, the schemas' JSON with ``65536``), or a
+#: developer registers; the keys of Prefect's own configuration (``TELEMETRY_SESSION``).
+#: A block's data (``block_document``) and a configuration's value are searched as before.
+DEFINITION_COLUMNS = frozenset(
+    [
+        ("block_type", column)
+        for column in (
+            "name",
+            "slug",
+            "logo_url",
+            "documentation_url",
+            "description",
+            "code_example",
+        )
+    ]
+    + [("block_schema", column) for column in ("fields", "checksum", "capabilities", "version")]
+    + [("configuration", "key")]
+)
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _COLON = re.compile(r"\s*:\s*")
 _LONGEST = max(len(word) for word in STATE_TYPES)
@@ -70,7 +90,7 @@ _LONGEST = max(len(word) for word in STATE_TYPES)
 class PrefectStates:
     """The rule of :mod:`hotlist.sqlite_cells` for Prefect's state types."""
 
-    tables = frozenset(table for table, _ in STATE_COLUMNS | EVENT_COLUMNS)
+    tables = frozenset(table for table, _ in STATE_COLUMNS | EVENT_COLUMNS | DEFINITION_COLUMNS)
 
     def __call__(self, value: Value, start: int, end: int) -> bool:
         place = (value.table, value.column)
@@ -78,7 +98,7 @@ class PrefectStates:
             return value.text in STATE_TYPES
         if place in EVENT_COLUMNS:
             return _state_in_json(value, start, end)
-        return False
+        return place in DEFINITION_COLUMNS
 
     def anchors(self, data: bytes, start: int, end: int) -> list[tuple[int, int]]:
         """Where a state type that holds bytes ``start:end`` whole would start and end."""

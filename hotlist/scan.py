@@ -208,13 +208,16 @@ class ByteSearch:
                 found[i] = exc
         self._mark(batch, found)
         for i, path in enumerate(paths):
-            if found[i] is True and self._prefects_own(path):
+            if found[i] is True and self._placed_elsewhere(path):
                 found[i] = False
         return found
 
-    def _prefects_own(self, path: Path) -> bool:
-        """Whether every occurrence in a SQLite database (or its write-ahead log) lies in
-        a value of Prefect's state types (:mod:`hotlist.prefect_words`)."""
+    def _placed_elsewhere(self, path: Path) -> bool:
+        """Whether every occurrence in a SQLite database (or its write-ahead log) is,
+        by its place in the database's pages (:mod:`hotlist.sqlite_cells`), no copy of a
+        record: across a live record's structure (its header and a value, two values),
+        in its schema's statements, or in a value of Prefect's own words
+        (:mod:`hotlist.prefect_words`)."""
         try:
             with open(path, "rb") as fh:
                 if fh.read(len(SQLITE)) != SQLITE and not path.name.endswith("-wal"):

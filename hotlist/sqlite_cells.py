@@ -59,6 +59,26 @@ class _Tree:
     is_index: bool
 
 
+#: What a cell's record holds: (of an index, its number of values, the column of a
+#: text value, its text, its start and end in the file).
+_Placed = tuple[bool, int, int, str, int, int]
+
+
+class _Structure:
+    """Bytes of a live cell in no one value of its record (:meth:`Database._in_cell`)."""
+
+
+STRUCTURE = _Structure()
+
+
+#: The schema table: its values (``CREATE TABLE anchors (... INTEGER PRIMARY KEY ...)``)
+#: are the words of the software that made the database, not data, wherever a page of it
+#: is read (in the log too, where a statement not yet folded into the file stands).
+SCHEMA = _Tree(
+    "sqlite_schema", "sqlite_schema", ("type", "name", "tbl_name", "rootpage", "sql"), False
+)
+
+
 class _Unreadable(Exception):
     """A page or cell that does not read as the file format says."""
 
@@ -105,8 +125,11 @@ class Database:
             if number <= self._last_commit:
                 latest[page] = start
         self._latest = latest
+        self._roots: dict[str, int] = {}
         self.trees = self._trees()
         self._by_count: dict[frozenset[str], dict[int, list[_Tree]]] = {}
+        self._images: dict[tuple[str, bool, int], bool] = {}
+        self._spilled: dict[frozenset[str], dict[int, tuple[_Tree, int, bytes, int]]] = {}
 
     # -- pages ------------------------------------------------------------------
 
@@ -288,12 +311,16 @@ class Database:
                     with contextlib.suppress(sqlite3.Error):
                         memory.execute(sql)
             pages: dict[int, _Tree] = {}
+            self._roots[SCHEMA.name] = 1
+            for number, _, _ in self._walk(1):
+                pages[number] = SCHEMA
             for kind, name, table, root, _ in rows:
                 if kind not in ("table", "index") or root <= 0:
                     continue
                 tree = self._tree(memory, kind, name, table)
                 if tree is None:
                     continue
+                self._roots[name] = root
                 for number, _, _ in self._walk(root):
                     if number in pages:
                         raise _Unreadable
@@ -330,15 +357,23 @@ class Database:
             located = self._locate(in_wal, start)
             if located is None:
                 return False
-            data, page_start, number, valid = located
+            data, page_start, number, latest = located
             if end > page_start + self.usable:
                 return False
+            tree = self.trees.get(number)
+            if (
+                tree is not None
+                and not latest
+                and not self._image_of(tree, data, page_start, number)
+            ):
+                tree = None
             cell = self._in_cell(data, page_start, number, start, end)
+            if isinstance(cell, _Structure):
+                return tree is not None
             if cell is False:
                 return False
             if cell is not None:
                 index, count, column, text, value_start, value_end = cell
-                tree = self.trees.get(number) if valid else None
                 if tree is not None:
                     candidates = (
                         [tree] if tree.is_index == index and column < len(tree.columns) else []
@@ -347,20 +382,27 @@ class Database:
                     candidates = [
                         t for t in self._signatures(rule).get(count, []) if t.is_index == index
                     ]
+                    if not index and self._schema_record(data, page_start, number, start):
+                        candidates.append(SCHEMA)
                 return any(
-                    rule(
+                    t is SCHEMA
+                    or rule(
                         Value(t.table, t.columns[column], text, value_start, value_end), start, end
                     )
                     for t in candidates
                 )
-            return self._carved(data, page_start, number, valid, start, end, rule)
+            spilled = self._in_overflow(data, page_start, number, start, end, rule)
+            if spilled is not None:
+                return spilled
+            return self._carved(data, page_start, number, latest, start, end, rule)
         return False
 
     def _locate(self, in_wal: bool, start: int) -> tuple[bytes, int, int, bool] | None:
         """The page image holding byte ``start``: (the bytes, its offset, its page number,
-        whether it is one the database reads). A frame of the log past its valid ones (a
-        log restarted after a checkpoint leaves its older frames after the new) is a
-        page image the database no longer reads."""
+        whether it is the one the database reads). A page of the file the log holds a
+        later image of, an earlier frame of the log for the same page, a frame past the
+        log's valid ones (a log restarted after a checkpoint leaves its older frames
+        after the new), are images the database no longer reads."""
         if in_wal:
             frame = FRAME_HEADER + self.page_size
             index = (start - WAL_HEADER) // frame if start >= WAL_HEADER else -1
@@ -368,19 +410,22 @@ class Database:
             if index < 0 or start < at or at + self.page_size > len(self.wal):
                 return None
             if index < len(self.frames):
-                return self.wal, at, self.frames[index][0], True
+                page = self.frames[index][0]
+                return self.wal, at, page, self._latest.get(page) == at
             header = self.wal[at - FRAME_HEADER : at - FRAME_HEADER + 4]
             return self.wal, at, struct.unpack(">I", header)[0], False
         number = start // self.page_size + 1
-        return self.main, (number - 1) * self.page_size, number, True
+        return self.main, (number - 1) * self.page_size, number, number not in self._latest
 
     def _in_cell(
         self, data: bytes, page_start: int, number: int, start: int, end: int
-    ) -> tuple[bool, int, int, str, int, int] | Literal[False] | None:
+    ) -> _Placed | _Structure | Literal[False] | None:
         """The record of the cell (by the page image's own cell pointers) that the bytes
         lie in: (of an index, its number of values, the column of the text value holding
-        the bytes, its text, its start and end). False: they lie in a cell, not wholly in
-        a text value of it; None: in no cell, or the page does not read as a b-tree page."""
+        the bytes, its text, its start and end). False: they lie wholly in a value of it
+        that is no text (a blob, a number); :data:`STRUCTURE`: in a cell, in no one value
+        (across a record's header and its values, or two values); None: in no cell, or
+        the page does not read as a b-tree page."""
         try:
             cells = list(self._cells(data, page_start, number))
         except _Unreadable:
@@ -388,11 +433,15 @@ class Database:
         for kind, cell, page_end in cells:
             if kind == TABLE_INTERIOR:
                 if cell <= start < cell + 13:
-                    return False
+                    return STRUCTURE
                 continue
             at, local, total = self._payload(kind, data, cell, page_end)
             if not cell <= start < at + local:
                 continue
+            if local < total and at <= start and end <= at + local:
+                return self._in_payload(
+                    kind, self._assembled(data, at, local, total), start - at, start, end
+                )
             values = list(self._values(data, at, local))
             for column, serial, value_start, value_end in values:
                 if value_start <= start and end <= value_end:
@@ -402,8 +451,128 @@ class Database:
                     index = kind in (INDEX_LEAF, INDEX_INTERIOR)
                     count = len(values) if local == total else -1
                     return index, count, column, text, value_start, value_end
-            return False
+            return STRUCTURE
         return None
+
+    def _schema_record(self, data: bytes, page_start: int, number: int, start: int) -> bool:
+        """Whether the live cell holding byte ``start`` holds a record of the schema
+        table: a type of schema object, two names, a root page, and a ``CREATE``
+        statement (or none)."""
+        for kind, cell, page_end in self._cells(data, page_start, number):
+            if kind != TABLE_LEAF:
+                continue
+            at, local, total = self._payload(kind, data, cell, page_end)
+            if not cell <= start < at + local:
+                continue
+            payload = (
+                data[at : at + local] if local == total else self._assembled(data, at, local, total)
+            )
+            fields = [
+                self._decode(payload, k, a, b)
+                for _, k, a, b in self._values(payload, 0, len(payload))
+            ]
+            if len(fields) != len(SCHEMA.columns):
+                return False
+            kind_, name, table, root, sql = fields
+            return (
+                kind_ in ("table", "index", "view", "trigger")
+                and isinstance(name, str)
+                and isinstance(table, str)
+                and isinstance(root, int)
+                and (sql is None or (isinstance(sql, str) and sql.startswith("CREATE ")))
+            )
+        return False
+
+    def _assembled(self, data: bytes, at: int, local: int, total: int) -> bytes:
+        """A cell's whole payload: its bytes in the page, then those of its chain of
+        overflow pages (the latest image of each)."""
+        if at + local + 4 > len(data):
+            raise _Unreadable
+        parts = [data[at : at + local]]
+        following = struct.unpack(">I", data[at + local : at + local + 4])[0]
+        left = total - local
+        seen: set[int] = set()
+        while left > 0:
+            if following in seen or len(seen) > total // (self.usable - 4) + 1:
+                raise _Unreadable
+            seen.add(following)
+            page, page_start = self._page(following)
+            taken = min(left, self.usable - 4)
+            parts.append(page[page_start + 4 : page_start + 4 + taken])
+            following = struct.unpack(">I", page[page_start : page_start + 4])[0]
+            left -= taken
+        return b"".join(parts)
+
+    def _in_payload(
+        self, kind: int, payload: bytes, offset: int, start: int, end: int
+    ) -> _Placed | _Structure | Literal[False]:
+        """:meth:`_in_cell` for bytes at ``offset`` of a whole payload; the value's start
+        and end are where they would stand in the file, counted from the bytes'."""
+        values = list(self._values(payload, 0, len(payload)))
+        width = end - start
+        for column, serial, value_start, value_end in values:
+            if value_start <= offset and offset + width <= value_end:
+                if serial < 13 or serial % 2 == 0:
+                    return False
+                text = payload[value_start:value_end].decode(self.encoding, errors="strict")
+                index = kind in (INDEX_LEAF, INDEX_INTERIOR)
+                first = start - (offset - value_start)
+                return index, len(values), column, text, first, first + value_end - value_start
+        return STRUCTURE
+
+    def _in_overflow(
+        self, data: bytes, page_start: int, number: int, start: int, end: int, rule: Rule
+    ) -> bool | None:
+        """Whether bytes in an overflow page of a live cell of one of the rule's tables
+        lie in a value it says is no copy; None if the page is none (an older image of
+        it in the log counts only if byte for byte the one the database reads)."""
+        owner = self._overflows(rule).get(number)
+        if owner is None:
+            return None
+        tree, kind, payload, offset = owner
+        latest, latest_start = self._page(number)
+        if (
+            data[page_start : page_start + self.usable]
+            != latest[latest_start : latest_start + self.usable]
+        ):
+            return None
+        within = start - page_start - 4
+        if within < 0 or end - page_start > min(self.usable, 4 + len(payload) - offset):
+            return False
+        cell = self._in_payload(kind, payload, offset + within, start, end)
+        if isinstance(cell, _Structure):
+            return True
+        if cell is False or cell[2] >= len(tree.columns):
+            return False
+        _, _, column, text, value_start, value_end = cell
+        value = Value(tree.table, tree.columns[column], text, value_start, value_end)
+        return tree is SCHEMA or rule(value, start, end)
+
+    def _overflows(self, rule: Rule) -> dict[int, tuple[_Tree, int, bytes, int]]:
+        """Every overflow page of a live cell of the schema or the rule's tables: (its b-tree, the
+        cell's kind, the cell's whole payload, where the page's bytes start in it)."""
+        if rule.tables in self._spilled:
+            return self._spilled[rule.tables]
+        pages: dict[int, tuple[_Tree, int, bytes, int]] = {}
+        for tree in [SCHEMA, *self._tables(rule.tables)]:
+            with contextlib.suppress(_Unreadable, UnicodeDecodeError):
+                for number, data, start in self._walk(self._roots[tree.name]):
+                    for kind, cell, page_end in self._cells(data, start, number):
+                        if kind == TABLE_INTERIOR:
+                            continue
+                        at, local, total = self._payload(kind, data, cell, page_end)
+                        if local == total:
+                            continue
+                        payload = self._assembled(data, at, local, total)
+                        following = struct.unpack(">I", data[at + local : at + local + 4])[0]
+                        offset = local
+                        while offset < total:
+                            pages[following] = (tree, kind, payload, offset)
+                            page, page_start = self._page(following)
+                            following = struct.unpack(">I", page[page_start : page_start + 4])[0]
+                            offset += self.usable - 4
+        self._spilled[rule.tables] = pages
+        return pages
 
     def _carved(
         self,
@@ -495,6 +664,12 @@ class Database:
         """Whether a page image the database no longer reads (a stale frame of its log)
         was a page of ``tree``: a b-tree page of its kind, with live cells, every one
         a whole record of exactly its columns."""
+        key = (tree.name, data is self.wal, page_start)
+        if key not in self._images:
+            self._images[key] = self._reads_as(tree, data, page_start, number)
+        return self._images[key]
+
+    def _reads_as(self, tree: _Tree, data: bytes, page_start: int, number: int) -> bool:
         try:
             cells = list(self._cells(data, page_start, number))
             leaf = INDEX_LEAF if tree.is_index else TABLE_LEAF

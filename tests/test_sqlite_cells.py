@@ -206,3 +206,75 @@ def test_a_damaged_file_places_nothing_it_cannot_read_and_never_fails(
     assert excused(root / "missing.db", [(0, 7)], RULE) is False
     (root / "short.db").write_bytes(bytes(data[:150]))
     assert excused(root / "short.db", _spans(root / "short.db", b"RUNNING"), RULE) in (True, False)
+
+
+def test_bytes_across_a_records_header_and_its_first_value_are_no_copy(tmp_path: Path) -> None:
+    """A text of 36 characters has the serial type 85 (``U``), one of 26 the type 65
+    (``A``): a row (no note, time, UUID, time, time) is stored as its header, ``0AUAA``,
+    then its values, the first time first: ``UAA2026``. No value holds those bytes; a value that
+    does is a finding."""
+    path = tmp_path / "prefect.db"
+    con = _database(path)
+    con.execute("CREATE TABLE run (note TEXT, t TEXT, id TEXT, a TEXT, b TEXT)")
+    time = "2026-12-04T10:00:00.00000Z"
+    for i in range(20):
+        row = (time, f"{i:08d}-0000-4000-8000-000000000000", time, time)
+        con.execute("INSERT INTO run VALUES (NULL, ?, ?, ?, ?)", row)
+    con.close()
+    spans = _spans(path, b"UAA2026")
+    assert len(spans) == 20 and excused(path, spans, RULE)
+    search = ByteSearch(raw_patterns(["UAA2026"]))
+    assert search.files([path]) == [False]
+    con = sqlite3.connect(path)
+    con.execute("UPDATE run SET note = 'plate UAA2026 seen' WHERE id LIKE '00000003%'")
+    con.commit()
+    con.close()
+    assert search.files([path]) == [True]
+
+
+def test_a_schema_statement_only_in_the_write_ahead_log_is_the_databases_words(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "fresh.db"
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("PRAGMA journal_mode = WAL")
+    con.execute("PRAGMA wal_autocheckpoint = 0")
+    con.execute("CREATE TABLE later (id INTEGER PRIMARY KEY, UNIQUE_NOTE TEXT UNIQUE)")
+    wal = tmp_path / "fresh.db-wal"
+    assert b"UNIQUE_NOTE" in wal.read_bytes() and b"UNIQUE_NOTE" not in path.read_bytes()
+    assert ByteSearch(raw_patterns(["UNIQUE"])).files([wal]) == [False]
+    con.execute("INSERT INTO later VALUES (1, 'UNIQUE plate')")
+    assert ByteSearch(raw_patterns(["UNIQUE"])).files([wal]) == [True]
+    con.close()
+
+
+def test_block_type_definitions_and_configuration_keys_are_prefects_and_block_data_is_not(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "prefect.db"
+    con = _database(path)
+    con.executescript(
+        """
+        CREATE TABLE block_type (id TEXT PRIMARY KEY, name TEXT, description TEXT,
+            code_example TEXT, slug TEXT);
+        CREATE TABLE block_schema (id TEXT PRIMARY KEY, fields TEXT, block_type_id TEXT);
+        CREATE TABLE block_document (id TEXT PRIMARY KEY, name TEXT, data TEXT);
+        CREATE TABLE configuration (id TEXT PRIMARY KEY, key TEXT UNIQUE, value TEXT);
+        """
+    )
+    example = "SELECT * FROM customers; -- a POSTGRESQL example\n" + "x" * 9000
+    con.execute(
+        "INSERT INTO block_type VALUES ('t', 'SqlAlchemy', 'MYSQL too', ?, 's')", (example,)
+    )
+    con.execute("INSERT INTO block_schema VALUES ('s', '{\"maxLength\": 65536}', 't')")
+    con.execute("INSERT INTO configuration VALUES ('c', 'TELEMETRY_SESSION', '{}')")
+    con.close()
+    for word in ("SELECT", "POSTGRESQL", "MYSQL", "65536", "SESSION"):
+        assert ByteSearch(raw_patterns([word])).files([path]) == [False], word
+    con = sqlite3.connect(path)
+    con.execute("INSERT INTO block_document VALUES ('d', 'notes', '{\"plate\": \"MYSQL\"}')")
+    con.execute("INSERT INTO configuration VALUES ('e', 'other', '{\"note\": \"SESSION\"}')")
+    con.commit()
+    con.close()
+    assert ByteSearch(raw_patterns(["MYSQL"])).files([path]) == [True]
+    assert ByteSearch(raw_patterns(["SESSION"])).files([path]) == [True]
