@@ -27,6 +27,7 @@ import polars as pl
 from hotlist import sqlite_cells
 from hotlist.chance import ENCODINGS, ESCAPE_CHARS, Edge, Escape, clear, encoded_edges, stands
 from hotlist.prefect_words import PrefectStates
+from hotlist.sqlite_times import OwnTimes
 
 #: Plates shorter than this are matched in structured fields only: in raw bytes and free
 #: text they would match by chance.
@@ -216,8 +217,9 @@ class ByteSearch:
         """Whether every occurrence in a SQLite database (or its write-ahead log) is,
         by its place in the database's pages (:mod:`hotlist.sqlite_cells`), no copy of a
         record: across a live record's structure (its header and a value, two values),
-        in its schema's statements, or in a value of Prefect's own words
-        (:mod:`hotlist.prefect_words`)."""
+        in its schema's statements, in a value of Prefect's own words
+        (:mod:`hotlist.prefect_words`), or in a time of hotlist's own stores
+        (:mod:`hotlist.sqlite_times`)."""
         try:
             with open(path, "rb") as fh:
                 if fh.read(len(SQLITE)) != SQLITE and not path.name.endswith("-wal"):
@@ -231,7 +233,7 @@ class ByteSearch:
                 ]
         except OSError:
             return False
-        return bool(spans) and sqlite_cells.excused(path, spans, PrefectStates())
+        return bool(spans) and sqlite_cells.excused(path, spans, _WORDS)
 
     def _mark(
         self,
@@ -270,6 +272,8 @@ class ByteSearch:
         return sorted(found)
 
 
+#: Values of a SQLite database that are no copy of a record (:meth:`ByteSearch.files`).
+_WORDS = sqlite_cells.AnyOf(PrefectStates(), OwnTimes())
 #: The statements of a SQLite database's schema, as its file stores them (:func:`sqlite_schema`).
 Schema = tuple[bytes, ...]
 SQLITE = b"SQLite format 3\x00"

@@ -49,6 +49,9 @@ class Value:
     text: str
     start: int
     end: int
+    #: False for a freed value read back from where an anchor said it starts, whose
+    #: bytes past the anchor may have been overwritten since (undecodable ones replaced).
+    whole: bool = True
 
 
 @dataclass(frozen=True)
@@ -611,14 +614,19 @@ class Database:
                 read = self._record_at(data, header, limit, value_start, value_end)
                 if read is None:
                     continue
-                count, column, text = read
+                count, column, text, value_stop = read
                 for candidate in signatures.get(count, []):
                     value = Value(
-                        candidate.table, candidate.columns[column], text, value_start, value_end
+                        candidate.table,
+                        candidate.columns[column],
+                        text,
+                        value_start,
+                        value_stop,
+                        whole=value_end != -1,
                     )
                     if rule(value, start, end):
                         return True
-            if tree is None:
+            if tree is None or value_end == -1:
                 continue
             text = data[value_start:value_end].decode(self.encoding, errors="strict")
             if tree.is_index:
@@ -749,30 +757,34 @@ class Database:
         limit: int,
         value_start: int,
         value_end: int,
-    ) -> tuple[int, int, str] | None:
-        """(number of values, column, text) of a record whose header starts at
+    ) -> tuple[int, int, str, int] | None:
+        """(number of values, column, text, end) of a record whose header starts at
         ``header``, read whole before ``limit``, with a text value exactly at
-        ``value_start:value_end``; None if none reads so."""
+        ``value_start:value_end`` (``value_end`` -1: starting at ``value_start``, its
+        undecodable bytes replaced); None if none reads so."""
         try:
             size, cursor = _varint(data, header, limit)
             if size < 2 or header + size > value_start:
                 return None
             body = header + size
             column = count = 0
-            found = -1
+            found, found_end = -1, -1
             while cursor < header + size:
                 serial, cursor = _varint(data, cursor, header + size)
                 width = _serial_size(serial)
                 if width < 0 or body + width > limit:
                     return None
-                if (body, body + width) == (value_start, value_end) and serial >= 13 and serial % 2:
-                    found = column
+                ends = value_end in (-1, body + width)
+                if body == value_start and ends and serial >= 13 and serial % 2:
+                    found, found_end = column, body + width
                 body += width
                 column += 1
                 count += 1
             if cursor != header + size or found < 0:
                 return None
-            return count, found, data[value_start:value_end].decode(self.encoding, errors="strict")
+            errors = "replace" if value_end == -1 else "strict"
+            text = data[value_start:found_end].decode(self.encoding, errors=errors)
+            return count, found, text, found_end
         except (_Unreadable, UnicodeDecodeError):
             return None
 
@@ -815,6 +827,20 @@ class Rule(Protocol):
     def __call__(self, value: Value, start: int, end: int) -> bool: ...
 
     def anchors(self, data: bytes, start: int, end: int) -> list[tuple[int, int]]: ...
+
+
+class AnyOf:
+    """Several rules as one: a value any of them says is no copy is none."""
+
+    def __init__(self, *rules: Rule) -> None:
+        self.rules = rules
+        self.tables = frozenset().union(*(rule.tables for rule in rules))
+
+    def __call__(self, value: Value, start: int, end: int) -> bool:
+        return any(rule(value, start, end) for rule in self.rules)
+
+    def anchors(self, data: bytes, start: int, end: int) -> list[tuple[int, int]]:
+        return sorted({span for rule in self.rules for span in rule.anchors(data, start, end)})
 
 
 def excused(path: Path, spans: Iterable[tuple[int, int]], rule: Rule) -> bool:
