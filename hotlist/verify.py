@@ -61,6 +61,7 @@ from hotlist.store import control_path
 from hotlist.store.spill import no_spill
 from hotlist.verify_access import AccessLogSearch
 from hotlist.verify_reports import is_run_report, scan_report
+from hotlist.verify_versions import is_version_file, scan_version_file
 
 #: Where content may rest only while a writer works; anything left there is a finding.
 TRANSIENT_DIRS = ("landing", "store/spill")
@@ -371,7 +372,7 @@ def _search_file(
     if kind == "sealed report":
         # Its bytes as sealed: it holds the sealed texts, judged in the control database.
         if report_seals.digest(path) != search.seals[path.name]:
-            result.merge(_check_raw([path], search, data_dir / REPORTS_DIR)[0])
+            result.merge(_check_raw([path], search, data_dir, None)[0])
         return
     control_file = control_path(data_dir)
     if kind == "duckdb":
@@ -420,18 +421,29 @@ def _search_duckdb(
         con.close()
 
 
-def _check_raw(paths: list[Path], search: _Search, reports: Path) -> list[Verification]:
+def _check_raw(
+    paths: list[Path], search: _Search, data_dir: Path, published: Path | None
+) -> list[Verification]:
     """Files searched as raw bytes, all together (:meth:`ByteSearch.files`): one
     automaton per batch of bytes, not one per file. A purge run's report whose bytes hit
-    is then read as the report it is (:mod:`hotlist.verify_reports`): its counts and
-    times are no plate."""
+    is then read as the report it is (:mod:`hotlist.verify_reports`), and a version's
+    file as the JSON the system writes (:mod:`hotlist.verify_versions`): their counts
+    and times are no plate."""
     parts = [Verification() for _ in paths]
+    reports = data_dir / REPORTS_DIR
     for path, part, found in zip(paths, parts, search.raw.files(paths), strict=True):
         if isinstance(found, OSError):
             part.add(path, _unreadable(path, found))
-        elif found and is_run_report(path, reports):
+        elif found and (
+            is_run_report(path, reports)
+            or (published is not None and is_version_file(path, data_dir, published))
+        ):
             try:
-                judged = scan_report(path, search.long_markers)
+                judged = (
+                    scan_report(path, search.long_markers)
+                    if is_run_report(path, reports)
+                    else scan_version_file(path, search.long_markers)
+                )
             except OSError as exc:
                 part.add(path, _unreadable(path, exc))
                 continue
@@ -525,7 +537,7 @@ def _verify(
         transient.add(shared[0], "published_dir is not a directory: nothing there can be verified")
     tables = frozenset([data_dir, *shared])
     roots = [data_dir, *shared, *([prefect_home] if prefect_home else []), *(extra_roots or [])]
-    where = _Where(data_dir, tables, sources, control)
+    where = _Where(data_dir, tables, sources, control, published or data_dir / "published")
     result.merge(transient)
     # A file that vanished between the walk and its read (a SQLite ``-wal`` or ``-shm`` of
     # a running server, a journal shipped and removed) held nothing any more; but what it
@@ -620,6 +632,8 @@ class _Where:
     sources: frozenset[Path]
     #: The writer's control connection, used on the calling thread only.
     control: duckdb.DuckDBPyConnection | None
+    #: The published directory (its versions' files: :mod:`hotlist.verify_versions`).
+    published: Path
 
 
 def _stamp(path: Path) -> tuple[int, int, int, int]:
@@ -649,7 +663,6 @@ def _search_pass(
     start first (the published CSV beside the content file, not beside the Parquet: two
     table searches at once would add their memory)."""
     data_dir, control = where.data_dir, where.control
-    reports = data_dir / REPORTS_DIR
     parts: list[Verification | Future[Verification]] = []
     raw: list[tuple[Path, int, int]] = []  # path, part, size
     searches: list[tuple[int, Path, Path, str, int]] = []  # size, path, root, kind, part
@@ -691,7 +704,12 @@ def _search_pass(
                 continue  # the caller's connection: used on this thread only, below
             parts[at] = pool.submit(_check_file, path, root, data_dir, kind, None, search)
         raw_groups = [
-            (group, pool.submit(_check_raw, [p for p, _, _ in group], search, reports))
+            (
+                group,
+                pool.submit(
+                    _check_raw, [p for p, _, _ in group], search, data_dir, where.published
+                ),
+            )
             for group in _shares(raw)
         ]
         for _, path, root, kind, at in searches:
