@@ -60,6 +60,11 @@ class _Tree:
     table: str
     columns: tuple[str, ...]
     is_index: bool
+    #: Each column's declared type, upper case ("" where none is declared).
+    types: tuple[str, ...] = ()
+
+    def type_of(self, column: int) -> str:
+        return self.types[column] if column < len(self.types) else ""
 
 
 #: What a cell's record holds: (of an index, its number of values, the column of a
@@ -78,7 +83,11 @@ STRUCTURE = _Structure()
 #: are the words of the software that made the database, not data, wherever a page of it
 #: is read (in the log too, where a statement not yet folded into the file stands).
 SCHEMA = _Tree(
-    "sqlite_schema", "sqlite_schema", ("type", "name", "tbl_name", "rootpage", "sql"), False
+    "sqlite_schema",
+    "sqlite_schema",
+    ("type", "name", "tbl_name", "rootpage", "sql"),
+    False,
+    ("TEXT", "TEXT", "TEXT", "INT", "TEXT"),
 )
 
 
@@ -106,6 +115,22 @@ def _serial_size(kind: int) -> int:
     return (0, 1, 2, 3, 4, 6, 8, 8, 0, 0, -1, -1)[kind]
 
 
+def _fits(serial: int, declared: str) -> bool:
+    """Whether a value of serial type ``serial`` can be stored in a column declared
+    ``declared`` (by the column's type affinity; NULL in any)."""
+    if serial == 0 or not declared or "BLOB" in declared:
+        return True
+    text = serial >= 13 and serial % 2 == 1
+    number = 1 <= serial <= 9 and serial != 7
+    if "INT" in declared or "BOOL" in declared:
+        return number
+    if any(word in declared for word in ("CHAR", "CLOB", "TEXT", "UUID", "JSON", "DATE", "TIME")):
+        return text
+    if any(word in declared for word in ("REAL", "FLOA", "DOUB")):
+        return number or serial == 7
+    return text or number or serial == 7
+
+
 class Database:
     """A SQLite database as its file and write-ahead log hold it, for placing bytes."""
 
@@ -128,10 +153,10 @@ class Database:
             if number <= self._last_commit:
                 latest[page] = start
         self._latest = latest
-        self._roots: dict[str, int] = {}
-        self.trees = self._trees()
-        self._by_count: dict[frozenset[str], dict[int, list[_Tree]]] = {}
-        self._images: dict[tuple[str, bool, int], bool] = {}
+        self._view = latest
+        self._snapshots: dict[int, dict[int, _Tree]] = {}
+        self._stale: dict[tuple[str, int, bool], bool] = {}
+        self.trees, self._roots = self._trees()
         self._spilled: dict[frozenset[str], dict[int, tuple[_Tree, int, bytes, int]]] = {}
 
     # -- pages ------------------------------------------------------------------
@@ -140,6 +165,7 @@ class Database:
         """(page number, offset of the page image in the log) of each frame whose salts
         are the log header's; and the last frame that ends a transaction."""
         self._last_commit = -1
+        self._commits: list[int] = []
         if len(wal) < WAL_HEADER or struct.unpack(">I", wal[:4])[0] not in WAL_MAGIC:
             return []
         if struct.unpack(">I", wal[8:12])[0] != self.page_size:
@@ -154,13 +180,15 @@ class Database:
             frames.append((page, at + FRAME_HEADER))
             if commit:
                 self._last_commit = len(frames) - 1
+                self._commits.append(len(frames) - 1)
             at += FRAME_HEADER + self.page_size
         return frames
 
     def _page(self, number: int) -> tuple[bytes, int]:
-        """The latest committed image of page ``number``: (the bytes holding it, its offset)."""
-        if number in self._latest:
-            return self.wal, self._latest[number]
+        """The image of page ``number`` in the current view (the latest committed one,
+        unless :meth:`_owners` looks at an earlier commit): (the bytes, its offset)."""
+        if number in self._view:
+            return self.wal, self._view[number]
         start = (number - 1) * self.page_size
         if number < 1 or start + self.page_size > len(self.main):
             raise _Unreadable
@@ -304,8 +332,9 @@ class Database:
             return kind - 8
         return None
 
-    def _trees(self) -> dict[int, _Tree]:
-        """Every page of every table and index b-tree: which table, which columns."""
+    def _trees(self) -> tuple[dict[int, _Tree], dict[str, int]]:
+        """Every page of every table and index b-tree of the database as the current
+        view (:attr:`_view`) holds it: which b-tree, which columns; and each b-tree's root."""
         rows = self._schema_rows()
         memory = sqlite3.connect(":memory:")
         try:
@@ -314,7 +343,7 @@ class Database:
                     with contextlib.suppress(sqlite3.Error):
                         memory.execute(sql)
             pages: dict[int, _Tree] = {}
-            self._roots[SCHEMA.name] = 1
+            roots = {SCHEMA.name: 1}
             for number, _, _ in self._walk(1):
                 pages[number] = SCHEMA
             for kind, name, table, root, _ in rows:
@@ -323,14 +352,113 @@ class Database:
                 tree = self._tree(memory, kind, name, table)
                 if tree is None:
                     continue
-                self._roots[name] = root
+                roots[name] = root
                 for number, _, _ in self._walk(root):
                     if number in pages:
                         raise _Unreadable
                     pages[number] = tree
-            return pages
+            return pages, roots
         finally:
             memory.close()
+
+    def _owners(self, commit: int) -> dict[int, _Tree]:
+        """:meth:`_trees` of the database as it stood at a commit of its log (-1: the
+        file alone): the b-tree each page belonged to then. Nothing if it does not read."""
+        if commit not in self._snapshots:
+            view = {page: at for page, at in self.frames[: commit + 1]}
+            latest, self._view = self._view, view
+            try:
+                self._snapshots[commit] = self._trees()[0]
+            except (_Unreadable, UnicodeDecodeError, struct.error):
+                self._snapshots[commit] = {}
+            finally:
+                self._view = latest
+        return self._snapshots[commit]
+
+    def _owner(
+        self, in_wal: bool, start: int, located: tuple[bytes, int, int, bool], rule: Rule
+    ) -> list[_Tree]:
+        """The b-tree the page image holding byte ``start`` belonged to when it was
+        written (a list of one), or the b-trees it may have belonged to:
+
+        * the image the database reads: its b-tree now;
+        * an older one (a page of the file the log has a later image of, an older frame
+          of the log): its b-tree as of the commit that wrote it; a frame not committed
+          belongs to none;
+        * a free page (in no b-tree then: deleted rows' pages keep their last image):
+          every b-tree of the database it reads as a page of (:meth:`_reads_as`), each of
+          which must then pass the value over;
+        * a frame of an earlier log (past the valid frames: a log restarted after a
+          checkpoint leaves them), written at a commit no longer known: its page's
+          b-tree now, or the schema, if it reads as a page of it, an index's first keys
+          all passed over by the rule."""
+        data, page_start, number, latest = located
+        if latest:
+            owners = self.trees
+        elif not in_wal:
+            owners = self._owners(-1)
+        else:
+            index = (start - WAL_HEADER) // (FRAME_HEADER + self.page_size)
+            if index >= len(self.frames):
+                for tree in (self.trees.get(number), SCHEMA):
+                    if tree is not None and self._reads_as(tree, data, page_start, number, rule):
+                        return [tree]
+                return []
+            commit = next((c for c in self._commits if c >= index), None)
+            if commit is None:
+                return []
+            owners = self._owners(commit)
+        if number in owners:
+            return [owners[number]]
+        trees = {t.name: t for t in owners.values()}
+        return [
+            t for _, t in sorted(trees.items()) if self._reads_as(t, data, page_start, number, None)
+        ]
+
+    def _reads_as(
+        self, tree: _Tree, data: bytes, page_start: int, number: int, rule: Rule | None
+    ) -> bool:
+        """Whether a page image reads as a page of ``tree``: a b-tree page of its kind
+        with live cells, every one a whole record of exactly its columns, each value of
+        its column's declared kind; of an index, every first key one the rule passes
+        over (a page of another index of the same shape, say names, holds others); of
+        the schema, every record a schema object's with its ``CREATE`` statement."""
+        key = (tree.name, page_start, rule is None)
+        if key in self._stale:
+            return self._stale[key]
+        self._stale[key] = False
+        try:
+            leaf, interior = (INDEX_LEAF, INDEX_INTERIOR) if tree.is_index else (TABLE_LEAF, -1)
+            cells = list(self._cells(data, page_start, number))
+            if cells and not tree.is_index and all(c[0] == TABLE_INTERIOR for c in cells):
+                self._stale[key] = True  # a table's interior page: child pointers and keys
+                return True
+            records = [c for c in cells if c[0] != TABLE_INTERIOR]
+            if not records or any(kind not in (leaf, interior) for kind, _, _ in records):
+                return False
+            for kind, cell, page_end in records:
+                at, local, total = self._payload(kind, data, cell, page_end)
+                values = list(self._values(data, at, local))
+                if local != total or len(values) != len(tree.columns):
+                    return False
+                if not all(_fits(k, tree.type_of(c)) for c, k, _, _ in values):
+                    return False
+                if tree is SCHEMA:
+                    kind_, _, _, _, sql = (self._decode(data, k, a, b) for _, k, a, b in values)
+                    if kind_ not in ("table", "index", "view", "trigger") or not (
+                        sql is None or (isinstance(sql, str) and sql.startswith("CREATE "))
+                    ):
+                        return False
+                if tree.is_index and rule is not None:
+                    _, serial, first, after = values[0]
+                    text = self._decode(data, serial, first, after)
+                    value = Value(tree.table, tree.columns[0], str(text), first, after)
+                    if not isinstance(text, str) or not rule(value, first, after):
+                        return False
+            self._stale[key] = True
+        except (_Unreadable, UnicodeDecodeError):
+            return False
+        return True
 
     @staticmethod
     def _tree(memory: sqlite3.Connection, kind: str, name: str, table: str) -> _Tree | None:
@@ -338,10 +466,22 @@ class Database:
         with contextlib.suppress(sqlite3.Error):
             if kind == "table":
                 info = memory.execute(f"PRAGMA table_info({quoted})").fetchall()
-                return _Tree(name, table, tuple(str(r[1]) for r in info), False) if info else None
+                types = tuple(str(r[2] or "").upper() for r in info)
+                columns = tuple(str(r[1]) for r in info)
+                return _Tree(name, table, columns, False, types) if info else None
             info = memory.execute(f"PRAGMA index_xinfo({quoted})").fetchall()
+            declared = {
+                str(r[1]): str(r[2] or "").upper()
+                for r in memory.execute(
+                    f'PRAGMA table_info("{table.replace(chr(34), chr(34) * 2)}")'
+                ).fetchall()
+            }
             columns = tuple(str(r[2]) if r[2] is not None else "" for r in info)
-            return _Tree(name, table, columns, True) if info else None
+            types = tuple(
+                declared.get(c, "INTEGER" if c == "" and r[1] == -1 else "")
+                for c, r in zip(columns, info, strict=True)
+            )
+            return _Tree(name, table, columns, True, types) if info else None
         return None
 
     # -- placing ----------------------------------------------------------------------
@@ -360,44 +500,35 @@ class Database:
             located = self._locate(in_wal, start)
             if located is None:
                 return False
-            data, page_start, number, latest = located
+            data, page_start, number, _ = located
             if end > page_start + self.usable:
                 return False
-            tree = self.trees.get(number)
-            if (
-                tree is not None
-                and not latest
-                and not self._image_of(tree, data, page_start, number)
-            ):
-                tree = None
+            trees = self._owner(in_wal, start, located, rule)
             cell = self._in_cell(data, page_start, number, start, end)
             if isinstance(cell, _Structure):
-                return tree is not None
+                return bool(trees)
             if cell is False:
                 return False
             if cell is not None:
-                index, count, column, text, value_start, value_end = cell
-                if tree is not None:
-                    candidates = (
-                        [tree] if tree.is_index == index and column < len(tree.columns) else []
+                index, _, column, text, value_start, value_end = cell
+                return bool(trees) and all(
+                    t.is_index == index
+                    and column < len(t.columns)
+                    and (
+                        t is SCHEMA
+                        or rule(
+                            Value(t.table, t.columns[column], text, value_start, value_end),
+                            start,
+                            end,
+                        )
                     )
-                else:
-                    candidates = [
-                        t for t in self._signatures(rule).get(count, []) if t.is_index == index
-                    ]
-                    if not index and self._schema_record(data, page_start, number, start):
-                        candidates.append(SCHEMA)
-                return any(
-                    t is SCHEMA
-                    or rule(
-                        Value(t.table, t.columns[column], text, value_start, value_end), start, end
-                    )
-                    for t in candidates
+                    for t in trees
                 )
             spilled = self._in_overflow(data, page_start, number, start, end, rule)
             if spilled is not None:
                 return spilled
-            return self._carved(data, page_start, number, latest, start, end, rule)
+            tree = trees[0] if len(trees) == 1 else None
+            return self._carved(data, page_start, number, tree, start, end, rule)
         return False
 
     def _locate(self, in_wal: bool, start: int) -> tuple[bytes, int, int, bool] | None:
@@ -456,35 +587,6 @@ class Database:
                     return index, count, column, text, value_start, value_end
             return STRUCTURE
         return None
-
-    def _schema_record(self, data: bytes, page_start: int, number: int, start: int) -> bool:
-        """Whether the live cell holding byte ``start`` holds a record of the schema
-        table: a type of schema object, two names, a root page, and a ``CREATE``
-        statement (or none)."""
-        for kind, cell, page_end in self._cells(data, page_start, number):
-            if kind != TABLE_LEAF:
-                continue
-            at, local, total = self._payload(kind, data, cell, page_end)
-            if not cell <= start < at + local:
-                continue
-            payload = (
-                data[at : at + local] if local == total else self._assembled(data, at, local, total)
-            )
-            fields = [
-                self._decode(payload, k, a, b)
-                for _, k, a, b in self._values(payload, 0, len(payload))
-            ]
-            if len(fields) != len(SCHEMA.columns):
-                return False
-            kind_, name, table, root, sql = fields
-            return (
-                kind_ in ("table", "index", "view", "trigger")
-                and isinstance(name, str)
-                and isinstance(table, str)
-                and isinstance(root, int)
-                and (sql is None or (isinstance(sql, str) and sql.startswith("CREATE ")))
-            )
-        return False
 
     def _assembled(self, data: bytes, at: int, local: int, total: int) -> bytes:
         """A cell's whole payload: its bytes in the page, then those of its chain of
@@ -582,51 +684,46 @@ class Database:
         data: bytes,
         page_start: int,
         number: int,
-        valid: bool,
+        tree: _Tree | None,
         start: int,
         end: int,
         rule: Rule,
     ) -> bool:
-        """Whether the bytes lie, outside the page's live cells, in a value of a freed
-        cell, at a value the rule points at (:meth:`Rule.anchors`):
+        """Whether the bytes lie, outside the live cells of a page of ``tree`` (its
+        owner when the image was written: :meth:`_owner`), in a value of a freed cell of
+        that b-tree, at a value the rule points at (:meth:`Rule.anchors`):
 
-        * one that reads back as a whole record of one of the rule's b-trees;
-        * in a page of an index of the rule's (its image, if the database no longer
-          reads it, an image of that index: :meth:`_image_of`), the index's first key:
-          right after the last serial type of its record's header, the rowid's (an
-          integer's: a text's bytes never hold one), or, where the cell pointers
-          overwrote that too, the next cell of the index right after the rowid; or
-          anywhere in a freeblock's body (a freeblock holds
-          the bytes of its own b-tree's freed cells, its header over their first four);
-        * in a page of a table of the rule's (the same), a value of a record of that
-          table whose header lost its first bytes (:meth:`_freed_record`)."""
-        signatures = self._signatures(rule)
+        * one that reads back as a whole record of exactly its columns, each value of its
+          column's declared kind (:func:`_fits`);
+        * for an index, its first key: right after the last serial type of its record's
+          header, the rowid's (an integer's: a text's bytes never hold one), or, where
+          the cell pointers overwrote that too, followed by the rowid and a whole cell of
+          the index; or anywhere in a freeblock's body (a freeblock holds the bytes of its
+          own b-tree's freed cells, its header over their first four);
+        * for a table, a value of a record whose header lost its first bytes
+          (:meth:`_freed_record`)."""
+        if tree is None or not tree.columns or tree.table not in rule.tables:
+            return False
         limit = page_start + self.usable
-        tree = self.trees.get(number)
-        if tree is not None and (not tree.columns or tree.table not in rule.tables):
-            tree = None
-        if tree is not None and not valid and not self._image_of(tree, data, page_start, number):
-            tree = None
-        blocks = self._freeblocks(data, page_start, number) if tree is not None else []
+        blocks = self._freeblocks(data, page_start, number)
         for value_start, value_end in rule.anchors(data, start, end):
             low = max(page_start, value_start - CARVE_WINDOW)
             for header in range(value_start - 1, low - 1, -1):
-                read = self._record_at(data, header, limit, value_start, value_end)
+                read = self._record_at(data, header, limit, value_start, value_end, tree)
                 if read is None:
                     continue
-                count, column, text, value_stop = read
-                for candidate in signatures.get(count, []):
-                    value = Value(
-                        candidate.table,
-                        candidate.columns[column],
-                        text,
-                        value_start,
-                        value_stop,
-                        whole=value_end != -1,
-                    )
-                    if rule(value, start, end):
-                        return True
-            if tree is None or value_end == -1:
+                column, text, value_stop = read
+                value = Value(
+                    tree.table,
+                    tree.columns[column],
+                    text,
+                    value_start,
+                    value_stop,
+                    whole=value_end != -1,
+                )
+                if rule(value, start, end):
+                    return True
+            if value_end == -1:
                 continue
             text = data[value_start:value_end].decode(self.encoding, errors="strict")
             if tree.is_index:
@@ -643,9 +740,7 @@ class Database:
                 continue
             for cell in range(value_start - 4, low - 1, -1):
                 for lost in (0, 1):
-                    at = self._freed_record(
-                        data, cell, limit, lost, len(tree.columns), value_start, value_end
-                    )
+                    at = self._freed_record(data, cell, limit, lost, tree, value_start, value_end)
                     if at is not None:
                         value = Value(tree.table, tree.columns[at], text, value_start, value_end)
                         if rule(value, start, end):
@@ -668,50 +763,25 @@ class Database:
         except (_Unreadable, UnicodeDecodeError):
             return False
 
-    def _image_of(self, tree: _Tree, data: bytes, page_start: int, number: int) -> bool:
-        """Whether a page image the database no longer reads (a stale frame of its log)
-        was a page of ``tree``: a b-tree page of its kind, with live cells, every one
-        a whole record of exactly its columns."""
-        key = (tree.name, data is self.wal, page_start)
-        if key not in self._images:
-            self._images[key] = self._reads_as(tree, data, page_start, number)
-        return self._images[key]
-
-    def _reads_as(self, tree: _Tree, data: bytes, page_start: int, number: int) -> bool:
-        try:
-            cells = list(self._cells(data, page_start, number))
-            leaf = INDEX_LEAF if tree.is_index else TABLE_LEAF
-            records = [c for c in cells if c[0] != TABLE_INTERIOR]
-            if not records or any(
-                kind not in (leaf, INDEX_INTERIOR if tree.is_index else -1)
-                for kind, _, _ in records
-            ):
-                return False
-            for kind, cell, page_end in records:
-                at, local, total = self._payload(kind, data, cell, page_end)
-                if local != total or len(list(self._values(data, at, local))) != len(tree.columns):
-                    return False
-            return True
-        except _Unreadable:
-            return False
-
     def _freed_record(
         self,
         data: bytes,
         cell: int,
         limit: int,
         lost: int,
-        count: int,
+        tree: _Tree,
         value_start: int,
         value_end: int,
     ) -> int | None:
-        """The column of a text value exactly at ``value_start:value_end`` of a table
-        record of ``count`` columns freed from a cell at ``cell``, read back though the
-        freeblock header SQLite writes over a freed cell's first four bytes took its
-        payload size and rowid (a byte each at least), its header's size, and ``lost``
-        (0 or 1) serial types of a byte: the serial types after them read, a lost one's
-        width the one that puts a known text value exactly there, the record ending
-        before ``limit``; None if none reads so."""
+        """The column of a text value exactly at ``value_start:value_end`` of a record
+        of table ``tree`` freed from a cell at ``cell``, read back though the freeblock
+        header SQLite writes over a freed cell's first four bytes took its payload size
+        and rowid (a byte each at least), its header's size, and ``lost`` (0 or 1)
+        serial types of a byte: the serial types after them read, each of its column's
+        declared kind (:func:`_fits`), a lost one's width (a text's) the one that puts a
+        known text value exactly there, the record ending before ``limit``; None if none
+        reads so."""
+        count = len(tree.columns)
         header = cell + 3 - lost
         cursor = cell + 4
         known: list[int] = []
@@ -722,6 +792,8 @@ class Database:
         widths = [_serial_size(k) for k in known]
         if len(known) != count - lost or min(widths, default=0) < 0 or cursor - header > 127:
             return None
+        if not all(_fits(k, tree.type_of(i)) for i, k in enumerate(known, start=lost)):
+            return None
         offset = cursor
         for column, (serial, width) in enumerate(zip(known, widths, strict=True), start=lost):
             if offset > value_start:
@@ -729,7 +801,10 @@ class Database:
             if serial >= 13 and serial % 2 and value_end - value_start == width:
                 lost_width = value_start - offset
                 fits = cursor + sum(widths) + lost_width <= limit
-                if fits and (lost_width == 0 or (lost and 0 < lost_width <= 57)):
+                lost_text = (
+                    lost and 0 < lost_width <= 57 and _fits(13 + 2 * lost_width, tree.type_of(0))
+                )
+                if fits and (lost_width == 0 or lost_text):
                     return column
             offset += width
         return None
@@ -757,9 +832,11 @@ class Database:
         limit: int,
         value_start: int,
         value_end: int,
-    ) -> tuple[int, int, str, int] | None:
-        """(number of values, column, text, end) of a record whose header starts at
-        ``header``, read whole before ``limit``, with a text value exactly at
+        tree: _Tree,
+    ) -> tuple[int, str, int] | None:
+        """(column, text, end) of a record of ``tree`` whose header starts at
+        ``header``: exactly its columns, each value of its column's declared kind
+        (:func:`_fits`), read whole before ``limit``, with a text value exactly at
         ``value_start:value_end`` (``value_end`` -1: starting at ``value_start``, its
         undecodable bytes replaced); None if none reads so."""
         try:
@@ -767,36 +844,27 @@ class Database:
             if size < 2 or header + size > value_start:
                 return None
             body = header + size
-            column = count = 0
+            column = 0
             found, found_end = -1, -1
             while cursor < header + size:
                 serial, cursor = _varint(data, cursor, header + size)
                 width = _serial_size(serial)
-                if width < 0 or body + width > limit:
+                if width < 0 or body + width > limit or column >= len(tree.columns):
+                    return None
+                if not _fits(serial, tree.type_of(column)):
                     return None
                 ends = value_end in (-1, body + width)
                 if body == value_start and ends and serial >= 13 and serial % 2:
                     found, found_end = column, body + width
                 body += width
                 column += 1
-                count += 1
-            if cursor != header + size or found < 0:
+            if cursor != header + size or found < 0 or column != len(tree.columns):
                 return None
             errors = "replace" if value_end == -1 else "strict"
             text = data[value_start:found_end].decode(self.encoding, errors=errors)
-            return count, found, text, found_end
+            return found, text, found_end
         except (_Unreadable, UnicodeDecodeError):
             return None
-
-    def _signatures(self, rule: Rule) -> dict[int, list[_Tree]]:
-        """The b-trees (tables and their indexes) of the rule's tables, by their number
-        of columns (a record of one holds exactly that many values)."""
-        if rule.tables not in self._by_count:
-            by_count: dict[int, list[_Tree]] = {}
-            for tree in self._tables(rule.tables):
-                by_count.setdefault(len(tree.columns), []).append(tree)
-            self._by_count[rule.tables] = by_count
-        return self._by_count[rule.tables]
 
     def _tables(self, names: frozenset[str]) -> list[_Tree]:
         """The b-trees (tables and their indexes) of the tables named."""

@@ -278,3 +278,84 @@ def test_block_type_definitions_and_configuration_keys_are_prefects_and_block_da
     con.close()
     assert ByteSearch(raw_patterns(["MYSQL"])).files([path]) == [True]
     assert ByteSearch(raw_patterns(["SESSION"])).files([path]) == [True]
+
+
+RUNS = """
+CREATE TABLE flow_run (id CHAR(36) PRIMARY KEY, created DATETIME, updated DATETIME,
+    name VARCHAR NOT NULL, state_type VARCHAR(10), run_count INTEGER DEFAULT 0,
+    expected_start_time DATETIME, parameters JSON, state_name VARCHAR);
+CREATE INDEX ix_flow_run__name ON flow_run (name);
+CREATE INDEX ix_flow_run__state_type ON flow_run (state_type);
+"""
+
+
+def _runs(path: Path, wal: bool = False) -> sqlite3.Connection:
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("PRAGMA secure_delete = OFF")
+    if wal:
+        con.execute("PRAGMA journal_mode = WAL")
+        con.execute("PRAGMA wal_autocheckpoint = 0")
+    con.executescript(RUNS)
+    return con
+
+
+def _run(con: sqlite3.Connection, i: int, name: str, kind: str = "COMPLETED") -> str:
+    rid = f"{i:08d}-0000-4000-8000-000000000000"
+    con.execute(
+        "INSERT INTO flow_run VALUES (?, ?, ?, ?, ?, 1, ?, '{}', ?)",
+        (
+            rid,
+            "2026-12-04 10:00:00.000000",
+            "2026-12-04 10:00:00.000000",
+            name,
+            kind,
+            "2026-12-04 10:00:00.000000",
+            kind.title(),
+        ),
+    )
+    return rid
+
+
+def test_a_deleted_run_named_as_the_plate_is_not_read_as_a_state_type(tmp_path: Path) -> None:
+    """A freed row's header lost its first bytes: read one column off, its name would be
+    its state type. Every column's declared kind must fit for a freed row to read back."""
+    path = tmp_path / "prefect.db"
+    con = _runs(path)
+    for i in range(20):
+        _run(con, i, f"run-{i:02d}")
+    named = [_run(con, 100 + i, "FAILED") for i in range(5)]
+    for i in range(20):
+        _run(con, 200 + i, f"zun-{i:02d}")
+    for rid in named:
+        con.execute("DELETE FROM flow_run WHERE id = ?", (rid,))
+    for i in range(5):
+        _run(con, 300 + i, f"new-{i:02d}")
+    con.close()
+    assert b"FAILED" in path.read_bytes()
+    assert ByteSearch(raw_patterns(["FAILED"])).files([path]) == [True]
+
+
+@pytest.mark.parametrize("wal", [False, True])
+def test_an_index_of_names_is_not_read_as_an_index_of_state_types(
+    tmp_path: Path, wal: bool
+) -> None:
+    """Entries (name, rowid) and (state type, rowid) have one shape: a page image is
+    read as the b-tree that owned it when it was written, never as any of that shape."""
+    path = tmp_path / "prefect.db"
+    con = _runs(path, wal)
+    con.execute("BEGIN")
+    named = []
+    for i in range(600):
+        _run(con, i, f"kept-run-{i:05d}", "RUNNING")
+        named.append(_run(con, 10_000 + i, "FAILED", "RUNNING"))
+    con.execute("COMMIT")
+    con.execute("BEGIN")
+    for rid in named:
+        con.execute("DELETE FROM flow_run WHERE id = ?", (rid,))
+    con.execute("COMMIT")
+    for i in range(200):
+        _run(con, 20_000 + i, "FAILEC", "RUNNING")
+    files = [path, tmp_path / "prefect.db-wal"] if wal else [path]
+    found = ByteSearch(raw_patterns(["FAILED"])).files(files)
+    con.close()
+    assert any(found), found
