@@ -61,7 +61,24 @@ EVENT_COLUMNS = frozenset(
         ("event_resources", "resource"),
     }
 )
-STATE_KEYS = frozenset({"from", "to", "type", "prefect.state-type"})
+#: Where in a run's state-change event a state type stands: its payload's intended
+#: transition and the states before and after; the run's resource's state label (in
+#: ``resource``, or in ``related`` as one of its resources: the list's index is ``*``).
+STATE_PATHS = {
+    "payload": frozenset(
+        {
+            ("intended", "from"),
+            ("intended", "to"),
+            ("initial_state", "type"),
+            ("validated_state", "type"),
+        }
+    ),
+    "resource": frozenset({("prefect.state-type",)}),
+    "related": frozenset({("*", "prefect.state-type")}),
+}
+#: The events Prefect emits for a run's state changes, and the resources of its runs.
+RUN_EVENTS = ("prefect.flow-run.", "prefect.task-run.")
+RESOURCE_ID = "prefect.resource.id"
 #: Columns of definitions, never data: the block types Prefect registers with every new
 #: database, its own and its collections' (descriptions, code examples with
 #: ``POSTGRESQL``, ``SELECT``, ``123456789``, the schemas' JSON with ``65536``), or a
@@ -82,8 +99,6 @@ DEFINITION_COLUMNS = frozenset(
     + [("block_schema", column) for column in ("fields", "checksum", "capabilities", "version")]
     + [("configuration", "key")]
 )
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_COLON = re.compile(r"\s*:\s*")
 _LONGEST = max(len(word) for word in STATE_TYPES)
 
 
@@ -117,26 +132,71 @@ class PrefectStates:
 
 def _state_in_json(value: Value, start: int, end: int) -> bool:
     """Whether bytes ``start:end`` of the file lie in a JSON string of ``value`` that is
-    exactly a state type under a state key. Outside a JSON string no ``"`` stands, so
-    the strings of a text that parses as JSON are found from its start."""
+    exactly a state type, at a place of a run's state-change event where Prefect writes
+    one (:data:`STATE_PATHS`): in the payload of an event named for a flow or task run,
+    or as the state label of a resource that is a flow or task run."""
     text = value.text
     if not text.isascii():
         return False  # offsets in the file are bytes; these values are ASCII
     try:
-        json.loads(text)
-    except ValueError:
+        parsed = json.loads(text)
+    except (ValueError, RecursionError):
         return False
     low, high = start - value.start, end - value.start
-    previous: re.Match[str] | None = None
-    for token in _STRING.finditer(text):
-        if token.start() < low and high < token.end():
-            if previous is None or not _COLON.fullmatch(text, previous.end(), token.start()):
-                return False
-            return (
-                json.loads(previous.group()) in STATE_KEYS
-                and json.loads(token.group()) in STATE_TYPES
-            )
-        if token.start() >= high:
-            return False
-        previous = token
-    return False
+    placed = next(
+        ((path, string) for path, at, to, string in _strings(text) if at < low and high < to),
+        None,
+    )
+    if placed is None or placed[1] not in STATE_TYPES:
+        return False
+    path, _ = placed
+    row = dict(value.row)
+    if value.column == "payload":
+        event = row.get("event")
+        return (
+            isinstance(event, str)
+            and event.startswith(RUN_EVENTS)
+            and path in STATE_PATHS["payload"]
+        )
+    generic = tuple("*" if isinstance(step, int) else step for step in path)
+    if generic not in STATE_PATHS[value.column]:
+        return False
+    resource = parsed
+    for step in path[:-1]:
+        resource = resource[step]
+    identity = resource.get(RESOURCE_ID) if isinstance(resource, dict) else None
+    if value.table == "event_resources":  # the resource's id is a column of its own
+        identity = row.get("resource_id")
+    return isinstance(identity, str) and identity.startswith(RUN_EVENTS)
+
+
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]:,]')
+
+
+def _strings(text: str) -> list[tuple[tuple[str | int, ...], int, int, str]]:
+    """Every string value of a JSON text (which parses), with its path (keys, and list
+    indexes) and where its token starts and ends. Outside a string no ``"`` stands, so
+    tokens are found from the text's start."""
+    found: list[tuple[tuple[str | int, ...], int, int, str]] = []
+    stack: list[list[object]] = []  # [container, key or index]
+    expect_key = False
+    for token in _TOKEN.finditer(text):
+        piece = token.group()
+        if piece in ("{", "["):
+            stack.append([piece, None if piece == "{" else 0])
+            expect_key = piece == "{"
+        elif piece in ("}", "]"):
+            stack.pop()
+            expect_key = False
+        elif piece == ":":
+            expect_key = False
+        elif piece == ",":
+            if stack and stack[-1][0] == "[":
+                stack[-1][1] = int(stack[-1][1]) + 1  # type: ignore[call-overload]
+            expect_key = bool(stack) and stack[-1][0] == "{"
+        elif expect_key:
+            stack[-1][1] = json.loads(piece)
+        else:
+            path = tuple(step[1] for step in stack)
+            found.append((path, token.start(), token.end(), json.loads(piece)))  # type: ignore[arg-type]
+    return found

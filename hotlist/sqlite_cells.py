@@ -19,6 +19,7 @@ page that does not read consistently places nothing.
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 import struct
 from collections.abc import Iterable, Iterator
@@ -52,6 +53,8 @@ class Value:
     #: False for a freed value read back from where an anchor said it starts, whose
     #: bytes past the anchor may have been overwritten since (undecodable ones replaced).
     whole: bool = True
+    #: The record's values by column, for a value of a live cell (empty for a freed one).
+    row: tuple[tuple[str, object], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ class _Tree:
 
 #: What a cell's record holds: (of an index, its number of values, the column of a
 #: text value, its text, its start and end in the file).
-_Placed = tuple[bool, int, int, str, int, int]
+_Placed = tuple[bool, int, int, str, int, int, tuple[object, ...]]
 
 
 class _Structure:
@@ -113,6 +116,50 @@ def _serial_size(kind: int) -> int:
     if kind >= 12:
         return (kind - 12) // 2
     return (0, 1, 2, 3, 4, 6, 8, 8, 0, 0, -1, -1)[kind]
+
+
+#: A statement that makes a table or an index, the only ones a schema's columns are
+#: learnt from (:func:`_schema_connection`).
+_CREATE = re.compile(r"\s*CREATE\s+(?:UNIQUE\s+)?(?:TABLE|INDEX)\s", re.IGNORECASE)
+#: What making a table or an index asks of SQLite's authorizer, and nothing more: no
+#: query (``CREATE TABLE ... AS SELECT``), no attachment, no pragma.
+_ALLOWED = frozenset(
+    {
+        sqlite3.SQLITE_CREATE_INDEX,
+        sqlite3.SQLITE_CREATE_TABLE,
+        sqlite3.SQLITE_INSERT,
+        sqlite3.SQLITE_READ,
+        sqlite3.SQLITE_UPDATE,
+        sqlite3.SQLITE_REINDEX,
+        sqlite3.SQLITE_FUNCTION,
+    }
+)
+#: SQLite virtual-machine steps (in thousands) a schema statement may take.
+_STEPS = 100
+
+
+def _authorize(action: int, first: str | None, *_: object) -> int:
+    if action not in _ALLOWED:
+        return sqlite3.SQLITE_DENY
+    if action in (sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE):
+        return (
+            sqlite3.SQLITE_OK
+            if first in ("sqlite_master", "sqlite_temp_master")
+            else sqlite3.SQLITE_DENY
+        )
+    return sqlite3.SQLITE_OK
+
+
+def _schema_connection() -> sqlite3.Connection:
+    """An empty in-memory database to make a file's tables and indexes in, for their
+    columns (``PRAGMA table_info``): the statements come from the file searched, so only
+    ``CREATE TABLE``/``CREATE INDEX`` are run, with an authorizer that refuses anything
+    else they might ask (a query, an attachment) and a bound on their steps."""
+    memory = sqlite3.connect(":memory:")
+    memory.set_authorizer(_authorize)
+    steps = iter(range(_STEPS))
+    memory.set_progress_handler(lambda: 0 if next(steps, None) is not None else 1, 1000)
+    return memory
 
 
 def _fits(serial: int, declared: str) -> bool:
@@ -336,12 +383,14 @@ class Database:
         """Every page of every table and index b-tree of the database as the current
         view (:attr:`_view`) holds it: which b-tree, which columns; and each b-tree's root."""
         rows = self._schema_rows()
-        memory = sqlite3.connect(":memory:")
+        memory = _schema_connection()
         try:
             for kind, _, _, _, sql in rows:
-                if kind in ("table", "index") and sql:
+                if kind in ("table", "index") and sql and _CREATE.match(sql):
                     with contextlib.suppress(sqlite3.Error):
                         memory.execute(sql)
+            memory.set_authorizer(None)  # the file's statements are made: now ask about them
+            memory.set_progress_handler(None, 0)
             pages: dict[int, _Tree] = {}
             roots = {SCHEMA.name: 1}
             for number, _, _ in self._walk(1):
@@ -496,7 +545,7 @@ class Database:
           read as a whole record of one of the rule's b-trees, all its columns);
         * in a page's free space, a freed cell's value that :meth:`Rule.anchors` points
           at and that reads back as the value of a whole record of one of them."""
-        with contextlib.suppress(_Unreadable, UnicodeDecodeError):
+        with contextlib.suppress(_Unreadable, UnicodeDecodeError, struct.error, IndexError):
             located = self._locate(in_wal, start)
             if located is None:
                 return False
@@ -510,14 +559,21 @@ class Database:
             if cell is False:
                 return False
             if cell is not None:
-                index, _, column, text, value_start, value_end = cell
+                index, _, column, text, value_start, value_end, row = cell
                 return bool(trees) and all(
                     t.is_index == index
                     and column < len(t.columns)
                     and (
                         t is SCHEMA
                         or rule(
-                            Value(t.table, t.columns[column], text, value_start, value_end),
+                            Value(
+                                t.table,
+                                t.columns[column],
+                                text,
+                                value_start,
+                                value_end,
+                                row=tuple(zip(t.columns, row, strict=False)),
+                            ),
                             start,
                             end,
                         )
@@ -549,6 +605,8 @@ class Database:
             header = self.wal[at - FRAME_HEADER : at - FRAME_HEADER + 4]
             return self.wal, at, struct.unpack(">I", header)[0], False
         number = start // self.page_size + 1
+        if number * self.page_size > len(self.main):
+            return None  # bytes past the last whole page: in no page
         return self.main, (number - 1) * self.page_size, number, number not in self._latest
 
     def _in_cell(
@@ -584,9 +642,20 @@ class Database:
                     text = data[value_start:value_end].decode(self.encoding, errors="strict")
                     index = kind in (INDEX_LEAF, INDEX_INTERIOR)
                     count = len(values) if local == total else -1
-                    return index, count, column, text, value_start, value_end
+                    row = self._row(data, values)
+                    return index, count, column, text, value_start, value_end, row
             return STRUCTURE
         return None
+
+    def _row(self, data: bytes, values: list[tuple[int, int, int, int]]) -> tuple[object, ...]:
+        """The values of a record, decoded (a text that does not decode: None)."""
+        row: list[object] = []
+        for _, serial, start, end in values:
+            try:
+                row.append(self._decode(data, serial, start, end))
+            except UnicodeDecodeError:
+                row.append(None)
+        return tuple(row)
 
     def _assembled(self, data: bytes, at: int, local: int, total: int) -> bytes:
         """A cell's whole payload: its bytes in the page, then those of its chain of
@@ -622,7 +691,8 @@ class Database:
                 text = payload[value_start:value_end].decode(self.encoding, errors="strict")
                 index = kind in (INDEX_LEAF, INDEX_INTERIOR)
                 first = start - (offset - value_start)
-                return index, len(values), column, text, first, first + value_end - value_start
+                row = self._row(payload, values)
+                return index, len(values), column, text, first, first + value_end - value_start, row
         return STRUCTURE
 
     def _in_overflow(
@@ -649,8 +719,15 @@ class Database:
             return True
         if cell is False or cell[2] >= len(tree.columns):
             return False
-        _, _, column, text, value_start, value_end = cell
-        value = Value(tree.table, tree.columns[column], text, value_start, value_end)
+        _, _, column, text, value_start, value_end, row = cell
+        value = Value(
+            tree.table,
+            tree.columns[column],
+            text,
+            value_start,
+            value_end,
+            row=tuple(zip(tree.columns, row, strict=False)),
+        )
         return tree is SCHEMA or rule(value, start, end)
 
     def _overflows(self, rule: Rule) -> dict[int, tuple[_Tree, int, bytes, int]]:
@@ -882,7 +959,7 @@ def open_database(path: Path) -> tuple[Database, bool] | None:
         wal_path = main.with_name(main.name + "-wal")
         wal_bytes = wal_path.read_bytes() if wal_path.is_file() else b""
         return Database(main_bytes, wal_bytes), in_wal
-    except (OSError, _Unreadable, UnicodeDecodeError, struct.error):
+    except (OSError, _Unreadable, UnicodeDecodeError, struct.error, IndexError, ValueError):
         return None
 
 
@@ -918,4 +995,7 @@ def excused(path: Path, spans: Iterable[tuple[int, int]], rule: Rule) -> bool:
     if opened is None:
         return False
     database, in_wal = opened
-    return all(database.excused(in_wal, start, end, rule) for start, end in spans)
+    try:
+        return all(database.excused(in_wal, start, end, rule) for start, end in spans)
+    except (_Unreadable, UnicodeDecodeError, struct.error, IndexError, ValueError, RecursionError):
+        return False  # a file that does not read as it should passes nothing over

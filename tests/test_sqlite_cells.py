@@ -139,28 +139,79 @@ def test_the_write_ahead_log_live_and_stale_frames(tmp_path: Path) -> None:
     con.close()
 
 
+RUN = '"prefect.resource.id": "prefect.flow-run.5e1d"'
+
+
 @pytest.mark.parametrize(
-    ("payload", "expected"),
+    ("event", "payload", "resource", "expected"),
     [
-        ('{"intended": {"from": "PENDING", "to": "RUNNING"}}', [True]),
-        ('{"prefect.state-type": "RUNNING", "prefect.state-name": "Running"}', [True]),
-        ('{"to": "RUNNING", "note": "RUNNING"}', [True, False]),
-        ('{"message": "RUNNING"}', [False]),
-        ('{"to": ["RUNNING"]}', [False]),
-        ('{"to": "RUNNING plate"}', [False]),
-        ('{"a\\": \\"to": "RUNNING"}', [False]),
-        ('{"to": "RUNNING"', [False]),
+        (
+            "prefect.flow-run.Running",
+            '{"intended": {"from": "PENDING", "to": "RUNNING"}}',
+            "{}",
+            [True],
+        ),
+        (
+            "prefect.task-run.Running",
+            '{"validated_state": {"type": "RUNNING", "name": "x"}}',
+            "{}",
+            [True],
+        ),
+        (
+            "prefect.flow-run.Running",
+            "{}",
+            "{" + RUN + ', "prefect.state-type": "RUNNING"}',
+            [True],
+        ),
+        (
+            "prefect.flow-run.Running",
+            '{"intended": {"to": "RUNNING"}, "note": "RUNNING"}',
+            "{}",
+            [True, False],
+        ),
+        ("prefect.flow-run.Running", '{"to": "RUNNING"}', "{}", [False]),
+        ("prefect.flow-run.Running", '{"vehicle": {"type": "RUNNING"}}', "{}", [False]),
+        ("hotlist.custom", '{"intended": {"from": "RUNNING"}}', "{}", [False]),
+        (
+            "prefect.flow-run.Running",
+            "{}",
+            '{"prefect.resource.id": "x.1", "prefect.state-type": "RUNNING"}',
+            [False],
+        ),
+        ("prefect.flow-run.Running", '{"message": "RUNNING"}', "{}", [False]),
+        ("prefect.flow-run.Running", '{"intended": {"to": ["RUNNING"]}}', "{}", [False]),
+        ("prefect.flow-run.Running", '{"intended": {"to": "RUNNING plate"}}', "{}", [False]),
+        ("prefect.flow-run.Running", '{"intended": {"a\\": \\"to": "RUNNING"}}', "{}", [False]),
+        ("prefect.flow-run.Running", '{"intended": {"to": "RUNNING"}', "{}", [False]),
     ],
 )
-def test_event_json_state_keys(tmp_path: Path, payload: str, expected: list[bool]) -> None:
+def test_event_json_state_places(
+    tmp_path: Path, event: str, payload: str, resource: str, expected: list[bool]
+) -> None:
+    """A state type in an event's JSON is Prefect's only where a run's state-change event
+    writes one: its payload's transition and states, a run resource's state label."""
     path = tmp_path / "prefect.db"
     con = _database(path)
     con.execute(
-        "INSERT INTO events VALUES ('e', '2026-12-04', 'prefect.flow-run.Running', '{}', ?)",
-        (payload,),
+        "INSERT INTO events VALUES ('e', '2026-12-04', ?, ?, ?)", (event, resource, payload)
     )
     con.close()
     assert [excused(path, [span], RULE) for span in _spans(path, b"RUNNING")] == expected
+
+
+@pytest.mark.parametrize(
+    ("resource_id", "expected"), [("prefect.task-run.5e1d", True), ("hotlist.plate", False)]
+)
+def test_an_event_resources_state_label_counts_for_a_runs_resource_only(
+    tmp_path: Path, resource_id: str, expected: bool
+) -> None:
+    path = tmp_path / "prefect.db"
+    con = _database(path)
+    con.execute("CREATE TABLE event_resources (resource_id TEXT, resource TEXT, event_id TEXT)")
+    resource = '{"prefect.state-name": "Running", "prefect.state-type": "RUNNING"}'
+    con.execute("INSERT INTO event_resources VALUES (?, ?, 'e')", (resource_id, resource))
+    con.close()
+    assert excused(path, _spans(path, b"RUNNING"), RULE) is expected
 
 
 def test_the_verifications_raw_search_passes_prefects_words_and_finds_a_log_line(
@@ -359,3 +410,42 @@ def test_an_index_of_names_is_not_read_as_an_index_of_state_types(
     found = ByteSearch(raw_patterns(["FAILED"])).files(files)
     con.close()
     assert any(found), found
+
+
+def test_a_file_with_bytes_past_its_last_page_places_nothing_there_and_never_fails(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "prefect.db"
+    con = _database(path)
+    _state(con, 1, "RUNNING")
+    con.close()
+    path.write_bytes(path.read_bytes() + b"\x05\x00\x00\x00\x01RUNNING")
+    assert ByteSearch(raw_patterns(["RUNNING"])).files([path]) == [True]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "VACUUM INTO '{target}'",
+        "CREATE TABLE zz AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c)"
+        " SELECT count(*) FROM c",
+        "ATTACH '{target}' AS other",
+    ],
+)
+def test_the_statements_a_searched_file_holds_are_never_run_but_to_make_its_tables(
+    tmp_path: Path, statement: str
+) -> None:
+    """A schema row written with ``writable_schema`` may hold any statement: the search
+    makes tables and indexes only, refusing what they would ask beyond that."""
+    path = tmp_path / "prefect.db"
+    target = tmp_path / "written by the search.db"
+    con = _database(path)
+    _state(con, 1, "RUNNING", message="stopped RUNNING at the gate")
+    con.execute("PRAGMA writable_schema = ON")
+    con.execute(
+        "INSERT INTO sqlite_master VALUES ('table', 'zz', 'zz', 0, ?)",
+        (statement.format(target=target),),
+    )
+    con.close()
+    assert ByteSearch(raw_patterns(["RUNNING"])).files([path]) == [True]
+    assert not target.exists()
